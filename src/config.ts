@@ -1,0 +1,77 @@
+// The one configuration loader: environment variables, validated once at start.
+import os from 'node:os';
+import path from 'node:path';
+import { envSchema } from 'env-schema';
+import { Type, type Static } from '@sinclair/typebox';
+
+const Port = (dflt?: number) => Type.Integer({ minimum: 0, maximum: 65535, ...(dflt === undefined ? {} : { default: dflt }) });
+
+const EnvSchema = Type.Object({
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  MQOTA_DATA_DIR: Type.String({ default: './data', minLength: 1 }),
+  MQOTA_CERTS_DIR: Type.String({ default: './certs', minLength: 1 }),
+  MQOTA_HOST: Type.String({ default: '0.0.0.0', minLength: 1 }),
+  MQTT_PORT: Port(8883),
+  MQTT_PLAINTEXT_PORT: Type.Optional(Port()),
+  MQTT_MAX_PACKET_BYTES: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
+  HTTPS_PORT: Port(8443),
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https://[^/?#]+(/[^?#]*)?$' })),
+  MQOTA_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  MQOTA_HOSTNAMES: Type.String({ default: '', pattern: '^[A-Za-z0-9.:,\\- ]*$' }),
+  MQOTA_MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, maximum: 1024 * 1024 * 1024, default: 16 * 1024 * 1024 }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  LOG_FORMAT: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('pretty')])),
+});
+
+export interface Config {
+  databaseUrl: string | null;
+  dataDir: string;
+  certsDir: string;
+  host: string;
+  mqttPort: number;
+  mqttPlaintextPort: number | null;
+  mqttMaxPacketBytes: number;
+  httpsPort: number;
+  /** Base of image links sent to devices; derived from the host name and bound port when unset. */
+  publicUrl: string | null;
+  adminToken: string | null;
+  hostnames: string[];
+  maxImageBytes: number;
+  logLevel: string;
+  logFormat: 'json' | 'pretty';
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: Static<typeof EnvSchema>;
+  try {
+    raw = envSchema<Static<typeof EnvSchema>>({ schema: EnvSchema, data: { ...env } });
+  } catch (err) {
+    // Ajv says "env/MQTT_PORT must be <= 65535"; name the variable the way the README does.
+    throw new ConfigError(`invalid configuration: ${(err as Error).message.replace(/env\//g, '')}`);
+  }
+  return {
+    databaseUrl: raw.DATABASE_URL ?? null,
+    dataDir: path.resolve(raw.MQOTA_DATA_DIR),
+    certsDir: path.resolve(raw.MQOTA_CERTS_DIR),
+    host: raw.MQOTA_HOST,
+    mqttPort: raw.MQTT_PORT,
+    mqttPlaintextPort: raw.MQTT_PLAINTEXT_PORT ?? null,
+    mqttMaxPacketBytes: raw.MQTT_MAX_PACKET_BYTES,
+    httpsPort: raw.HTTPS_PORT,
+    publicUrl: raw.PUBLIC_URL ? raw.PUBLIC_URL.replace(/\/+$/, '') : null,
+    adminToken: raw.MQOTA_ADMIN_TOKEN ?? null,
+    hostnames: raw.MQOTA_HOSTNAMES.split(',').map((h) => h.trim()).filter(Boolean),
+    maxImageBytes: raw.MQOTA_MAX_IMAGE_BYTES,
+    logLevel: raw.LOG_LEVEL,
+    logFormat: raw.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
+  };
+}
+
+/** The link base devices download images from. */
+export function publicBaseUrl(config: Config, boundHttpsPort: number): string {
+  if (config.publicUrl) return config.publicUrl;
+  const host = config.hostnames[0] ?? os.hostname();
+  return `https://${host.includes(':') ? `[${host}]` : host}:${boundHttpsPort}`;
+}

@@ -1,0 +1,109 @@
+// Opens the catalog database: embedded PGlite in the data folder by default, PostgreSQL when
+// DATABASE_URL is set. Same Prisma schema and migrations on both.
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaClient } from '../generated/prisma/client.js';
+import type { Logger } from '../logger.js';
+import { migrate, type SqlDriver } from './migrate.js';
+
+export { PrismaClient };
+
+export interface Database {
+  readonly kind: 'pglite' | 'postgres';
+  readonly prisma: PrismaClient;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class DatabaseLockedError extends Error {}
+
+export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; logger: Logger }): Promise<Database> {
+  const log = opts.logger.child({ component: 'db' });
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, log) : openPglite(path.join(opts.dataDir, 'pglite'), log);
+}
+
+async function openPostgres(url: string, log: Logger): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection failed'));
+  const client = await pool.connect();
+  try {
+    await migrate(pgDriver(client), log, { lock: true });
+  } finally {
+    client.release();
+  }
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  log.info({ database: redactUrl(url) }, 'PostgreSQL ready');
+  return {
+    kind: 'postgres',
+    prisma,
+    ping: async () => { await pool.query('SELECT 1'); },
+    close: async () => { await prisma.$disconnect(); await pool.end(); },
+  };
+}
+
+async function openPglite(dir: string, log: Logger): Promise<Database> {
+  await mkdir(dir, { recursive: true });
+  const releaseLock = await lockDirectory(dir);
+  try {
+    const db = await PGlite.create(dir);
+    await migrate(pgliteDriver(db), log, { lock: false });
+    const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
+    log.info({ dir }, 'PGlite ready');
+    return {
+      kind: 'pglite',
+      prisma,
+      ping: async () => { await db.query('SELECT 1'); },
+      close: async () => { await prisma.$disconnect(); await db.close(); await releaseLock(); },
+    };
+  } catch (err) {
+    await releaseLock();
+    throw err;
+  }
+}
+
+// PGlite is one in-process PostgreSQL: two processes on one folder would corrupt it.
+async function lockDirectory(dir: string): Promise<() => Promise<void>> {
+  const lockFile = path.join(dir, '..', 'pglite.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(lockFile, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      return () => rm(lockFile, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number((await readFile(lockFile, 'utf8').catch(() => '')).trim());
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new DatabaseLockedError(`the embedded database in ${dir} is in use by process ${pid}; use the API (or DATABASE_URL) while the service runs`);
+      }
+      await rm(lockFile, { force: true }); // stale lock from a crashed process
+    }
+  }
+  throw new DatabaseLockedError(`could not lock ${dir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+function pgDriver(client: pg.PoolClient): SqlDriver {
+  return {
+    exec: async (sql) => { await client.query(sql); },
+    query: async <T>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as T[],
+  };
+}
+
+function pgliteDriver(db: PGlite): SqlDriver {
+  return {
+    exec: async (sql) => { await db.exec(sql); },
+    query: async <T>(sql: string, params?: unknown[]) => (await db.query<T>(sql, params)).rows,
+  };
+}
+
+function redactUrl(url: string): string {
+  try { const u = new URL(url); if (u.password) u.password = '***'; return u.toString(); } catch { return 'postgres://…'; }
+}

@@ -2,7 +2,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { envSchema } from 'env-schema';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 
 const Port = (dflt?: number) => Type.Integer({ minimum: 0, maximum: 65535, ...(dflt === undefined ? {} : { default: dflt }) });
 

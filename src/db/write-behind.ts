@@ -1,0 +1,133 @@
+// Group commit for the per-message path: device presence and announces, attempt snapshots and
+// their state history are queued in memory and written in one transaction of a few set-based
+// statements. While a transaction is in flight the next batch gathers, so at low load a write
+// lands at once and at high load thousands share one commit. Rows are full snapshots, coalesced
+// by id, so a batch only ever holds the latest state of each device and attempt.
+import type { PrismaClient } from '../generated/prisma/client.js';
+import type { Logger } from '../logger.js';
+
+export interface DeviceRow {
+  id: string; type: string; version: string | null; chip: string | null; idfVersion: string | null;
+  secureVersion: number | null; slot: string | null; online: boolean; lastSeenAt: Date | null;
+}
+
+export interface AttemptRow {
+  id: string; rolloutId: string; deviceId: string; firmwareId: string; fromVersion: string | null;
+  state: string; progress: number | null; error: string | null; reason: string | null;
+  createdAt: Date; updatedAt: Date; finishedAt: Date | null;
+}
+
+export interface AttemptEventRow {
+  attemptId: string; state: string; progress: number | null; error: string | null; reason: string | null; at: Date;
+}
+
+// json_to_recordset turns one JSON parameter into rows: one round trip whatever the batch size.
+const UPSERT_DEVICES = `
+INSERT INTO "Device" (id, type, version, chip, "idfVersion", "secureVersion", slot, online, "lastSeenAt", "updatedAt")
+SELECT id, type, version, chip, "idfVersion", "secureVersion", slot, online, "lastSeenAt", now()
+FROM json_to_recordset($1::json) AS x(id text, type text, version text, chip text, "idfVersion" text,
+  "secureVersion" integer, slot text, online boolean, "lastSeenAt" timestamp)
+ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, version = EXCLUDED.version, chip = EXCLUDED.chip,
+  "idfVersion" = EXCLUDED."idfVersion", "secureVersion" = EXCLUDED."secureVersion", slot = EXCLUDED.slot,
+  online = EXCLUDED.online, "lastSeenAt" = EXCLUDED."lastSeenAt", "updatedAt" = now()`;
+
+const UPSERT_ATTEMPTS = `
+INSERT INTO "UpdateAttempt" (id, "rolloutId", "deviceId", "firmwareId", "fromVersion", state, progress, error, reason, "createdAt", "updatedAt", "finishedAt")
+SELECT id, "rolloutId", "deviceId", "firmwareId", "fromVersion", state, progress, error, reason, "createdAt", "updatedAt", "finishedAt"
+FROM json_to_recordset($1::json) AS x(id text, "rolloutId" text, "deviceId" text, "firmwareId" text, "fromVersion" text,
+  state text, progress integer, error text, reason text, "createdAt" timestamp, "updatedAt" timestamp, "finishedAt" timestamp)
+ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, progress = EXCLUDED.progress, error = EXCLUDED.error,
+  reason = EXCLUDED.reason, "updatedAt" = EXCLUDED."updatedAt", "finishedAt" = EXCLUDED."finishedAt"`;
+
+const INSERT_EVENTS = `
+INSERT INTO "AttemptEvent" ("attemptId", state, progress, error, reason, at)
+SELECT "attemptId", state, progress, error, reason, at
+FROM json_to_recordset($1::json) AS x("attemptId" text, state text, progress integer, error text, reason text, at timestamp)`;
+
+interface Batch {
+  devices: Map<string, DeviceRow>;
+  attempts: Map<string, AttemptRow>;
+  events: AttemptEventRow[];
+  committed: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+const MAX_RETRIES = 5;
+
+export class WriteBehind {
+  private pending: Batch | null = null;
+  private inFlight: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(private readonly prisma: PrismaClient, private readonly log: Logger) {}
+
+  device(row: DeviceRow): Promise<void> {
+    const b = this.batch();
+    b.devices.set(row.id, { ...row });
+    return b.committed;
+  }
+
+  attempt(row: AttemptRow, event?: AttemptEventRow): Promise<void> {
+    const b = this.batch();
+    b.attempts.set(row.id, { ...row });
+    if (event) b.events.push(event);
+    return b.committed;
+  }
+
+  /** Resolves when everything queued so far is committed. */
+  async flush(): Promise<void> {
+    if (this.pending) await this.pending.committed;
+    else if (this.inFlight) await this.inFlight;
+  }
+
+  async close(): Promise<void> {
+    await this.flush().catch(() => undefined);
+    this.closed = true;
+  }
+
+  private batch(): Batch {
+    if (this.closed) throw new Error('write-behind queue is closed');
+    if (!this.pending) {
+      let resolve!: () => void;
+      let reject!: (err: Error) => void;
+      const committed = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+      committed.catch(() => undefined); // callers that do not wait must not see unhandled rejections
+      this.pending = { devices: new Map(), attempts: new Map(), events: [], committed, resolve, reject };
+      if (!this.inFlight) setImmediate(() => this.drain());
+    }
+    return this.pending;
+  }
+
+  private drain(): void {
+    const batch = this.pending;
+    if (!batch || this.inFlight) return;
+    this.pending = null;
+    this.inFlight = this.write(batch).finally(() => {
+      this.inFlight = null;
+      if (this.pending) this.drain();
+    });
+  }
+
+  private async write(batch: Batch): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const statements = [];
+        if (batch.devices.size) statements.push(this.prisma.$executeRawUnsafe(UPSERT_DEVICES, JSON.stringify([...batch.devices.values()])));
+        if (batch.attempts.size) statements.push(this.prisma.$executeRawUnsafe(UPSERT_ATTEMPTS, JSON.stringify([...batch.attempts.values()])));
+        if (batch.events.length) statements.push(this.prisma.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(batch.events)));
+        await this.prisma.$transaction(statements);
+        batch.resolve();
+        return;
+      } catch (err) {
+        if (attempt >= MAX_RETRIES) {
+          this.log.error({ err, devices: batch.devices.size, attempts: batch.attempts.size, events: batch.events.length }, 'batched write failed; giving up on this batch');
+          batch.reject(err as Error);
+          return;
+        }
+        this.log.warn({ err, attempt }, 'batched write failed; retrying');
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
+  }
+}

@@ -1,0 +1,56 @@
+// The HTTPS application: operator API under /api (bearer token), images under /firmware, /healthz.
+import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import multipart from '@fastify/multipart';
+import fastifyStatic from '@fastify/static';
+import type { Logger } from '../logger.js';
+import type { Services } from '../services.js';
+import { authPlugin } from './auth.js';
+import { firmwareRoutes } from './routes/firmware.js';
+import { imageRoutes } from './routes/images.js';
+import { deviceRoutes } from './routes/devices.js';
+import { rolloutRoutes } from './routes/rollouts.js';
+import { healthRoutes } from './routes/health.js';
+
+export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
+
+export async function buildApp(services: Services, tls: { key: string; cert: string }): Promise<App> {
+  const app = Fastify({
+    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' },
+    loggerInstance: services.logger.child({ component: 'http' }),
+    bodyLimit: 1024 * 1024,
+    // Path tricks are answered by the router (404) or the name check on /firmware, never the file system.
+    routerOptions: { maxParamLength: 200 },
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+
+  await app.register(multipart, {
+    limits: { fileSize: services.config.maxImageBytes, files: 1, fields: 10, fieldSize: 4096, parts: 12 },
+  });
+  await app.register(fastifyStatic, { root: services.catalog.images.dir, serve: false, decorateReply: true });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) {
+      req.log.error({ err }, 'request failed');
+      return reply.code(status).send({ statusCode: status, error: 'Internal Server Error', message: 'Internal Server Error' });
+    }
+    req.log.info({ code: err.code, message: err.message }, 'request rejected');
+    return reply.code(status).send({ statusCode: status, error: httpReason(status), message: err.message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `${req.method} ${req.url.split('?')[0]} not found` }));
+
+  await app.register(healthRoutes, { services });
+  await app.register(imageRoutes, { services });
+  await app.register(async (api) => {
+    await api.register(authPlugin, { token: services.adminToken });
+    await api.register(firmwareRoutes, { services });
+    await api.register(deviceRoutes, { services });
+    await api.register(rolloutRoutes, { services });
+  }, { prefix: '/api' });
+  return app;
+}
+
+function httpReason(status: number): string {
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 406: 'Not Acceptable', 409: 'Conflict',
+    413: 'Payload Too Large', 415: 'Unsupported Media Type', 416: 'Range Not Satisfiable', 429: 'Too Many Requests' } as Record<number, string>)[status] ?? 'Error';
+}

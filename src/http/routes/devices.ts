@@ -1,0 +1,68 @@
+// /api/devices: the fleet, and provisioning (a device certificate and its bundle).
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import semver from 'semver';
+import { issueClientCertificate } from '../../../certs/pki.js';
+import type { Device } from '../../fleet/device-registry.js';
+import type { Services } from '../../services.js';
+import { HttpError, notFound } from '../errors.js';
+import { DeviceCreateBody, DeviceListQuery, DeviceParams } from '../schemas.js';
+
+function deviceView(d: Device) {
+  return {
+    id: d.id, type: d.type, version: d.version, chip: d.chip, idfVersion: d.idfVersion, secureVersion: d.secureVersion,
+    slot: d.slot, online: d.online, lastSeenAt: d.lastSeenAt,
+  };
+}
+
+export async function deviceRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { registry, prisma } = { registry: services.registry, prisma: services.db.prisma };
+
+  app.post('/devices', { schema: { body: DeviceCreateBody } }, async (req, reply) => {
+    const { id, type } = req.body;
+    if (registry.get(id)) throw new HttpError(409, `device ${id} already exists`);
+    const issued = await issueClientCertificate(services.pki, { id, role: 'device' });
+    await registry.register(id, type);
+    req.log.info({ deviceId: id, type, fingerprint: issued.fingerprint, notAfter: issued.notAfter }, 'device provisioned');
+    return reply.code(201).send({
+      device: deviceView(registry.get(id)!),
+      bundle: {
+        deviceId: id, type, brokerUrl: services.links.brokerUrl(),
+        certPem: issued.certPem, keyPem: issued.keyPem, caPem: issued.caPem,
+        fingerprint: issued.fingerprint, notAfter: issued.notAfter,
+      },
+    });
+  });
+
+  app.get('/devices', { schema: { querystring: DeviceListQuery } }, async (req) => {
+    const { type, version, online } = req.query;
+    const range = version ? semver.validRange(version) : null;
+    if (version && !range) throw new HttpError(400, `version filter '${version}' is neither a version nor a semver range`);
+    const devices = type ? registry.ofType(type) : [...registry.all()];
+    return devices
+      .filter((d) => (online === undefined || d.online === online) && (!range || (d.version !== null && semver.satisfies(d.version, range, { includePrerelease: true }))))
+      .sort((a, b) => a.id.localeCompare(b.id))
+      .map(deviceView);
+  });
+
+  app.get('/devices/:id', { schema: { params: DeviceParams } }, async (req) => {
+    const device = registry.get(req.params.id);
+    if (!device) throw notFound(`device ${req.params.id}`);
+    await services.writes.flush();
+    const attempts = await prisma.updateAttempt.findMany({
+      where: { deviceId: device.id },
+      orderBy: { createdAt: 'desc' },
+      take: 50,
+      include: { firmware: { select: { type: true, version: true } }, events: { orderBy: { id: 'asc' }, select: { state: true, progress: true, error: true, reason: true, at: true } } },
+    });
+    return {
+      ...deviceView(device),
+      attempts: attempts.map((a) => ({
+        updateId: a.id, rolloutId: a.rolloutId, firmwareId: a.firmwareId, targetVersion: a.firmware.version, fromVersion: a.fromVersion,
+        state: a.state, progress: a.progress, error: a.error, reason: a.reason, createdAt: a.createdAt, updatedAt: a.updatedAt, finishedAt: a.finishedAt,
+        history: a.events,
+      })),
+    };
+  });
+}

@@ -1,0 +1,90 @@
+// /api/firmware: the catalog. Uploads stream to disk while hashing; the image's own header
+// (ESP-IDF app image) supplies or checks type and version.
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { DuplicateFirmwareError, type Firmware } from '../../firmware/catalog.js';
+import { parseEspAppImage } from '../../firmware/esp-image.js';
+import { EmptyImageError, ImageTooLargeError, type SavedImage } from '../../firmware/image-store.js';
+import { resolveFirmwareIdentity } from '../../firmware/version.js';
+import type { Services } from '../../services.js';
+import { HttpError, notFound } from '../errors.js';
+import { FirmwareListQuery, IdParams } from '../schemas.js';
+
+const CHANNEL = /^[a-z0-9-]{1,32}$/;
+const FORM_FIELDS = new Set(['type', 'version', 'channel', 'notes']);
+
+export function firmwareView(fw: Firmware, services: Services) {
+  return {
+    id: fw.id, type: fw.type, version: fw.version, channel: fw.channel, notes: fw.notes, sha256: fw.sha256, size: fw.size,
+    url: services.links.imageUrl(fw.sha256), createdAt: fw.createdAt,
+    image: fw.projectName === null ? null : {
+      chip: fw.chip, projectName: fw.projectName, version: fw.imageVersion, idfVersion: fw.idfVersion, secureVersion: fw.secureVersion, buildId: fw.buildId,
+    },
+  };
+}
+
+export async function firmwareRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { catalog, engine } = services;
+
+  app.post('/firmware', async (req, reply) => {
+    if (!req.isMultipart()) throw new HttpError(415, 'send multipart/form-data with fields type, version (optional: channel, notes) and one file');
+    const fields: Record<string, string> = {};
+    let saved: SavedImage | null = null;
+    try {
+      for await (const part of req.parts()) {
+        if (part.type === 'file') {
+          if (saved) throw new HttpError(400, 'one file per upload');
+          saved = await catalog.images.save(part.file);
+        } else if (FORM_FIELDS.has(part.fieldname)) {
+          fields[part.fieldname] = String(part.value);
+        } else {
+          throw new HttpError(400, `unknown field '${part.fieldname}'`);
+        }
+      }
+      if (!saved) throw new HttpError(400, 'the file is missing');
+      const channel = fields.channel ?? 'stable';
+      if (!CHANNEL.test(channel)) throw new HttpError(400, `channel must match ${CHANNEL}`);
+      const image = parseEspAppImage(saved.head);
+      const identity = resolveFirmwareIdentity({ type: fields.type, version: fields.version }, image);
+      if (!identity.ok) throw new HttpError(400, identity.message);
+      const fw = await catalog.add({
+        type: identity.type, version: identity.version, channel, notes: fields.notes ?? null, sha256: saved.sha256, size: saved.size,
+        chip: image?.chip ?? null, projectName: image?.projectName ?? null, imageVersion: image?.version ?? null, buildId: identity.buildId,
+        idfVersion: image?.idfVersion ?? null, secureVersion: image?.secureVersion ?? null,
+      });
+      req.log.info({ firmwareId: fw.id, type: fw.type, version: fw.version, sha256: fw.sha256, size: fw.size, chip: fw.chip }, 'firmware uploaded');
+      return reply.code(201).send(firmwareView(fw, services));
+    } catch (err) {
+      // A rejected upload leaves nothing behind, unless the same bytes belong to catalog firmware.
+      if (saved && !catalog.list().some((f) => f.sha256 === saved!.sha256)) await catalog.images.remove(saved.sha256);
+      throw translate(err);
+    }
+  });
+
+  app.get('/firmware', { schema: { querystring: FirmwareListQuery } }, async (req) =>
+    catalog.list({ type: req.query.type }).map((fw) => firmwareView(fw, services)));
+
+  app.get('/firmware/:id', { schema: { params: IdParams } }, async (req) => {
+    const fw = catalog.get(req.params.id);
+    if (!fw) throw notFound(`firmware ${req.params.id}`);
+    return firmwareView(fw, services);
+  });
+
+  app.delete('/firmware/:id', { schema: { params: IdParams } }, async (req, reply) => {
+    const fw = catalog.get(req.params.id);
+    if (!fw) throw notFound(`firmware ${req.params.id}`);
+    if (engine.isFirmwareInUse(fw.id)) throw new HttpError(409, `firmware ${fw.id} is used by a running rollout; cancel it first`);
+    await catalog.remove(fw.id);
+    req.log.info({ firmwareId: fw.id, type: fw.type, version: fw.version }, 'firmware deleted');
+    return reply.code(204).send();
+  });
+}
+
+function translate(err: unknown): Error {
+  if (err instanceof HttpError) return err;
+  if (err instanceof ImageTooLargeError) return new HttpError(413, err.message);
+  if (err instanceof EmptyImageError) return new HttpError(400, 'the file is empty');
+  if (err instanceof DuplicateFirmwareError) return new HttpError(409, err.message);
+  return err as Error;
+}

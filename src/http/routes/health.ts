@@ -1,0 +1,20 @@
+// GET /healthz without auth: broker, database and disk, for load balancers and orchestrators.
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../services.js';
+
+const MIN_FREE_BYTES = 64 * 1024 * 1024;
+
+export async function healthRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
+  app.get('/healthz', async (_req, reply) => {
+    const { db, broker, catalog, registry, engine } = services;
+    const database = await db.ping().then(() => ({ ok: true, kind: db.kind }), (err: Error) => ({ ok: false, kind: db.kind, error: err.message }));
+    const freeBytes = await catalog.images.freeBytes().catch(() => 0);
+    const disk = { ok: freeBytes >= MIN_FREE_BYTES, freeBytes };
+    const mqtt = { ok: !broker.aedes.closed, port: broker.port, connectedDevices: broker.connectedDevices() };
+    const ok = database.ok && disk.ok && mqtt.ok;
+    return reply.code(ok ? 200 : 503).send({
+      status: ok ? 'ok' : 'degraded', broker: mqtt, database, disk,
+      fleet: { devices: registry.size, online: registry.onlineCount(), runningRollouts: engine.runningCount() },
+    });
+  });
+}

@@ -1,0 +1,45 @@
+// `npm start`: run mqota with the configuration from the environment.
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { startMqota } from './mqota.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`mqota: ${err.message}\nSee the README's configuration table.\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config);
+  const mqota = await startMqota(config, logger);
+  logger.info({
+    https: mqota.publicUrl, mqtt: mqota.services.links.brokerUrl(), database: mqota.services.db.kind, dataDir: config.dataDir,
+    certsDir: config.certsDir, fingerprints: mqota.fingerprints,
+  }, mqota.pkiCreated ? 'mqota started with newly generated development certificates' : 'mqota started');
+  if (!config.publicUrl) logger.warn({ publicUrl: mqota.publicUrl }, 'PUBLIC_URL is not set: image links use this host name; set it to the address devices reach');
+  if (mqota.adminToken.generated) {
+    // Printed once, outside the log stream, so it is not shipped with the logs.
+    process.stdout.write(`\nOperator API token (stored in ${mqota.adminToken.file}, shown only now):\n\n    ${mqota.adminToken.token}\n\n`);
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    mqota.close().then(() => process.exit(0), (err) => { logger.error({ err }, 'unclean stop'); process.exit(1); });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`mqota: could not start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

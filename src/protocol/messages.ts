@@ -1,0 +1,90 @@
+// The device messages of docs/protocol.md: schemas, parsing of what devices send, encoding of
+// what the server sends. Schemas are compiled once; parsing never throws.
+import { Type, type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
+import { normaliseVersion } from '../firmware/version.js';
+
+export const MAX_PAYLOAD_BYTES = 4096;
+
+const Name = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' });
+
+const AnnounceSchema = Type.Object({
+  type: Name,
+  version: Type.String({ minLength: 1, maxLength: 64 }),
+  chip: Type.Optional(Type.String({ pattern: '^[a-z0-9_-]{1,32}$' })),
+  idf: Type.Optional(Type.String({ maxLength: 64 })),
+  secureVersion: Type.Optional(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
+  slot: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_]{1,16}$' })),
+});
+
+export const REPORTED_STATES = ['accepted', 'downloading', 'downloaded', 'rebooting', 'succeeded', 'failed', 'rolled_back', 'rejected'] as const;
+export type ReportedState = (typeof REPORTED_STATES)[number];
+
+const StatusSchema = Type.Object({
+  updateId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+  state: Type.Union(REPORTED_STATES.map((s) => Type.Literal(s))),
+  progress: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+  version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  error: Type.Optional(Type.String({ maxLength: 128 })),
+  reason: Type.Optional(Type.String({ maxLength: 512 })),
+});
+
+const checkAnnounce = Compile(AnnounceSchema);
+const checkStatus = Compile(StatusSchema);
+
+export type Announce = Static<typeof AnnounceSchema>;
+export type StatusReport = Omit<Static<typeof StatusSchema>, 'state'> & { state: ReportedState };
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function parseJsonObject(payload: Buffer): Parsed<Record<string, unknown>> {
+  if (payload.length > MAX_PAYLOAD_BYTES) return { ok: false, error: `payload larger than ${MAX_PAYLOAD_BYTES} bytes` };
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return { ok: false, error: 'payload is not JSON' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, error: 'payload is not a JSON object' };
+  return { ok: true, value: value as Record<string, unknown> };
+}
+
+function firstError(errors: { instancePath: string; message: string }[]): string {
+  const e = errors[0];
+  return e ? `${e.instancePath.replace(/^\//, '') || 'payload'}: ${e.message}` : 'invalid payload';
+}
+
+/** An announce with its version normalised to canonical semver. */
+export function parseAnnounce(payload: Buffer): Parsed<Announce> {
+  const json = parseJsonObject(payload);
+  if (!json.ok) return json;
+  if (!checkAnnounce.Check(json.value)) return { ok: false, error: firstError(checkAnnounce.Errors(json.value)) };
+  const value = json.value as Announce;
+  const version = normaliseVersion(value.version);
+  if (!version) return { ok: false, error: `version: '${value.version}' is not a semantic version` };
+  return { ok: true, value: { ...value, version } };
+}
+
+export function parseStatus(payload: Buffer): Parsed<StatusReport> {
+  const json = parseJsonObject(payload);
+  if (!json.ok) return json;
+  if (!checkStatus.Check(json.value)) return { ok: false, error: firstError(checkStatus.Errors(json.value)) };
+  const value = json.value as StatusReport;
+  if (value.version !== undefined) {
+    const version = normaliseVersion(value.version);
+    if (!version) return { ok: false, error: `version: '${value.version}' is not a semantic version` };
+    value.version = version;
+  }
+  return { ok: true, value };
+}
+
+export type NoneReason = 'up-to-date' | 'unknown-type' | 'invalid-announce' | 'not-targeted' | 'chip-mismatch' | 'previously-failed';
+
+export type Command =
+  | { action: 'update'; updateId: string; type: string; version: string; url: string; sha256: string; size: number }
+  | { action: 'none'; reason: NoneReason; error?: string }
+  | { action: 'cancel'; updateId: string };
+
+export function encodeCommand(command: Command): string {
+  return JSON.stringify(command);
+}

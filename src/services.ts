@@ -1,0 +1,31 @@
+// What the HTTP routes and the CLI-facing API need, assembled once by src/mqota.ts.
+import type { Broker } from '../broker/index.js';
+import type { PkiPaths } from '../certs/pki.js';
+import type { Config } from './config.js';
+import type { Database } from './db/database.js';
+import type { WriteBehind } from './db/write-behind.js';
+import type { FirmwareCatalog } from './firmware/catalog.js';
+import type { DeviceRegistry } from './fleet/device-registry.js';
+import type { Logger } from './logger.js';
+import type { RolloutEngine } from './rollouts/rollout-engine.js';
+
+export interface Links {
+  /** HTTPS link of an image, as devices download it. */
+  imageUrl(sha256: string): string;
+  /** mqtts:// URL devices connect to. */
+  brokerUrl(): string;
+}
+
+export interface Services {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  writes: WriteBehind;
+  catalog: FirmwareCatalog;
+  registry: DeviceRegistry;
+  engine: RolloutEngine;
+  broker: Broker;
+  pki: PkiPaths;
+  adminToken: string;
+  links: Links;
+}

@@ -1,0 +1,106 @@
+// The Aedes hooks: identity at CONNECT, then the ACL on every PUBLISH, SUBSCRIBE and delivery.
+// The rules themselves live in acl.ts; this file turns their answers into MQTT behaviour and
+// log lines.
+
+import type { AedesOptions, AuthenticateError, Client, Subscription } from 'aedes';
+import type { Logger } from 'pino';
+import { MAX_GRANTED_QOS, mayPublish, mayReceive, maySubscribe } from './acl.js';
+import { identityFromConnection, identityOf, setIdentity } from './identity.js';
+
+type Hooks = Required<Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>>;
+
+const NOT_AUTHORIZED = 5;
+
+function notAuthorized(message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode: NOT_AUTHORIZED }) as AuthenticateError;
+}
+
+function remoteAddress(client: Client): string | undefined {
+  return (client.conn as { remoteAddress?: string }).remoteAddress;
+}
+
+export function createHooks(logger: Logger): Hooks {
+  return {
+    preConnect(client, packet, callback) {
+      // Presence comes from the connection itself (docs/protocol.md), so a will could only ever
+      // be a forged status message or a refused publish. Dropping it here also keeps Aedes from
+      // storing one per client.
+      if (packet.will) {
+        logger.debug({ clientId: packet.clientId }, 'mqtt: last will ignored');
+        packet.will = undefined;
+      }
+      callback(null, true);
+    },
+
+    authenticate(client, _username, _password, callback) {
+      // The certificate is the credential; username and password are ignored.
+      const identity = identityFromConnection(client.conn);
+      if (!identity) {
+        logger.warn({ clientId: client.id, remoteAddress: remoteAddress(client) }, 'mqtt: connection refused: no usable client certificate');
+        return callback(notAuthorized('no usable client certificate'), false);
+      }
+      if (client.id !== identity.id) {
+        // Ties the session (and so the topics) to the certificate: no one can take over another id.
+        logger.warn({ deviceId: identity.id, clientId: client.id, role: identity.role }, 'mqtt: connection refused: client id differs from certificate CN');
+        return callback(notAuthorized('client id must equal the certificate CN'), false);
+      }
+      setIdentity(client, identity);
+      callback(null, true);
+    },
+
+    authorizePublish(client, packet, callback) {
+      // No client: published by the server itself (broker.publish), which the ACL does not limit.
+      if (!client) return callback(null);
+      const identity = identityOf(client);
+      if (identity && mayPublish(identity, packet.topic)) {
+        // Device reports are events for the server, not state to replay to later subscribers.
+        packet.retain = false;
+        return callback(null);
+      }
+      // MQTT 3.1.1 has no negative PUBACK [MQTT-3.3.5-2]: dropping silently would leave the
+      // device believing it was heard, so Aedes closes the connection on this error.
+      logger.warn({ deviceId: identity?.id ?? client.id, role: identity?.role, topic: packet.topic }, 'mqtt: publish refused, disconnecting');
+      callback(new Error(`publish to ${packet.topic} not authorized`));
+    },
+
+    authorizeSubscribe(client, sub, callback) {
+      const identity = identityOf(client);
+      if (!identity || !maySubscribe(identity, sub.topic)) {
+        logger.warn({ deviceId: identity?.id ?? client.id, role: identity?.role, topic: sub.topic }, 'mqtt: subscription refused');
+        // A null subscription makes Aedes answer 0x80 for this topic [MQTT-3.9.3-2], keeping
+        // the connection and the other topics of the same SUBSCRIBE.
+        return callback(null, null);
+      }
+      callback(null, sub.qos > MAX_GRANTED_QOS ? ({ ...sub, qos: MAX_GRANTED_QOS } as Subscription) : sub);
+    },
+
+    authorizeForward(client, packet) {
+      const identity = identityOf(client);
+      if (identity && mayReceive(identity, packet.topic)) return packet;
+      logger.warn({ deviceId: identity?.id ?? client.id, topic: packet.topic }, 'mqtt: delivery withheld by ACL');
+      return null;
+    },
+  };
+}
+
+/**
+ * Lowers the QoS requested in a SUBSCRIBE to what we grant, before Aedes handles it: Aedes
+ * takes SUBACK's granted QoS from the request, not from what authorizeSubscribe returns, and
+ * the SUBACK must state the QoS actually granted [MQTT-3.8.4-5]. Uses Aedes' packet parser (the
+ * only place to see a packet before its handler); if a later Aedes drops it, delivery is still
+ * capped by authorizeSubscribe, only SUBACK would overstate.
+ */
+export function capSubscribeQos(client: Client): void {
+  const parser = (client as unknown as { _parser?: { prependListener?: (e: string, l: (p: unknown) => void) => void } })._parser;
+  parser?.prependListener?.('packet', (packet) => {
+    const p = packet as { cmd?: string; subscriptions?: { qos: number }[] };
+    if (p.cmd !== 'subscribe' || !p.subscriptions) return;
+    for (const sub of p.subscriptions) if (sub.qos > MAX_GRANTED_QOS) sub.qos = MAX_GRANTED_QOS;
+  });
+}
+
+/** Whether the store may keep this subscription for this client (see sessions.ts). */
+export function storableSubscription(client: { id: string }, sub: Subscription): boolean {
+  const identity = identityOf(client);
+  return identity !== undefined && maySubscribe(identity, sub.topic);
+}

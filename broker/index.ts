@@ -1,0 +1,271 @@
+// The embedded MQTT broker: Aedes behind a mutual-TLS listener. It knows topics and identities,
+// nothing of firmware or rollouts; the orchestrator talks to it through the Broker interface
+// only, so an external broker could take its place.
+
+import { Aedes, type Client } from 'aedes';
+import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import { capSubscribeQos, createHooks, storableSubscription } from './hooks.js';
+import { identityOf } from './identity.js';
+import { guardPacketSize } from './packet-size.js';
+import { Presence } from './presence.js';
+import { storeOnlyAuthorizedSubscriptions } from './sessions.js';
+import { parseDeviceTopic } from './topics.js';
+
+export { DEVICE_ID_PATTERN, MONITOR_FILTERS, parseDeviceTopic, topics } from './topics.js';
+export type { Identity, Role } from './identity.js';
+
+export const DEFAULT_MAX_PACKET_BYTES = 64 * 1024;
+
+export interface BrokerOptions {
+  /** TLS port; 0 picks a free one (tests). */
+  port: number;
+  /** Listen address; default: all addresses (`::` where IPv6 exists). */
+  host?: string;
+  /** Server key and certificate, and the CA that signs client certificates (the device CA). */
+  tls: { key: string | Buffer; cert: string | Buffer; clientCa: string | Buffer };
+  /**
+   * An extra plain-TCP listener, only when set. It authenticates no one: without a TLS client
+   * certificate there is no identity, so every CONNECT on it is refused with CONNACK 5 (and
+   * logged). It exists so that a misconfigured device shows up in the logs instead of timing out.
+   */
+  plaintextPort?: number;
+  /** Largest MQTT packet accepted, header included; a larger one closes that connection. Default 64 KiB. */
+  maxPacketBytes?: number;
+  logger: Logger;
+}
+
+export interface DeviceMessage {
+  deviceId: string;
+  kind: 'announce' | 'status';
+  payload: Buffer;
+}
+
+export interface Broker {
+  /** The TLS port actually bound. */
+  readonly port: number;
+  /** The plaintext port actually bound, when one was configured. */
+  readonly plaintextPort: number | undefined;
+  /** For tests and metrics only. */
+  readonly aedes: Aedes;
+  /** Publishes as the server (no ACL). QoS defaults to 1, so a command reaches an offline device with a persistent session. */
+  publish(topic: string, payload: string | Buffer, opts?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  /** announce/status publishes of devices, after the ACL let them through. */
+  onDeviceMessage(handler: (m: DeviceMessage) => void): void;
+  /** A device-role client connected (after its CONNECT was authorized) or disconnected. */
+  onPresence(handler: (deviceId: string, online: boolean) => void): void;
+  connectedDevices(): number;
+  /** Closes the listeners, every client connection and Aedes. */
+  close(): Promise<void>;
+}
+
+export async function startBroker(opts: BrokerOptions): Promise<Broker> {
+  const { logger } = opts;
+  const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+
+  const aedes = await Aedes.createBroker({
+    ...createHooks(logger),
+    // A device that opens TLS and sends no CONNECT is holding a slot for nothing.
+    connectTimeout: 10_000,
+    // Our ids are up to 64 characters ([MQTT-3.1.3-5] allows servers to accept longer than 23).
+    maxClientsIdLength: 64,
+  });
+  storeOnlyAuthorizedSubscriptions(
+    (aedes as unknown as { persistence: Parameters<typeof storeOnlyAuthorizedSubscriptions>[0] }).persistence,
+    storableSubscription,
+  );
+
+  const messageHandlers: ((m: DeviceMessage) => void)[] = [];
+  const presenceHandlers: ((deviceId: string, online: boolean) => void)[] = [];
+
+  const presence = new Presence((deviceId, online) => {
+    for (const handler of presenceHandlers) {
+      try {
+        handler(deviceId, online);
+      } catch (err) {
+        logger.error({ err, deviceId }, 'mqtt: presence handler failed');
+      }
+    }
+  });
+
+  aedes.on('client', (client) => {
+    const identity = identityOf(client);
+    if (!identity) return;
+    logger.info({ deviceId: identity.id, role: identity.role, clean: client.clean }, 'mqtt: client connected');
+    if (identity.role === 'device') presence.connected(identity.id, client);
+  });
+
+  aedes.on('clientDisconnect', (client) => {
+    const identity = identityOf(client);
+    if (!identity) return;
+    logger.info({ deviceId: identity.id, role: identity.role }, 'mqtt: client disconnected');
+    if (identity.role === 'device') presence.disconnected(identity.id, client);
+  });
+
+  aedes.on('publish', (packet, client) => {
+    if (!client) return; // our own publishes and Aedes' $SYS traffic
+    const identity = identityOf(client);
+    if (identity?.role !== 'device') return;
+    const parsed = parseDeviceTopic(packet.topic);
+    // authorizePublish already held devices to their own topics; this is the second look.
+    if (!parsed || parsed.deviceId !== identity.id || parsed.kind === 'command') return;
+    const message: DeviceMessage = {
+      deviceId: parsed.deviceId,
+      kind: parsed.kind,
+      payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+    };
+    for (const handler of messageHandlers) {
+      try {
+        handler(message);
+      } catch (err) {
+        logger.error({ err, deviceId: message.deviceId, kind: message.kind }, 'mqtt: device message handler failed');
+      }
+    }
+  });
+
+  aedes.on('clientError', (client, err) => {
+    logger.debug({ deviceId: identityOf(client)?.id ?? client.id, err: err.message }, 'mqtt: client error');
+  });
+  aedes.on('connectionError', (client, err) => {
+    logger.debug({ remoteAddress: remoteAddressOf(client), err: err.message }, 'mqtt: connection error before CONNECT');
+  });
+  aedes.on('keepaliveTimeout', (client) => {
+    logger.info({ deviceId: identityOf(client)?.id ?? client.id }, 'mqtt: keepalive timeout');
+  });
+
+  // Raw sockets of both listeners, handshaking or not, so close() can end them all.
+  const sockets = new Set<net.Socket>();
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+
+  const accept = (socket: net.Socket) => {
+    let client: Client | undefined;
+    guardPacketSize(socket, maxPacketBytes, (size) => {
+      logger.warn(
+        { deviceId: client ? (identityOf(client)?.id ?? client.id ?? undefined) : undefined, size, maxPacketBytes },
+        'mqtt: packet too large, disconnecting',
+      );
+    });
+    client = aedes.handle(socket);
+    capSubscribeQos(client);
+  };
+
+  const server = tls.createServer(
+    {
+      key: opts.tls.key,
+      cert: opts.tls.cert,
+      ca: opts.tls.clientCa,
+      // Mutual TLS: no client certificate signed by the device CA, no handshake.
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      // Node's default is 120 s; an idle half-open handshake costs a socket and an SSL object.
+      handshakeTimeout: 10_000,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 60_000,
+    },
+    accept,
+  );
+  server.on('connection', track);
+  server.on('tlsClientError', (err, socket) => {
+    logger.info({ remoteAddress: socket.remoteAddress, err: err.message }, 'mqtt: TLS handshake failed');
+  });
+  server.on('error', (err) => logger.error({ err }, 'mqtt: TLS listener error'));
+
+  let plaintext: net.Server | undefined;
+  try {
+    await listen(server, opts.port, opts.host);
+    if (opts.plaintextPort !== undefined) {
+      plaintext = net.createServer({ noDelay: true }, (socket) => {
+        track(socket);
+        accept(socket);
+      });
+      plaintext.on('error', (err) => logger.error({ err }, 'mqtt: plaintext listener error'));
+      await listen(plaintext, opts.plaintextPort, opts.host);
+    }
+  } catch (err) {
+    server.close();
+    plaintext?.close();
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    throw err;
+  }
+
+  const port = (server.address() as AddressInfo).port;
+  const plaintextPort = plaintext ? (plaintext.address() as AddressInfo).port : undefined;
+  logger.info({ port, maxPacketBytes }, 'mqtt: TLS listener ready');
+  if (plaintextPort !== undefined) {
+    logger.warn({ port: plaintextPort }, 'mqtt: plaintext listener enabled; it authenticates no client (CONNACK 5 for all)');
+  }
+
+  let closing: Promise<void> | undefined;
+
+  return {
+    port,
+    plaintextPort,
+    aedes,
+
+    publish(topic, payload, publishOpts = {}) {
+      if (topic.length === 0 || topic.includes('+') || topic.includes('#')) {
+        // [MQTT-3.3.2-2]: a topic name has no wildcards
+        return Promise.reject(new Error(`invalid topic name ${JSON.stringify(topic)}`));
+      }
+      return new Promise<void>((resolve, reject) => {
+        aedes.publish(
+          {
+            cmd: 'publish',
+            topic,
+            payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+            qos: publishOpts.qos ?? 1,
+            retain: publishOpts.retain ?? false,
+            dup: false,
+          },
+          (err) => (err ? reject(err) : resolve()),
+        );
+      });
+    },
+
+    onDeviceMessage(handler) {
+      messageHandlers.push(handler);
+    },
+
+    onPresence(handler) {
+      presenceHandlers.push(handler);
+    },
+
+    connectedDevices() {
+      return presence.count();
+    },
+
+    close() {
+      closing ??= (async () => {
+        const listenersClosed = [server, plaintext]
+          .filter((s): s is net.Server => s !== undefined)
+          .map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+        await new Promise<void>((resolve) => aedes.close(() => resolve()));
+        for (const socket of sockets) socket.destroy();
+        await Promise.all(listenersClosed);
+        logger.info({ port }, 'mqtt: broker closed');
+      })();
+      return closing;
+    },
+  };
+}
+
+function listen(server: net.Server, port: number, host: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function remoteAddressOf(client: Client): string | undefined {
+  return (client.conn as { remoteAddress?: string }).remoteAddress;
+}

@@ -1,0 +1,208 @@
+// The broker's rules on their own, without a network: topics, identity, ACL, the packet-size
+// guard, presence bookkeeping and the Aedes hooks built from them.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import type { Client, PublishPacket, Subscription } from 'aedes';
+import { filterWithin, mayPublish, mayReceive, maySubscribe, topicMatches } from '../broker/acl.js';
+import { createHooks } from '../broker/hooks.js';
+import { identityFromSubject, setIdentity, type Identity } from '../broker/identity.js';
+import { PacketSizeGuard } from '../broker/packet-size.js';
+import { Presence } from '../broker/presence.js';
+import { DEVICE_ID_PATTERN, parseDeviceTopic, topics } from '../broker/topics.js';
+
+const device: Identity = { id: 'dev-1', role: 'device' };
+const monitor: Identity = { id: 'ops', role: 'monitor' };
+
+describe('topics', () => {
+  test('builds and parses device topics', () => {
+    assert.equal(topics.announce('a'), 'devices/a/announce');
+    assert.equal(topics.command('a'), 'devices/a/command');
+    assert.equal(topics.status('a'), 'devices/a/status');
+    assert.equal(topics.rolloutProgress('r1'), 'rollouts/r1/progress');
+    assert.equal(topics.fleetEvents('a'), 'fleet/a/events');
+    assert.deepEqual(parseDeviceTopic('devices/dev.1_x-y/status'), { deviceId: 'dev.1_x-y', kind: 'status' });
+    assert.deepEqual(parseDeviceTopic('devices/a/command'), { deviceId: 'a', kind: 'command' });
+    for (const t of ['devices/a/other', 'devices/.a/status', 'devices/a/status/x', 'devices//status', 'fleet/a/status', 'devices/+/status']) {
+      assert.equal(parseDeviceTopic(t), null, t);
+    }
+  });
+
+  test('device id pattern', () => {
+    for (const ok of ['a', 'A-b_c.d', '_x', '-', 'x'.repeat(64)]) assert.ok(DEVICE_ID_PATTERN.test(ok), ok);
+    for (const bad of ['', '.a', 'a/b', 'a+b', '#', 'x'.repeat(65), 'é', 'a b']) assert.ok(!DEVICE_ID_PATTERN.test(bad), bad);
+  });
+});
+
+describe('identity', () => {
+  test('CN is the id, OU the role; anything else is no identity', () => {
+    assert.deepEqual(identityFromSubject({ CN: 'dev-1', OU: 'device' }), device);
+    assert.deepEqual(identityFromSubject({ CN: 'ops', OU: 'monitor', O: 'mqota' }), monitor);
+    assert.equal(identityFromSubject({ CN: 'dev-1', OU: 'admin' }), null);
+    assert.equal(identityFromSubject({ CN: 'dev-1' }), null);
+    assert.equal(identityFromSubject({ CN: '.dev', OU: 'device' }), null);
+    assert.equal(identityFromSubject({ CN: ['a', 'b'], OU: 'device' }), null);
+    assert.equal(identityFromSubject({ CN: 'a', OU: ['device', 'monitor'] }), null);
+    assert.equal(identityFromSubject(undefined), null);
+  });
+});
+
+describe('acl', () => {
+  test('a device publishes only its own announce and status', () => {
+    assert.ok(mayPublish(device, 'devices/dev-1/announce'));
+    assert.ok(mayPublish(device, 'devices/dev-1/status'));
+    for (const t of ['devices/dev-1/command', 'devices/dev-2/status', 'devices/dev-1', '$SYS/x', 'rollouts/r/progress', 'devices/dev-1/status/x']) {
+      assert.ok(!mayPublish(device, t), t);
+    }
+  });
+
+  test('a monitor publishes nothing', () => {
+    for (const t of ['rollouts/r/progress', 'fleet/a/events', 'devices/a/status']) assert.ok(!mayPublish(monitor, t), t);
+  });
+
+  test('a device subscribes only to exactly its own command topic', () => {
+    assert.ok(maySubscribe(device, 'devices/dev-1/command'));
+    for (const f of ['devices/dev-2/command', '#', '+/+/+', 'devices/+/command', 'devices/dev-1/#', 'devices/dev-1/+', '$SYS/#', 'rollouts/#']) {
+      assert.ok(!maySubscribe(device, f), f);
+    }
+  });
+
+  test('a monitor subscribes within rollouts/#, fleet/#, devices/+/status', () => {
+    for (const f of ['rollouts/#', 'rollouts/+/progress', 'rollouts/r1/progress', 'rollouts', 'fleet/#', 'fleet/a/events', 'devices/+/status', 'devices/a/status']) {
+      assert.ok(maySubscribe(monitor, f), f);
+    }
+    for (const f of ['#', '+/#', 'devices/#', 'devices/+/+', 'devices/+/command', 'devices/a/announce', '+/a/status', '$SYS/#', 'rolloutsx/#', 'devices/+/status/#']) {
+      assert.ok(!maySubscribe(monitor, f), f);
+    }
+  });
+
+  test('deliveries: a device receives only its own commands, a monitor only its topics', () => {
+    assert.ok(mayReceive(device, 'devices/dev-1/command'));
+    assert.ok(!mayReceive(device, 'devices/dev-2/command'));
+    assert.ok(!mayReceive(device, 'devices/dev-1/status'));
+    assert.ok(mayReceive(monitor, 'rollouts/r1/progress'));
+    assert.ok(mayReceive(monitor, 'devices/a/status'));
+    assert.ok(!mayReceive(monitor, 'devices/a/command'));
+    assert.ok(!mayReceive(monitor, '$SYS/broker/heartbeat'));
+  });
+
+  test('filterWithin and topicMatches follow MQTT wildcard rules', () => {
+    assert.ok(filterWithin('a/+/c', 'a/+/c'));
+    assert.ok(filterWithin('a/b/c', 'a/+/c'));
+    assert.ok(!filterWithin('a/#', 'a/+/c'));
+    assert.ok(!filterWithin('a/+/c', 'a/b/c'));
+    assert.ok(filterWithin('a', 'a/#')); // [MQTT-4.7.1-2]: '#' includes the parent level
+    assert.ok(!filterWithin('a/b', 'a/b/c'));
+    assert.ok(topicMatches('a/#', 'a'));
+    assert.ok(topicMatches('a/+/c', 'a/b/c'));
+    assert.ok(!topicMatches('a/+/c', 'a/b/c/d'));
+    assert.ok(topicMatches('a/+', 'a/')); // [MQTT-4.7.1-3]: empty levels are levels
+    assert.ok(!topicMatches('#', '$SYS/x')); // [MQTT-4.7.2-1]
+    assert.ok(!topicMatches('+/x', '$SYS/x'));
+  });
+});
+
+describe('packet size guard', () => {
+  /** A PUBLISH-shaped packet of `total` bytes (fixed header included). */
+  function packetOf(total: number): Buffer {
+    const varintLength = (n: number) => (n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4);
+    let body = total - 2;
+    for (let lengthBytes = 1; lengthBytes <= 4; lengthBytes++) {
+      body = total - 1 - lengthBytes;
+      if (varintLength(body) === lengthBytes) break;
+    }
+    const header: number[] = [0x30];
+    let x = body;
+    do {
+      let b = x % 128;
+      x = Math.floor(x / 128);
+      if (x > 0) b |= 0x80;
+      header.push(b);
+    } while (x > 0);
+    const p = Buffer.concat([Buffer.from(header), Buffer.alloc(body, 0x61)]);
+    assert.equal(p.length, total);
+    return p;
+  }
+
+  test('passes packets up to the limit and stops at the first larger one', () => {
+    const guard = new PacketSizeGuard(1000);
+    assert.equal(guard.feed(Buffer.concat([packetOf(2), packetOf(1000), packetOf(131)])), 0);
+    assert.equal(guard.feed(packetOf(1001)), 1001);
+  });
+
+  test('follows packet boundaries across arbitrary chunking', () => {
+    const stream = Buffer.concat([packetOf(300), packetOf(5), packetOf(999), packetOf(17000)]);
+    const guard = new PacketSizeGuard(1000);
+    let result = 0;
+    for (let i = 0; i < stream.length && result === 0; i += 7) result = guard.feed(stream.subarray(i, i + 7));
+    assert.equal(result, 17000);
+  });
+
+  test('refuses before the body arrives, and refuses malformed lengths', () => {
+    const guard = new PacketSizeGuard(64 * 1024);
+    assert.equal(guard.feed(Buffer.from([0x30, 0xff, 0xff, 0x7f])), 1 + 3 + 0x1fffff);
+    assert.equal(new PacketSizeGuard(100).feed(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff])), Infinity);
+  });
+});
+
+describe('presence', () => {
+  test('online once per device, offline only for the current connection', () => {
+    const events: [string, boolean][] = [];
+    const presence = new Presence((id, online) => events.push([id, online]));
+    const a = {};
+    const b = {};
+    presence.connected('d', a);
+    // Takeover where the new connection registers before the old one's disconnect arrives.
+    presence.connected('d', b);
+    presence.disconnected('d', a);
+    assert.deepEqual(events, [['d', true]]);
+    assert.equal(presence.count(), 1);
+    // Takeover in Aedes' usual order: old gone first, then the new one.
+    presence.disconnected('d', b);
+    presence.connected('d', a);
+    assert.deepEqual(events, [['d', true], ['d', false], ['d', true]]);
+    presence.disconnected('d', a);
+    presence.disconnected('d', a);
+    assert.deepEqual(events.at(-1), ['d', false]);
+    assert.equal(events.length, 4);
+    assert.equal(presence.count(), 0);
+  });
+});
+
+describe('hooks', () => {
+  const hooks = createHooks(pino({ level: 'silent' }));
+  const clientAs = (identity: Identity | undefined, id = identity?.id ?? 'x') => {
+    const client = { id } as unknown as Client;
+    if (identity) setIdentity(client, identity);
+    return client;
+  };
+  const publishPacket = (topic: string): PublishPacket => ({ cmd: 'publish', topic, payload: Buffer.from('x'), qos: 1, retain: true, dup: false });
+  const authorizePublish = (client: Client | null, packet: PublishPacket) =>
+    new Promise<Error | null | undefined>((resolve) => hooks.authorizePublish(client, packet, resolve));
+  const authorizeSubscribe = (client: Client, sub: Subscription) =>
+    new Promise<Subscription | null | undefined>((resolve, reject) => hooks.authorizeSubscribe(client, sub, (err, s) => (err ? reject(err) : resolve(s))));
+
+  test('authorizeForward withholds anything but the own command topic from a device', () => {
+    const client = clientAs(device);
+    const own = publishPacket('devices/dev-1/command');
+    assert.equal(hooks.authorizeForward(client, own as never), own);
+    assert.equal(hooks.authorizeForward(client, publishPacket('devices/dev-2/command') as never), null);
+    assert.equal(hooks.authorizeForward(client, publishPacket('rollouts/r/progress') as never), null);
+    assert.equal(hooks.authorizeForward(clientAs(undefined), own as never), null);
+  });
+
+  test('server-originated publishes bypass the ACL; device publishes are checked and lose retain', async () => {
+    assert.equal(await authorizePublish(null, publishPacket('devices/dev-9/command')), null);
+    const ok = publishPacket('devices/dev-1/status');
+    assert.equal(await authorizePublish(clientAs(device), ok), null);
+    assert.equal(ok.retain, false);
+    assert.ok((await authorizePublish(clientAs(device), publishPacket('devices/dev-2/status'))) instanceof Error);
+    assert.ok((await authorizePublish(clientAs(undefined, 'dev-1'), publishPacket('devices/dev-1/status'))) instanceof Error);
+  });
+
+  test('authorizeSubscribe answers null (SUBACK 0x80) when refused and caps QoS at 1', async () => {
+    assert.equal(await authorizeSubscribe(clientAs(device), { topic: '#', qos: 1 }), null);
+    assert.deepEqual(await authorizeSubscribe(clientAs(device), { topic: 'devices/dev-1/command', qos: 2 }), { topic: 'devices/dev-1/command', qos: 1 });
+    assert.equal(await authorizeSubscribe(clientAs(undefined), { topic: 'devices/x/command', qos: 1 }), null);
+  });
+});

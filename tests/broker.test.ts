@@ -1,0 +1,329 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import tls from 'node:tls';
+import pino from 'pino';
+import { startBroker, topics, type Broker, type DeviceMessage } from '../broker/index.js';
+import { createTestPki, type TestPki } from './support/pki.js';
+import {
+  closedWithin,
+  collectMessages,
+  connectDevice,
+  connectFailure,
+  endAll,
+  nextMessage,
+  openDevice,
+  subscribeCodes,
+  type ConnectOptions,
+} from './support/mqtt.js';
+
+type LogLine = { level: number; msg: string; [k: string]: unknown };
+
+/** Polls until `check` holds; fails the test after timeoutMs. */
+async function waitFor(check: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+describe('broker over mutual TLS', () => {
+  let pki: TestPki;
+  let broker: Broker;
+  const logs: LogLine[] = [];
+  const deviceMessages: DeviceMessage[] = [];
+  const presence: { deviceId: string; online: boolean }[] = [];
+  let conn: (extra?: Partial<ConnectOptions>) => ConnectOptions;
+
+  const logged = (msg: string, fields: Record<string, unknown> = {}) =>
+    logs.some((l) => l.msg.includes(msg) && Object.entries(fields).every(([k, v]) => l[k] === v));
+
+  before(async () => {
+    pki = await createTestPki();
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+    broker = await startBroker({ port: 0, host: '127.0.0.1', plaintextPort: 0, tls: pki.serverTls, logger });
+    broker.onDeviceMessage((m) => deviceMessages.push(m));
+    broker.onPresence((deviceId, online) => presence.push({ deviceId, online }));
+    conn = (extra = {}) => ({ port: broker.port, pki, ...extra });
+  });
+
+  after(async () => {
+    await broker?.close();
+    await pki?.cleanup();
+  });
+
+  test('a device connects with a persistent session and its announce reaches onDeviceMessage', async () => {
+    const device = await connectDevice('dev-good', conn());
+    try {
+      assert.equal(device.options.clean, false);
+      await waitFor(() => presence.some((p) => p.deviceId === 'dev-good' && p.online), 'online presence');
+      const announce = '{"type":"thermostat","version":"1.2.0"}';
+      await device.publishAsync(topics.announce('dev-good'), announce, { qos: 1 });
+      await waitFor(() => deviceMessages.some((m) => m.deviceId === 'dev-good'), 'announce');
+      const m = deviceMessages.find((x) => x.deviceId === 'dev-good')!;
+      assert.equal(m.kind, 'announce');
+      assert.ok(Buffer.isBuffer(m.payload));
+      assert.equal(m.payload.toString(), announce);
+
+      await device.publishAsync(topics.status('dev-good'), '{"updateId":"u1","state":"accepted"}', { qos: 1 });
+      await waitFor(() => deviceMessages.some((x) => x.deviceId === 'dev-good' && x.kind === 'status'), 'status');
+    } finally {
+      await endAll(device);
+    }
+  });
+
+  test('plain MQTT over TCP to the TLS port does not connect', async () => {
+    // (mqtt.js silently upgrades 'mqtt' to 'mqtts' when given a certificate, hence none here.)
+    const r = await connectFailure('dev-plain', conn({ withoutCertificate: true, mqtt: { protocol: 'mqtt' } }));
+    assert.equal(r.connected, false);
+    assert.equal(r.returnCode, undefined, 'no CONNACK: the TLS listener never parsed MQTT');
+  });
+
+  test('the plaintext listener refuses every client with CONNACK 5', async () => {
+    assert.ok(broker.plaintextPort);
+    const r = await connectFailure('dev-plain2', conn({ port: broker.plaintextPort, withoutCertificate: true, mqtt: { protocol: 'mqtt' } }));
+    assert.deepEqual([r.connected, r.returnCode], [false, 5]);
+    assert.ok(logged('no usable client certificate', { clientId: 'dev-plain2' }));
+  });
+
+  test('a client certificate from an unknown CA fails the handshake', async () => {
+    const before = logs.length;
+    const r = await connectFailure('dev-foreign', conn({ credentials: await pki.issueForeign('dev-foreign') }));
+    assert.equal(r.connected, false);
+    assert.equal(r.returnCode, undefined);
+    await waitFor(() => logs.slice(before).some((l) => l.msg.includes('TLS handshake failed')), 'handshake failure log');
+    assert.ok(!presence.some((p) => p.deviceId === 'dev-foreign'));
+  });
+
+  test('no client certificate fails the handshake', async () => {
+    const r = await connectFailure('dev-nocert', conn({ withoutCertificate: true }));
+    assert.equal(r.connected, false);
+    assert.equal(r.returnCode, undefined);
+  });
+
+  test('a client id other than the certificate CN gets CONNACK 5', async () => {
+    const r = await connectFailure('dev-cn', conn({ clientId: 'dev-someone-else' }));
+    assert.deepEqual([r.connected, r.returnCode], [false, 5]);
+    assert.ok(logged('client id differs from certificate CN', { deviceId: 'dev-cn', clientId: 'dev-someone-else' }));
+    assert.ok(!presence.some((p) => p.deviceId === 'dev-cn' || p.deviceId === 'dev-someone-else'));
+  });
+
+  test("publishing to another device's topic is dropped and disconnects the publisher", async () => {
+    const watcher = await connectDevice('ops-watch', conn({ role: 'monitor', clean: true }));
+    const victim = await connectDevice('dev-victim', conn());
+    const intruder = await connectDevice('dev-intruder', conn());
+    let forger: Awaited<ReturnType<typeof connectDevice>> | undefined;
+    try {
+      assert.deepEqual(await subscribeCodes(watcher, 'devices/+/status'), [1]);
+      assert.deepEqual(await subscribeCodes(victim, topics.command('dev-victim')), [1]);
+      const seenByWatcher = collectMessages(watcher);
+      const seenByVictim = collectMessages(victim);
+
+      const closed = closedWithin(intruder);
+      intruder.publish(topics.status('dev-victim'), '{"updateId":"u1","state":"succeeded"}', { qos: 1 });
+      assert.equal(await closed, true, 'intruder disconnected');
+      await sleep(200);
+      assert.equal(seenByWatcher.length, 0, JSON.stringify(seenByWatcher));
+      assert.equal(seenByVictim.length, 0, JSON.stringify(seenByVictim));
+      assert.ok(!deviceMessages.some((m) => m.deviceId === 'dev-victim' || m.deviceId === 'dev-intruder'));
+      assert.ok(logged('publish refused', { deviceId: 'dev-intruder', topic: 'devices/dev-victim/status' }));
+
+      // The same device may not write commands, not even its own.
+      forger = await connectDevice('dev-intruder', conn());
+      assert.deepEqual(await subscribeCodes(forger, topics.command('dev-intruder')), [1]);
+      const seenByForger = collectMessages(forger);
+      const forgerClosed = closedWithin(forger);
+      forger.publish(topics.command('dev-intruder'), '{"action":"update"}', { qos: 1 });
+      assert.equal(await forgerClosed, true);
+      await sleep(100);
+      assert.equal(seenByForger.length, 0, JSON.stringify(seenByForger));
+
+      // The others are unaffected.
+      await victim.publishAsync(topics.status('dev-victim'), 'ok', { qos: 1 });
+      await waitFor(() => seenByWatcher.some((m) => m.topic === 'devices/dev-victim/status'), 'victim status to watcher');
+    } finally {
+      await endAll(watcher, victim, intruder, forger);
+    }
+  });
+
+  test('$SYS publishes are refused', async () => {
+    const device = await connectDevice('dev-sys', conn());
+    try {
+      const closed = closedWithin(device);
+      device.publish('$SYS/broker/fake', 'x', { qos: 0 });
+      assert.equal(await closed, true);
+    } finally {
+      await endAll(device);
+    }
+  });
+
+  test('forbidden subscriptions get SUBACK 0x80, the connection stays up', async () => {
+    const device = await connectDevice('dev-sub', conn());
+    try {
+      for (const filter of [topics.command('dev-other'), '#', 'devices/+/command', 'devices/dev-sub/#', '$SYS/#', 'rollouts/#', topics.status('dev-sub')]) {
+        assert.deepEqual(await subscribeCodes(device, filter), [0x80], filter);
+      }
+      // QoS 2 asked, QoS 1 granted [MQTT-3.8.4-5]; mixed packets get one code per filter.
+      assert.deepEqual(await subscribeCodes(device, [topics.command('dev-sub'), '#'], 2), [1, 0x80]);
+      assert.ok(logged('subscription refused', { deviceId: 'dev-sub', topic: '#' }));
+
+      // Still connected and heard.
+      await device.publishAsync(topics.announce('dev-sub'), '{}', { qos: 1 });
+      await waitFor(() => deviceMessages.some((m) => m.deviceId === 'dev-sub'), 'announce after refusals');
+
+      // The refused '#' of the mixed packet is not part of the stored session.
+      const persistence = (broker.aedes as unknown as { persistence: { subscriptionsByClient(c: { id: string }): Promise<{ topic: string; qos: number }[]> } }).persistence;
+      const stored = await persistence.subscriptionsByClient({ id: 'dev-sub' });
+      assert.deepEqual(stored.map((s) => [s.topic, s.qos]), [[topics.command('dev-sub'), 1]]);
+    } finally {
+      await endAll(device);
+    }
+  });
+
+  test('a refused filter in a persistent session queues nothing for later', async () => {
+    let device = await connectDevice('dev-greedy', conn());
+    assert.deepEqual(await subscribeCodes(device, [topics.command('dev-greedy'), 'devices/+/command'], 1), [1, 0x80]);
+    await device.endAsync();
+    await broker.publish(topics.command('dev-bystander'), 'not for you', { qos: 1 });
+    await broker.publish(topics.command('dev-greedy'), 'for you', { qos: 1 });
+    device = await openDevice('dev-greedy', conn());
+    const received = collectMessages(device);
+    try {
+      await waitFor(() => received.length >= 1, 'queued command');
+      await sleep(150);
+      assert.deepEqual(received, [{ topic: topics.command('dev-greedy'), payload: 'for you' }]);
+    } finally {
+      await endAll(device);
+    }
+  });
+
+  test('a monitor reads rollouts (retained too) and device status, writes nothing, sees no commands', async () => {
+    const monitor = await connectDevice('ops-1', conn({ role: 'monitor', clean: true }));
+    const device = await connectDevice('dev-mon', conn());
+    try {
+      assert.deepEqual(await subscribeCodes(monitor, ['rollouts/#', 'fleet/dev-mon/#', 'devices/dev-mon/status']), [1, 1, 1]);
+      for (const filter of ['#', 'devices/+/command', 'devices/#', '+/+/status', '$SYS/#', 'devices/dev-mon/announce']) {
+        assert.deepEqual(await subscribeCodes(monitor, filter), [0x80], filter);
+      }
+
+      const progress = nextMessage(monitor, 'rollouts/r1/progress');
+      await broker.publish(topics.rolloutProgress('r1'), '{"succeeded":3}', { retain: true });
+      assert.equal((await progress).payload.toString(), '{"succeeded":3}');
+
+      const status = nextMessage(monitor, topics.status('dev-mon'));
+      await device.publishAsync(topics.status('dev-mon'), '{"updateId":"u","state":"downloading","progress":5}', { qos: 1 });
+      assert.equal((await status).payload.toString(), '{"updateId":"u","state":"downloading","progress":5}');
+
+      // Retained rollout progress reaches a monitor that subscribes later.
+      const late = await connectDevice('ops-2', conn({ role: 'monitor', clean: true }));
+      try {
+        const retained = nextMessage(late, 'rollouts/r1/progress');
+        assert.deepEqual(await subscribeCodes(late, 'rollouts/+/progress'), [1]);
+        const r = await retained;
+        assert.equal(r.payload.toString(), '{"succeeded":3}');
+        assert.equal(r.packet.retain, true);
+      } finally {
+        await endAll(late);
+      }
+
+      const closed = closedWithin(monitor);
+      monitor.publish(topics.rolloutProgress('r1'), 'forged', { qos: 1 });
+      assert.equal(await closed, true, 'a monitor that publishes is disconnected');
+      assert.ok(logged('publish refused', { deviceId: 'ops-1', role: 'monitor' }));
+    } finally {
+      await endAll(monitor, device);
+    }
+  });
+
+  test('an oversized packet closes only that connection', async () => {
+    const bystander = await connectDevice('dev-small', conn());
+    const big = await connectDevice('dev-big', conn());
+    try {
+      // Just under the 64 KiB default passes...
+      await big.publishAsync(topics.status('dev-big'), Buffer.alloc(60 * 1024, 0x61), { qos: 1 });
+      await waitFor(() => deviceMessages.some((m) => m.deviceId === 'dev-big'), 'a large but allowed packet');
+      // ...just over does not.
+      const closed = closedWithin(big);
+      big.publish(topics.status('dev-big'), Buffer.alloc(64 * 1024, 0x62), { qos: 1 });
+      assert.equal(await closed, true);
+      assert.ok(logged('packet too large', { deviceId: 'dev-big' }));
+      assert.equal(deviceMessages.filter((m) => m.deviceId === 'dev-big').length, 1);
+
+      await bystander.publishAsync(topics.announce('dev-small'), '{"type":"t","version":"1.0.0"}', { qos: 1 });
+      await waitFor(() => deviceMessages.some((m) => m.deviceId === 'dev-small'), 'bystander announce');
+    } finally {
+      await endAll(bystander, big);
+    }
+  });
+
+  test('malformed bytes close only that connection', async () => {
+    const creds = await pki.issue('dev-garbage');
+    const socket = tls.connect({ host: '127.0.0.1', port: broker.port, ca: pki.caPem, cert: creds.certPem, key: creds.keyPem });
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined);
+    socket.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02]));
+    await closed;
+    const device = await connectDevice('dev-after-garbage', conn());
+    await endAll(device);
+  });
+
+  test('a command published while the device is offline is delivered when it reconnects', async () => {
+    const first = await connectDevice('dev-offline', conn());
+    assert.deepEqual(await subscribeCodes(first, topics.command('dev-offline')), [1]);
+    await first.endAsync();
+    await waitFor(() => presence.some((p) => p.deviceId === 'dev-offline' && !p.online), 'offline presence');
+
+    const command = '{"action":"update","updateId":"u_1"}';
+    await broker.publish(topics.command('dev-offline'), command, { qos: 1 });
+
+    const again = await openDevice('dev-offline', conn());
+    try {
+      const connack = new Promise<{ sessionPresent: boolean }>((resolve) => again.once('connect', resolve));
+      const queued = nextMessage(again, topics.command('dev-offline'));
+      assert.equal((await connack).sessionPresent, true);
+      const m = await queued;
+      assert.equal(m.payload.toString(), command);
+      assert.equal(m.packet.qos, 1);
+
+      // The restored subscription is live without a new SUBSCRIBE.
+      const live = nextMessage(again, topics.command('dev-offline'));
+      await broker.publish(topics.command('dev-offline'), '{"action":"none","reason":"up-to-date"}');
+      assert.equal((await live).payload.toString(), '{"action":"none","reason":"up-to-date"}');
+    } finally {
+      await endAll(again);
+    }
+  });
+
+  test('presence: online, offline, and a takeover never leaves the new connection marked offline', async () => {
+    const id = 'dev-presence';
+    const events = () => presence.filter((p) => p.deviceId === id).map((p) => p.online);
+    await waitFor(() => broker.connectedDevices() === 0, 'earlier tests to disconnect');
+
+    const first = await connectDevice(id, conn());
+    await waitFor(() => events().length === 1, 'online');
+    assert.deepEqual(events(), [true]);
+    assert.equal(broker.connectedDevices(), 1);
+
+    const firstClosed = closedWithin(first);
+    const second = await connectDevice(id, conn());
+    try {
+      assert.equal(await firstClosed, true, 'the old connection is taken over [MQTT-3.1.4-2]');
+      await sleep(200);
+      assert.equal(events().at(-1), true, `last presence event must be online, got ${JSON.stringify(events())}`);
+      assert.equal(broker.connectedDevices(), 1);
+      assert.ok(second.connected);
+    } finally {
+      await second.endAsync();
+    }
+    await waitFor(() => events().at(-1) === false, 'offline after the new connection ends');
+    assert.equal(broker.connectedDevices(), 0);
+    await endAll(first);
+  });
+
+  test('broker.publish refuses topic filters', async () => {
+    await assert.rejects(broker.publish('devices/+/command', 'x'), /invalid topic name/);
+    await assert.rejects(broker.publish('', 'x'), /invalid topic name/);
+  });
+});

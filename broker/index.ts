@@ -3,6 +3,7 @@
 // only, so an external broker could take its place.
 
 import { Aedes, type Client } from 'aedes';
+import { constants as cryptoConstants } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
@@ -162,6 +163,10 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
+      // No session tickets: with them every connection keeps ~14 KiB more native memory
+      // (measured, bench/broker-memory.ts), and their keys are random per process, so the
+      // reconnect storm after a restart gets no resumption anyway. Devices do full handshakes.
+      secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
       // Node's default is 120 s; an idle half-open handshake costs a socket and an SSL object.
       handshakeTimeout: 10_000,
       noDelay: true,

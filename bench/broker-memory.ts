@@ -1,0 +1,161 @@
+// Server memory per connected TLS device: the broker runs in this process, devices connect
+// from a child process (so their memory is not counted), each with its own certificate, a
+// persistent session and a subscription to its command topic, as real devices do.
+//
+//   node --expose-gc --import tsx bench/broker-memory.ts [--devices 2000] [--warmup 200] [--bare]
+//
+// The figure is a slope: memory after `warmup` devices, then after `devices` more, divided by
+// `devices`. One-time costs (V8's young generation growing, mqtt-packet's 65536-entry message-id
+// buffer cache, compiled code) land in the warm-up and are reported apart.
+// --bare measures plain Aedes behind a Node TLS server with default options, for comparison.
+
+import { fork } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { Aedes } from 'aedes';
+import mqtt from 'mqtt';
+import pino from 'pino';
+import { startBroker } from '../broker/index.js';
+import { ensurePki, issueClientCertificate } from '../certs/pki.js';
+
+interface Credentials {
+  id: string;
+  cert: string;
+  key: string;
+}
+
+const self = fileURLToPath(import.meta.url);
+
+if (process.argv.includes('--client')) {
+  await runClients();
+} else {
+  await runServer();
+}
+
+async function runServer(): Promise<void> {
+  const { values } = parseArgs({
+    options: { devices: { type: 'string', default: '2000' }, warmup: { type: 'string', default: '200' }, bare: { type: 'boolean', default: false }, client: { type: 'boolean' } },
+  });
+  const devices = Number(values.devices);
+  const warmup = Number(values.warmup);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with node --expose-gc --import tsx');
+
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-bench-'));
+  try {
+    const { paths } = await ensurePki({ dir: path.join(dir, 'pki') });
+    const credentials: Credentials[] = [];
+    for (let i = 0; i < warmup + devices; i++) {
+      const id = `bench-${i}`;
+      const c = await issueClientCertificate(paths, { id, role: 'device' });
+      credentials.push({ id, cert: c.certPem, key: c.keyPem });
+    }
+    const [key, cert, clientCa, caPem] = await Promise.all([paths.serverKey, paths.serverCert, paths.deviceCaCert, paths.caCert].map((p) => readFile(p, 'utf8')));
+
+    let port: number;
+    let connected: () => number;
+    let close: () => Promise<void>;
+    if (values.bare) {
+      const aedes = await Aedes.createBroker();
+      const server = tls.createServer({ key, cert, ca: clientCa, requestCert: true, rejectUnauthorized: true }, aedes.handle);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as { port: number }).port;
+      connected = () => aedes.connectedClients;
+      close = async () => {
+        await new Promise<void>((resolve) => aedes.close(() => resolve()));
+        await new Promise((resolve) => server.close(resolve));
+      };
+    } else {
+      const broker = await startBroker({ port: 0, host: '127.0.0.1', tls: { key, cert, clientCa }, logger: pino({ level: 'warn' }) });
+      port = broker.port;
+      connected = () => broker.connectedDevices();
+      close = () => broker.close();
+    }
+
+    const settle = async () => {
+      for (let i = 0; i < 4; i++) {
+        gc();
+        await sleep(250);
+      }
+      return process.memoryUsage();
+    };
+    const child = fork(self, ['--client'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.once('exit', (code) => {
+      if (code) console.error(`client process exited with ${code}`);
+    });
+    const connectMore = async (batch: Credentials[]) => {
+      const target = connected() + batch.length;
+      const started = Date.now();
+      const reply = new Promise<void>((resolve) => child.once('message', () => resolve()));
+      child.send({ port, caPem, credentials: batch });
+      await reply;
+      while (connected() < target) {
+        if (Date.now() - started > 120_000) throw new Error(`only ${connected()} of ${target} connected`);
+        await sleep(100);
+      }
+      await sleep(500);
+      return (Date.now() - started) / 1000;
+    };
+
+    const baseline = await settle();
+    await connectMore(credentials.slice(0, warmup));
+    const warm = await settle();
+    const seconds = await connectMore(credentials.slice(warmup));
+    const loaded = await settle();
+
+    const perDevice = (k: 'rss' | 'heapUsed' | 'heapTotal' | 'external') => ((loaded[k] - warm[k]) / devices / 1024).toFixed(1);
+    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+    console.log(
+      JSON.stringify({
+        mode: values.bare ? 'bare aedes + tls' : 'mqota broker',
+        devices,
+        warmup,
+        connectSeconds: Number(seconds.toFixed(1)),
+        perDeviceKiB: { rss: perDevice('rss'), heapUsed: perDevice('heapUsed'), heapTotal: perDevice('heapTotal'), external: perDevice('external') },
+        warmupMiB: { rss: mib(warm.rss - baseline.rss), heapUsed: mib(warm.heapUsed - baseline.heapUsed) },
+        node: process.version,
+      }),
+    );
+    child.kill();
+    await close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function runClients(): Promise<void> {
+  const clients: mqtt.MqttClient[] = [];
+  const connectOne = (port: number, caPem: string, c: Credentials) =>
+    new Promise<void>((resolve, reject) => {
+      const client = mqtt.connect({
+        protocol: 'mqtts',
+        host: '127.0.0.1',
+        port,
+        clientId: c.id,
+        clean: false,
+        protocolVersion: 4,
+        ca: caPem,
+        cert: c.cert,
+        key: c.key,
+        reconnectPeriod: 0,
+        keepalive: 120,
+      });
+      clients.push(client);
+      client.once('connect', () => {
+        client.subscribe(`devices/${c.id}/command`, { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+      });
+      client.once('error', reject);
+    });
+  process.on('message', async (m) => {
+    const { port, caPem, credentials } = m as { port: number; caPem: string; credentials: Credentials[] };
+    // A few at a time, like a fleet coming back after an outage, without a thundering herd.
+    for (let i = 0; i < credentials.length; i += 50) await Promise.all(credentials.slice(i, i + 50).map((c) => connectOne(port, caPem, c)));
+    process.send!('connected');
+  });
+  await new Promise(() => undefined); // killed by the parent
+}

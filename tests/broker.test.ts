@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import net from 'node:net';
 import tls from 'node:tls';
 import pino from 'pino';
 import { startBroker, topics, type Broker, type DeviceMessage } from '../broker/index.js';
@@ -322,8 +323,57 @@ describe('broker over mutual TLS', () => {
     await endAll(first);
   });
 
+  test('a last will is ignored: presence comes from the connection, not from a forged status', async () => {
+    const device = await connectDevice('dev-will', conn({ mqtt: { will: { topic: topics.status('dev-will'), payload: Buffer.from('gone'), qos: 1, retain: false } } }));
+    await waitFor(() => presence.some((p) => p.deviceId === 'dev-will' && p.online), 'online');
+    device.stream.destroy(); // no DISCONNECT: a will would fire now [MQTT-3.1.2-8]
+    await waitFor(() => presence.some((p) => p.deviceId === 'dev-will' && !p.online), 'offline');
+    await sleep(200);
+    assert.ok(!deviceMessages.some((m) => m.deviceId === 'dev-will'));
+    await endAll(device);
+  });
+
   test('broker.publish refuses topic filters', async () => {
     await assert.rejects(broker.publish('devices/+/command', 'x'), /invalid topic name/);
     await assert.rejects(broker.publish('', 'x'), /invalid topic name/);
+  });
+});
+
+describe('broker lifecycle', () => {
+  let pki: TestPki;
+  before(async () => {
+    pki = await createTestPki();
+  });
+  after(async () => {
+    await pki?.cleanup();
+  });
+
+  test('close() ends connected clients and half-open handshakes promptly', async () => {
+    const broker = await startBroker({ port: 0, host: '127.0.0.1', tls: pki.serverTls, logger: pino({ level: 'silent' }) });
+    const device = await connectDevice('dev-close', { port: broker.port, pki });
+    const idle = net.connect(broker.port, '127.0.0.1'); // TCP only, never starts TLS
+    idle.on('error', () => undefined);
+    await new Promise((resolve) => idle.once('connect', resolve));
+    const deviceClosed = closedWithin(device);
+    const idleClosed = new Promise<void>((resolve) => idle.once('close', () => resolve()));
+    const started = Date.now();
+    await broker.close();
+    assert.ok(Date.now() - started < 2_000, `close took ${Date.now() - started} ms`);
+    assert.equal(await deviceClosed, true);
+    await idleClosed;
+    await broker.close(); // idempotent
+    await endAll(device);
+  });
+
+  test('startBroker rejects when the port is taken', async () => {
+    const first = await startBroker({ port: 0, host: '127.0.0.1', tls: pki.serverTls, logger: pino({ level: 'silent' }) });
+    try {
+      await assert.rejects(
+        startBroker({ port: first.port, host: '127.0.0.1', tls: pki.serverTls, logger: pino({ level: 'silent' }) }),
+        /EADDRINUSE/,
+      );
+    } finally {
+      await first.close();
+    }
   });
 });

@@ -26,7 +26,7 @@ export function mayReceive(identity: Identity, topic: string): boolean {
   return MONITOR_FILTERS.some((allowed) => topicMatches(allowed, topic));
 }
 
-/** Highest QoS granted on a subscription: commands are QoS 1 ([MQTT-3.9.3-2]: the server may grant less). */
+/** Highest QoS granted on a subscription: commands are QoS 1, and a server may grant less than asked [MQTT-3.8.4-6]. */
 export const MAX_GRANTED_QOS = 1;
 
 /**
@@ -39,7 +39,7 @@ export function filterWithin(filter: string, allowed: string): boolean {
   const a = allowed.split('/');
   for (let i = 0; i < a.length; i++) {
     const al = a[i];
-    if (al === '#') return true; // matches the parent level too [MQTT-4.7.1-2]
+    if (al === '#') return true; // matches the parent level too (MQTT 3.1.1 §4.7.1.2)
     if (i >= f.length) return false;
     const fl = f[i];
     if (fl === '#') return false;
@@ -49,7 +49,7 @@ export function filterWithin(filter: string, allowed: string): boolean {
   return f.length === a.length;
 }
 
-/** MQTT topic matching of a concrete topic name against a filter ([MQTT-4.7.1-2], [MQTT-4.7.1-3], [MQTT-4.7.2-1]). */
+/** MQTT topic matching of a concrete topic name against a filter (MQTT 3.1.1 §4.7.1, [MQTT-4.7.2-1]). */
 export function topicMatches(filter: string, topic: string): boolean {
   const f = filter.split('/');
   const t = topic.split('/');

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { MAX_GRANTED_QOS, mayPublish, mayReceive, maySubscribe } from './acl.js';
 import { identityFromConnection, identityOf, setIdentity } from './identity.js';
 
-type Hooks = Required<Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>>;
+type Hooks = Required<Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>>;
 
 const NOT_AUTHORIZED = 5;
 
@@ -21,17 +21,6 @@ function remoteAddress(client: Client): string | undefined {
 
 export function createHooks(logger: Logger): Hooks {
   return {
-    preConnect(client, packet, callback) {
-      // Presence comes from the connection itself (docs/protocol.md), so a will could only ever
-      // be a forged status message or a refused publish. Dropping it here also keeps Aedes from
-      // storing one per client.
-      if (packet.will) {
-        logger.debug({ clientId: packet.clientId }, 'mqtt: last will ignored');
-        packet.will = undefined;
-      }
-      callback(null, true);
-    },
-
     authenticate(client, _username, _password, callback) {
       // The certificate is the credential; username and password are ignored.
       const identity = identityFromConnection(client.conn);
@@ -50,6 +39,8 @@ export function createHooks(logger: Logger): Hooks {
 
     authorizePublish(client, packet, callback) {
       // No client: published by the server itself (broker.publish), which the ACL does not limit.
+      // A client's last will comes here too, with the client, when its connection drops
+      // [MQTT-3.1.2-8], so a will on a topic the client may not publish to is never sent.
       if (!client) return callback(null);
       const identity = identityOf(client);
       if (identity && mayPublish(identity, packet.topic)) {
@@ -57,9 +48,14 @@ export function createHooks(logger: Logger): Hooks {
         packet.retain = false;
         return callback(null);
       }
+      const who = { deviceId: identity?.id ?? client.id, role: identity?.role, topic: packet.topic };
+      if (client.closed) {
+        logger.warn(who, 'mqtt: last will refused');
+        return callback(new Error(`will on ${packet.topic} not authorized`));
+      }
       // MQTT 3.1.1 has no negative PUBACK [MQTT-3.3.5-2]: dropping silently would leave the
       // device believing it was heard, so Aedes closes the connection on this error.
-      logger.warn({ deviceId: identity?.id ?? client.id, role: identity?.role, topic: packet.topic }, 'mqtt: publish refused, disconnecting');
+      logger.warn(who, 'mqtt: publish refused, disconnecting');
       callback(new Error(`publish to ${packet.topic} not authorized`));
     },
 
@@ -67,8 +63,8 @@ export function createHooks(logger: Logger): Hooks {
       const identity = identityOf(client);
       if (!identity || !maySubscribe(identity, sub.topic)) {
         logger.warn({ deviceId: identity?.id ?? client.id, role: identity?.role, topic: sub.topic }, 'mqtt: subscription refused');
-        // A null subscription makes Aedes answer 0x80 for this topic [MQTT-3.9.3-2], keeping
-        // the connection and the other topics of the same SUBSCRIBE.
+        // A null subscription makes Aedes answer 0x80 for this topic [MQTT-3.8.4-5], keeping
+        // the connection and the other topics of the same SUBSCRIBE [MQTT-3.8.4-4].
         return callback(null, null);
       }
       callback(null, sub.qos > MAX_GRANTED_QOS ? ({ ...sub, qos: MAX_GRANTED_QOS } as Subscription) : sub);

@@ -69,7 +69,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     ...createHooks(logger),
     // A device that opens TLS and sends no CONNECT is holding a slot for nothing.
     connectTimeout: 10_000,
-    // Our ids are up to 64 characters ([MQTT-3.1.3-5] allows servers to accept longer than 23).
+    // Our ids are up to 64 characters: [MQTT-3.1.3-5] requires 23, a server may allow more (§3.1.3.1).
     maxClientsIdLength: 64,
   });
   storeOnlyAuthorizedSubscriptions(

@@ -10,7 +10,7 @@ const HEADER = 0;
 const LENGTH = 1;
 const BODY = 2;
 
-/** Follows packet boundaries in an MQTT byte stream ([MQTT-2.2.3]: remaining length, 1-4 bytes of 7 bits). */
+/** Follows packet boundaries in an MQTT byte stream (MQTT 3.1.1 §2.2.3: remaining length, 1-4 bytes of 7 bits). */
 export class PacketSizeGuard {
   private state = HEADER;
   private length = 0;
@@ -36,7 +36,7 @@ export class PacketSizeGuard {
         this.multiplier *= 128;
         this.lengthBytes++;
         if (b & 0x80) {
-          if (this.lengthBytes === 4) return Infinity; // [MQTT-2.2.3]: at most four bytes
+          if (this.lengthBytes === 4) return Infinity; // §2.2.3: at most four bytes
           continue;
         }
         const size = 1 + this.lengthBytes + this.length;

@@ -91,12 +91,12 @@ describe('acl', () => {
     assert.ok(filterWithin('a/b/c', 'a/+/c'));
     assert.ok(!filterWithin('a/#', 'a/+/c'));
     assert.ok(!filterWithin('a/+/c', 'a/b/c'));
-    assert.ok(filterWithin('a', 'a/#')); // [MQTT-4.7.1-2]: '#' includes the parent level
+    assert.ok(filterWithin('a', 'a/#')); // §4.7.1.2: '#' includes the parent level
     assert.ok(!filterWithin('a/b', 'a/b/c'));
     assert.ok(topicMatches('a/#', 'a'));
     assert.ok(topicMatches('a/+/c', 'a/b/c'));
     assert.ok(!topicMatches('a/+/c', 'a/b/c/d'));
-    assert.ok(topicMatches('a/+', 'a/')); // [MQTT-4.7.1-3]: empty levels are levels
+    assert.ok(topicMatches('a/+', 'a/')); // §4.7.1.3: empty levels are levels
     assert.ok(!topicMatches('#', '$SYS/x')); // [MQTT-4.7.2-1]
     assert.ok(!topicMatches('+/x', '$SYS/x'));
   });

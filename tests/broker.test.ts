@@ -323,14 +323,24 @@ describe('broker over mutual TLS', () => {
     await endAll(first);
   });
 
-  test('a last will is ignored: presence comes from the connection, not from a forged status', async () => {
-    const device = await connectDevice('dev-will', conn({ mqtt: { will: { topic: topics.status('dev-will'), payload: Buffer.from('gone'), qos: 1, retain: false } } }));
-    await waitFor(() => presence.some((p) => p.deviceId === 'dev-will' && p.online), 'online');
-    device.stream.destroy(); // no DISCONNECT: a will would fire now [MQTT-3.1.2-8]
-    await waitFor(() => presence.some((p) => p.deviceId === 'dev-will' && !p.online), 'offline');
-    await sleep(200);
-    assert.ok(!deviceMessages.some((m) => m.deviceId === 'dev-will'));
-    await endAll(device);
+  test('a last will is held to the ACL like any publish', async () => {
+    const watcher = await connectDevice('ops-will', conn({ role: 'monitor', clean: true }));
+    assert.deepEqual(await subscribeCodes(watcher, topics.status('dev-will')), [1]);
+    const seen = collectMessages(watcher);
+    const honest = await connectDevice('dev-will', conn({ mqtt: { will: { topic: topics.status('dev-will'), payload: Buffer.from('{"gone":1}'), qos: 1, retain: false } } }));
+    const forger = await connectDevice('dev-will-forger', conn({ mqtt: { will: { topic: topics.status('dev-will'), payload: Buffer.from('forged'), qos: 1, retain: false } } }));
+    try {
+      // No DISCONNECT: the wills are due now [MQTT-3.1.2-8].
+      forger.stream.destroy();
+      await waitFor(() => logged('last will refused', { deviceId: 'dev-will-forger' }), 'forged will refused');
+      honest.stream.destroy();
+      await waitFor(() => seen.length > 0, 'own will');
+      await sleep(200);
+      assert.deepEqual(seen.map((m) => m.payload), ['{"gone":1}']);
+      assert.deepEqual(deviceMessages.filter((m) => m.deviceId === 'dev-will').map((m) => m.payload.toString()), ['{"gone":1}']);
+    } finally {
+      await endAll(watcher, honest, forger);
+    }
   });
 
   test('broker.publish refuses topic filters', async () => {

@@ -1,0 +1,111 @@
+#include "device_bundle.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cJSON.h"
+#include "file_util.h"
+#include "ota_agent/protocol.h"
+
+namespace mqota::linux_port {
+namespace {
+
+bool json_string(const cJSON* root, const char* name, std::string* out) {
+    const cJSON* item = cJSON_GetObjectItemCaseSensitive(root, name);
+    if (!cJSON_IsString(item) || item->valuestring == nullptr || item->valuestring[0] == '\0') {
+        return false;
+    }
+    *out = item->valuestring;
+    return true;
+}
+
+}  // namespace
+
+bool parse_broker_url(const std::string& url, std::string* host, int* port, std::string* error) {
+    const std::string scheme = "mqtts://";
+    if (url.compare(0, scheme.size(), scheme) != 0) {
+        *error = "broker URL " + url + " is not mqtts:// (the broker accepts devices over TLS only)";
+        return false;
+    }
+    std::string rest = url.substr(scheme.size());
+    const size_t slash = rest.find('/');
+    if (slash != std::string::npos) {
+        rest = rest.substr(0, slash);
+    }
+    std::string port_text;
+    if (!rest.empty() && rest[0] == '[') {
+        const size_t close = rest.find(']');
+        if (close == std::string::npos) {
+            *error = "broker URL " + url + ": unterminated IPv6 address";
+            return false;
+        }
+        *host = rest.substr(1, close - 1);
+        if (close + 1 < rest.size()) {
+            if (rest[close + 1] != ':') {
+                *error = "broker URL " + url + ": unexpected text after the address";
+                return false;
+            }
+            port_text = rest.substr(close + 2);
+        }
+    } else {
+        const size_t colon = rest.rfind(':');
+        *host = rest.substr(0, colon);
+        if (colon != std::string::npos) {
+            port_text = rest.substr(colon + 1);
+        }
+    }
+    *port = 8883;
+    if (!port_text.empty()) {
+        char* end = nullptr;
+        const long p = strtol(port_text.c_str(), &end, 10);
+        if (*end != '\0' || p < 1 || p > 65535) {
+            *error = "broker URL " + url + ": invalid port";
+            return false;
+        }
+        *port = static_cast<int>(p);
+    }
+    if (host->empty()) {
+        *error = "broker URL " + url + ": no host";
+        return false;
+    }
+    return true;
+}
+
+bool load_device_bundle(const std::string& dir, DeviceBundle* out, std::string* error) {
+    std::string text;
+    const std::string json_path = dir + "/device.json";
+    if (!read_text_file(json_path, &text, 64 * 1024)) {
+        *error = "cannot read " + json_path;
+        return false;
+    }
+    cJSON* root = cJSON_ParseWithLength(text.data(), text.size());
+    DeviceBundle b;
+    const bool ok = cJSON_IsObject(root) && json_string(root, "deviceId", &b.device_id) &&
+                    json_string(root, "brokerUrl", &b.broker_url);
+    json_string(root, "type", &b.type);
+    cJSON_Delete(root);
+    if (!ok) {
+        *error = json_path + ": expected {\"deviceId\", \"type\", \"brokerUrl\"}";
+        return false;
+    }
+    if (!is_valid_device_id(b.device_id.c_str())) {
+        *error = json_path + ": invalid deviceId " + b.device_id;
+        return false;
+    }
+    if (!parse_broker_url(b.broker_url, &b.broker_host, &b.broker_port, error)) {
+        return false;
+    }
+    b.ca_file = dir + "/ca.crt";
+    b.cert_file = dir + "/device.crt";
+    b.key_file = dir + "/device.key";
+    for (const std::string* f : {&b.ca_file, &b.cert_file, &b.key_file}) {
+        if (access(f->c_str(), R_OK) != 0) {
+            *error = "cannot read " + *f;
+            return false;
+        }
+    }
+    *out = std::move(b);
+    return true;
+}
+
+}  // namespace mqota::linux_port

@@ -1,0 +1,27 @@
+// The device bundle written by `mqota device add <id> --type <t> --out <dir>`:
+//   device.json  {"deviceId":"...","type":"thermostat","brokerUrl":"mqtts://host:8883"}
+//   device.crt   client certificate (CN = device id), device.key its PKCS#8 key
+//   ca.crt       the mqota server CA: verifies the broker and the HTTPS image server
+#pragma once
+
+#include <string>
+
+namespace mqota::linux_port {
+
+struct DeviceBundle {
+    std::string device_id;
+    std::string type;
+    std::string broker_url;
+    std::string broker_host;
+    int broker_port = 8883;
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+};
+
+bool load_device_bundle(const std::string& dir, DeviceBundle* out, std::string* error);
+
+// "mqtts://host:port", "mqtts://[::1]:8883"; port defaults to 8883. Only TLS is accepted.
+bool parse_broker_url(const std::string& url, std::string* host, int* port, std::string* error);
+
+}  // namespace mqota::linux_port

@@ -1,0 +1,159 @@
+#include "mosquitto_link.h"
+
+#include <mosquitto.h>
+
+#include <chrono>
+
+#include "log.h"
+
+namespace mqota::linux_port {
+namespace {
+
+constexpr int kKeepaliveSeconds = 30;
+constexpr int kQos = 1;
+
+}  // namespace
+
+MosquittoLink::MosquittoLink(const DeviceBundle& bundle, AgentEventQueue& events) : bundle_(bundle), events_(events) {}
+
+MosquittoLink::~MosquittoLink() {
+    stop();
+    if (mosq_ != nullptr) {
+        mosquitto_destroy(mosq_);
+        mosquitto_lib_cleanup();
+    }
+}
+
+bool MosquittoLink::start(std::string* error) {
+    mosquitto_lib_init();
+    // Clean session off: the broker keeps the subscription and queues QoS 1 commands while the
+    // device is offline (docs/protocol.md "Connection").
+    mosq_ = mosquitto_new(bundle_.device_id.c_str(), false, this);
+    if (mosq_ == nullptr) {
+        *error = "mosquitto_new failed";
+        return false;
+    }
+    mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    int rc = mosquitto_tls_set(mosq_, bundle_.ca_file.c_str(), nullptr, bundle_.cert_file.c_str(),
+                               bundle_.key_file.c_str(), nullptr);
+    if (rc == MOSQ_ERR_SUCCESS) {
+        // SSL_VERIFY_PEER: the broker certificate must chain to ca.crt and match the host name.
+        rc = mosquitto_tls_opts_set(mosq_, 1, nullptr, nullptr);
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+        *error = std::string("TLS setup: ") + mosquitto_strerror(rc);
+        return false;
+    }
+    mosquitto_connect_with_flags_callback_set(mosq_, &MosquittoLink::on_connect);
+    mosquitto_disconnect_callback_set(mosq_, &MosquittoLink::on_disconnect);
+    mosquitto_subscribe_callback_set(mosq_, &MosquittoLink::on_subscribe);
+    mosquitto_message_callback_set(mosq_, &MosquittoLink::on_message);
+    mosquitto_publish_callback_set(mosq_, &MosquittoLink::on_publish);
+    mosquitto_reconnect_delay_set(mosq_, 1, 30, true);
+
+    rc = mosquitto_connect_async(mosq_, bundle_.broker_host.c_str(), bundle_.broker_port, kKeepaliveSeconds);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        // Not fatal: the loop thread keeps reconnecting (broker not up yet, network down).
+        log_line(LogLevel::warn, "mqtt", "connect to %s: %s; will retry", bundle_.broker_url.c_str(),
+                 rc == MOSQ_ERR_ERRNO ? "network error" : mosquitto_strerror(rc));
+    }
+    rc = mosquitto_loop_start(mosq_);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        *error = std::string("mosquitto_loop_start: ") + mosquitto_strerror(rc);
+        return false;
+    }
+    running_ = true;
+    log_line(LogLevel::info, "mqtt", "connecting to %s as %s", bundle_.broker_url.c_str(), bundle_.device_id.c_str());
+    return true;
+}
+
+void MosquittoLink::stop() {
+    if (!running_) {
+        return;
+    }
+    running_ = false;
+    mosquitto_disconnect(mosq_);
+    mosquitto_loop_stop(mosq_, false);
+}
+
+bool MosquittoLink::subscribe(const char* topic) {
+    const int rc = mosquitto_subscribe(mosq_, nullptr, topic, kQos);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_line(LogLevel::warn, "mqtt", "subscribe %s: %s", topic, mosquitto_strerror(rc));
+    }
+    return rc == MOSQ_ERR_SUCCESS;
+}
+
+bool MosquittoLink::publish(const char* topic, const char* payload, size_t len) {
+    const int rc = mosquitto_publish(mosq_, nullptr, topic, static_cast<int>(len), payload, kQos, false);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_line(LogLevel::warn, "mqtt", "publish %s: %s", topic, mosquitto_strerror(rc));
+        return false;
+    }
+    std::lock_guard<std::mutex> lock(publish_mutex_);
+    ++published_;
+    log_line(LogLevel::debug, "mqtt", "publish %s %.*s", topic, static_cast<int>(len), payload);
+    return true;
+}
+
+bool MosquittoLink::flush(uint32_t timeout_ms) {
+    std::unique_lock<std::mutex> lock(publish_mutex_);
+    // Counting is enough: a PUBACK that arrives before publish() counted its message only
+    // makes acked_ run ahead for a moment.
+    return acked_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return acked_ >= published_; });
+}
+
+void MosquittoLink::on_connect(struct mosquitto*, void* self, int rc, int flags) {
+    auto* link = static_cast<MosquittoLink*>(self);
+    if (rc != 0) {
+        // CONNACK 5: not authorized, e.g. the client id is not the certificate CN.
+        log_line(LogLevel::error, "mqtt", "connection refused: %s", mosquitto_connack_string(rc));
+        return;
+    }
+    AgentEvent e;
+    e.kind = AgentEvent::Kind::connected;
+    e.flag = (flags & 0x01) != 0;  // CONNACK session present [MQTT-3.2.2-2]
+    link->events_.push(std::move(e));
+}
+
+void MosquittoLink::on_disconnect(struct mosquitto*, void* self, int rc) {
+    auto* link = static_cast<MosquittoLink*>(self);
+    if (rc != 0) {
+        log_line(LogLevel::warn, "mqtt", "connection lost: %s", mosquitto_strerror(rc));
+    }
+    AgentEvent e;
+    e.kind = AgentEvent::Kind::disconnected;
+    link->events_.push(std::move(e));
+}
+
+void MosquittoLink::on_subscribe(struct mosquitto*, void* self, int, int count, const int* granted) {
+    auto* link = static_cast<MosquittoLink*>(self);
+    AgentEvent e;
+    e.kind = AgentEvent::Kind::subscribed;
+    e.flag = count > 0 && granted[0] != 0x80;  // SUBACK return code 0x80 = failure
+    link->events_.push(std::move(e));
+}
+
+void MosquittoLink::on_message(struct mosquitto*, void* self, const struct mosquitto_message* message) {
+    auto* link = static_cast<MosquittoLink*>(self);
+    AgentEvent e;
+    e.kind = AgentEvent::Kind::message;
+    e.topic = message->topic;
+    if (message->payloadlen > 0) {
+        e.payload.assign(static_cast<const char*>(message->payload), static_cast<size_t>(message->payloadlen));
+    }
+    if (!link->events_.push(std::move(e))) {
+        log_line(LogLevel::error, "mqtt", "event queue full: message on %s dropped", message->topic);
+    }
+}
+
+void MosquittoLink::on_publish(struct mosquitto*, void* self, int) {
+    auto* link = static_cast<MosquittoLink*>(self);
+    {
+        std::lock_guard<std::mutex> lock(link->publish_mutex_);
+        ++link->acked_;
+    }
+    link->acked_cv_.notify_all();
+}
+
+}  // namespace mqota::linux_port

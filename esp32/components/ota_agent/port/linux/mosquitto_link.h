@@ -1,0 +1,53 @@
+// MQTT 3.1.1 over mutual TLS with libmosquitto: client id = device id (the certificate CN, which
+// the broker requires), clean session off, QoS 1, no last will (docs/protocol.md: the server tracks
+// presence from the connection itself). libmosquitto's own thread runs the network loop and
+// reconnects with back-off; its callbacks only queue AgentEvents.
+#pragma once
+
+#include <stdint.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <string>
+
+#include "agent_events.h"
+#include "device_bundle.h"
+
+struct mosquitto;
+struct mosquitto_message;
+
+namespace mqota::linux_port {
+
+class MosquittoLink {
+public:
+    MosquittoLink(const DeviceBundle& bundle, AgentEventQueue& events);
+    ~MosquittoLink();
+    MosquittoLink(const MosquittoLink&) = delete;
+    MosquittoLink& operator=(const MosquittoLink&) = delete;
+
+    bool start(std::string* error);
+    void stop();  // DISCONNECT (the session stays on the broker) and join the network thread
+
+    bool subscribe(const char* topic);
+    bool publish(const char* topic, const char* payload, size_t len);
+    bool flush(uint32_t timeout_ms);
+
+private:
+    static void on_connect(struct mosquitto*, void* self, int rc, int flags);
+    static void on_disconnect(struct mosquitto*, void* self, int rc);
+    static void on_subscribe(struct mosquitto*, void* self, int mid, int count, const int* granted);
+    static void on_message(struct mosquitto*, void* self, const struct mosquitto_message* message);
+    static void on_publish(struct mosquitto*, void* self, int mid);
+
+    const DeviceBundle& bundle_;
+    AgentEventQueue& events_;
+    struct mosquitto* mosq_ = nullptr;
+    bool running_ = false;
+
+    std::mutex publish_mutex_;
+    std::condition_variable acked_cv_;
+    uint64_t published_ = 0;  // QoS 1 PUBLISHes handed to libmosquitto
+    uint64_t acked_ = 0;      // PUBACKs received
+};
+
+}  // namespace mqota::linux_port

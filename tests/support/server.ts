@@ -1,0 +1,90 @@
+// A real mqota for tests: TLS broker and HTTPS API on ephemeral ports, PGlite in a temp folder or
+// a fresh PostgreSQL database, certificates from a TestPki. Restartable on the same data.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import type { MqttClient } from 'mqtt';
+import { ApiClient } from '../../src/cli/api-client.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { startMqota, type Mqota } from '../../src/mqota.js';
+import { createTestPki, type TestPki } from './pki.js';
+import { connectDevice, nextMessage } from './mqtt.js';
+import { freshPostgresDatabase } from './postgres.js';
+
+export type DatabaseKind = 'pglite' | 'postgres';
+
+export const DATABASES: DatabaseKind[] = ['pglite', 'postgres'];
+
+export interface TestServer {
+  mqota: Mqota;
+  pki: TestPki;
+  api: ApiClient;
+  dataDir: string;
+  config: Config;
+  /** Stops and starts again on the same data, certificates and ports. */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+  /** Connects a device (persistent session) subscribed to its command topic. */
+  device(id: string): Promise<MqttClient>;
+}
+
+export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string> } = {}): Promise<TestServer> {
+  const pki = await createTestPki();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mqota-data-'));
+  const databaseUrl = opts.database === 'postgres' ? await freshPostgresDatabase() : undefined;
+  const config = loadConfig({
+    MQOTA_DATA_DIR: dataDir, MQOTA_CERTS_DIR: pki.paths.dir, MQOTA_HOST: '127.0.0.1', MQTT_PORT: '0', HTTPS_PORT: '0',
+    MQOTA_HOSTNAMES: '127.0.0.1', MQOTA_ADMIN_TOKEN: 'test-token-0123456789abcdef', LOG_LEVEL: process.env.MQOTA_TEST_LOG ?? 'silent', LOG_FORMAT: 'json',
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...opts.env,
+  });
+  const logger = pino({ level: config.logLevel });
+  let mqota = await startMqota(config, logger);
+  const apiFor = (m: Mqota) => new ApiClient({ baseUrl: m.publicUrl, token: config.adminToken!, caPem: pki.caPem });
+  const server: TestServer = {
+    mqota, pki, dataDir, config, api: apiFor(mqota),
+    async restart() {
+      const { httpsPort, mqttPort } = server.mqota;
+      await server.mqota.close();
+      await server.api.close();
+      mqota = await startMqota({ ...config, httpsPort, mqttPort }, logger);
+      server.mqota = mqota;
+      server.api = apiFor(mqota);
+    },
+    async close() {
+      await server.api.close();
+      await server.mqota.close();
+      await rm(dataDir, { recursive: true, force: true });
+      await pki.cleanup();
+    },
+    async device(id) {
+      const client = await connectDevice(id, { port: server.mqota.mqttPort, pki });
+      await client.subscribeAsync(`devices/${id}/command`, { qos: 1 });
+      return client;
+    },
+  };
+  return server;
+}
+
+/** Publishes an announce and resolves with the command the server answers. */
+export async function announce(client: MqttClient, id: string, body: unknown): Promise<Record<string, unknown>> {
+  const answer = nextMessage(client, `devices/${id}/command`);
+  await client.publishAsync(`devices/${id}/announce`, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 });
+  return JSON.parse((await answer).payload.toString());
+}
+
+export async function report(client: MqttClient, id: string, body: Record<string, unknown>): Promise<void> {
+  await client.publishAsync(`devices/${id}/status`, JSON.stringify(body), { qos: 1 });
+}
+
+/** Polls `probe` until it returns a truthy value; fails after timeoutMs with the last value seen. */
+export async function eventually<T>(probe: () => Promise<T> | T, timeoutMs = 5_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+}

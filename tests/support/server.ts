@@ -78,12 +78,12 @@ export async function report(client: MqttClient, id: string, body: Record<string
 }
 
 /** Polls `probe` until it returns a truthy value; fails after timeoutMs with the last value seen. */
-export async function eventually<T>(probe: () => Promise<T> | T, timeoutMs = 5_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 5_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
+  let last: T | null | undefined | false;
   while (Date.now() < deadline) {
     last = await probe();
-    if (last) return last;
+    if (last) return last as T;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);

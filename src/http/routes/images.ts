@@ -2,17 +2,29 @@
 // (the content hash), so a device can resume an interrupted download safely.
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
+import { notFound } from '../errors.js';
 
 const IMAGE_NAME = /^([0-9a-f]{64})\.bin$/;
 
-export async function imageRoutes(app: FastifyInstance, _opts: { services: Services }): Promise<void> {
+export async function imageRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
   app.get<{ Params: { name: string } }>('/firmware/:name', async (req, reply) => {
     const match = IMAGE_NAME.exec(req.params.name);
     if (!match) {
       req.log.warn({ name: req.params.name.slice(0, 100) }, 'image request with an invalid name refused');
       return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'images are named <sha256>.bin' });
     }
+    if (!(await services.catalog.images.has(match[1]))) throw notFound(`image ${req.params.name}`);
     const etag = `"${match[1]}"`;
+    // The content hash is a strong validator; conditional requests are answered against it here.
+    const ifNoneMatch = req.headers['if-none-match'];
+    if (ifNoneMatch && (ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').map((t) => t.trim().replace(/^W\//, '')).includes(etag))) {
+      return reply.code(304).header('etag', etag).send();
+    }
+    const ifRange = req.headers['if-range'];
+    if (ifRange !== undefined) {
+      if (ifRange.trim() !== etag) delete req.raw.headers.range; // another version of the file: send it whole [RFC 9110 13.1.5]
+      delete req.raw.headers['if-range'];
+    }
     reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable').header('content-type', 'application/octet-stream');
     return reply.sendFile(req.params.name, { etag: false, lastModified: false, cacheControl: false, acceptRanges: true });
   });

@@ -1,0 +1,260 @@
+// The operator API over HTTPS: authentication, uploads and every way they can be wrong, the
+// catalog, provisioning through the CLI, fleet queries, image paths, and the service carrying on.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { connect as tlsConnect } from 'node:tls';
+import { Agent, FormData, request } from 'undici';
+import { buildEspAppImage, CHIP_IDS } from './support/esp-image.js';
+import { closedWithin, connectDevice, endAll } from './support/mqtt.js';
+import { announce, startTestServer, type TestServer } from './support/server.js';
+
+type Json = Record<string, any>;
+const run = promisify(execFile);
+
+describe('operator API', () => {
+  let server: TestServer;
+  let tmp: string;
+  let agent: Agent;
+  const url = (p: string) => `${server.mqota.publicUrl}${p}`;
+  const auth = () => ({ authorization: `Bearer ${server.config.adminToken}` });
+
+  async function postForm(fields: Record<string, string>, file?: { bytes: Buffer; name?: string }) {
+    const form = new FormData();
+    for (const [k, v] of Object.entries(fields)) form.set(k, v);
+    if (file) form.set('file', new Blob([file.bytes]), file.name ?? 'image.bin');
+    const res = await request(url('/api/firmware'), { method: 'POST', dispatcher: agent, headers: auth(), body: form });
+    return { status: res.statusCode, body: await res.body.json() as Json };
+  }
+
+  const firmwareFiles = async () => readdir(path.join(server.dataDir, 'firmware'));
+
+  before(async () => {
+    server = await startTestServer({ env: { MQOTA_MAX_IMAGE_BYTES: String(256 * 1024) } });
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'mqota-api-'));
+    agent = new Agent({ connect: { ca: server.pki.caPem } });
+  });
+  after(async () => { await agent?.close(); await server?.close(); });
+
+  test('the API needs the bearer token; /healthz does not', async () => {
+    for (const headers of [{}, { authorization: 'Bearer wrong-token' }, { authorization: 'Basic dGVzdA==' }]) {
+      const res = await request(url('/api/firmware'), { dispatcher: agent, headers });
+      assert.equal(res.statusCode, 401);
+      assert.match((await res.body.json() as Json).message, /Bearer/);
+    }
+    const health = await request(url('/healthz'), { dispatcher: agent });
+    assert.equal(health.statusCode, 200);
+    const h = await health.body.json() as Json;
+    assert.equal(h.status, 'ok');
+    assert.equal(h.database.ok, true);
+    assert.equal(h.broker.ok, true);
+    assert.ok(h.disk.freeBytes > 0);
+  });
+
+  test('an ESP-IDF image is identified: type and version come from its app description', async () => {
+    const bytes = buildEspAppImage({ projectName: 'sensor', version: 'v2.4.1', idfVersion: 'v5.3.1', chipId: CHIP_IDS.esp32s3, secureVersion: 3 });
+    const { status, body } = await postForm({ channel: 'beta', notes: 'first' }, { bytes });
+    assert.equal(status, 201, JSON.stringify(body));
+    assert.equal(body.type, 'sensor');
+    assert.equal(body.version, '2.4.1');
+    assert.equal(body.channel, 'beta');
+    assert.deepEqual(body.image, { chip: 'esp32s3', projectName: 'sensor', version: 'v2.4.1', idfVersion: 'v5.3.1', secureVersion: 3, buildId: null });
+    assert.equal(body.size, bytes.length);
+    assert.equal(body.url, url(`/firmware/${body.sha256}.bin`));
+    const listed = await server.api.call<Json[]>('GET', '/api/firmware?type=sensor');
+    assert.deepEqual(listed.map((f) => f.id), [body.id]);
+    assert.equal((await server.api.call<Json>('GET', `/api/firmware/${body.id}`)).image.chip, 'esp32s3');
+  });
+
+  test('an image built for another chip is never sent to a device that announced its chip', async () => {
+    const fw = await server.api.call<Json[]>('GET', '/api/firmware?type=sensor');
+    const dev = await server.device('sensor-1');
+    try {
+      await announce(dev, 'sensor-1', { type: 'sensor', version: '2.0.0', chip: 'esp32' });
+      const r = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw[0].id });
+      assert.equal(r.commanded, 0);
+      assert.deepEqual(await announce(dev, 'sensor-1', { type: 'sensor', version: '2.0.0', chip: 'esp32' }), { action: 'none', reason: 'chip-mismatch' });
+      await server.api.call('POST', `/api/rollouts/${r.id}/cancel`);
+    } finally { await endAll(dev); }
+  });
+
+  test('form and image versions must agree; an image without a semantic version needs one from the form', async () => {
+    const mismatch = await postForm({ version: '2.5.0' }, { bytes: buildEspAppImage({ projectName: 'sensor', version: '2.6.0' }) });
+    assert.equal(mismatch.status, 400);
+    assert.match(mismatch.body.message, /2\.5\.0/);
+    assert.match(mismatch.body.message, /2\.6\.0/);
+
+    const arduino = buildEspAppImage({ projectName: 'arduino-lib-builder', version: 'heads/idf-release/v4.4-0-gd4572', idfVersion: 'v4.4.4' });
+    const noVersion = await postForm({ type: 'blinky' }, { bytes: arduino });
+    assert.equal(noVersion.status, 400);
+    assert.match(noVersion.body.message, /version/);
+    const ok = await postForm({ type: 'blinky', version: '0.3.0' }, { bytes: arduino });
+    assert.equal(ok.status, 201, JSON.stringify(ok.body));
+    assert.equal(ok.body.type, 'blinky');
+    assert.equal(ok.body.image.buildId, 'heads/idf-release/v4.4-0-gd4572');
+    assert.equal(ok.body.image.projectName, 'arduino-lib-builder');
+  });
+
+  test('bad uploads get clear 4xx answers and leave nothing behind', async () => {
+    const before = (await firmwareFiles()).sort();
+    const raw = Buffer.from('not an esp image, just bytes');
+    const cases: [Record<string, string>, { bytes: Buffer } | undefined, number, RegExp][] = [
+      [{ type: 'raw', version: '1.0.0' }, { bytes: Buffer.alloc(0) }, 400, /empty/],
+      [{ type: 'raw', version: 'one.two' }, { bytes: raw }, 400, /version/],
+      [{ type: 'raw' }, { bytes: raw }, 400, /version/],
+      [{ version: '1.0.0' }, { bytes: raw }, 400, /type/],
+      [{ type: '../etc', version: '1.0.0' }, { bytes: raw }, 400, /type/],
+      [{ type: 'raw', version: '1.0.0' }, undefined, 400, /file/],
+      [{ type: 'raw', version: '1.0.0', colour: 'red' }, { bytes: raw }, 400, /colour/],
+      [{ type: 'raw', version: '1.0.0' }, { bytes: Buffer.alloc(300 * 1024, 1) }, 413, /./],
+    ];
+    for (const [fields, file, status, message] of cases) {
+      const res = await postForm(fields, file);
+      assert.equal(res.status, status, `${JSON.stringify(fields)} → ${JSON.stringify(res.body)}`);
+      assert.match(res.body.message, message);
+    }
+    const json = await request(url('/api/firmware'), { method: 'POST', dispatcher: agent, headers: { ...auth(), 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(json.statusCode, 415);
+    await json.body.dump();
+
+    const first = await postForm({ type: 'raw', version: '1.0.0' }, { bytes: raw });
+    assert.equal(first.status, 201);
+    const dup = await postForm({ type: 'raw', version: '1.0.0' }, { bytes: Buffer.from('other bytes') });
+    assert.equal(dup.status, 409);
+    assert.deepEqual((await firmwareFiles()).sort(), [...before, `${first.body.sha256}.bin`].sort());
+  });
+
+  test('an upload cut off mid-stream leaves no file and the service carries on', async () => {
+    const before = (await firmwareFiles()).sort();
+    const boundary = 'mqotaboundary';
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="type"\r\n\r\nraw\r\n--${boundary}\r\nContent-Disposition: form-data; name="version"\r\n\r\n9.9.9\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+    const { port } = new URL(server.mqota.publicUrl);
+    await new Promise<void>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: Number(port), ca: server.pki.caPem, servername: '127.0.0.1' }, () => {
+        socket.write(`POST /api/firmware HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${server.config.adminToken}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 200000\r\n\r\n${head}`);
+        socket.write(Buffer.alloc(64 * 1024, 7), () => setTimeout(() => { socket.destroy(); resolve(); }, 200));
+      });
+      socket.on('error', reject);
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual((await firmwareFiles()).sort(), before);
+    assert.equal((await server.api.call<Json[]>('GET', '/api/firmware?type=raw')).some((f) => f.version === '9.9.9'), false);
+    assert.equal((await request(url('/healthz'), { dispatcher: agent })).statusCode, 200);
+  });
+
+  test('image paths: only <sha256>.bin names are served; tricks get 404', async () => {
+    const [fw] = await server.api.call<Json[]>('GET', '/api/firmware?type=raw');
+    const ok = await request(url(`/firmware/${fw.sha256}.bin`), { dispatcher: agent });
+    assert.equal(ok.statusCode, 200);
+    await ok.body.dump();
+    for (const p of ['/firmware/..%2F..%2Fpackage.json', '/firmware/%2e%2e%2fadmin-token', `/firmware/${fw.sha256.toUpperCase()}.bin`,
+      '/firmware/abc.bin', `/firmware/${fw.sha256}.bin%00.txt`, `/firmware/${'0'.repeat(64)}.bin`, '/firmware/', '/firmware/../data/admin-token']) {
+      const res = await request(url(p), { dispatcher: agent });
+      assert.equal(res.statusCode, 404, p);
+      const body = await res.body.text();
+      assert.ok(!body.includes(server.config.adminToken!), p);
+    }
+    const cached = await request(url(`/firmware/${fw.sha256}.bin`), { dispatcher: agent, headers: { 'if-none-match': `"${fw.sha256}"` } });
+    assert.equal(cached.statusCode, 304);
+    await cached.body.dump();
+    // A resume is only honoured for the same image: a stale If-Range gets the whole file.
+    const resumed = await request(url(`/firmware/${fw.sha256}.bin`), { dispatcher: agent, headers: { range: 'bytes=4-', 'if-range': `"${fw.sha256}"` } });
+    assert.equal(resumed.statusCode, 206);
+    assert.equal((await resumed.body.arrayBuffer()).byteLength, fw.size - 4);
+    const stale = await request(url(`/firmware/${fw.sha256}.bin`), { dispatcher: agent, headers: { range: 'bytes=4-', 'if-range': '"0000"' } });
+    assert.equal(stale.statusCode, 200);
+    assert.equal((await stale.body.arrayBuffer()).byteLength, fw.size);
+    const unsatisfiable = await request(url(`/firmware/${fw.sha256}.bin`), { dispatcher: agent, headers: { range: `bytes=${fw.size + 10}-` } });
+    assert.equal(unsatisfiable.statusCode, 416);
+    await unsatisfiable.body.dump();
+  });
+
+  test('firmware used by a running rollout cannot be deleted; otherwise deletion removes the file', async () => {
+    const dev = await server.device('raw-1');
+    try {
+      await announce(dev, 'raw-1', { type: 'raw', version: '0.9.0' });
+      const fw = (await server.api.call<Json[]>('GET', '/api/firmware?type=raw'))[0];
+      const r = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['raw-1'] });
+      await assert.rejects(server.api.call('DELETE', `/api/firmware/${fw.id}`), (e: any) => e.statusCode === 409);
+      await server.api.call('POST', `/api/rollouts/${r.id}/cancel`);
+      await server.api.call('DELETE', `/api/firmware/${fw.id}`);
+      await assert.rejects(server.api.call('GET', `/api/firmware/${fw.id}`), (e: any) => e.statusCode === 404);
+      assert.ok(!(await firmwareFiles()).includes(`${fw.sha256}.bin`));
+      // The rollout's history stays readable after the firmware is gone.
+      assert.equal((await server.api.call<Json>('GET', `/api/rollouts/${r.id}`)).state, 'cancelled');
+    } finally { await endAll(dev); }
+  });
+
+  test('rollouts refuse unknown devices, devices of another type and unknown firmware', async () => {
+    const [fw] = await server.api.call<Json[]>('GET', '/api/firmware?type=blinky');
+    await assert.rejects(server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['nobody'] }), (e: any) => e.statusCode === 400 && /nobody/.test(e.message));
+    await assert.rejects(server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['raw-1'] }), (e: any) => e.statusCode === 400 && /another type/.test(e.message));
+    await assert.rejects(server.api.call('POST', '/api/rollouts', { firmwareId: 'fw_missing' }), (e: any) => e.statusCode === 404);
+    await assert.rejects(server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: [] }), (e: any) => e.statusCode === 400);
+    await assert.rejects(server.api.call('GET', '/api/rollouts/ro_missing'), (e: any) => e.statusCode === 404);
+    const list = await server.api.call<Json[]>('GET', '/api/rollouts?state=cancelled');
+    assert.ok(list.length >= 2 && list.every((r) => r.state === 'cancelled'));
+  });
+
+  test('mqota device add writes a bundle the device connects with', async () => {
+    const out = path.join(tmp, 'bundle');
+    const cli = path.resolve('bin/mqota.js');
+    const args = [cli, '--server', server.mqota.publicUrl, '--token', server.config.adminToken!, '--ca', server.pki.paths.caCert, 'device', 'add', 'door-7', '--type', 'door', '--out', out];
+    const { stdout } = await run(process.execPath, args);
+    assert.match(stdout, /door-7/);
+    const [cert, key, ca, meta, nvs] = await Promise.all(['device.crt', 'device.key', 'ca.crt', 'device.json', 'nvs.csv'].map((f) => readFile(path.join(out, f), 'utf8')));
+    assert.equal((await stat(path.join(out, 'device.key'))).mode & 0o777, 0o600);
+    const x = new X509Certificate(cert);
+    assert.match(x.subject, /CN=door-7/);
+    assert.equal(x.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    assert.equal(ca, server.pki.caPem);
+    assert.deepEqual(JSON.parse(meta), { deviceId: 'door-7', type: 'door', brokerUrl: `mqtts://127.0.0.1:${server.mqota.mqttPort}` });
+    assert.match(nvs, /^client_cert,file,string,device.crt$/m);
+
+    const dev = await connectDevice('door-7', { port: server.mqota.mqttPort, pki: server.pki, credentials: { certPem: cert, keyPem: key, caPem: ca } });
+    try {
+      await dev.subscribeAsync('devices/door-7/command', { qos: 1 });
+      assert.deepEqual(await announce(dev, 'door-7', { type: 'door', version: '1.0.0' }), { action: 'none', reason: 'unknown-type' });
+    } finally { await endAll(dev); }
+    await assert.rejects(run(process.execPath, args), (e: any) => /already exists/.test(e.stderr));
+  });
+
+  test('devices can be filtered by type, version range and presence', async () => {
+    const ids = (q: string) => server.api.call<Json[]>('GET', `/api/devices${q}`).then((r) => r.map((d) => d.id));
+    assert.deepEqual(await ids('?type=door'), ['door-7']);
+    assert.deepEqual(await ids('?type=sensor&version=^2.0.0'), ['sensor-1']);
+    assert.deepEqual(await ids('?type=sensor&version=>=3'), []);
+    assert.ok(!(await ids('?online=true')).includes('sensor-1'));
+    await assert.rejects(server.api.call('GET', '/api/devices?version=banana'), (e: any) => e.statusCode === 400);
+    await assert.rejects(server.api.call('GET', '/api/devices/nobody'), (e: any) => e.statusCode === 404);
+  });
+
+  test('oversized MQTT packets close only that connection; oversized JSON is an invalid announce', async () => {
+    const big = await server.device('big-1');
+    const other = await server.device('small-1');
+    try {
+      const closed = closedWithin(big, 3_000);
+      big.publish('devices/big-1/announce', Buffer.alloc(80 * 1024, 0x20), { qos: 0 });
+      assert.equal(await closed, true);
+      const padded = JSON.stringify({ type: 'door', version: '1.0.0', idf: 'x'.repeat(5000) });
+      const answer = await announce(other, 'small-1', padded);
+      assert.equal(answer.reason, 'invalid-announce');
+      assert.deepEqual(await announce(other, 'small-1', { type: 'door', version: '1.0.0' }), { action: 'none', reason: 'unknown-type' });
+    } finally { await endAll(big, other); }
+  });
+
+  test('bad configuration is refused with a message naming the variable', async () => {
+    const { loadConfig } = await import('../src/config.js');
+    assert.throws(() => loadConfig({ MQTT_PORT: '99999' }), /MQTT_PORT/);
+    assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }), /DATABASE_URL/);
+    assert.throws(() => loadConfig({ PUBLIC_URL: 'http://plain' }), /PUBLIC_URL/);
+    assert.throws(() => loadConfig({ MQOTA_ADMIN_TOKEN: 'short' }), /MQOTA_ADMIN_TOKEN/);
+    assert.equal(loadConfig({}).mqttPlaintextPort, null);
+    await writeFile(path.join(tmp, 'x'), '');
+  });
+});

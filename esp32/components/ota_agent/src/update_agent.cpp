@@ -567,9 +567,8 @@ bool UpdateAgent::validate_image(const ImageDescription& image, const char** err
 void UpdateAgent::step_transfer() {
     uint32_t bytes = bytes_in_slot_;
     const TransferStatus status = port_.transfer_step(&bytes);
-    if (status == TransferStatus::in_progress || status == TransferStatus::complete) {
-        bytes_in_slot_ = bytes;
-    }
+    // Also after an error: the bytes that did reach the slot are the resume point.
+    bytes_in_slot_ = bytes;
     if (bytes_in_slot_ > record_.size) {
         char reason[kReasonMax + 1];
         snprintf(reason, sizeof(reason), "server sent more than the %u bytes announced", static_cast<unsigned>(record_.size));

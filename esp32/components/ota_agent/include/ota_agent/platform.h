@@ -98,7 +98,8 @@ public:
     // Opens an HTTPS GET of req.url (server verified with the mqota CA, never skipped) and reads
     // the image header without writing it. On ok, transfer_step or transfer_abort must follow.
     virtual TransferStatus transfer_open(const TransferRequest& req, TransferStart* start) = 0;
-    // Reads one chunk and writes it to the slot. *bytes_in_slot = image bytes now in the slot.
+    // Reads one chunk and writes it to the slot. *bytes_in_slot = image bytes now in the slot,
+    // set on errors too (it is where a resume continues).
     virtual TransferStatus transfer_step(uint32_t* bytes_in_slot) = 0;
     // Closes the connection; bytes already written stay in the slot for a later resume.
     virtual void transfer_abort() = 0;

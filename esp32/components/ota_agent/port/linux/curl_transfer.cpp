@@ -100,15 +100,30 @@ size_t CurlTransfer::on_body(char* data, size_t size, size_t count, void* self) 
 
 size_t CurlTransfer::store_body(const uint8_t* data, size_t len) {
     if (!writing_) {
+        // Until the agent accepts the header, keep just enough to show it, then pause: the
+        // rest of the image stays in the socket, not in memory.
+        if (held_.size() >= kImagePrefixBytes) {
+            paused_ = true;
+            return CURL_WRITEFUNC_PAUSE;
+        }
         held_.insert(held_.end(), data, data + len);
         return len;
     }
+    if (max_bytes_per_second_ > 0 && static_cast<int64_t>(len) > rate_budget()) {
+        paused_ = true;
+        return CURL_WRITEFUNC_PAUSE;  // curl delivers the same data again after unpausing
+    }
+    return write_to_slot(data, len) ? len : 0;  // 0 makes curl stop with CURLE_WRITE_ERROR
+}
+
+bool CurlTransfer::write_to_slot(const uint8_t* data, size_t len) {
+    rate_bytes_ += len;
     if (!slots_.write(data, len, &slot_error_text_)) {
         slot_error_ = true;
-        return 0;  // makes curl stop with CURLE_WRITE_ERROR
+        return false;
     }
     written_ += static_cast<uint32_t>(len);
-    return len;
+    return true;
 }
 
 bool CurlTransfer::pump(uint32_t timeout_ms, bool (*done)(const CurlTransfer&)) {
@@ -169,9 +184,6 @@ TransferStatus CurlTransfer::open(const TransferRequest& request, TransferStart*
     curl_easy_setopt(easy_, CURLOPT_HEADERDATA, this);
     curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &CurlTransfer::on_body);
     curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this);
-    if (max_bytes_per_second_ > 0) {
-        curl_easy_setopt(easy_, CURLOPT_MAX_RECV_SPEED_LARGE, static_cast<curl_off_t>(max_bytes_per_second_));
-    }
     // No Accept-Encoding: the body must be the image bytes themselves.
 
     if (request_headers_ != nullptr) {
@@ -191,6 +203,9 @@ TransferStatus CurlTransfer::open(const TransferRequest& request, TransferStart*
         curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, request_headers_);
     }
 
+    rate_start_ = std::chrono::steady_clock::now();
+    rate_bytes_ = 0;
+    paused_ = false;
     curl_multi_add_handle(multi_, easy_);
     active_ = true;
     log_line(LogLevel::info, "https", "GET %s%s", request.url,
@@ -256,11 +271,15 @@ TransferStatus CurlTransfer::step(uint32_t* bytes_in_slot) {
         writing_ = true;
         std::vector<uint8_t> held;
         held.swap(held_);
-        if (!held.empty() && store_body(held.data(), held.size()) != held.size()) {
+        if (!held.empty() && !write_to_slot(held.data(), held.size())) {
             log_line(LogLevel::error, "https", "%s", slot_error_text_.c_str());
             abort();
             return TransferStatus::permanent_error;
         }
+    }
+    if (paused_ && (max_bytes_per_second_ == 0 || rate_budget() >= CURL_MAX_WRITE_SIZE)) {
+        paused_ = false;
+        curl_easy_pause(easy_, CURLPAUSE_CONT);
     }
     pump(kStepMs, nullptr);
     *bytes_in_slot = slot_offset_ + written_;
@@ -291,6 +310,11 @@ void CurlTransfer::abort() {
         writing_ = false;
     }
     held_.clear();
+}
+
+int64_t CurlTransfer::rate_budget() const {
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - rate_start_).count();
+    return static_cast<int64_t>(max_bytes_per_second_) * elapsed / 1000 - static_cast<int64_t>(rate_bytes_);
 }
 
 bool CurlTransfer::header_ready(const CurlTransfer& t) {

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@ private:
     static size_t on_header(char* data, size_t size, size_t count, void* self);
     static size_t on_body(char* data, size_t size, size_t count, void* self);
     size_t store_body(const uint8_t* data, size_t len);
+    bool write_to_slot(const uint8_t* data, size_t len);
     static bool header_ready(const CurlTransfer& t);
     // Runs curl until `done` says stop, the transfer finishes, or `timeout_ms` passes.
     // Returns false when the transfer ended (curl_result_ holds why).
@@ -60,6 +62,11 @@ private:
     uint32_t slot_offset_ = 0;   // where this response's body starts in the slot
     uint32_t written_ = 0;       // body bytes written to the slot
     bool slot_error_ = false;
+    // --max-download-rate: body delivery is paused (CURL_WRITEFUNC_PAUSE) while ahead of budget.
+    std::chrono::steady_clock::time_point rate_start_;
+    uint64_t rate_bytes_ = 0;
+    bool paused_ = false;
+    int64_t rate_budget() const;
     bool finished_ = false;
     int curl_result_ = 0;
     std::string slot_error_text_;

@@ -1,0 +1,38 @@
+// esp-mqtt client for the agent: MQTT 3.1.1 over mutual TLS with the provisioned certificates,
+// persistent session (clean session off), QoS 1. No last will: docs/protocol.md says the server
+// tracks presence from the connection itself and `status` is not a will topic.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device_identity.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/queue.h"
+#include "mqtt_client.h"
+#include "ota_agent/message_assembler.h"
+
+namespace mqota::esp_idf {
+
+class MqttLink {
+public:
+    esp_err_t start(const DeviceIdentity& identity, const char* broker_uri, QueueHandle_t events);
+
+    bool subscribe(const char* topic);
+    bool publish(const char* topic, const char* payload, size_t len);
+    bool flush(uint32_t timeout_ms);
+
+private:
+    static void on_event(void* arg, esp_event_base_t base, int32_t event_id, void* event_data);
+    void on_data(const esp_mqtt_event_t& event);
+    void post(uint8_t kind, bool flag);
+    void reuse_tls_session();
+    void save_tls_session();
+
+    esp_mqtt_client_handle_t client_ = nullptr;
+    QueueHandle_t events_ = nullptr;
+    MessageAssembler assembler_;  // used from the MQTT task only
+    bool tls_session_saved_ = false;
+};
+
+}  // namespace mqota::esp_idf

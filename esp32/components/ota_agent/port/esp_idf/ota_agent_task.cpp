@@ -1,0 +1,135 @@
+// ota_agent_start(): wires the agent to ESP-IDF and runs it in its own task. The task owns the
+// UpdateAgent; the MQTT event handler only queues events for it (never parses or downloads in
+// the MQTT task), and the download advances one esp_https_ota_perform() per service() step, so
+// queued commands are handled between chunks.
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_event.h"
+#include "device_identity.h"
+#include "esp_idf_port.h"
+#include "esp_log.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/queue.h"
+#include "freertos/task.h"
+#include "mqtt_link.h"
+#include "ota_agent.h"
+#include "ota_agent/update_agent.h"
+#include "sdkconfig.h"
+
+namespace mqota::esp_idf {
+namespace {
+
+constexpr const char* TAG = "ota_agent";
+constexpr UBaseType_t kQueueLength = 8;
+
+struct AgentRuntime {
+    AgentRuntime(const ota_agent_config_t& config, const DeviceIdentity& id)
+        : identity(id), port(link, identity, config.self_test, config.self_test_ctx), agent(port, agent_config(config)) {}
+
+    AgentConfig agent_config(const ota_agent_config_t& config) {
+        AgentConfig c;
+        c.device_id = identity.device_id;
+        if (config.device_type != nullptr) {
+            c.device_type = config.device_type;
+        } else if (CONFIG_OTA_AGENT_DEVICE_TYPE[0] != '\0') {
+            c.device_type = CONFIG_OTA_AGENT_DEVICE_TYPE;
+        }
+        c.self_test_timeout_ms = config.self_test_timeout_ms;
+        c.download_attempts = config.download_attempts > 0 ? config.download_attempts : 1;
+        return c;
+    }
+
+    DeviceIdentity identity;
+    MqttLink link;
+    EspIdfPort port;
+    UpdateAgent agent;
+    QueueHandle_t events = nullptr;
+};
+
+AgentRuntime* s_runtime = nullptr;
+
+void dispatch(UpdateAgent& agent, AgentEvent& e) {
+    switch (e.kind) {
+        case AgentEvent::connected: agent.on_connected(e.flag); break;
+        case AgentEvent::disconnected: agent.on_disconnected(); break;
+        case AgentEvent::subscribed: agent.on_subscribed(e.flag); break;
+        case AgentEvent::message:
+            agent.on_message(e.data, e.data + e.topic_len + 1, e.payload_len);
+            free(e.data);
+            break;
+    }
+}
+
+void agent_task(void* arg) {
+    auto* rt = static_cast<AgentRuntime*>(arg);
+    for (;;) {
+        const uint32_t wait = rt->agent.service();
+        const TickType_t ticks = wait == UpdateAgent::kNoDeadline ? portMAX_DELAY : pdMS_TO_TICKS(wait);
+        AgentEvent e;
+        if (xQueueReceive(rt->events, &e, ticks) != pdTRUE) {
+            continue;
+        }
+        // Everything already queued goes in before the next download step: a cancel that
+        // follows an update command is seen before the download starts.
+        do {
+            dispatch(rt->agent, e);
+        } while (xQueueReceive(rt->events, &e, 0) == pdTRUE);
+    }
+}
+
+}  // namespace
+}  // namespace mqota::esp_idf
+
+extern "C" esp_err_t ota_agent_start(const ota_agent_config_t* config) {
+    using namespace mqota::esp_idf;
+    if (s_runtime != nullptr) {
+        return ESP_ERR_INVALID_STATE;
+    }
+    const ota_agent_config_t defaults = OTA_AGENT_CONFIG_DEFAULT();
+    const ota_agent_config_t& cfg = config != nullptr ? *config : defaults;
+
+    DeviceIdentity identity;
+    esp_err_t err = load_device_identity(&identity);
+    if (err != ESP_OK) {
+        return err;
+    }
+    const char* broker_uri = cfg.broker_uri != nullptr    ? cfg.broker_uri
+                             : identity.broker_uri != nullptr ? identity.broker_uri
+                                                              : CONFIG_OTA_AGENT_BROKER_URI;
+
+    QueueHandle_t events = xQueueCreate(kQueueLength, sizeof(AgentEvent));
+    if (events == nullptr) {
+        return ESP_ERR_NO_MEM;
+    }
+    // Lives as long as the program: esp-mqtt and esp_http_client keep pointers into it.
+    auto* rt = new AgentRuntime(cfg, identity);
+    rt->events = events;
+    const auto fail = [rt](esp_err_t e) {
+        vQueueDelete(rt->events);
+        delete rt;
+        return e;
+    };
+    err = rt->port.open_store();
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "cannot open NVS for the update record: %s", esp_err_to_name(err));
+        return fail(err);
+    }
+    // Decide what this boot means (self-test of a new image, report of a rollback, ...) before
+    // the network is up, so that the self-test deadline counts from boot.
+    if (!rt->agent.start()) {
+        return fail(ESP_ERR_INVALID_ARG);
+    }
+    // Events queue up until the task below takes them.
+    err = rt->link.start(rt->identity, broker_uri, rt->events);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "MQTT client: %s", esp_err_to_name(err));
+        return err;  // the client may hold pointers into rt: keep it
+    }
+    if (xTaskCreate(&agent_task, "ota_agent", CONFIG_OTA_AGENT_TASK_STACK_SIZE, rt, CONFIG_OTA_AGENT_TASK_PRIORITY,
+                    nullptr) != pdPASS) {
+        return ESP_ERR_NO_MEM;
+    }
+    s_runtime = rt;
+    return ESP_OK;
+}

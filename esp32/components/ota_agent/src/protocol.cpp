@@ -211,6 +211,10 @@ DecodeResult decode_command(const char* payload, size_t len, Command* out) {
         if (cJSON_IsString(reason) && reason->valuestring != nullptr) {
             snprintf(out->reason, sizeof(out->reason), "%s", reason->valuestring);
         }
+        const cJSON* error = cJSON_GetObjectItemCaseSensitive(root, "error");
+        if (cJSON_IsString(error) && error->valuestring != nullptr) {
+            snprintf(out->error, sizeof(out->error), "%s", error->valuestring);
+        }
         return DecodeResult{DecodeStatus::ok, nullptr, has_id};
     }
     return DecodeResult{DecodeStatus::bad_action, "action", has_id};

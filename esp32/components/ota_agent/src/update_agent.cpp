@@ -265,7 +265,8 @@ void UpdateAgent::on_message(const char* topic, const char* payload, size_t len)
     }
     switch (command_.action) {
         case CommandAction::none:
-            logf(LogLevel::info, "no update offered (%s)", command_.reason[0] != '\0' ? command_.reason : "no reason given");
+            logf(LogLevel::info, "no update offered (%s)%s%s", command_.reason[0] != '\0' ? command_.reason : "no reason given",
+                 command_.error[0] != '\0' ? ": " : "", command_.error);
             break;
         case CommandAction::cancel:
             handle_cancel(command_);

@@ -80,6 +80,8 @@ TEST(DecodeCommand, DecodesNoneAndCancel) {
     EXPECT_EQ(c.action, CommandAction::none);
     EXPECT_STREQ(c.reason, "up-to-date");
     ASSERT_EQ(decode(R"({"action":"none","reason":"invalid-announce","error":"bad version"})", &c).status, DecodeStatus::ok);
+    EXPECT_STREQ(c.reason, "invalid-announce");
+    EXPECT_STREQ(c.error, "bad version");
     ASSERT_EQ(decode(R"({"action":"cancel","updateId":"u_9"})", &c).status, DecodeStatus::ok);
     EXPECT_EQ(c.action, CommandAction::cancel);
     EXPECT_STREQ(c.update_id, "u_9");

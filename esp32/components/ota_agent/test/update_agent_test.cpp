@@ -631,6 +631,8 @@ TEST_F(UpdateAgentTest, NoneIsLoggedOnly) {
     send(R"({"action":"none","reason":"up-to-date"})");
     EXPECT_TRUE(dev.published.empty());
     EXPECT_TRUE(logged("no update offered (up-to-date)"));
+    send(R"({"action":"none","reason":"invalid-announce","error":"version: not a semantic version"})");
+    EXPECT_TRUE(logged("no update offered (invalid-announce): version: not a semantic version"));
 }
 
 // ---- first boot of the new image

@@ -42,6 +42,7 @@ struct Command {
     char update_id[kUpdateIdMax + 1];  // update and cancel
     UpdateTarget target;               // update
     char reason[64];                   // none; truncated, for the log only
+    char error[96];                    // none (e.g. why an announce was invalid); log only
 };
 
 enum class DecodeStatus : uint8_t {

@@ -369,6 +369,18 @@ TEST_F(UpdateAgentTest, DeviceTypeOverrideDecidesWhatIsAccepted) {
 
 // ---- image header checks (before anything is written)
 
+TEST_F(UpdateAgentTest, FailureIsReportedEvenWithHostileTextInTheImageHeader) {
+    TestImageSpec spec;
+    spec.version = std::string(32, '\x01');  // every byte escapes to \u0001 in JSON
+    const auto body = make_test_image(spec);
+    serve("https://mqota.test/hostile.bin", body);
+    connect();
+    send(update_command("u_h", "1.3.0", &body, "https://mqota.test/hostile.bin"));
+    run();
+    EXPECT_EQ(states(), (std::vector<std::string>{"accepted", "failed"}));
+    EXPECT_EQ(field(last_status(), "error"), "invalid-image");
+}
+
 TEST_F(UpdateAgentTest, ImageHeaderIsCheckedBeforeWriting) {
     struct Case {
         const char* name;

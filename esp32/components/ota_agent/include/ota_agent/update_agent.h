@@ -148,7 +148,9 @@ private:
     uint32_t bytes_in_slot_ = 0;   // image bytes in the passive slot, as the port last said
 
     Command command_{};  // decoded in place; too large for a small task stack
-    char message_[512] = {};
+    // Encoded status or announce. Worst case: every bounded field made of characters that cJSON
+    // escapes as \u00XX (6 bytes each), e.g. a version string read from a hostile image header.
+    char message_[6 * (kUpdateIdMax + kVersionMax + kErrorCodeMax + kReasonMax) + 128] = {};
 };
 
 }  // namespace mqota

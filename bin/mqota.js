@@ -1,6 +1,13 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader, so `npx mqota` works straight from a clone.
-import { register } from 'tsx/esm/api';
+// The mqota CLI: the compiled build when there is one (containers), else the TypeScript sources
+// through tsx's loader, so `npx mqota` works straight from a clone.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
+if (existsSync(compiled)) {
+  await import(compiled.href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/cli/main.ts');
+}

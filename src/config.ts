@@ -46,7 +46,9 @@ export class ConfigError extends Error {}
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   let raw: Static<typeof EnvSchema>;
   try {
-    raw = envSchema<Static<typeof EnvSchema>>({ schema: EnvSchema, data: { ...env } });
+    // An empty variable (VAR= or compose's ${VAR:-}) means "not set", not "set to nothing".
+    const data = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+    raw = envSchema<Static<typeof EnvSchema>>({ schema: EnvSchema, data });
   } catch (err) {
     // Ajv says "env/MQTT_PORT must be <= 65535"; name the variable the way the README does.
     throw new ConfigError(`invalid configuration: ${(err as Error).message.replace(/env\//g, '')}`);

@@ -27,7 +27,7 @@ describe('operator API', () => {
   async function postForm(fields: Record<string, string>, file?: { bytes: Buffer; name?: string }) {
     const form = new FormData();
     for (const [k, v] of Object.entries(fields)) form.set(k, v);
-    if (file) form.set('file', new Blob([file.bytes]), file.name ?? 'image.bin');
+    if (file) form.set('file', new Blob([new Uint8Array(file.bytes)]), file.name ?? 'image.bin');
     const res = await request(url('/api/firmware'), { method: 'POST', dispatcher: agent, headers: auth(), body: form });
     return { status: res.statusCode, body: await res.body.json() as Json };
   }

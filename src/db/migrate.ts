@@ -3,7 +3,9 @@
 // database migrated here can later be managed by the Prisma CLI where its engine is available.
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logger.js';
 
 /** Multi-statement SQL through the underlying driver (Prisma's raw queries take one statement). */
@@ -31,7 +33,15 @@ const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
 // Prisma's migrate advisory lock key, so mqota and `prisma migrate deploy` never run together.
 const ADVISORY_LOCK_KEY = 72707369;
 
-export const MIGRATIONS_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../prisma/migrations');
+/** prisma/migrations of this checkout or install, found from this module whether it runs from src/ or dist/. */
+export const MIGRATIONS_DIR = findUp(path.dirname(fileURLToPath(import.meta.url)), path.join('prisma', 'migrations'));
+
+function findUp(from: string, relative: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, relative))) return path.join(dir, relative);
+    if (path.dirname(dir) === dir) return path.join(from, relative);
+  }
+}
 
 export async function readMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
   const entries = await readdir(dir, { withFileTypes: true });

@@ -40,6 +40,8 @@ async function startCluster(): Promise<string> {
     [...(asRoot ? ['-u', 'postgres', '--', path.join(pgBin(), 'postgres')] : []),
       '-D', dataDir, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
     { stdio: 'ignore', detached: false });
+  // The cluster lives as long as the test process, and must not keep it alive on its own.
+  server.unref();
   process.once('exit', () => { server.kill('SIGINT'); rmSync(dir, { recursive: true, force: true }); });
   const url = `postgresql://postgres@127.0.0.1:${port}/postgres`;
   for (let i = 0; i < 100; i++) {

@@ -21,7 +21,7 @@ export async function imageRoutes(app: FastifyInstance, { services }: { services
       return reply.code(304).header('etag', etag).send();
     }
     const ifRange = req.headers['if-range'];
-    if (ifRange !== undefined) {
+    if (typeof ifRange === 'string') {
       if (ifRange.trim() !== etag) delete req.raw.headers.range; // another version of the file: send it whole [RFC 9110 13.1.5]
       delete req.raw.headers['if-range'];
     }

@@ -1,0 +1,32 @@
+# mqota: build the TypeScript once, run the compiled service as an unprivileged user.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY scripts/prisma-generate.mjs scripts/
+COPY prisma ./prisma
+COPY prisma.config.ts ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY broker ./broker
+COPY certs/*.ts ./certs/
+RUN npm run build && npm prune --omit=dev --ignore-scripts
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    MQOTA_DATA_DIR=/data \
+    MQOTA_CERTS_DIR=/certs \
+    LOG_FORMAT=json
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/prisma ./prisma
+COPY bin ./bin
+RUN mkdir -p /data /certs && chown node:node /data /certs && ln -s /app/bin/mqota.js /usr/local/bin/mqota
+USER node
+VOLUME ["/data", "/certs"]
+EXPOSE 8883 8443
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
+  CMD ["node", "-e", "require('https').get({host:'127.0.0.1',port:process.env.HTTPS_PORT||8443,path:'/healthz',ca:require('fs').readFileSync('/certs/ca.crt'),servername:'localhost'},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"]
+CMD ["node", "dist/src/main.js"]

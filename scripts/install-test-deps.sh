@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages the tests need: PostgreSQL (a throwaway cluster per run), and the
+# toolchain, libraries and mosquitto broker of the ESP32 agent's Linux port and its tests.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  postgresql cmake make g++ pkg-config \
+  libmosquitto-dev libcjson-dev libcurl4-openssl-dev libssl-dev libgtest-dev mosquitto openssl >/dev/null
+# The Debian package starts a system mosquitto on :1883; the tests start their own brokers.
+if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then systemctl stop mosquitto || true; fi

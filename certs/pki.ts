@@ -6,7 +6,8 @@
 // Two CAs on purpose: devices trust only the server CA (ca.crt), the broker trusts only the
 // device CA for client certificates, so neither key can mint the other side's identities.
 
-import './reflect-metadata.js';
+// @peculiar/x509 registers its algorithms through tsyringe, which needs the Reflect metadata API.
+import 'reflect-metadata';
 import { X509Certificate as NodeX509, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import '../certs/reflect-metadata.js';
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { ensurePki, fingerprintOf, issueClientCertificate, type PkiPaths } from '../certs/pki.js';
 

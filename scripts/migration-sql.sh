@@ -21,9 +21,10 @@ TS
 # Prisma 6 wants a classic generator and a datasource url; neither changes the SQL.
 to6() { sed -e 's/"prisma-client"/"prisma-client-js"/' -e '/moduleFormat/d' -e '/^  output /d' \
   -e 's|^  provider = "postgresql"|  provider = "postgresql"\n  url = "postgresql://unused@localhost/unused"|' "$1"; }
-to6 "$root/$to" > "$work/to.prisma"
+abs() { (cd "$root" && realpath "$1"); }
+to6 "$(abs "$to")" > "$work/to.prisma"
 args=(--to-schema-datamodel "$work/to.prisma")
-if [ "$from" = --from-empty ]; then args=(--from-empty "${args[@]}"); else to6 "$root/$from" > "$work/from.prisma"; args=(--from-schema-datamodel "$work/from.prisma" "${args[@]}"); fi
+if [ "$from" = --from-empty ]; then args=(--from-empty "${args[@]}"); else to6 "$(abs "$from")" > "$work/from.prisma"; args=(--from-schema-datamodel "$work/from.prisma" "${args[@]}"); fi
 placeholder="$work/engine-placeholder"; : > "$placeholder"
 cd "$work" && PRISMA_QUERY_ENGINE_LIBRARY=$placeholder PRISMA_SCHEMA_ENGINE_BINARY=$placeholder \
   npx prisma migrate diff "${args[@]}" --script 2> >(grep -v 'Loaded Prisma config' >&2)

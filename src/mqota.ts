@@ -12,6 +12,7 @@ import { WriteBehind } from './db/write-behind.js';
 import { FirmwareCatalog } from './firmware/catalog.js';
 import { ImageStore } from './firmware/image-store.js';
 import { DeviceRegistry } from './fleet/device-registry.js';
+import { FleetEvents } from './events.js';
 import { buildApp, type App } from './http/app.js';
 import type { Logger } from './logger.js';
 import { encodeCommand } from './protocol/messages.js';
@@ -48,11 +49,12 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const registry = new DeviceRegistry(writes);
     await Promise.all([catalog.load(), registry.load(db.prisma)]);
 
+    const events = new FleetEvents(logger);
     let links: Links | null = null;
     const linksReady = (): Links => { if (!links) throw new Error('links used before the listeners are bound'); return links; };
     let broker: Broker | null = null;
     const engine = new RolloutEngine({
-      prisma: db.prisma, writes, registry, catalog, logger,
+      prisma: db.prisma, writes, registry, catalog, events, logger,
       imageUrl: (sha256) => linksReady().imageUrl(sha256),
       commands: { send: (deviceId, command) => broker!.publish(topics.command(deviceId), encodeCommand(command), { qos: 1 }) },
     });
@@ -71,7 +73,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     });
     broker.onPresence((deviceId, online) => engine.handlePresence(deviceId, online));
 
-    const services: Services = { config, logger, db, writes, catalog, registry, engine, broker, pki: pki.paths, adminToken: adminToken.token, links: { imageUrl: (s) => linksReady().imageUrl(s), brokerUrl: () => linksReady().brokerUrl() } };
+    const services: Services = { config, logger, db, writes, catalog, registry, engine, events, broker, pki: pki.paths, adminToken: adminToken.token, links: { imageUrl: (s) => linksReady().imageUrl(s), brokerUrl: () => linksReady().brokerUrl() } };
     const app: App = await buildApp(services, { key, cert });
     await app.listen({ port: config.httpsPort, host: config.host });
     stack.push(() => app.close()); // the API stops first, then the broker, then the writes drain

@@ -6,6 +6,7 @@ import type { Database } from './db/database.js';
 import type { WriteBehind } from './db/write-behind.js';
 import type { FirmwareCatalog } from './firmware/catalog.js';
 import type { DeviceRegistry } from './fleet/device-registry.js';
+import type { FleetEvents } from './events.js';
 import type { Logger } from './logger.js';
 import type { RolloutEngine } from './rollouts/rollout-engine.js';
 
@@ -24,6 +25,7 @@ export interface Services {
   catalog: FirmwareCatalog;
   registry: DeviceRegistry;
   engine: RolloutEngine;
+  events: FleetEvents;
   broker: Broker;
   pki: PkiPaths;
   adminToken: string;

@@ -7,6 +7,7 @@ import type { AttemptEventRow, AttemptRow, WriteBehind } from '../db/write-behin
 import type { FirmwareCatalog, Firmware } from '../firmware/catalog.js';
 import type { Device, DeviceRegistry } from '../fleet/device-registry.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import type { FleetEvents } from '../events.js';
 import type { Logger } from '../logger.js';
 import { parseAnnounce, parseStatus, type Command, type StatusReport } from '../protocol/messages.js';
 import { applyReport, isTerminal, notStarted, TERMINAL_STATES, type AttemptState } from './attempt-state.js';
@@ -51,6 +52,7 @@ export class RolloutEngine {
     catalog: FirmwareCatalog;
     commands: CommandChannel;
     imageUrl: (sha256: string) => string;
+    events: FleetEvents;
     logger: Logger;
   }) {
     this.log = deps.logger.child({ component: 'rollouts' });
@@ -81,11 +83,13 @@ export class RolloutEngine {
     const parsed = parseAnnounce(payload);
     if (!parsed.ok) {
       this.log.warn({ deviceId, error: parsed.error }, 'announce rejected');
+      this.deps.events.emit('rejection', { deviceId, kind: 'announce', error: parsed.error, at: new Date() });
       await this.send(deviceId, { action: 'none', reason: 'invalid-announce', error: parsed.error });
       return;
     }
     const device = this.deps.registry.recordAnnounce(deviceId, parsed.value, new Date());
     this.log.debug({ deviceId, type: device.type, version: device.version }, 'announce');
+    this.deps.events.emit('announce', { deviceId, type: device.type, version: device.version!, chip: device.chip, at: device.lastSeenAt! });
 
     const active = this.activeByDevice.get(deviceId);
     if (active && !this.settleByAnnounce(active, device)) {
@@ -101,6 +105,7 @@ export class RolloutEngine {
     const parsed = parseStatus(payload);
     if (!parsed.ok) {
       this.log.warn({ deviceId, error: parsed.error }, 'status rejected');
+      this.deps.events.emit('rejection', { deviceId, kind: 'status', error: parsed.error, at: new Date() });
       return;
     }
     const report = parsed.value;
@@ -127,7 +132,9 @@ export class RolloutEngine {
   }
 
   handlePresence(deviceId: string, online: boolean): void {
-    this.deps.registry.recordPresence(deviceId, online, new Date());
+    const at = new Date();
+    this.deps.registry.recordPresence(deviceId, online, at);
+    this.deps.events.emit('presence', { deviceId, online, at });
   }
 
   // ── operator actions ────────────────────────────────────────────────────────
@@ -148,6 +155,7 @@ export class RolloutEngine {
     });
     const rollout: RunningRollout = { id: row.id, createdAt: row.createdAt, firmware, targets: deviceIds ? new Set(deviceIds) : null, attempts: new Map() };
     this.running.set(rollout.id, rollout);
+    this.deps.events.emit('rollout', { rolloutId: rollout.id, state: 'running', previousState: null, wave: 0, reason: null, actor: input.createdBy ?? null, at: row.createdAt });
     this.log.info({ rolloutId: rollout.id, firmwareId: firmware.id, type: firmware.type, version: firmware.version, targets: deviceIds?.length ?? 'all' }, 'rollout started');
 
     // Online targets get their command now; offline ones on their next announce.
@@ -253,7 +261,8 @@ export class RolloutEngine {
 
   private transition(attempt: Attempt, state: AttemptState, fields: { progress?: number | null; error?: string | null; reason?: string | null }): void {
     const now = new Date();
-    const moved = attempt.state !== state;
+    const previousState = attempt.state;
+    const moved = previousState !== state;
     attempt.state = state;
     if (fields.progress !== undefined) attempt.progress = fields.progress;
     if (fields.error !== undefined) attempt.error = fields.error;
@@ -261,6 +270,10 @@ export class RolloutEngine {
     attempt.updatedAt = now;
     if (isTerminal(state)) attempt.finishedAt = now;
     void this.deps.writes.attempt(snapshot(attempt), event(attempt));
+    this.deps.events.emit('attempt', {
+      updateId: attempt.id, rolloutId: attempt.rolloutId, deviceId: attempt.deviceId, firmwareId: attempt.firmwareId, retry: 0,
+      state, previousState, progress: attempt.progress, error: attempt.error, reason: attempt.reason, at: now,
+    });
     if (!moved) return;
     this.log.info({ deviceId: attempt.deviceId, updateId: attempt.id, state, error: attempt.error ?? undefined }, 'update attempt');
     const rollout = this.running.get(attempt.rolloutId);
@@ -317,13 +330,19 @@ export class RolloutEngine {
 
   private async finishRollout(rollout: RunningRollout, state: Exclude<RolloutState, 'running'>, reason: string): Promise<void> {
     this.running.delete(rollout.id);
-    await this.deps.prisma.rollout.update({ where: { id: rollout.id }, data: { state, reason, finishedAt: new Date(), updatedAt: new Date() } });
+    const at = new Date();
+    await this.deps.prisma.rollout.update({ where: { id: rollout.id }, data: { state, reason, finishedAt: at, updatedAt: at } });
+    this.deps.events.emit('rollout', { rolloutId: rollout.id, state, previousState: 'running', wave: 0, reason, actor: null, at });
     this.log.info({ rolloutId: rollout.id, state, reason }, 'rollout finished');
   }
 
   private async send(deviceId: string, command: Command): Promise<void> {
     try {
       await this.deps.commands.send(deviceId, command);
+      this.deps.events.emit('command', {
+        deviceId, action: command.action, updateId: command.action === 'none' ? null : command.updateId,
+        reason: command.action === 'none' ? command.reason : null, at: new Date(),
+      });
     } catch (err) {
       this.log.warn({ err, deviceId, action: command.action }, 'command not published');
     }

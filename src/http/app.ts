@@ -42,7 +42,7 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
   await app.register(healthRoutes, { services });
   await app.register(imageRoutes, { services });
   await app.register(async (api) => {
-    await api.register(authPlugin, { token: services.adminToken });
+    await api.register(authPlugin, { services });
     await api.register(firmwareRoutes, { services });
     await api.register(deviceRoutes, { services });
     await api.register(rolloutRoutes, { services });

@@ -10,7 +10,7 @@ import type { PrismaClient } from '../generated/prisma/client.js';
 import type { FleetEvents } from '../events.js';
 import type { Logger } from '../logger.js';
 import { parseAnnounce, parseStatus, type Command, type StatusReport } from '../protocol/messages.js';
-import { applyReport, isTerminal, notStarted, TERMINAL_STATES, type AttemptState } from './attempt-state.js';
+import { applyReport, ATTEMPT_STATES, isTerminal, notStarted, TERMINAL_STATES, type AttemptState } from './attempt-state.js';
 import { decideEligibility, targets, type TargetRollout } from './eligibility.js';
 
 /** Where commands go: the broker in production. */
@@ -30,6 +30,20 @@ interface Attempt extends AttemptRow {
   state: AttemptState;
   /** Resolves once the attempt row is committed: no command goes out for an attempt the database does not know. */
   persisted: Promise<void>;
+}
+
+export interface RolloutProgress {
+  rolloutId: string;
+  state: string;
+  reason: string | null;
+  /** Current wave (0-based) and how many there are. */
+  wave: number;
+  waves: number;
+  /** Devices in the target set now, when the rollout is active. */
+  targets: number | null;
+  /** Attempts per state. */
+  counts: Record<AttemptState, number>;
+  at: Date;
 }
 
 export class RolloutError extends Error {
@@ -186,6 +200,21 @@ export class RolloutEngine {
       this.transition(a, 'cancelled', { reason: 'rollout cancelled' });
       await this.send(a.deviceId, { action: 'cancel', updateId: a.id });
     }));
+  }
+
+  /** A rollout's progress summary (what the retained MQTT topic and the dashboard show). */
+  async progress(rolloutId: string): Promise<RolloutProgress | null> {
+    const { prisma, writes } = this.deps;
+    await writes.flush();
+    const rollout = await prisma.rollout.findUnique({ where: { id: rolloutId }, select: { state: true, reason: true, currentWave: true, waves: true, firmwareId: true } });
+    if (!rollout) return null;
+    const groups = await prisma.updateAttempt.groupBy({ by: ['state'], where: { rolloutId }, _count: { _all: true } });
+    const counts = Object.fromEntries(ATTEMPT_STATES.map((s) => [s, 0])) as Record<AttemptState, number>;
+    for (const g of groups) counts[g.state as AttemptState] = g._count._all;
+    const running = this.running.get(rolloutId);
+    const targets = running ? (running.targets ? running.targets.size : this.deps.registry.ofType(running.firmware.type).length) : null;
+    const waves = (rollout.waves as { sizes?: number[] } | null)?.sizes?.length ?? 1;
+    return { rolloutId, state: rollout.state, reason: rollout.reason, wave: rollout.currentWave, waves, targets, counts, at: new Date() };
   }
 
   isFirmwareInUse(firmwareId: string): boolean {

@@ -19,6 +19,7 @@ const EnvSchema = Type.Object({
   MQOTA_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   MQOTA_HOSTNAMES: Type.String({ default: '', pattern: '^[A-Za-z0-9.:,\\- ]*$' }),
   MQOTA_MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, maximum: 1024 * 1024 * 1024, default: 16 * 1024 * 1024 }),
+  MQOTA_ROLLOUT_TICK_MS: Type.Integer({ minimum: 20, maximum: 60_000, default: 1000 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   LOG_FORMAT: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('pretty')])),
 });
@@ -37,6 +38,8 @@ export interface Config {
   adminToken: string | null;
   hostnames: string[];
   maxImageBytes: number;
+  /** How often rollouts are re-evaluated (waves, schedule, timeouts, rate-limited sends). */
+  rolloutTickMs: number;
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
@@ -66,6 +69,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken: raw.MQOTA_ADMIN_TOKEN ?? null,
     hostnames: raw.MQOTA_HOSTNAMES.split(',').map((h) => h.trim()).filter(Boolean),
     maxImageBytes: raw.MQOTA_MAX_IMAGE_BYTES,
+    rolloutTickMs: raw.MQOTA_ROLLOUT_TICK_MS,
     logLevel: raw.LOG_LEVEL,
     logFormat: raw.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
   };

@@ -17,6 +17,7 @@ import { buildApp, type App } from './http/app.js';
 import type { Logger } from './logger.js';
 import { encodeCommand } from './protocol/messages.js';
 import { RolloutEngine } from './rollouts/rollout-engine.js';
+import { startStatusTopics } from './monitoring/status-topics.js';
 import type { Links, Services } from './services.js';
 
 export interface Mqota {
@@ -54,7 +55,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const linksReady = (): Links => { if (!links) throw new Error('links used before the listeners are bound'); return links; };
     let broker: Broker | null = null;
     const engine = new RolloutEngine({
-      prisma: db.prisma, writes, registry, catalog, events, logger,
+      prisma: db.prisma, writes, registry, catalog, events, logger, tickMs: config.rolloutTickMs,
       imageUrl: (sha256) => linksReady().imageUrl(sha256),
       commands: { send: (deviceId, command) => broker!.publish(topics.command(deviceId), encodeCommand(command), { qos: 1 }) },
     });
@@ -72,6 +73,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
       handled.catch((err) => logger.error({ err, deviceId, kind }, 'device message failed'));
     });
     broker.onPresence((deviceId, online) => engine.handlePresence(deviceId, online));
+    stack.push(await startStatusTopics({ events, engine, broker, prisma: db.prisma, logger })); // rollouts/{id}/progress, fleet/{id}/events
 
     const services: Services = { config, logger, db, writes, catalog, registry, engine, events, broker, pki: pki.paths, adminToken: adminToken.token, links: { imageUrl: (s) => linksReady().imageUrl(s), brokerUrl: () => linksReady().brokerUrl() } };
     const app: App = await buildApp(services, { key, cert });
@@ -84,6 +86,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
       imageUrl: (sha256) => `${publicUrl}/firmware/${sha256}.bin`,
       brokerUrl: () => `mqtts://${brokerHost}:${broker!.port}`,
     };
+    engine.start();
     return { services, httpsPort, mqttPort: broker.port, publicUrl, adminToken, pkiCreated: pki.created, fingerprints: pki.fingerprints, close };
   } catch (err) {
     await close().catch(() => undefined);

@@ -12,7 +12,7 @@ export interface DeviceRow {
 }
 
 export interface AttemptRow {
-  id: string; rolloutId: string; deviceId: string; firmwareId: string; fromVersion: string | null;
+  id: string; rolloutId: string; deviceId: string; firmwareId: string; fromVersion: string | null; retry: number;
   state: string; progress: number | null; error: string | null; reason: string | null;
   createdAt: Date; updatedAt: Date; finishedAt: Date | null;
 }
@@ -32,9 +32,9 @@ ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, version = EXCLUDED.version,
   online = EXCLUDED.online, "lastSeenAt" = EXCLUDED."lastSeenAt", "updatedAt" = now()`;
 
 const UPSERT_ATTEMPTS = `
-INSERT INTO "UpdateAttempt" (id, "rolloutId", "deviceId", "firmwareId", "fromVersion", state, progress, error, reason, "createdAt", "updatedAt", "finishedAt")
-SELECT id, "rolloutId", "deviceId", "firmwareId", "fromVersion", state, progress, error, reason, "createdAt", "updatedAt", "finishedAt"
-FROM json_to_recordset($1::json) AS x(id text, "rolloutId" text, "deviceId" text, "firmwareId" text, "fromVersion" text,
+INSERT INTO "UpdateAttempt" (id, "rolloutId", "deviceId", "firmwareId", "fromVersion", retry, state, progress, error, reason, "createdAt", "updatedAt", "finishedAt")
+SELECT id, "rolloutId", "deviceId", "firmwareId", "fromVersion", retry, state, progress, error, reason, "createdAt", "updatedAt", "finishedAt"
+FROM json_to_recordset($1::json) AS x(id text, "rolloutId" text, "deviceId" text, "firmwareId" text, "fromVersion" text, retry integer,
   state text, progress integer, error text, reason text, "createdAt" timestamp, "updatedAt" timestamp, "finishedAt" timestamp)
 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, progress = EXCLUDED.progress, error = EXCLUDED.error,
   reason = EXCLUDED.reason, "updatedAt" = EXCLUDED."updatedAt", "finishedAt" = EXCLUDED."finishedAt"`;

@@ -4,10 +4,12 @@ import type { DeviceRow, WriteBehind } from '../db/write-behind.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Announce } from '../protocol/messages.js';
 
-export type Device = Readonly<DeviceRow>;
+/** A device as the engine sees it: what it announced, and the labels operators gave it. */
+export interface DeviceState extends DeviceRow { tags: string[]; channel: string }
+export type Device = Readonly<DeviceState>;
 
 export class DeviceRegistry {
-  private readonly devices = new Map<string, DeviceRow>();
+  private readonly devices = new Map<string, DeviceState>();
   private readonly byType = new Map<string, Set<string>>();
 
   constructor(private readonly writes: WriteBehind) {}
@@ -16,7 +18,7 @@ export class DeviceRegistry {
   async load(prisma: PrismaClient): Promise<void> {
     await prisma.device.updateMany({ where: { online: true }, data: { online: false } });
     const rows = await prisma.device.findMany({
-      select: { id: true, type: true, version: true, chip: true, idfVersion: true, secureVersion: true, slot: true, online: true, lastSeenAt: true },
+      select: { id: true, type: true, version: true, chip: true, idfVersion: true, secureVersion: true, slot: true, online: true, lastSeenAt: true, tags: true, channel: true },
     });
     for (const row of rows) this.put(row);
   }
@@ -46,12 +48,13 @@ export class DeviceRegistry {
 
   /** A device provisioned by an operator before it ever connects. */
   register(id: string, type: string): Promise<void> {
-    return this.save({ id, type, version: null, chip: null, idfVersion: null, secureVersion: null, slot: null, online: false, lastSeenAt: null });
+    return this.save({ id, type, version: null, chip: null, idfVersion: null, secureVersion: null, slot: null, online: false, lastSeenAt: null, tags: [], channel: 'stable' });
   }
 
   recordAnnounce(id: string, a: Announce, now: Date): Device {
     const prev = this.devices.get(id);
-    const row: DeviceRow = {
+    const row: DeviceState = {
+      tags: prev?.tags ?? [], channel: prev?.channel ?? 'stable',
       id, type: a.type, version: a.version, chip: a.chip ?? prev?.chip ?? null, idfVersion: a.idf ?? prev?.idfVersion ?? null,
       secureVersion: a.secureVersion ?? prev?.secureVersion ?? null, slot: a.slot ?? prev?.slot ?? null, online: true, lastSeenAt: now,
     };
@@ -74,12 +77,22 @@ export class DeviceRegistry {
     return row;
   }
 
-  private save(row: DeviceRow): Promise<void> {
+  /** Operator labels; written at once (not behind), since the API answers with them. */
+  async setLabels(prisma: PrismaClient, id: string, labels: { tags?: string[]; channel?: string }): Promise<Device | undefined> {
+    const prev = this.devices.get(id);
+    if (!prev) return undefined;
+    const next = { ...prev, tags: labels.tags ?? prev.tags, channel: labels.channel ?? prev.channel };
+    await prisma.device.update({ where: { id }, data: { tags: next.tags, channel: next.channel } });
+    this.put(next);
+    return next;
+  }
+
+  private save(row: DeviceState): Promise<void> {
     this.put(row);
     return this.writes.device(row);
   }
 
-  private put(row: DeviceRow): void {
+  private put(row: DeviceState): void {
     const prev = this.devices.get(row.id);
     if (prev && prev.type !== row.type) this.byType.get(prev.type)?.delete(row.id);
     this.devices.set(row.id, row);

@@ -78,7 +78,8 @@ export function parseStatus(payload: Buffer): Parsed<StatusReport> {
   return { ok: true, value };
 }
 
-export type NoneReason = 'up-to-date' | 'unknown-type' | 'invalid-announce' | 'not-targeted' | 'chip-mismatch' | 'previously-failed';
+export type NoneReason = 'up-to-date' | 'unknown-type' | 'invalid-announce' | 'not-targeted' | 'chip-mismatch' | 'previously-failed'
+  | 'waiting-for-wave' | 'rollout-scheduled' | 'rollout-paused' | 'outside-maintenance-window' | 'rate-limited' | 'retry-backoff' | 'secure-version';
 
 export type Command =
   | { action: 'update'; updateId: string; type: string; version: string; url: string; sha256: string; size: number }

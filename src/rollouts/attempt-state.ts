@@ -3,14 +3,20 @@
 import type { ReportedState } from '../protocol/messages.js';
 
 export const ATTEMPT_STATES = ['pending', 'sent', 'accepted', 'downloading', 'downloaded', 'rebooting',
-  'succeeded', 'failed', 'rolled_back', 'rejected', 'cancelled'] as const;
+  'succeeded', 'failed', 'rolled_back', 'rejected', 'cancelled', 'timed_out'] as const;
 export type AttemptState = (typeof ATTEMPT_STATES)[number];
 
-export const TERMINAL_STATES: ReadonlySet<AttemptState> = new Set(['succeeded', 'failed', 'rolled_back', 'rejected', 'cancelled']);
+export const TERMINAL_STATES: ReadonlySet<AttemptState> = new Set(['succeeded', 'failed', 'rolled_back', 'rejected', 'cancelled', 'timed_out']);
+
+/** Outcomes that count against a rollout's failure threshold. */
+export const FAILURE_STATES: ReadonlySet<AttemptState> = new Set(['failed', 'rolled_back', 'timed_out']);
+
+/** Failures worth another attempt: the device may succeed next time with the same image. */
+export const RETRYABLE_STATES: ReadonlySet<AttemptState> = new Set(['failed', 'timed_out']);
 
 const RANK: Record<AttemptState, number> = {
   pending: 0, sent: 1, accepted: 2, downloading: 3, downloaded: 4, rebooting: 5,
-  succeeded: 6, failed: 6, rolled_back: 6, rejected: 6, cancelled: 6,
+  succeeded: 6, failed: 6, rolled_back: 6, rejected: 6, cancelled: 6, timed_out: 6,
 };
 
 export function isTerminal(state: AttemptState): boolean {

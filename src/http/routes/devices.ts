@@ -6,12 +6,12 @@ import { issueClientCertificate } from '../../../certs/pki.js';
 import type { Device } from '../../fleet/device-registry.js';
 import type { Services } from '../../services.js';
 import { HttpError, notFound } from '../errors.js';
-import { DeviceCreateBody, DeviceListQuery, DeviceParams } from '../schemas.js';
+import { DeviceCreateBody, DeviceLabelsBody, DeviceListQuery, DeviceParams } from '../schemas.js';
 
 function deviceView(d: Device) {
   return {
     id: d.id, type: d.type, version: d.version, chip: d.chip, idfVersion: d.idfVersion, secureVersion: d.secureVersion,
-    slot: d.slot, online: d.online, lastSeenAt: d.lastSeenAt,
+    slot: d.slot, online: d.online, lastSeenAt: d.lastSeenAt, tags: d.tags, channel: d.channel,
   };
 }
 
@@ -22,6 +22,7 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
   app.post('/devices', { schema: { body: DeviceCreateBody } }, async (req, reply) => {
     const { id, type } = req.body;
     if (registry.get(id)) throw new HttpError(409, `device ${id} already exists`);
+    if (await prisma.operatorCertificate.findUnique({ where: { name: id }, select: { name: true } })) throw new HttpError(409, `${id} is the name of an operator certificate; a device needs another id`);
     const issued = await issueClientCertificate(services.pki, { id, role: 'device' });
     await registry.register(id, type);
     req.log.info({ deviceId: id, type, fingerprint: issued.fingerprint, notAfter: issued.notAfter }, 'device provisioned');
@@ -44,6 +45,14 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
       .filter((d) => (online === undefined || d.online === online) && (!range || (d.version !== null && semver.satisfies(d.version, range, { includePrerelease: true }))))
       .sort((a, b) => a.id.localeCompare(b.id))
       .map(deviceView);
+  });
+
+  app.put('/devices/:id', { schema: { params: DeviceParams, body: DeviceLabelsBody } }, async (req) => {
+    const device = await registry.setLabels(prisma, req.params.id, req.body);
+    if (!device) throw notFound(`device ${req.params.id}`);
+    await services.engine.deviceLabelsChanged(device.id); // it may join running rollouts now
+    req.log.info({ deviceId: device.id, tags: device.tags, channel: device.channel }, 'device labels set');
+    return deviceView(device);
   });
 
   app.get('/devices/:id', { schema: { params: DeviceParams } }, async (req) => {

@@ -1,40 +1,77 @@
-// /api/rollouts: start, inspect and cancel rollouts.
+// /api/rollouts: create (targeting, waves, controls), inspect, pause, resume, cancel.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ATTEMPT_STATES } from '../../rollouts/attempt-state.js';
+import type { RolloutPolicy } from '../../rollouts/policy.js';
+import type { WavePlan } from '../../rollouts/waves.js';
 import type { Services } from '../../services.js';
 import { notFound } from '../errors.js';
-import { IdParams, RolloutCreateBody, RolloutListQuery } from '../schemas.js';
+import { RolloutCreateBody, RolloutListQuery, type RolloutCreate } from '../rollout-schemas.js';
+import { IdParams } from '../schemas.js';
+
+const POLICY_FIELDS = ['minSuccessRatio', 'soakSeconds', 'maxPerMinute', 'failureThreshold', 'onFailureThreshold', 'attemptTimeoutSeconds',
+  'maxRetries', 'retryBackoffSeconds', 'maintenanceWindow', 'allowDowngrade', 'downgradeReason'] as const;
+
+function policyOf(body: RolloutCreate): Partial<RolloutPolicy> {
+  const policy: Record<string, unknown> = {};
+  for (const k of POLICY_FIELDS) if (body[k] !== undefined) policy[k] = body[k];
+  return policy as Partial<RolloutPolicy>;
+}
 
 export async function rolloutRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { engine, writes } = services;
   const prisma = services.db.prisma;
+  const actor = (req: { principal?: { name: string } }) => req.principal?.name ?? 'admin';
 
-  async function describe(id: string, withDevices: boolean) {
-    const rollout = await prisma.rollout.findUnique({ where: { id }, include: { firmware: { select: { type: true, version: true, sha256: true } } } });
+  async function describe(id: string, detail: boolean) {
+    const rollout = await prisma.rollout.findUnique({ where: { id }, include: { firmware: { select: { type: true, version: true, sha256: true } }, _count: { select: { targets: true } } } });
     if (!rollout) return null;
     const groups = await prisma.updateAttempt.groupBy({ by: ['state'], where: { rolloutId: id }, _count: { _all: true } });
     const counts = Object.fromEntries(ATTEMPT_STATES.map((s) => [s, 0])) as Record<string, number>;
     for (const g of groups) counts[g.state] = g._count._all;
+    const plan = (rollout.waves as WavePlan | null) ?? { unit: 'percent', sizes: [100] };
     const view = {
-      id: rollout.id, state: rollout.state, reason: rollout.reason, firmwareId: rollout.firmwareId, firmware: rollout.firmware,
-      deviceIds: rollout.deviceIds.length ? rollout.deviceIds : null, createdBy: rollout.createdBy,
-      createdAt: rollout.createdAt, updatedAt: rollout.updatedAt, finishedAt: rollout.finishedAt,
-      counts, attempts: Object.values(counts).reduce((a, b) => a + b, 0),
+      id: rollout.id, name: rollout.name, state: rollout.state, reason: rollout.reason, firmwareId: rollout.firmwareId, firmware: rollout.firmware,
+      targeting: { deviceIds: rollout.deviceIds.length ? rollout.deviceIds : null, tags: rollout.targetTags, versionRange: rollout.versionRange, channel: rollout.channel },
+      policy: rollout.policy, waveUnit: plan.unit, waveSizes: plan.sizes, currentWave: rollout.currentWave,
+      createdBy: rollout.createdBy, createdAt: rollout.createdAt, startAt: rollout.startAt, updatedAt: rollout.updatedAt, finishedAt: rollout.finishedAt,
+      targets: rollout._count.targets, counts, attempts: Object.values(counts).reduce((a, b) => a + b, 0),
     };
-    if (!withDevices) return view;
-    const devices = await prisma.updateAttempt.findMany({
-      where: { rolloutId: id }, orderBy: { createdAt: 'asc' },
-      select: { deviceId: true, id: true, state: true, progress: true, error: true, reason: true, fromVersion: true, updatedAt: true },
+    if (!detail) return view;
+    const [targets, attempts, history] = await Promise.all([
+      prisma.rolloutTarget.findMany({ where: { rolloutId: id }, select: { deviceId: true, wave: true } }),
+      prisma.updateAttempt.findMany({ where: { rolloutId: id }, orderBy: { createdAt: 'asc' },
+        select: { deviceId: true, id: true, state: true, retry: true, progress: true, error: true, reason: true, fromVersion: true, updatedAt: true } }),
+      prisma.rolloutEvent.findMany({ where: { rolloutId: id }, orderBy: { id: 'asc' }, select: { state: true, wave: true, reason: true, actor: true, at: true } }),
+    ]);
+    const latest = new Map(attempts.map((a) => [a.deviceId, a])); // ordered by time: the last one wins
+    const live = engine.waveStandings(id);
+    const waves = plan.sizes.map((size, index) => {
+      const members = targets.filter((t) => t.wave === index);
+      const state = index < rollout.currentWave || ['completed'].includes(rollout.state) ? 'done' : index === rollout.currentWave ? 'active' : 'pending';
+      return {
+        index, size, devices: members.length, state,
+        succeeded: live?.[index]?.healthy ?? members.filter((m) => latest.get(m.deviceId)?.state === 'succeeded').length,
+        failed: live?.[index]?.failed ?? members.filter((m) => ['failed', 'rolled_back', 'timed_out', 'rejected'].includes(latest.get(m.deviceId)?.state ?? '')).length,
+      };
     });
-    return { ...view, devices: devices.map(({ id: updateId, ...d }) => ({ updateId, ...d })) };
+    const devices = targets.map((t) => {
+      const a = latest.get(t.deviceId);
+      return { deviceId: t.deviceId, wave: t.wave, updateId: a?.id ?? null, state: a?.state ?? null, retry: a?.retry ?? null, progress: a?.progress ?? null,
+        error: a?.error ?? null, reason: a?.reason ?? null, fromVersion: a?.fromVersion ?? null, updatedAt: a?.updatedAt ?? null };
+    }).sort((a, b) => a.wave - b.wave || a.deviceId.localeCompare(b.deviceId));
+    return { ...view, waves, devices, history };
   }
 
   app.post('/rollouts', { schema: { body: RolloutCreateBody } }, async (req, reply) => {
-    const { id, commanded } = await engine.createRollout({ ...req.body, createdBy: 'admin' });
+    const body = req.body;
+    const { id, commanded } = await engine.createRollout({
+      firmwareId: body.firmwareId, name: body.name, deviceIds: body.deviceIds, tags: body.tags, versionRange: body.versionRange, channel: body.channel,
+      waves: body.waves, waveUnit: body.waveUnit, startAt: body.startAt ? new Date(body.startAt) : undefined, policy: policyOf(body), createdBy: actor(req),
+    });
     await writes.flush();
-    return reply.code(201).send({ ...(await describe(id, false)), commanded });
+    return reply.code(201).send({ ...(await describe(id, false))!, commanded });
   });
 
   app.get('/rollouts', { schema: { querystring: RolloutListQuery } }, async (req) => {
@@ -50,9 +87,14 @@ export async function rolloutRoutes(fastify: FastifyInstance, { services }: { se
     return view;
   });
 
-  app.post('/rollouts/:id/cancel', { schema: { params: IdParams } }, async (req) => {
-    await engine.cancelRollout(req.params.id, 'admin');
-    await writes.flush();
-    return describe(req.params.id, false);
-  });
+  for (const action of ['pause', 'resume', 'cancel'] as const) {
+    app.post(`/rollouts/:id/${action}`, { schema: { params: IdParams } }, async (req) => {
+      const who = actor(req);
+      if (action === 'pause') await engine.pauseRollout(req.params.id, who);
+      else if (action === 'resume') await engine.resumeRollout(req.params.id, who);
+      else await engine.cancelRollout(req.params.id, who);
+      await writes.flush();
+      return describe(req.params.id, false);
+    });
+  }
 }

@@ -1,0 +1,178 @@
+// One scheduled, running or paused rollout in memory: its target set with waves, the latest
+// attempt of each member, counters, and the decisions that follow from them (may a device get
+// the update now, is the current wave done, has the failure threshold been reached). No I/O:
+// the engine persists and sends; this decides.
+import type { Firmware } from '../firmware/catalog.js';
+import type { Device } from '../fleet/device-registry.js';
+import type { NoneReason } from '../protocol/messages.js';
+import { ATTEMPT_STATES, FAILURE_STATES, isTerminal, RETRYABLE_STATES, type AttemptState } from './attempt-state.js';
+import { alreadyThere, versionDecision } from './eligibility.js';
+import { failureThresholdReached, withinWindow, type RolloutPolicy } from './policy.js';
+import type { Targeting } from './targeting.js';
+import type { WavePlan } from './waves.js';
+
+export type ActiveState = 'scheduled' | 'running' | 'paused';
+export type FinalState = 'completed' | 'cancelled' | 'aborted';
+export type RolloutState = ActiveState | FinalState;
+
+export interface LatestAttempt {
+  id: string;
+  state: AttemptState;
+  retry: number;
+  /** When it reached a terminal state (ms since epoch). */
+  finishedAt: number | null;
+}
+
+export interface Member {
+  wave: number;
+  latest: LatestAttempt | null;
+  /** Rolled back or fell off the new version after succeeding, during the soak. */
+  unhealthy: boolean;
+}
+
+export interface WaveStats {
+  index: number;
+  devices: number;
+  /** Succeeded and healthy for the soak time, or already on the version. */
+  healthy: number;
+  /** Finished without success and without retries left. */
+  failed: number;
+  /** Healthy or failed: nothing more will happen to them in this rollout. */
+  settled: number;
+}
+
+export type Offer = { ok: true; retry: number } | { ok: false; reason: NoneReason };
+
+export class ActiveRollout {
+  readonly members = new Map<string, Member>();
+  readonly counts = Object.fromEntries(ATTEMPT_STATES.map((s) => [s, 0])) as Record<AttemptState, number>;
+  /** Times of the latest new commands, for the per-minute rate limit. */
+  private readonly dispatchTimes: number[] = [];
+
+  constructor(
+    readonly id: string,
+    readonly firmware: Firmware,
+    readonly targeting: Targeting,
+    readonly plan: WavePlan,
+    readonly policy: RolloutPolicy,
+    public state: ActiveState,
+    public currentWave: number,
+    /** Why the rollout is in its state (the latest transition's reason). */
+    public reason: string | null,
+    readonly startAt: Date | null,
+    /** Size of the target set at creation: the base of count-based waves for late joiners. */
+    readonly initialTargets: number,
+    readonly createdAt: Date,
+  ) {}
+
+  get lastWave(): number {
+    return this.plan.sizes.length - 1;
+  }
+
+  /** Whether the device would get this rollout's image now, and if not, why. */
+  offer(device: Device & { version: string }, now: number): Offer {
+    if (this.state === 'scheduled') return { ok: false, reason: 'rollout-scheduled' };
+    if (this.state === 'paused') return { ok: false, reason: 'rollout-paused' };
+    const member = this.members.get(device.id);
+    if (!member) return { ok: false, reason: 'not-targeted' };
+    const decision = versionDecision(this.firmware, device, this.policy.allowDowngrade);
+    if (!decision.ok) return decision;
+    if (member.wave > this.currentWave) return { ok: false, reason: 'waiting-for-wave' };
+    let retry = 0;
+    const latest = member.latest;
+    if (latest) {
+      if (!isTerminal(latest.state) || latest.state === 'succeeded' || latest.state === 'cancelled') return { ok: false, reason: 'up-to-date' };
+      if (!RETRYABLE_STATES.has(latest.state) || latest.retry >= this.policy.maxRetries) return { ok: false, reason: 'previously-failed' };
+      const backoff = this.policy.retryBackoffSeconds * 1000 * 2 ** latest.retry;
+      if ((latest.finishedAt ?? 0) + backoff > now) return { ok: false, reason: 'retry-backoff' };
+      retry = latest.retry + 1;
+    }
+    if (!withinWindow(new Date(now), this.policy.maintenanceWindow)) return { ok: false, reason: 'outside-maintenance-window' };
+    if (!this.rateAllows(now)) return { ok: false, reason: 'rate-limited' };
+    return { ok: true, retry };
+  }
+
+  /** Records a new command for the rate limit. */
+  noteDispatch(now: number): void {
+    if (this.policy.maxPerMinute === null) return;
+    this.dispatchTimes.push(now);
+    if (this.dispatchTimes.length > this.policy.maxPerMinute) this.dispatchTimes.shift();
+  }
+
+  private rateAllows(now: number): boolean {
+    const max = this.policy.maxPerMinute;
+    if (max === null) return true;
+    while (this.dispatchTimes.length && this.dispatchTimes[0] <= now - 60_000) this.dispatchTimes.shift();
+    return this.dispatchTimes.length < max;
+  }
+
+  /** Seeds the rate limit after a restart from the commands of the last minute. */
+  seedDispatches(times: number[]): void {
+    for (const t of times.sort((a, b) => a - b)) this.noteDispatch(t);
+  }
+
+  recordAttempt(deviceId: string, latest: LatestAttempt, previousState: AttemptState | null): void {
+    const member = this.members.get(deviceId);
+    if (member) member.latest = { ...latest };
+    if (previousState) this.counts[previousState]--;
+    this.counts[latest.state]++;
+  }
+
+  /** Per-wave standing. `device` gives the live registry entry of a member. */
+  waveStats(index: number, device: (id: string) => Device | undefined, now: number): WaveStats {
+    const stats: WaveStats = { index, devices: 0, healthy: 0, failed: 0, settled: 0 };
+    for (const [id, m] of this.members) {
+      if (m.wave !== index) continue;
+      stats.devices++;
+      const outcome = this.outcome(m, device(id), now);
+      if (outcome === 'healthy') stats.healthy++;
+      if (outcome === 'failed') stats.failed++;
+      if (outcome !== 'open') stats.settled++;
+    }
+    return stats;
+  }
+
+  private outcome(m: Member, d: Device | undefined, now: number): 'healthy' | 'failed' | 'open' {
+    if (m.unhealthy) return 'failed';
+    const latest = m.latest;
+    if (latest?.state === 'succeeded') {
+      const soaked = (latest.finishedAt ?? 0) + this.policy.soakSeconds * 1000 <= now;
+      return soaked && (this.policy.soakSeconds === 0 || d?.online) ? 'healthy' : 'open';
+    }
+    if (latest && isTerminal(latest.state) && latest.state !== 'cancelled') {
+      const retriesLeft = RETRYABLE_STATES.has(latest.state) && latest.retry < this.policy.maxRetries;
+      return retriesLeft ? 'open' : 'failed';
+    }
+    if (!latest || latest.state === 'cancelled') {
+      return d && alreadyThere(this.firmware.version, d.version, this.policy.allowDowngrade) ? 'healthy' : 'open';
+    }
+    return 'open';
+  }
+
+  /** What the current wave's standing means: carry on, promote, pause (ratio missed) or complete. */
+  evaluateWave(device: (id: string) => Device | undefined, now: number): { action: 'wait' } | { action: 'promote' | 'complete' } | { action: 'pause'; reason: string } {
+    const stats = this.waveStats(this.currentWave, device, now);
+    const needed = Math.ceil(this.policy.minSuccessRatio * stats.devices - 1e-9);
+    const allSettled = stats.settled === stats.devices;
+    if (stats.healthy >= needed && (allSettled || this.currentWave < this.lastWave)) {
+      return { action: this.currentWave < this.lastWave ? 'promote' : 'complete' };
+    }
+    if (allSettled) {
+      const ratio = stats.devices ? stats.healthy / stats.devices : 1;
+      return { action: 'pause', reason: `wave ${this.currentWave + 1} finished with ${(ratio * 100).toFixed(0)} % success, below the required ${(this.policy.minSuccessRatio * 100).toFixed(0)} %` };
+    }
+    return { action: 'wait' };
+  }
+
+  /** Failures against the threshold, over every attempt of the rollout. */
+  failureThresholdReason(): string | null {
+    let failures = 0;
+    let finished = 0;
+    for (const s of ATTEMPT_STATES) {
+      if (FAILURE_STATES.has(s)) failures += this.counts[s];
+      if (isTerminal(s) && s !== 'cancelled') finished += this.counts[s];
+    }
+    if (!failureThresholdReached(this.policy.failureThreshold, failures, finished)) return null;
+    return `failure threshold reached: ${failures} of ${finished} finished attempts failed`;
+  }
+}

@@ -1,16 +1,95 @@
-// Bearer-token authentication for the operator API.
+// Who may call the operator API, and the record of what they did: bearer tokens with roles
+// (src/auth/), the role each route needs, and an audit entry for every change attempted.
 import fp from 'fastify-plugin';
-import type { FastifyInstance } from 'fastify';
-import { tokenMatches } from '../auth/admin-token.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AuditLog, sanitise } from '../auth/audit-log.js';
+import { defaultRole, roleAllows, type Principal, type Role } from '../auth/roles.js';
+import { ApiTokenStore } from '../auth/token-store.js';
 import type { Services } from '../services.js';
+import { HttpError } from './errors.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The least role that may call the route. Default: `viewer` for GET/HEAD, `operator` otherwise. */
+    role?: Role;
+  }
+  interface FastifyRequest {
+    /** The caller of an /api request, set before validation and handlers run (null outside /api). */
+    principal: Principal;
+    /** Set by a handler whose body says too little for the audit log (a multipart upload's form fields). */
+    auditDetails: Record<string, unknown> | null;
+  }
+  interface FastifyInstance {
+    apiTokens: ApiTokenStore;
+    auditLog: AuditLog;
+  }
+}
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export const authPlugin = fp(async (app: FastifyInstance, { services }: { services: Services }) => {
+  const log = services.logger.child({ component: 'auth' });
+  const tokens = new ApiTokenStore(services.db.prisma, services.adminToken, log);
+  await tokens.load();
+  const audit = new AuditLog(services.db.prisma, log);
+  app.decorate('apiTokens', tokens);
+  app.decorate('auditLog', audit);
+  app.decorateRequest('principal', null as unknown as Principal);
+  app.decorateRequest('auditDetails', null);
+  app.addHook('onClose', async () => { await tokens.close(); await audit.settled(); });
+
+  // Routing has happened, nothing of the body is read yet: a caller without the role is refused before any upload starts.
   app.addHook('onRequest', async (req, reply) => {
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match || !tokenMatches(match[1], services.adminToken)) {
+    const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    const principal = match ? tokens.authenticate(match[1]) : null;
+    if (!principal) {
       req.log.warn({ ip: req.ip, url: req.url }, 'API request without a valid token');
       return reply.code(401).header('www-authenticate', 'Bearer realm="mqota"').send({ statusCode: 401, error: 'Unauthorized', message: 'a valid Authorization: Bearer <token> header is required' });
     }
+    req.principal = principal;
+    if (req.is404) return;
+    const need = req.routeOptions.config.role ?? defaultRole(req.method);
+    if (!roleAllows(principal.role, need)) {
+      throw new HttpError(403, `token '${principal.name}' has the ${principal.role} role; ${req.method} ${req.routeOptions.url} needs ${need}`);
+    }
+  });
+
+  // The id of what a change created (a rollout, a firmware), for changes whose request does not name their target.
+  const createdIds = new WeakMap<FastifyRequest, string>();
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (audited(req) && reply.statusCode < 300 && typeof payload === 'string' && !requestTarget(req)) {
+      try {
+        const id = (JSON.parse(payload) as { id?: unknown } | null)?.id;
+        if (typeof id === 'string') createdIds.set(req, id);
+      } catch { /* not JSON: nothing to name */ }
+    }
+    return payload;
+  });
+
+  // Unauthenticated requests are not attributable and are only logged (above); everything else that tries a change is recorded.
+  app.addHook('onResponse', async (req, reply) => {
+    if (!audited(req) || !req.principal) return;
+    const body = req.body;
+    const details = req.auditDetails ?? (body && typeof body === 'object' ? (body as Record<string, unknown>) : null);
+    audit.record({
+      at: new Date(),
+      actor: req.principal.name,
+      action: `${req.method} ${req.routeOptions.url}`,
+      target: requestTarget(req) ?? createdIds.get(req) ?? null,
+      statusCode: reply.statusCode,
+      details: details ? sanitise(details) as Record<string, unknown> : null,
+    });
   });
 }, { name: 'mqota-auth', encapsulate: false });
+
+function audited(req: FastifyRequest): boolean {
+  return !READ_METHODS.has(req.method) && !req.is404 && req.routeOptions.url !== undefined;
+}
+
+/** What a change is about, when its request says: `params.id`, `params.name`, `body.id`, `body.name`. */
+function requestTarget(req: FastifyRequest): string | null {
+  const params = (req.params ?? {}) as Record<string, unknown>;
+  const body = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
+  for (const v of [params.id, params.name, body.id, body.name]) if (typeof v === 'string' && v) return v;
+  return null;
+}

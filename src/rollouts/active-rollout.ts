@@ -46,8 +46,9 @@ export type Offer = { ok: true; retry: number } | { ok: false; reason: NoneReaso
 export class ActiveRollout {
   readonly members = new Map<string, Member>();
   readonly counts = Object.fromEntries(ATTEMPT_STATES.map((s) => [s, 0])) as Record<AttemptState, number>;
-  /** Times of the latest new commands, for the per-minute rate limit. */
-  private readonly dispatchTimes: number[] = [];
+  /** Token bucket of the per-minute rate limit: refills at maxPerMinute/60 per second, holds one second's worth. */
+  private tokens = 0;
+  private tokensAt = 0;
 
   constructor(
     readonly id: string,
@@ -95,20 +96,31 @@ export class ActiveRollout {
   /** Records a new command for the rate limit. */
   noteDispatch(now: number): void {
     if (this.policy.maxPerMinute === null) return;
-    this.dispatchTimes.push(now);
-    if (this.dispatchTimes.length > this.policy.maxPerMinute) this.dispatchTimes.shift();
+    this.refill(now);
+    this.tokens -= 1;
   }
 
+  // Smooths the load on the image server: at most maxPerMinute commands in any minute, and
+  // no burst larger than one second's share.
   private rateAllows(now: number): boolean {
-    const max = this.policy.maxPerMinute;
-    if (max === null) return true;
-    while (this.dispatchTimes.length && this.dispatchTimes[0] <= now - 60_000) this.dispatchTimes.shift();
-    return this.dispatchTimes.length < max;
+    if (this.policy.maxPerMinute === null) return true;
+    this.refill(now);
+    return this.tokens >= 1;
   }
 
-  /** Seeds the rate limit after a restart from the commands of the last minute. */
+  private refill(now: number): void {
+    const perMs = this.policy.maxPerMinute! / 60_000;
+    const capacity = Math.max(1, Math.floor(this.policy.maxPerMinute! / 60));
+    if (this.tokensAt === 0) this.tokens = capacity;
+    else this.tokens = Math.min(capacity, this.tokens + (now - this.tokensAt) * perMs);
+    this.tokensAt = now;
+  }
+
+  /** After a restart the bucket starts empty when commands went out in the last minute. */
   seedDispatches(times: number[]): void {
-    for (const t of times.sort((a, b) => a - b)) this.noteDispatch(t);
+    if (this.policy.maxPerMinute === null || !times.length) return;
+    this.tokensAt = Math.max(...times);
+    this.tokens = 0;
   }
 
   recordAttempt(deviceId: string, latest: LatestAttempt, previousState: AttemptState | null): void {

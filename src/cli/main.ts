@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ApiClient, ApiError } from './api-client.js';
 import { ADMIN_TOKEN_FILE } from '../auth/admin-token.js';
+import { ROLES, type Role } from '../auth/roles.js';
 
 const program = new Command('mqota')
   .description('Push-based OTA firmware updates for ESP32 fleets')
@@ -109,6 +110,24 @@ rollout.command('show <id>').action(async (id: string) => withClient(async (api)
 rollout.command('cancel <id>').action(async (id: string) => withClient(async (api) => {
   const r = await api.call<Record<string, unknown>>('POST', `/api/rollouts/${encodeURIComponent(id)}/cancel`);
   print(r, () => `rollout ${r.id}: ${r.state}`);
+}));
+
+const token = program.command('token').description('API tokens and their roles (admin)');
+token.command('create <name>')
+  .description('create a token; it is printed once (alone on stdout, so TOKEN=$(mqota token create ci) works)')
+  .addOption(new Option('--role <role>', 'viewer: read-only; operator: firmware, rollouts, devices; admin: also tokens').choices([...ROLES]).default('viewer'))
+  .action(async (name: string, o: { role: Role }) => withClient(async (api) => {
+    const t = await api.call<{ name: string; role: string; token: string }>('POST', '/api/tokens', { name, role: o.role });
+    if (!program.opts().json) process.stderr.write(`token ${t.name} (${t.role}) created; it is shown only this once\n`);
+    print(t, () => t.token);
+  }));
+token.command('list').description('list tokens (names, roles, use; never secrets)').action(async () => withClient(async (api) => {
+  const rows = await api.call<Record<string, unknown>[]>('GET', '/api/tokens');
+  print(rows, () => table(rows, ['name', 'role', 'builtIn', 'createdAt', 'lastUsedAt']));
+}));
+token.command('revoke <name>').description('revoke a token at once').action(async (name: string) => withClient(async (api) => {
+  await api.call('DELETE', `/api/tokens/${encodeURIComponent(name)}`);
+  print({ name, revoked: true }, () => `token ${name} revoked`);
 }));
 
 program.parseAsync().catch((err) => {

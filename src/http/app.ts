@@ -6,6 +6,8 @@ import fastifyStatic from '@fastify/static';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { authPlugin } from './auth.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { auditRoutes } from './routes/audit.js';
 import { firmwareRoutes } from './routes/firmware.js';
 import { imageRoutes } from './routes/images.js';
 import { deviceRoutes } from './routes/devices.js';
@@ -43,6 +45,8 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
   await app.register(imageRoutes, { services });
   await app.register(async (api) => {
     await api.register(authPlugin, { services });
+    await api.register(tokenRoutes);
+    await api.register(auditRoutes);
     await api.register(firmwareRoutes, { services });
     await api.register(deviceRoutes, { services });
     await api.register(rolloutRoutes, { services });

@@ -129,3 +129,6 @@ export const Health = Type.Object({
   disk: Type.Object({ ...HealthCheck, freeBytes: Type.Integer() }),
   fleet: Type.Object({ devices: Type.Integer(), online: Type.Integer(), runningRollouts: Type.Integer() }),
 });
+
+/** A 204 answer: no body (documented without content). */
+export const NoContent = (description: string) => Type.Unsafe<undefined>({ type: 'null', description });

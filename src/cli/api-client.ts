@@ -1,10 +1,11 @@
 // A small client of the operator API over HTTPS, verifying the server with the mqota CA.
 // Used by the CLI and the tests.
-
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Agent, FormData, request } from 'undici';
-import { openAsBlob } from 'node:fs';
+import { Readable } from 'node:stream';
+import { Agent, request } from 'undici';
 
 export class ApiError extends Error {
   constructor(readonly statusCode: number, message: string, readonly body: unknown) { super(message); }
@@ -28,16 +29,60 @@ export class ApiClient {
     return this.parse<T>(res.statusCode, await res.body.text());
   }
 
-  /** Streams a firmware file to POST /api/firmware. */
-  async uploadFirmware<T = unknown>(file: string, fields: Record<string, string | undefined>): Promise<T> {
-    await stat(file);
-    const form = new FormData();
-    for (const [k, v] of Object.entries(fields)) if (v !== undefined) form.set(k, v);
-    form.set('file', await openAsBlob(file), path.basename(file));
+  /** Streams a firmware file to POST /api/firmware as multipart, reporting bytes sent. */
+  async uploadFirmware<T = unknown>(file: string, fields: Record<string, string | undefined>, onProgress?: (sent: number, total: number) => void): Promise<T> {
+    const { size } = await stat(file);
+    const boundary = `mqota-${randomBytes(12).toString('hex')}`;
+    const head = Object.entries(fields).filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`).join('')
+      + `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${path.basename(file).replace(/"/g, '')}"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+    const tail = `\r\n--${boundary}--\r\n`;
+    async function* body() {
+      yield Buffer.from(head);
+      let sent = 0;
+      for await (const chunk of createReadStream(file)) {
+        sent += (chunk as Buffer).length;
+        onProgress?.(sent, size);
+        yield chunk as Buffer;
+      }
+      yield Buffer.from(tail);
+    }
     const res = await request(new URL('/api/firmware', this.opts.baseUrl), {
-      method: 'POST', dispatcher: this.dispatcher, headers: { authorization: `Bearer ${this.opts.token}` }, body: form,
+      method: 'POST', dispatcher: this.dispatcher, body: Readable.from(body()),
+      headers: {
+        authorization: `Bearer ${this.opts.token}`, 'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': String(Buffer.byteLength(head) + size + Buffer.byteLength(tail)),
+      },
     });
     return this.parse<T>(res.statusCode, await res.body.text());
+  }
+
+  /** Reads a server-sent event stream until `signal` aborts or the server closes it. */
+  async events(urlPath: string, onEvent: (type: string, data: unknown) => void, signal: AbortSignal): Promise<void> {
+    const res = await request(new URL(urlPath, this.opts.baseUrl), {
+      dispatcher: this.dispatcher, signal, headers: { authorization: `Bearer ${this.opts.token}`, accept: 'text/event-stream' },
+    });
+    if (res.statusCode >= 400) this.parse(res.statusCode, await res.body.text());
+    let buffer = '';
+    try {
+      for await (const chunk of res.body) {
+        buffer += chunk.toString();
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) !== -1) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let type = 'message';
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event:')) type = line.slice(6).trim();
+            else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
+          }
+          if (data.length) onEvent(type, JSON.parse(data.join('\n')));
+        }
+      }
+    } catch (err) {
+      if (!signal.aborted) throw err;
+    }
   }
 
   async close(): Promise<void> {

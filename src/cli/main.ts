@@ -4,6 +4,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ApiClient, ApiError } from './api-client.js';
+import { renderRollout, watchRollout } from './rollout-watch.js';
 import { ADMIN_TOKEN_FILE } from '../auth/admin-token.js';
 import { ROLES, type Role } from '../auth/roles.js';
 
@@ -76,19 +77,61 @@ async function writeBundle(dir: string, b: { deviceId: string; type: string; bro
   ].join('\n'));
 }
 
-program.command('devices').description('list devices')
-  .option('--type <type>').option('--version <semverRange>').option('--online', 'only online devices')
-  .action(async (o: { type?: string; version?: string; online?: boolean }) => withClient(async (api) => {
-    const q = new URLSearchParams(Object.entries({ type: o.type, version: o.version, online: o.online ? 'true' : undefined }).filter(([, v]) => v) as [string, string][]);
+device.command('label <deviceId>').description('set a device\'s tags and release channel (rollouts can target them)')
+  .option('--tags <tags>', 'comma-separated tags (replaces the current ones)').option('--channel <channel>')
+  .action(async (deviceId: string, o: { tags?: string; channel?: string }) => withClient(async (api) => {
+    const body = { tags: o.tags === undefined ? undefined : o.tags.split(',').map((t) => t.trim()).filter(Boolean), channel: o.channel };
+    const d = await api.call<Record<string, any>>('PUT', `/api/devices/${encodeURIComponent(deviceId)}`, JSON.parse(JSON.stringify(body)));
+    print(d, () => `${d.id}: channel ${d.channel}, tags ${d.tags.join(', ') || '-'}`);
+  }));
+
+const operator = program.command('operator').description('operator certificates for monitoring clients');
+operator.command('add <name>')
+  .description('issue a monitoring client certificate (CN = name, OU = role) and write it with an example mosquitto_sub command')
+  .addOption(new Option('--role <role>', 'what the certificate may do').choices(['monitor']).makeOptionMandatory())
+  .option('--out <dir>', 'bundle folder (default ./<name>)')
+  .action(async (name: string, o: { role: 'monitor'; out?: string }) => withClient(async (api) => {
+    const res = await api.call<{ bundle: { name: string; role: string; brokerUrl: string; topics: string[]; certPem: string; keyPem: string; caPem: string; fingerprint: string; notAfter: string } }>(
+      'POST', '/api/operators', { name, role: o.role });
+    const b = res.bundle;
+    const dir = path.resolve(o.out ?? name);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(path.join(dir, 'operator.crt'), b.certPem);
+    await writeFile(path.join(dir, 'operator.key'), b.keyPem, { mode: 0o600 });
+    await chmod(path.join(dir, 'operator.key'), 0o600);
+    await writeFile(path.join(dir, 'ca.crt'), b.caPem);
+    const broker = new URL(b.brokerUrl);
+    const host = broker.hostname.replace(/^\[(.*)\]$/, '$1'); // mosquitto_sub takes an IPv6 address without brackets
+    await writeFile(path.join(dir, 'README.txt'), [
+      `mqota operator certificate "${b.name}" (role ${b.role}), valid until ${b.notAfter}`,
+      `SHA-256 fingerprint ${b.fingerprint}`, '',
+      `The broker knows you by this certificate: the MQTT client id must be "${b.name}". You may subscribe to`,
+      `${b.topics.join(', ')} (or narrower filters) and publish nothing. operator.key is the only copy of the key.`, '',
+      'Watch every rollout\'s progress and every device event:', '',
+      `  mosquitto_sub -h ${host} -p ${broker.port} --cafile ca.crt --cert operator.crt --key operator.key -i ${b.name} -q 1 -v -t 'rollouts/#' -t 'fleet/#'`, '',
+    ].join('\n'));
+    print({ ...res, bundle: { ...b, keyPem: undefined, dir } }, () =>
+      `operator ${name} (${b.role}) certificate issued; bundle in ${dir}\n  certificate fingerprint ${b.fingerprint}\n  broker ${b.brokerUrl}`);
+  }));
+
+program.command('devices').description('the fleet').command('list').description('list devices, with filters')
+  .option('--type <type>').option('--version <semverRange>').option('--tag <tag>').option('--channel <channel>').option('--online', 'only online devices')
+  .action(async (o: { type?: string; version?: string; tag?: string; channel?: string; online?: boolean }) => withClient(async (api) => {
+    const q = new URLSearchParams(Object.entries({ type: o.type, version: o.version, tag: o.tag, channel: o.channel, online: o.online ? 'true' : undefined }).filter(([, v]) => v) as [string, string][]);
     const rows = await api.call<Record<string, unknown>[]>('GET', `/api/devices?${q}`);
-    print(rows, () => table(rows, ['id', 'type', 'version', 'chip', 'online', 'lastSeenAt']));
+    print(rows, () => table(rows.map((d) => ({ ...d, tags: (d.tags as string[]).join(',') })), ['id', 'type', 'version', 'chip', 'channel', 'tags', 'online', 'lastSeenAt']));
   }));
 
 const firmware = program.command('firmware').description('the firmware catalog');
 firmware.command('upload <file>').description('upload an image (type/version default to the ESP-IDF image\'s own)')
   .option('--type <type>').option('--version <semver>').option('--channel <channel>').option('--notes <text>')
   .action(async (file: string, o: Record<string, string | undefined>) => withClient(async (api) => {
-    const fw = await api.uploadFirmware<Record<string, unknown>>(file, o);
+    const tty = process.stderr.isTTY;
+    const fw = await api.uploadFirmware<Record<string, unknown>>(file, o, (sent, total) => {
+      if (!tty) return;
+      const pct = total ? Math.floor((sent / total) * 100) : 100;
+      process.stderr.write(`\r  uploading ${'█'.repeat(pct / 4).padEnd(25, '░')} ${String(pct).padStart(3)} %${sent === total ? '\n' : ''}`);
+    });
     print(fw, () => `uploaded ${fw.type} ${fw.version} as ${fw.id}\n  sha256 ${fw.sha256}, ${fw.size} bytes\n  ${fw.url}`);
   }));
 firmware.command('list').description('list firmware').action(async () => withClient(async (api) => {
@@ -96,21 +139,63 @@ firmware.command('list').description('list firmware').action(async () => withCli
   print(rows, () => table(rows, ['id', 'type', 'version', 'channel', 'size', 'createdAt']));
 }));
 
-const rollout = program.command('rollout').description('rollouts');
+const rollout = program.command('rollout').description('rollouts: targets, waves and controls');
+const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
+const num = (v: string) => { const n = Number(v); if (!Number.isFinite(n)) throw new Error(`not a number: ${v}`); return n; };
 rollout.command('create').description('start a rollout').requiredOption('--firmware <id>')
-  .option('--devices <ids>', 'comma-separated device ids (default: every device of the firmware\'s type)')
-  .action(async (o: { firmware: string; devices?: string }) => withClient(async (api) => {
-    const r = await api.call<Record<string, unknown>>('POST', '/api/rollouts', { firmwareId: o.firmware, ...(o.devices ? { deviceIds: o.devices.split(',').map((s) => s.trim()).filter(Boolean) } : {}) });
-    print(r, () => `rollout ${r.id} ${r.state}; ${r.commanded} online devices commanded`);
+  .option('--name <name>')
+  .option('--devices <ids>', 'comma-separated device ids (default: every device of the firmware\'s type)', list)
+  .option('--tags <tags>', 'only devices carrying all these tags', list)
+  .option('--version-range <range>', 'only devices now on this semver range')
+  .option('--channel <channel>', 'only devices following this channel')
+  .option('--waves <sizes>', 'cumulative wave sizes, e.g. 1,10,50,100', (v) => list(v).map(num))
+  .addOption(new Option('--wave-unit <unit>').choices(['percent', 'count']))
+  .option('--min-success <ratio>', 'share of a wave that must succeed before the next (0..1)', num)
+  .option('--soak <seconds>', 'healthy time after succeeded before a device counts', num)
+  .option('--max-per-minute <n>', 'rate limit of new commands', num)
+  .option('--failure-count <n>', 'pause after this many failures', num)
+  .option('--failure-percent <p>', 'pause when failures reach this % of finished attempts', num)
+  .option('--failure-min-sample <n>', 'finished attempts needed before the percentage applies', num)
+  .addOption(new Option('--on-failure <action>').choices(['pause', 'abort']))
+  .option('--timeout <seconds>', 'an attempt without progress for this long times out', num)
+  .option('--retries <n>', 'retries per device after failed or timed out', num)
+  .option('--retry-backoff <seconds>', 'first retry delay (doubles each time)', num)
+  .option('--start-at <iso>', 'start time (ISO 8601)')
+  .option('--window <HH:MM-HH:MM>', 'daily maintenance window in UTC')
+  .option('--allow-downgrade <reason>', 'allow an older version, with the reason')
+  .action(async (o: Record<string, any>) => withClient(async (api) => {
+    const failureThreshold = o.failureCount ?? o.failurePercent ?? o.failureMinSample
+      ? { count: o.failureCount, percent: o.failurePercent, minSample: o.failureMinSample } : undefined;
+    const [start, end] = o.window ? String(o.window).split('-') : [];
+    const body = {
+      firmwareId: o.firmware, name: o.name, deviceIds: o.devices, tags: o.tags, versionRange: o.versionRange, channel: o.channel,
+      waves: o.waves, waveUnit: o.waveUnit, minSuccessRatio: o.minSuccess, soakSeconds: o.soak, maxPerMinute: o.maxPerMinute,
+      failureThreshold, onFailureThreshold: o.onFailure, attemptTimeoutSeconds: o.timeout, maxRetries: o.retries, retryBackoffSeconds: o.retryBackoff,
+      startAt: o.startAt ? new Date(o.startAt).toISOString() : undefined, maintenanceWindow: o.window ? { start, end } : undefined,
+      allowDowngrade: o.allowDowngrade ? true : undefined, downgradeReason: o.allowDowngrade,
+    };
+    const r = await api.call<Record<string, unknown>>('POST', '/api/rollouts', JSON.parse(JSON.stringify(body)));
+    print(r, () => `rollout ${r.id} ${r.state}: ${r.targets} targets, ${r.commanded} commanded now`);
   }));
+rollout.command('list').description('list rollouts').option('--state <state>').action(async (o: { state?: string }) => withClient(async (api) => {
+  const rows = await api.call<Record<string, any>[]>('GET', `/api/rollouts${o.state ? `?state=${o.state}` : ''}`);
+  print(rows, () => table(rows.map((r) => ({ ...r, version: `${r.firmware.type} ${r.firmware.version}`, wave: `${r.currentWave + 1}/${r.waveSizes.length}`, succeeded: r.counts.succeeded })),
+    ['id', 'state', 'version', 'wave', 'targets', 'succeeded', 'createdAt']));
+}));
 rollout.command('show <id>').action(async (id: string) => withClient(async (api) => {
-  const r = await api.call<{ id: string; state: string; counts: Record<string, number>; devices: Record<string, unknown>[] }>('GET', `/api/rollouts/${encodeURIComponent(id)}`);
-  print(r, () => `rollout ${r.id}: ${r.state}\n${Object.entries(r.counts).filter(([, n]) => n).map(([s, n]) => `  ${s}: ${n}`).join('\n')}\n\n${table(r.devices, ['deviceId', 'state', 'progress', 'error', 'updatedAt'])}`);
+  const r = await api.call<Record<string, any>>('GET', `/api/rollouts/${encodeURIComponent(id)}`);
+  print(r, () => `${renderRollout(r as never, false)}\n\n${table(r.devices, ['deviceId', 'wave', 'state', 'progress', 'error', 'updatedAt'])}`);
 }));
-rollout.command('cancel <id>').action(async (id: string) => withClient(async (api) => {
-  const r = await api.call<Record<string, unknown>>('POST', `/api/rollouts/${encodeURIComponent(id)}/cancel`);
-  print(r, () => `rollout ${r.id}: ${r.state}`);
+rollout.command('watch <id>').description('live progress until the rollout finishes').action(async (id: string) => withClient(async (api) => {
+  const last = await watchRollout(api, id, process.stdout);
+  if (program.opts().json) process.stdout.write(`${JSON.stringify(last, null, 2)}\n`);
 }));
+for (const action of ['pause', 'resume', 'cancel'] as const) {
+  rollout.command(`${action} <id>`).description(`${action} a rollout`).action(async (id: string) => withClient(async (api) => {
+    const r = await api.call<Record<string, unknown>>('POST', `/api/rollouts/${encodeURIComponent(id)}/${action}`);
+    print(r, () => `rollout ${r.id}: ${r.state}`);
+  }));
+}
 
 const token = program.command('token').description('API tokens and their roles (admin)');
 token.command('create <name>')

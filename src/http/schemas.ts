@@ -17,6 +17,8 @@ export const DeviceLabelsBody = Type.Object({
 
 export const DeviceListQuery = Type.Object({
   type: Type.Optional(FirmwareType),
+  tag: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),
+  channel: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,32}$' })),
   version: Type.Optional(Type.String({ maxLength: 64 })),
   online: Type.Optional(Type.Boolean()),
 });
@@ -99,6 +101,8 @@ export const DeviceView = Type.Object({
   id: Type.String(), type: Type.String(), version: Nullable(Type.String()), chip: Nullable(Type.String()),
   idfVersion: Nullable(Type.String()), secureVersion: Nullable(Type.Integer()), slot: Nullable(Type.String()),
   online: Type.Boolean(), lastSeenAt: Nullable(DateTime),
+  tags: Type.Array(Type.String(), { description: 'operator labels; rollouts can target by tag' }),
+  channel: Type.String({ description: 'the release channel the device follows' }),
 });
 export const DeviceProvisioned = Type.Object({
   device: DeviceView,

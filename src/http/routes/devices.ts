@@ -6,7 +6,8 @@ import { issueClientCertificate } from '../../../certs/pki.js';
 import type { Device } from '../../fleet/device-registry.js';
 import type { Services } from '../../services.js';
 import { HttpError, notFound } from '../errors.js';
-import { DeviceCreateBody, DeviceLabelsBody, DeviceListQuery, DeviceParams } from '../schemas.js';
+import { Type } from 'typebox';
+import { DeviceCreateBody, DeviceDetail, DeviceLabelsBody, DeviceListQuery, DeviceParams, DeviceProvisioned, DeviceView, errors } from '../schemas.js';
 
 function deviceView(d: Device) {
   return {
@@ -19,7 +20,13 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { registry, prisma } = { registry: services.registry, prisma: services.db.prisma };
 
-  app.post('/devices', { schema: { body: DeviceCreateBody } }, async (req, reply) => {
+  app.post('/devices', {
+    schema: {
+      tags: ['devices'], summary: 'Provision a device',
+      description: 'Issues a client certificate (CN = id) signed by the device CA and returns the bundle a device needs. The private key is returned once; mqota keeps none.',
+      body: DeviceCreateBody, response: { 201: DeviceProvisioned, ...errors(400, 409) },
+    },
+  }, async (req, reply) => {
     const { id, type } = req.body;
     if (registry.get(id)) throw new HttpError(409, `device ${id} already exists`);
     if (await prisma.operatorCertificate.findUnique({ where: { name: id }, select: { name: true } })) throw new HttpError(409, `${id} is the name of an operator certificate; a device needs another id`);
@@ -36,18 +43,29 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
     });
   });
 
-  app.get('/devices', { schema: { querystring: DeviceListQuery } }, async (req) => {
-    const { type, version, online } = req.query;
+  app.get('/devices', {
+    schema: {
+      tags: ['devices'], summary: 'List devices', description: '`version` is a version or a semver range.',
+      querystring: DeviceListQuery, response: { 200: Type.Array(DeviceView), ...errors(400) },
+    },
+  }, async (req) => {
+    const { type, version, online, tag, channel } = req.query;
     const range = version ? semver.validRange(version) : null;
     if (version && !range) throw new HttpError(400, `version filter '${version}' is neither a version nor a semver range`);
     const devices = type ? registry.ofType(type) : [...registry.all()];
     return devices
+      .filter((d) => (!tag || d.tags.includes(tag)) && (!channel || d.channel === channel))
       .filter((d) => (online === undefined || d.online === online) && (!range || (d.version !== null && semver.satisfies(d.version, range, { includePrerelease: true }))))
       .sort((a, b) => a.id.localeCompare(b.id))
       .map(deviceView);
   });
 
-  app.put('/devices/:id', { schema: { params: DeviceParams, body: DeviceLabelsBody } }, async (req) => {
+  app.put('/devices/:id', {
+    schema: {
+      tags: ['devices'], summary: 'Set a device\'s tags and channel', description: 'The device may join running rollouts that target it now.',
+      params: DeviceParams, body: DeviceLabelsBody, response: { 200: DeviceView, ...errors(400, 404) },
+    },
+  }, async (req) => {
     const device = await registry.setLabels(prisma, req.params.id, req.body);
     if (!device) throw notFound(`device ${req.params.id}`);
     await services.engine.deviceLabelsChanged(device.id); // it may join running rollouts now
@@ -55,7 +73,9 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
     return deviceView(device);
   });
 
-  app.get('/devices/:id', { schema: { params: DeviceParams } }, async (req) => {
+  app.get('/devices/:id', {
+    schema: { tags: ['devices'], summary: 'One device and its update attempts', params: DeviceParams, response: { 200: DeviceDetail, ...errors(404) } },
+  }, async (req) => {
     const device = registry.get(req.params.id);
     if (!device) throw notFound(`device ${req.params.id}`);
     await services.writes.flush();

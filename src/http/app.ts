@@ -13,6 +13,7 @@ import { imageRoutes } from './routes/images.js';
 import { deviceRoutes } from './routes/devices.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { healthRoutes } from './routes/health.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 
 export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
 
@@ -43,6 +44,7 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
 
   await app.register(healthRoutes, { services });
   await app.register(imageRoutes, { services });
+  await app.register(dashboardRoutes);
   await app.register(async (api) => {
     await api.register(authPlugin, { services });
     await api.register(tokenRoutes);

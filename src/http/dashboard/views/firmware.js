@@ -1,0 +1,117 @@
+// Firmware catalog: the uploaded images, and an upload form that shows what the server read from
+// the ESP-IDF image header (or why it refused the file).
+import { call, describeError } from '../api.js';
+import { announce, h } from '../dom.js';
+import { bytes, dateTime, orDash, shortHash } from '../format.js';
+import { keepLive } from '../live.js';
+import { field, messageArea, whileBusy } from '../ui/form.js';
+import { pageHeader, section } from '../ui/page.js';
+import { cell, keyedRows } from '../ui/table.js';
+
+export function renderFirmware({ main, signal }) {
+  const messages = messageArea();
+  const tbody = h('tbody');
+  const table = h('table', { class: 'data' },
+    h('caption', { class: 'visually-hidden' }, 'Firmware catalog, newest first'),
+    h('thead', {}, h('tr', {}, ['Type', 'Version', 'Channel', 'Chip', 'ESP-IDF', 'Size', 'SHA-256', 'Uploaded', ''].map((c) => h('th', { scope: 'col' }, c)))),
+    tbody);
+  const sync = keyedRows(tbody, { key: (fw) => fw.id, create: firmwareRow, empty: 'No firmware uploaded yet.', columns: 9 });
+  const live = keepLive({
+    signal,
+    events: null,
+    load: () => call('GET', '/api/firmware', { signal }),
+    render: sync,
+    onError: (err) => messages.show('error', describeError(err)),
+  });
+  main.append(
+    pageHeader('Firmware').el,
+    uploadForm(signal, () => live.reload()),
+    section('Catalog', messages.el, h('div', { class: 'table-scroll' }, table)));
+}
+
+function firmwareRow() {
+  const cells = Array.from({ length: 9 }, () => cell());
+  return {
+    el: h('tr', {}, cells.map((c) => c.el)),
+    update(fw) {
+      cells[0].set(fw.type);
+      cells[1].set(fw.version);
+      cells[2].set(fw.channel);
+      cells[3].set(fw.image?.chip ?? null, orDash);
+      cells[4].set(fw.image?.idfVersion ?? null, orDash);
+      cells[5].set(fw.size, bytes);
+      cells[6].set(fw.sha256, (sha) => h('code', { title: sha }, shortHash(sha)));
+      cells[7].set(fw.createdAt, dateTime);
+      cells[8].set(fw.id, (id) => h('a', { href: `#/rollouts/new?firmware=${encodeURIComponent(id)}`, 'aria-label': `Roll out ${fw.type} ${fw.version}` }, 'Roll out'));
+    },
+  };
+}
+
+function uploadForm(signal, onUploaded) {
+  const file = h('input', { type: 'file', name: 'file', required: true, accept: '.bin,application/octet-stream' });
+  const type = h('input', { type: 'text', name: 'type', pattern: '[A-Za-z0-9_.\\-]{1,64}', autocomplete: 'off' });
+  const version = h('input', { type: 'text', name: 'version', autocomplete: 'off' });
+  const channel = h('input', { type: 'text', name: 'channel', placeholder: 'stable', autocomplete: 'off' });
+  const notes = h('input', { type: 'text', name: 'notes', autocomplete: 'off', class: 'wide' });
+  const messages = messageArea();
+  const result = h('div');
+  const form = h('form', { class: 'upload', novalidate: true },
+    field('Image file', file, 'An ESP-IDF application image (.bin). Type and version are read from it.'),
+    h('div', { class: 'field-row' },
+      field('Type', type, 'Only if the image has no project name'),
+      field('Version', version, 'Only for images without a semantic version'),
+      field('Channel', channel)),
+    field('Notes', notes),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'button-primary' }, 'Upload')),
+    messages.el, result);
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    result.replaceChildren();
+    if (!file.files.length) {
+      messages.show('error', 'Choose an image file to upload.');
+      file.focus();
+      return;
+    }
+    const body = new FormData();
+    for (const input of [type, version, channel, notes]) if (input.value.trim()) body.set(input.name, input.value.trim());
+    body.set('file', file.files[0]);
+    messages.show('info', `Uploading ${file.files[0].name} (${bytes(file.files[0].size)})…`);
+    await whileBusy(form, async () => {
+      try {
+        const fw = await call('POST', '/api/firmware', { form: body, signal });
+        messages.show('success', `Uploaded ${fw.type} ${fw.version}.`);
+        announce(`Uploaded ${fw.type} ${fw.version}`);
+        result.replaceChildren(identified(fw));
+        form.reset();
+        onUploaded();
+      } catch (err) {
+        if (err.name !== 'AbortError') messages.show('error', `Upload refused: ${describeError(err)}`);
+      }
+    });
+  });
+  return section('Upload firmware', form);
+}
+
+/** What the server identified in the uploaded image. */
+function identified(fw) {
+  const row = (label, value) => [h('dt', {}, label), h('dd', {}, value)];
+  const image = fw.image;
+  return h('div', { class: 'identified', 'aria-label': 'Uploaded firmware' },
+    h('h3', {}, `${fw.type} ${fw.version}`),
+    h('dl', { class: 'properties' },
+      row('Id', h('code', {}, fw.id)),
+      row('Channel', fw.channel),
+      row('Size', bytes(fw.size)),
+      row('SHA-256', h('code', { class: 'hash' }, fw.sha256)),
+      image ? [
+        row('Chip', orDash(image.chip)),
+        row('Project name', orDash(image.projectName)),
+        row('Image version', orDash(image.version)),
+        row('ESP-IDF', orDash(image.idfVersion)),
+        row('Secure version', orDash(image.secureVersion)),
+        row('Build id', orDash(image.buildId)),
+      ] : row('Image', 'Not an ESP-IDF application image: type and version come from the form.'),
+      row('Download link', h('code', { class: 'hash' }, fw.url))),
+    h('p', {}, h('a', { href: `#/rollouts/new?firmware=${encodeURIComponent(fw.id)}` }, 'Start a rollout of this firmware')));
+}

@@ -1,0 +1,255 @@
+// The web dashboard end to end: a real mqota, simulated devices over mutual-TLS MQTT, and Debian's
+// headless Chromium driven by playwright-core. An operator signs in, starts a rollout from the UI
+// and watches it reach 100 % through the live event stream; then reads a device's history.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { launchBrowser, type TestBrowser } from './support/browser.js';
+import { buildEspAppImage } from './support/esp-image.js';
+import { endAll } from './support/mqtt.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+const TYPE = 'thermo';
+const DEVICES = ['thermo-1', 'thermo-2', 'thermo-3', 'thermo-4', 'thermo-5'];
+const STEP_MS = 40;
+
+type Json = Record<string, any>;
+
+/**
+ * A device that announces `version` and works through an update command step by step, pausing
+ * between reports so the dashboard sees the intermediate states, then announces the new version.
+ */
+async function simulatedDevice(server: TestServer, id: string, version: string): Promise<MqttClient> {
+  const client = await server.device(id);
+  const handled = new Set<string>();
+  const announce = (v: string) => client.publishAsync(`devices/${id}/announce`, JSON.stringify({ type: TYPE, version: v, chip: 'esp32' }), { qos: 1 });
+  client.on('message', (_topic, payload) => {
+    const cmd = JSON.parse(payload.toString());
+    if (cmd.action !== 'update' || handled.has(cmd.updateId)) return;
+    handled.add(cmd.updateId);
+    void (async () => {
+      const steps = [{ state: 'accepted' }, { state: 'downloading', progress: 30 }, { state: 'downloading', progress: 70 },
+        { state: 'downloading', progress: 100 }, { state: 'downloaded' }, { state: 'rebooting' }, { state: 'succeeded', version: cmd.version }];
+      for (const step of steps) {
+        await new Promise((r) => setTimeout(r, STEP_MS));
+        await client.publishAsync(`devices/${id}/status`, JSON.stringify({ updateId: cmd.updateId, ...step }), { qos: 1 });
+      }
+      await announce(cmd.version);
+    })().catch(() => undefined); // the client may be closed mid-update at the end of the run
+  });
+  await announce(version);
+  return client;
+}
+
+describe('web dashboard', () => {
+  let server: TestServer;
+  let browser: TestBrowser;
+  let devices: MqttClient[] = [];
+  let imageDir: string;
+  let baseUrl: string;
+  const token = 'test-token-0123456789abcdef';
+
+  before(async () => {
+    server = await startTestServer();
+    baseUrl = server.mqota.publicUrl;
+    imageDir = await mkdtemp(path.join(os.tmpdir(), 'mqota-dashboard-img-'));
+    for (const version of ['1.0.0', '1.1.0']) {
+      const file = path.join(imageDir, `${TYPE}-${version}.bin`);
+      await writeFile(file, buildEspAppImage({ projectName: TYPE, version, payloadBytes: 8 * 1024 }));
+      await server.api.uploadFirmware(file, {});
+    }
+    devices = await Promise.all(DEVICES.map((id) => simulatedDevice(server, id, '1.0.0')));
+    // Every device announced (and so is known, online, at 1.0.0) before the browser looks.
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const known = await server.api.call<Json[]>('GET', `/api/devices?type=${TYPE}&online=true`);
+      if (known.filter((d) => d.version === '1.0.0').length === DEVICES.length) break;
+      if (Date.now() > deadline) throw new Error(`devices did not announce: ${JSON.stringify(known)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await endAll(...devices);
+    await server?.close();
+    if (imageDir) await rm(imageDir, { recursive: true, force: true });
+  });
+
+  test('is served at / with a strict content security policy, and refuses a wrong token', async () => {
+    const { page } = browser;
+    const res = await page.goto(`${baseUrl}/`);
+    assert.equal(res?.status(), 200);
+    const headers = res!.headers();
+    assert.match(headers['content-security-policy'], /default-src 'self'/);
+    assert.doesNotMatch(headers['content-security-policy'], /unsafe-inline|unsafe-eval/);
+    assert.equal(headers['x-content-type-options'], 'nosniff');
+
+    await page.getByLabel('API token', { exact: true }).fill('not-the-right-token-at-all');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'The token was not accepted' }).waitFor();
+    assert.equal(await page.getByRole('navigation', { name: 'Main' }).isVisible(), false);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    assert.deepEqual(browser.problems, []);
+  });
+
+  test('signs in, starts a rollout from the UI and shows it reach 100 %', async () => {
+    const { page } = browser;
+    await page.getByLabel('API token', { exact: true }).fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Fleet overview' }).waitFor();
+    // The fleet figures come from the API: five devices, all online.
+    const online = page.locator('.tile').filter({ has: page.getByText('Online', { exact: true }) }).locator('dd');
+    await online.filter({ hasText: /^5 of 5$/ }).waitFor();
+
+    await page.getByRole('link', { name: 'Rollouts', exact: true }).click();
+    await page.getByRole('link', { name: 'New rollout' }).click();
+    const firmware = page.getByLabel('Firmware', { exact: true });
+    await firmware.locator('option', { hasText: `${TYPE} 1.1.0` }).waitFor({ state: 'attached' });
+    await firmware.selectOption({ label: `${TYPE} 1.1.0 (stable)` });
+    await page.getByText(`5 device(s) of type ${TYPE} known, 5 online`).waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('thermo 1.1.0 to everyone');
+    await page.getByRole('button', { name: 'Start rollout' }).click();
+
+    await page.waitForURL(/#\/rollouts\/[A-Za-z0-9_-]+$/);
+    await page.getByRole('heading', { name: 'Rollout thermo 1.1.0 to everyone' }).waitFor();
+    const summary = page.locator('#rollout-summary');
+    await summary.filter({ hasText: '5/5 succeeded · 100 %' }).waitFor({ timeout: 20_000 });
+    const bar = page.getByRole('progressbar', { name: 'Rollout progress' });
+    assert.equal(await bar.getAttribute('aria-valuenow'), '5');
+    assert.equal(await bar.getAttribute('aria-valuemax'), '5');
+    await page.locator('.rollout-status').filter({ hasText: 'completed' }).waitFor();
+    const rows = page.getByRole('row').filter({ has: page.getByRole('link', { name: /^thermo-\d$/ }) });
+    assert.equal(await rows.count(), DEVICES.length);
+    assert.equal(await rows.filter({ hasText: 'succeeded' }).count(), DEVICES.length);
+
+    const rolloutId = new URL(page.url()).hash.split('/').pop()!;
+    const view = await server.api.call<Json>('GET', `/api/rollouts/${rolloutId}`);
+    assert.equal(view.state, 'completed');
+    assert.equal(view.counts.succeeded, DEVICES.length);
+
+    const shot = path.join(os.tmpdir(), 'mqota-dashboard-rollout.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`dashboard screenshot: ${shot}`);
+    assert.deepEqual(browser.problems, []);
+  });
+
+  test('the device page shows its attempt history, and the overview its new version', async () => {
+    const { page } = browser;
+    await page.getByRole('link', { name: 'thermo-3', exact: true }).click();
+    await page.getByRole('heading', { name: 'Device thermo-3' }).waitFor();
+    const attempt = page.getByRole('article', { name: 'Update 1.0.0 → 1.1.0' });
+    await attempt.filter({ hasText: 'succeeded' }).waitFor();
+    const steps = await attempt.getByRole('row').allInnerTexts();
+    const states = steps.slice(1).map((row) => row.split('\t')[0].trim());
+    assert.deepEqual(states, ['pending', 'sent', 'accepted', 'downloading', 'downloading', 'downloading', 'downloaded', 'rebooting', 'succeeded']);
+    assert.match(steps.find((row) => row.includes('downloading'))!, /30 %/);
+    await page.locator('.properties').filter({ hasText: '1.1.0' }).waitFor();
+
+    const shot = path.join(os.tmpdir(), 'mqota-dashboard-device.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`dashboard screenshot: ${shot}`);
+
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('img', { name: /thermo devices per version: 1\.1\.0: 5 \(5 online\)/ }).waitFor();
+    const overview = path.join(os.tmpdir(), 'mqota-dashboard-overview.png');
+    await page.screenshot({ path: overview, fullPage: true });
+    console.log(`dashboard screenshot: ${overview}`);
+    assert.deepEqual(browser.problems, []);
+  });
+  test('uploads firmware from the UI and shows what the image says; a duplicate is refused clearly', async () => {
+    const { page } = browser;
+    await page.getByRole('link', { name: 'Firmware', exact: true }).click();
+    await page.getByRole('heading', { name: 'Firmware', exact: true }).waitFor();
+    const image = { name: `${TYPE}-1.2.0.bin`, mimeType: 'application/octet-stream', buffer: buildEspAppImage({ projectName: TYPE, version: '1.2.0', idfVersion: 'v5.4.2' }) };
+    await page.getByLabel('Image file').setInputFiles(image);
+    await page.getByRole('button', { name: 'Upload' }).click();
+    const identified = page.getByLabel('Uploaded firmware');
+    await identified.getByRole('heading', { name: `${TYPE} 1.2.0` }).waitFor();
+    const fields = await identified.locator('dt').allInnerTexts();
+    const values = await identified.locator('dd').allInnerTexts();
+    const shown = Object.fromEntries(fields.map((f, i) => [f, values[i]]));
+    assert.equal(shown.Chip, 'esp32');
+    assert.equal(shown['Project name'], TYPE);
+    assert.equal(shown['ESP-IDF'], 'v5.4.2');
+    assert.match(shown['SHA-256'], /^[0-9a-f]{64}$/);
+    await page.getByRole('row').filter({ hasText: '1.2.0' }).filter({ hasText: 'v5.4.2' }).waitFor();
+
+    await page.getByLabel('Image file').setInputFiles(image);
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await page.getByRole('alert').filter({ hasText: /Upload refused: Not possible right now: .*1\.2\.0/ }).waitFor();
+    assert.deepEqual(browser.problems, []);
+  });
+
+  test('pauses, resumes and cancels a running rollout', async () => {
+    const { page } = browser;
+    // A device that never connects keeps its rollout running as long as the test needs.
+    await server.api.call('POST', '/api/devices', { id: 'thermo-offline', type: TYPE });
+    await page.goto(`${baseUrl}/#/rollouts/new`);
+    await page.getByLabel('Firmware', { exact: true }).selectOption({ label: `${TYPE} 1.2.0 (stable)` });
+    await page.getByLabel('Only the devices I choose').check();
+    await page.getByLabel(/^thermo-offline/).check();
+    await page.getByText('1 of 6 device(s) chosen.').waitFor();
+    await page.getByRole('button', { name: 'Start rollout' }).click();
+    const status = page.locator('.rollout-status');
+    await status.filter({ hasText: 'running' }).waitFor();
+
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await status.filter({ hasText: 'paused' }).waitFor();
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await status.filter({ hasText: 'running' }).waitFor();
+    await page.getByRole('button', { name: 'Cancel rollout' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Cancel this rollout?' });
+    await dialog.getByRole('button', { name: 'Cancel rollout' }).click();
+    await status.filter({ hasText: 'cancelled' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: /^(Pause|Resume|Cancel rollout)$/ }).count(), 0);
+    await page.getByRole('list').filter({ hasText: 'paused' }).filter({ hasText: 'cancelled' }).waitFor(); // the history
+    assert.deepEqual(browser.problems, []);
+  });
+
+  test('a viewer token reads everything and is told clearly that it cannot change anything', async () => {
+    const { page } = browser;
+    const viewer = await server.api.call<Json>('POST', '/api/tokens', { name: 'dashboard-viewer', role: 'viewer' });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API token', { exact: true }).fill(viewer.token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('link', { name: 'Rollouts', exact: true }).click();
+    await page.getByRole('link', { name: 'thermo 1.1.0 to everyone' }).click();
+    await page.locator('#rollout-summary').filter({ hasText: '5/5 succeeded' }).waitFor();
+
+    await page.goto(`${baseUrl}/#/rollouts/new`);
+    await page.getByLabel('Firmware', { exact: true }).selectOption({ label: `${TYPE} 1.2.0 (stable)` });
+    await page.getByRole('button', { name: 'Start rollout' }).click();
+    await page.getByRole('alert').filter({ hasText: "Your token's role does not allow this action" }).filter({ hasText: 'viewer' }).waitFor();
+    assert.deepEqual(browser.problems, []);
+  });
+  test('reads server-sent events however the stream is cut into chunks', async () => {
+    const { page } = browser;
+    // In the page, with the browser's own streams: the dashboard's parser over every split of one stream.
+    const results = await page.evaluate(async (module) => {
+      const { readEvents } = await import(module);
+      const stream = 'retry: 3000\r\n: connected\r\n\r\nevent: attempt\ndata: {"a":1,\ndata: "b":"x\\ny"}\nid: 7\n\n'
+        + 'event: rollout\rdata:{"state":"paused"}\r\r: heartbeat\n\ndata: {"plain":true}\n\n';
+      const runs = [];
+      for (let cut = 1; cut < stream.length; cut += 1) {
+        const chunks = [stream.slice(0, cut), stream.slice(cut)];
+        const body = new ReadableStream({ pull(c) { const next = chunks.shift(); if (next === undefined) c.close(); else c.enqueue(new TextEncoder().encode(next)); } });
+        const events: unknown[] = [];
+        await readEvents(body, new AbortController().signal, (e: unknown) => events.push(e));
+        runs.push(JSON.stringify(events));
+      }
+      return [...new Set(runs)];
+    }, '/sse.js');
+    assert.equal(results.length, 1, `every split gives the same events: ${results.join('\n')}`);
+    assert.deepEqual(JSON.parse(results[0]), [
+      { type: 'message', data: null, id: null, retry: 3000 },
+      { type: 'attempt', data: '{"a":1,\n"b":"x\\ny"}', id: '7', retry: null },
+      { type: 'rollout', data: '{"state":"paused"}', id: null, retry: null },
+      { type: 'message', data: '{"plain":true}', id: null, retry: null },
+    ]);
+  });
+});

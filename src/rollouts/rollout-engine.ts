@@ -366,7 +366,8 @@ export class RolloutEngine {
     const now = Date.now();
     const sends: Promise<void>[] = [];
     for (const [deviceId, member] of r.members) {
-      if (member.wave > r.currentWave || this.activeByDevice.has(deviceId)) continue;
+      // Cheap checks first: this runs for every member on every tick.
+      if (member.wave > r.currentWave || member.latest?.state === 'succeeded' || this.activeByDevice.has(deviceId)) continue;
       const device = this.deps.registry.get(deviceId);
       if (!device?.online || !device.version) continue;
       const offer = r.offer(device as Device & { version: string }, now);

@@ -211,7 +211,7 @@ describe('web dashboard', () => {
     assert.deepEqual(browser.problems, []);
   });
 
-  test('a viewer token reads everything and is told clearly that it cannot change anything', async () => {
+  test('a viewer token reads everything, is told clearly that it cannot change anything, and is signed out when revoked', async () => {
     const { page } = browser;
     const viewer = await server.api.call<Json>('POST', '/api/tokens', { name: 'dashboard-viewer', role: 'viewer' });
     await page.getByRole('button', { name: 'Sign out' }).click();
@@ -225,6 +225,13 @@ describe('web dashboard', () => {
     await page.getByLabel('Firmware', { exact: true }).selectOption({ label: `${TYPE} 1.2.0 (stable)` });
     await page.getByRole('button', { name: 'Start rollout' }).click();
     await page.getByRole('alert').filter({ hasText: "Your token's role does not allow this action" }).filter({ hasText: 'viewer' }).waitFor();
+
+    // Revoked while signed in: the next call is a 401 and the dashboard asks for a token again.
+    await server.api.call('DELETE', '/api/tokens/dashboard-viewer');
+    await page.getByRole('link', { name: 'Devices', exact: true }).click();
+    await page.getByText('The server no longer accepts your token').waitFor();
+    await page.getByLabel('API token', { exact: true }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
     assert.deepEqual(browser.problems, []);
   });
   test('reads server-sent events however the stream is cut into chunks', async () => {

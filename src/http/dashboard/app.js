@@ -65,6 +65,11 @@ window.addEventListener('mqota:unauthorized', () => {
   route();
 });
 window.addEventListener('hashchange', route);
+// The skip link's #main would otherwise be taken for a route.
+document.querySelector('.skip-link').addEventListener('click', (e) => {
+  e.preventDefault();
+  main.focus();
+});
 logout.addEventListener('click', () => {
   session.signOut();
   route();

@@ -6,6 +6,7 @@ import fastifyStatic from '@fastify/static';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { authPlugin } from './auth.js';
+import { openapiPlugin } from './openapi.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { auditRoutes } from './routes/audit.js';
 import { firmwareRoutes } from './routes/firmware.js';
@@ -42,6 +43,7 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `${req.method} ${req.url.split('?')[0]} not found` }));
 
+  await app.register(openapiPlugin); // before the routes: it documents those registered after it
   await app.register(healthRoutes, { services });
   await app.register(imageRoutes, { services });
   await app.register(dashboardRoutes);

@@ -8,7 +8,8 @@ import { EmptyImageError, ImageTooLargeError, type SavedImage } from '../../firm
 import { resolveFirmwareIdentity } from '../../firmware/version.js';
 import type { Services } from '../../services.js';
 import { HttpError, notFound } from '../errors.js';
-import { FirmwareListQuery, IdParams } from '../schemas.js';
+import { Type } from 'typebox';
+import { errors, FirmwareListQuery, FirmwareUploadForm, FirmwareView, IdParams, NoContent } from '../schemas.js';
 
 const CHANNEL = /^[a-z0-9-]{1,32}$/;
 const FORM_FIELDS = new Set(['type', 'version', 'channel', 'notes']);
@@ -27,9 +28,18 @@ export async function firmwareRoutes(fastify: FastifyInstance, { services }: { s
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { catalog, engine } = services;
 
-  app.post('/firmware', async (req, reply) => {
+  app.post('/firmware', {
+    // The form is streamed (the file to disk while hashed) and checked here, so it is documented, not validated, by its schema.
+    config: { multipartBody: FirmwareUploadForm },
+    schema: {
+      tags: ['firmware'], summary: 'Upload an image',
+      description: 'multipart/form-data: one file part and optional fields. An ESP-IDF app image supplies or checks type and version.',
+      response: { 201: FirmwareView, ...errors(400, 409, 413, 415) },
+    },
+  }, async (req, reply) => {
     if (!req.isMultipart()) throw new HttpError(415, 'send multipart/form-data with fields type, version (optional: channel, notes) and one file');
     const fields: Record<string, string> = {};
+    req.auditDetails = fields;
     let saved: SavedImage | null = null;
     try {
       for await (const part of req.parts()) {
@@ -62,16 +72,25 @@ export async function firmwareRoutes(fastify: FastifyInstance, { services }: { s
     }
   });
 
-  app.get('/firmware', { schema: { querystring: FirmwareListQuery } }, async (req) =>
+  app.get('/firmware', {
+    schema: { tags: ['firmware'], summary: 'List firmware', description: 'Newest first.', querystring: FirmwareListQuery, response: { 200: Type.Array(FirmwareView) } },
+  }, async (req) =>
     catalog.list({ type: req.query.type }).map((fw) => firmwareView(fw, services)));
 
-  app.get('/firmware/:id', { schema: { params: IdParams } }, async (req) => {
+  app.get('/firmware/:id', {
+    schema: { tags: ['firmware'], summary: 'One firmware', params: IdParams, response: { 200: FirmwareView, ...errors(404) } },
+  }, async (req) => {
     const fw = catalog.get(req.params.id);
     if (!fw) throw notFound(`firmware ${req.params.id}`);
     return firmwareView(fw, services);
   });
 
-  app.delete('/firmware/:id', { schema: { params: IdParams } }, async (req, reply) => {
+  app.delete('/firmware/:id', {
+    schema: {
+      tags: ['firmware'], summary: 'Delete firmware', description: 'Firmware a rollout used stays in the database (hidden) so histories remain readable; its file goes.',
+      params: IdParams, response: { 204: NoContent('deleted'), ...errors(404, 409) },
+    },
+  }, async (req, reply) => {
     const fw = catalog.get(req.params.id);
     if (!fw) throw notFound(`firmware ${req.params.id}`);
     if (engine.isFirmwareInUse(fw.id)) throw new HttpError(409, `firmware ${fw.id} is used by a running rollout; cancel it first`);

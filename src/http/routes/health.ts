@@ -1,11 +1,17 @@
 // GET /healthz without auth: broker, database and disk, for load balancers and orchestrators.
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
+import { Health } from '../schemas.js';
 
 const MIN_FREE_BYTES = 64 * 1024 * 1024;
 
 export async function healthRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
-  app.get('/healthz', async (_req, reply) => {
+  app.get('/healthz', {
+    schema: {
+      tags: ['health'], summary: 'Service health', description: '503 when the broker, the database or the disk (under 64 MiB free) is not ok.',
+      response: { 200: { ...Health, description: 'ok' }, 503: { ...Health, description: 'degraded' } },
+    },
+  }, async (_req, reply) => {
     const { db, broker, catalog, registry, engine } = services;
     const database = await db.ping().then(() => ({ ok: true, kind: db.kind }), (err: Error) => ({ ok: false, kind: db.kind, error: err.message }));
     const freeBytes = await catalog.images.freeBytes().catch(() => 0);

@@ -3,11 +3,25 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
 import { notFound } from '../errors.js';
+import { errors } from '../schemas.js';
 
 const IMAGE_NAME = /^([0-9a-f]{64})\.bin$/;
 
 export async function imageRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
-  app.get<{ Params: { name: string } }>('/firmware/:name', async (req, reply) => {
+  app.get<{ Params: { name: string } }>('/firmware/:name', {
+    schema: {
+      tags: ['images'], summary: 'Download an image',
+      description: 'The content-addressed link in update commands; no token. Range requests (206, 416), a strong ETag equal to the SHA-256, If-None-Match (304) and If-Range.',
+      // No pattern: a bad name is answered (and logged) below as a 404.
+      params: { type: 'object', properties: { name: { type: 'string', description: '<sha256>.bin' } }, required: ['name'] },
+      response: {
+        200: { description: 'the image', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        206: { description: 'the requested range', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        304: { description: 'not modified', type: 'null' },
+        ...errors(404),
+      },
+    },
+  }, async (req, reply) => {
     const match = IMAGE_NAME.exec(req.params.name);
     if (!match) {
       req.log.warn({ name: req.params.name.slice(0, 100) }, 'image request with an invalid name refused');

@@ -123,6 +123,9 @@ describe('web dashboard', () => {
     assert.equal(await bar.getAttribute('aria-valuenow'), '5');
     assert.equal(await bar.getAttribute('aria-valuemax'), '5');
     await page.locator('.rollout-status').filter({ hasText: 'completed' }).waitFor();
+    // The event moved the state at once; the history comes with the reload that follows it.
+    await page.getByRole('listitem').filter({ hasText: 'completed' }).filter({ hasText: 'wave 1' }).waitFor();
+    await page.getByRole('row').filter({ hasText: 'Wave 1' }).filter({ hasText: 'done' }).waitFor();
     const rows = page.getByRole('row').filter({ has: page.getByRole('link', { name: /^thermo-\d$/ }) });
     assert.equal(await rows.count(), DEVICES.length);
     assert.equal(await rows.filter({ hasText: 'succeeded' }).count(), DEVICES.length);

@@ -12,6 +12,7 @@ command -v cmake >/dev/null || missing+=(cmake)
 [ -f /usr/include/cjson/cJSON.h ] || missing+=(libcjson-dev)
 [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
 [ -d /usr/include/gtest ] || missing+=(libgtest-dev)
+command -v chromium >/dev/null || missing+=(chromium)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

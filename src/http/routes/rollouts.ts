@@ -47,11 +47,15 @@ export async function rolloutRoutes(fastify: FastifyInstance, { services }: { se
     ]);
     const latest = new Map(attempts.map((a) => [a.deviceId, a])); // ordered by time: the last one wins
     const live = engine.waveStandings(id);
-    const waves = plan.sizes.map((size, index) => {
+    const final = ['completed', 'cancelled', 'aborted'].includes(rollout.state);
+    let cumulative = 0;
+    const waves = plan.sizes.map((planned, index) => {
       const members = targets.filter((t) => t.wave === index);
-      const state = index < rollout.currentWave || ['completed'].includes(rollout.state) ? 'done' : index === rollout.currentWave ? 'active' : 'pending';
+      cumulative += members.length;
+      const state = index < rollout.currentWave || (final && index === rollout.currentWave) ? 'done'
+        : final ? 'skipped' : index === rollout.currentWave ? 'active' : 'pending';
       return {
-        index, size, devices: members.length, state,
+        index, planned, size: cumulative, devices: members.length, state,
         succeeded: live?.[index]?.healthy ?? members.filter((m) => latest.get(m.deviceId)?.state === 'succeeded').length,
         failed: live?.[index]?.failed ?? members.filter((m) => ['failed', 'rolled_back', 'timed_out', 'rejected'].includes(latest.get(m.deviceId)?.state ?? '')).length,
       };

@@ -14,6 +14,7 @@ import { imageRoutes } from './routes/images.js';
 import { deviceRoutes } from './routes/devices.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { healthRoutes } from './routes/health.js';
+import { operatorRoutes } from './routes/operators.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 
 export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
@@ -54,6 +55,7 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
     await api.register(firmwareRoutes, { services });
     await api.register(deviceRoutes, { services });
     await api.register(rolloutRoutes, { services });
+    await api.register(operatorRoutes, { services });
   }, { prefix: '/api' });
   return app;
 }

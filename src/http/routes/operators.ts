@@ -1,0 +1,49 @@
+// /api/operators: client certificates for monitoring clients (OU=monitor), which may subscribe to
+// the status topics and publish nothing (broker/acl.ts). Like device keys, the private key is
+// returned once and never stored; the database keeps the name, fingerprint and serial.
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { MONITOR_FILTERS } from '../../../broker/topics.js';
+import { issueClientCertificate } from '../../../certs/pki.js';
+import type { Services } from '../../services.js';
+import { HttpError } from '../errors.js';
+import { DeviceId } from '../schemas.js';
+
+export const OperatorCreateBody = Type.Object({
+  // The name is the certificate CN, so it follows the device id rule.
+  name: DeviceId,
+  role: Type.Literal('monitor'),
+}, { additionalProperties: false });
+
+const UNIQUE_VIOLATION = 'P2002';
+
+export async function operatorRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const prisma = services.db.prisma;
+
+  // Admin, like API tokens: a certificate is a credential, and one that cannot be revoked before it expires.
+  app.post('/operators', { schema: { body: OperatorCreateBody }, config: { role: 'admin' } }, async (req, reply) => {
+    const { name, role } = req.body;
+    // One namespace for CNs: the CN is the MQTT client id, and a second connection with the same
+    // client id takes over the first one's session [MQTT-3.1.4-2].
+    if (services.registry.get(name)) throw new HttpError(409, `${name} is a device id; an operator needs another name`);
+    if (await prisma.operatorCertificate.findUnique({ where: { name }, select: { name: true } })) throw new HttpError(409, `operator ${name} already exists`);
+    const issued = await issueClientCertificate(services.pki, { id: name, role });
+    const operator = await prisma.operatorCertificate.create({
+      data: { name, role, fingerprint: issued.fingerprint, serial: issued.serial, notAfter: issued.notAfter },
+    }).catch((err: { code?: string }) => {
+      throw err.code === UNIQUE_VIOLATION ? new HttpError(409, `operator ${name} already exists`) : err;
+    });
+    req.log.info({ operator: name, role, fingerprint: issued.fingerprint, notAfter: issued.notAfter }, 'operator certificate issued');
+    return reply.code(201).send({
+      operator,
+      bundle: {
+        name, role, brokerUrl: services.links.brokerUrl(), topics: MONITOR_FILTERS,
+        certPem: issued.certPem, keyPem: issued.keyPem, caPem: issued.caPem, fingerprint: issued.fingerprint, notAfter: issued.notAfter,
+      },
+    });
+  });
+
+  app.get('/operators', async () => prisma.operatorCertificate.findMany({ orderBy: { name: 'asc' } }));
+}

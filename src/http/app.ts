@@ -14,6 +14,7 @@ import { imageRoutes } from './routes/images.js';
 import { deviceRoutes } from './routes/devices.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { healthRoutes } from './routes/health.js';
+import { eventRoutes } from './routes/events.js';
 import { operatorRoutes } from './routes/operators.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 
@@ -55,6 +56,7 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
     await api.register(firmwareRoutes, { services });
     await api.register(deviceRoutes, { services });
     await api.register(rolloutRoutes, { services });
+    await api.register(eventRoutes, { services });
     await api.register(operatorRoutes, { services });
   }, { prefix: '/api' });
   return app;

@@ -14,6 +14,7 @@ import { imageRoutes } from './routes/images.js';
 import { deviceRoutes } from './routes/devices.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsEndpoint, metricsRoutes } from './routes/metrics.js';
 import { eventRoutes } from './routes/events.js';
 import { operatorRoutes } from './routes/operators.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -45,20 +46,25 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `${req.method} ${req.url.split('?')[0]} not found` }));
 
+  await app.register(metricsRoutes, { services }); // first: its hooks count the responses of every route after it
   await app.register(openapiPlugin); // before the routes: it documents those registered after it
   await app.register(healthRoutes, { services });
   await app.register(imageRoutes, { services });
   await app.register(dashboardRoutes);
-  await app.register(async (api) => {
-    await api.register(authPlugin, { services });
-    await api.register(tokenRoutes);
-    await api.register(auditRoutes);
-    await api.register(firmwareRoutes, { services });
-    await api.register(deviceRoutes, { services });
-    await api.register(rolloutRoutes, { services });
-    await api.register(eventRoutes, { services });
-    await api.register(operatorRoutes, { services });
-  }, { prefix: '/api' });
+  // One auth plugin, so one token store, for everything behind a token: /api and GET /metrics.
+  await app.register(async (authed) => {
+    await authed.register(authPlugin, { services });
+    await authed.register(metricsEndpoint);
+    await authed.register(async (api) => {
+      await api.register(tokenRoutes);
+      await api.register(auditRoutes);
+      await api.register(firmwareRoutes, { services });
+      await api.register(deviceRoutes, { services });
+      await api.register(rolloutRoutes, { services });
+      await api.register(eventRoutes, { services });
+      await api.register(operatorRoutes, { services });
+    }, { prefix: '/api' });
+  });
   return app;
 }
 

@@ -1,0 +1,139 @@
+// Prometheus metrics of the fleet (GET /metrics), fed by the fleet events and by the HTTP hooks
+// of src/http/routes/metrics.ts. One registry per instance, so two servers in one process (tests)
+// never share a series.
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { Broker } from '../../broker/index.js';
+import type { FleetEvents } from '../events.js';
+import type { PrismaClient } from '../generated/prisma/client.js';
+import type { Logger } from '../logger.js';
+import { ATTEMPT_STATES, TERMINAL_STATES, type AttemptState } from '../rollouts/attempt-state.js';
+import type { RolloutEngine, RolloutProgress } from '../rollouts/rollout-engine.js';
+import { ActiveRollouts } from './active-rollouts.js';
+
+/** Attempt states that count as a failure of the device in a rollout. */
+const FAILED_STATES = ['failed', 'rolled_back', 'rejected', 'timed_out'];
+
+export interface FleetMetricsDeps {
+  events: FleetEvents;
+  broker: Pick<Broker, 'connectedDevices'>;
+  engine: Pick<RolloutEngine, 'progress'>;
+  prisma: PrismaClient;
+  logger: Logger;
+}
+
+export class FleetMetrics {
+  readonly registry = new Registry();
+  readonly imageBytesServed: Counter;
+  readonly httpErrors: Counter<'class'>;
+  /** Latest state of every attempt still in flight, by updateId. */
+  private readonly inFlight = new Map<string, string>();
+  /** Attempts that finished while load() was reading, so a stale row does not bring them back. */
+  private readonly finishedDuringLoad = new Set<string>();
+  private loading = false;
+  private readonly active: ActiveRollouts;
+  private readonly unsubscribe: (() => void)[];
+  /** The per-rollout figures being read: the three rollout gauges of one scrape share one read. */
+  private rolloutsReading: Promise<RolloutProgress[]> | null = null;
+
+  constructor(private readonly deps: FleetMetricsDeps) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.active = new ActiveRollouts(deps.events);
+
+    new Gauge({
+      name: 'mqota_connected_devices', help: 'Devices connected to the MQTT broker', registers,
+      collect() { this.set(deps.broker.connectedDevices()); },
+    });
+    const announces = new Counter({ name: 'mqota_announces_total', help: 'Valid announces received', registers });
+    const commands = new Counter({ name: 'mqota_commands_sent_total', help: 'Commands published to devices, by action', labelNames: ['action'] as const, registers });
+    const rejections = new Counter({ name: 'mqota_mqtt_rejections_total', help: 'Device messages refused (invalid announce or status), by kind', labelNames: ['kind'] as const, registers });
+    const transitions = new Counter({ name: 'mqota_attempt_transitions_total', help: 'Update attempt state changes, by new state', labelNames: ['state'] as const, registers });
+    const inFlight = this.inFlight;
+    new Gauge({
+      name: 'mqota_attempts_in_flight', help: 'Update attempts not finished yet, by state', labelNames: ['state'] as const, registers,
+      collect() {
+        this.reset();
+        for (const s of ATTEMPT_STATES) if (!TERMINAL_STATES.has(s)) this.set({ state: s }, 0);
+        for (const state of inFlight.values()) this.inc({ state });
+      },
+    });
+    const rolloutGauge = (name: string, help: string, value: (p: RolloutProgress) => number | null) => {
+      const metrics = this;
+      new Gauge({
+        name, help, labelNames: ['rollout_id'] as const, registers,
+        async collect() {
+          this.reset();
+          for (const p of await metrics.rollouts()) {
+            const v = value(p);
+            if (v !== null) this.set({ rollout_id: p.rolloutId }, v);
+          }
+        },
+      });
+    };
+    rolloutGauge('mqota_rollout_targets', 'Devices targeted by a rollout not finished yet', (p) => p.targets);
+    rolloutGauge('mqota_rollout_succeeded', 'Attempts that succeeded, per rollout not finished yet', (p) => p.counts.succeeded ?? 0);
+    rolloutGauge('mqota_rollout_failed', 'Attempts that failed, rolled back, were rejected or timed out, per rollout not finished yet',
+      (p) => FAILED_STATES.reduce((n, s) => n + ((p.counts as Record<string, number>)[s] ?? 0), 0));
+    this.imageBytesServed = new Counter({ name: 'mqota_image_bytes_served_total', help: 'Firmware image bytes written to /firmware/ responses (Range responses included)', registers });
+    this.httpErrors = new Counter({ name: 'mqota_http_errors_total', help: 'HTTP responses with an error status, by class (4xx, 5xx)', labelNames: ['class'] as const, registers });
+
+    // Every label value known in advance starts at 0, so rate() sees the first increase.
+    for (const action of ['update', 'none', 'cancel']) commands.inc({ action }, 0);
+    for (const kind of ['announce', 'status', 'mqtt']) rejections.inc({ kind }, 0);
+    for (const state of ATTEMPT_STATES) transitions.inc({ state }, 0);
+    for (const c of ['4xx', '5xx']) this.httpErrors.inc({ class: c }, 0);
+
+    const { events } = deps;
+    this.unsubscribe = [
+      events.on('announce', () => announces.inc()),
+      events.on('command', ({ action }) => commands.inc({ action })),
+      events.on('rejection', ({ kind }) => rejections.inc({ kind })),
+      events.on('attempt', ({ updateId, state, previousState }) => {
+        if (state !== previousState) transitions.inc({ state });
+        if (TERMINAL_STATES.has(state as AttemptState)) {
+          this.inFlight.delete(updateId);
+          if (this.loading) this.finishedDuringLoad.add(updateId);
+        } else {
+          this.inFlight.set(updateId, state);
+        }
+      }),
+      () => this.active.close(),
+    ];
+  }
+
+  /** Reads what was in flight and which rollouts are unfinished at start; events keep both current after. */
+  async load(): Promise<void> {
+    this.loading = true;
+    try {
+      const [attempts] = await Promise.all([
+        this.deps.prisma.updateAttempt.findMany({ where: { state: { notIn: [...TERMINAL_STATES] } }, select: { id: true, state: true } }),
+        this.active.load(this.deps.prisma),
+      ]);
+      // An event seen meanwhile is newer than the row.
+      for (const a of attempts) if (!this.inFlight.has(a.id) && !this.finishedDuringLoad.has(a.id)) this.inFlight.set(a.id, a.state);
+    } finally {
+      this.loading = false;
+      this.finishedDuringLoad.clear();
+    }
+  }
+
+  /** The text exposition format. */
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  close(): void {
+    for (const stop of this.unsubscribe) stop();
+    this.registry.clear();
+  }
+
+  private rollouts(): Promise<RolloutProgress[]> {
+    this.rolloutsReading ??= Promise.all(this.active.ids().map((id) => this.deps.engine.progress(id).catch((err: Error) => {
+      this.deps.logger.warn({ err, rolloutId: id }, 'rollout progress not read for metrics');
+      return null;
+    })))
+      .then((all) => all.filter((p): p is RolloutProgress => p !== null))
+      .finally(() => { this.rolloutsReading = null; });
+    return this.rolloutsReading;
+  }
+}

@@ -1,6 +1,7 @@
-// The operator API token: MQOTA_ADMIN_TOKEN, or one generated on first start and kept in the
-// data folder (mode 0600). Compared in constant time.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+// The bootstrap API token, the built-in admin: MQOTA_ADMIN_TOKEN, or one generated on first start
+// and kept in the data folder (mode 0600). Requests are checked against it by hash, with the other
+// tokens (token-store.ts).
+import { randomBytes } from 'node:crypto';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -22,11 +23,4 @@ export async function resolveAdminToken(opts: { configured: string | null; dataD
   const token = `mqota_${randomBytes(32).toString('base64url')}`;
   await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
   return { generated: true, token, file };
-}
-
-/** Constant-time comparison of a presented bearer token with the expected one. */
-export function tokenMatches(presented: string, expected: string): boolean {
-  const a = createHash('sha256').update(presented).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
 }

@@ -1,0 +1,87 @@
+// The IPC contract between the benchmark (run.ts, through FleetProcess) and the simulated fleet
+// (fleet.ts): one request, one response, matched by `seq`. Times are on the shared clock (clock.ts).
+
+export interface DeviceCredentials {
+  id: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/** The file fleet.ts reads its identities from. */
+export interface FleetCredentials {
+  /** The server CA: devices verify the broker with it. */
+  caPem: string;
+  devices: DeviceCredentials[];
+}
+
+export interface Announce {
+  type: string;
+  version: string;
+  chip?: string;
+}
+
+/** What every `update` command of the rollout must say. */
+export interface ExpectedUpdate {
+  type: string;
+  version: string;
+  url: string;
+  sha256: string;
+  size: number;
+}
+
+export type FleetRequest =
+  | { op: 'connect'; brokerPort: number; ids: string[]; announce: Announce; expectReason: string; concurrency: number; timeoutMs: number; disconnectAfter: boolean }
+  | { op: 'announce'; announce: Announce; expectReason: string; concurrency: number; timeoutMs: number }
+  | { op: 'await-updates'; expected: ExpectedUpdate; timeoutMs: number }
+  | { op: 'report-success'; version: string; timeoutMs: number }
+  | { op: 'clock' }
+  | { op: 'close' };
+
+export interface AnnounceResult {
+  requested: number;
+  /** Devices that (connected, subscribed,) announced and got the expected `none` answer. */
+  answered: number;
+  /** Failures by cause (TLS error, timeout, unexpected answer...). */
+  failures: Record<string, number>;
+  /** Answers by action/reason. */
+  answers: Record<string, number>;
+  /** Per answered device: announce PUBLISH sent → command received, ms. */
+  announceToCommandMs: number[];
+  startedAt: number;
+  lastAnswerAt: number;
+  /** The fleet process's own event-loop delay while connecting: how much of the latency is the client's. */
+  fleetLoopDelayP99Ms: number;
+  fleetCpuMs: number;
+}
+
+export interface ConnectResult extends AnnounceResult {
+  /** Per connected device: connect() called → CONNACK, ms (TLS handshake included). */
+  connectMs: number[];
+}
+
+export interface UpdatesResult {
+  online: number;
+  /** Devices that got an `update` command. */
+  received: number;
+  wellFormed: number;
+  distinctUpdateIds: number;
+  /** Devices that got more than one command since the rollout started. */
+  duplicates: number;
+  /** A few offending commands, for the report. */
+  malformedExamples: string[];
+  firstAt: number;
+  lastAt: number;
+}
+
+export interface ReportResult {
+  reported: number;
+  failed: number;
+  startedAt: number;
+  doneAt: number;
+}
+
+export type FleetResult = ConnectResult | AnnounceResult | UpdatesResult | ReportResult | { now: number } | Record<string, never>;
+
+export type FleetMessage = FleetRequest & { seq: number };
+
+export type FleetResponse = { seq: number; ok: true; result: FleetResult } | { seq: number; ok: false; error: string };

@@ -1,0 +1,283 @@
+// The simulated fleet: real mqtt.js devices over mutual TLS, each with its own certificate, a
+// persistent session and a QoS 1 subscription to its command topic, as docs/protocol.md
+// describes. It runs as a child process of the benchmark (so its CPU and memory are not the
+// server's) and does what run.ts asks over IPC (fleet-protocol.ts).
+//
+//   forked by fleet-process.ts: node --import tsx bench/fleet.ts <credentials.json>
+import { readFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import tls, { type SecureContext } from 'node:tls';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { now } from './clock.js';
+import { mapLimit } from './concurrency.js';
+import type {
+  Announce, AnnounceResult, ConnectResult, DeviceCredentials, ExpectedUpdate, FleetCredentials, FleetMessage, FleetResponse, FleetResult, ReportResult, UpdatesResult,
+} from './fleet-protocol.js';
+
+const BROKER_HOST = '127.0.0.1';
+/** Same pattern the server validates status reports' updateId with (src/protocol/messages.ts). */
+const UPDATE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const UPDATE_KEYS = ['action', 'updateId', 'type', 'version', 'url', 'sha256', 'size'].sort().join();
+
+interface ReceivedCommand {
+  at: number;
+  raw: string;
+  command: Record<string, unknown> | null;
+}
+
+class DeadlineError extends Error {
+  constructor() { super('timeout'); }
+}
+
+/** Fires 'command' (device) on every command any device receives. */
+const commandEvents = new EventEmitter();
+
+class SimulatedDevice {
+  readonly commands: ReceivedCommand[] = [];
+  /** Index in `commands` of the answer to the latest announce. */
+  answerIndex = -1;
+  private client: MqttClient | null = null;
+  /** Resolves the pending announce's answer. */
+  private onAnswer: ((c: ReceivedCommand) => void) | null = null;
+
+  constructor(readonly id: string, private readonly secureContext: SecureContext) {}
+
+  get online(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /** Connects (persistent session) and subscribes to the command topic; resolves with the time to CONNACK. */
+  async connect(port: number): Promise<number> {
+    // mqtt.js hands its options to tls.connect, secureContext included (its types do not list it).
+    const options: IClientOptions & Pick<tls.ConnectionOptions, 'secureContext'> = {
+      protocol: 'mqtts', host: BROKER_HOST, port, protocolVersion: 4,
+      clientId: this.id, clean: false,
+      secureContext: this.secureContext, rejectUnauthorized: true,
+      reconnectPeriod: 0, connectTimeout: 30_000, keepalive: 120,
+    };
+    const started = now();
+    const client = mqtt.connect(options);
+    this.client = client;
+    client.on('message', (_topic, payload) => {
+      const received: ReceivedCommand = { at: now(), raw: payload.toString(), command: null };
+      try { received.command = JSON.parse(received.raw); } catch { /* kept raw, counted as malformed */ }
+      this.commands.push(received);
+      this.onAnswer?.(received);
+      this.onAnswer = null;
+      commandEvents.emit('command', this);
+    });
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+      client.once('close', () => reject(new Error('closed before CONNACK')));
+    });
+    const connectMs = now() - started;
+    client.removeAllListeners('error');
+    client.removeAllListeners('close');
+    client.on('error', () => undefined); // the phase that uses the client notices the failure
+    const granted = await client.subscribeAsync(`devices/${this.id}/command`, { qos: 1 });
+    if (granted[0]?.qos !== 1) throw new Error(`subscription granted qos ${granted[0]?.qos}`);
+    return connectMs;
+  }
+
+  /** Publishes an announce; resolves with the time it was sent and the first command that follows. */
+  async announce(body: Announce, deadline: Promise<never>): Promise<{ sentAt: number; answer: ReceivedCommand }> {
+    const answer = new Promise<ReceivedCommand>((resolve) => { this.onAnswer = resolve; });
+    const sentAt = now();
+    await Promise.race([this.client!.publishAsync(`devices/${this.id}/announce`, JSON.stringify(body), { qos: 1 }), deadline]);
+    return { sentAt, answer: await Promise.race([answer, deadline]) };
+  }
+
+  /** Commands after the answer to the latest announce. */
+  commandsSinceAnswer(): ReceivedCommand[] {
+    return this.commands.slice(this.answerIndex + 1);
+  }
+
+  async report(body: Record<string, unknown>): Promise<void> {
+    await this.client!.publishAsync(`devices/${this.id}/status`, JSON.stringify(body), { qos: 1 });
+  }
+
+  async end(): Promise<void> {
+    await this.client?.endAsync(true).catch(() => undefined);
+    this.client = null;
+  }
+}
+
+const { caPem, devices: identities } = JSON.parse(readFileSync(process.argv[2], 'utf8')) as FleetCredentials;
+const credentialsById = new Map(identities.map((c) => [c.id, c]));
+const fleet = new Map<string, SimulatedDevice>();
+
+function deadlineAfter(ms: number): Promise<never> {
+  const p = new Promise<never>((_, reject) => setTimeout(() => reject(new DeadlineError()), ms).unref());
+  p.catch(() => undefined);
+  return p;
+}
+
+function failureName(err: unknown): string {
+  if (err instanceof DeadlineError) return 'timeout';
+  const e = err as { code?: unknown; message?: string };
+  return typeof e.code === 'string' ? e.code : (e.message ?? String(err)).slice(0, 80);
+}
+
+function answerName(c: ReceivedCommand): string {
+  const cmd = c.command;
+  return cmd ? `${String(cmd.action)}${cmd.reason ? `/${String(cmd.reason)}` : ''}` : 'not-json';
+}
+
+/** For each id, at most `concurrency` at a time: `before` (e.g. connect), then an announce, timed to its answer; and the fleet's own load. */
+async function measureAnnounces(
+  ids: string[], req: { announce: Announce; expectReason: string; concurrency: number; timeoutMs: number },
+  before: (id: string, deadline: Promise<never>) => Promise<SimulatedDevice | null>,
+): Promise<AnnounceResult> {
+  const result: AnnounceResult = {
+    requested: ids.length, answered: 0, failures: {}, answers: {}, announceToCommandMs: [],
+    startedAt: now(), lastAnswerAt: 0, fleetLoopDelayP99Ms: 0, fleetCpuMs: 0,
+  };
+  const fail = (why: string) => { result.failures[why] = (result.failures[why] ?? 0) + 1; };
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
+  const cpu = process.cpuUsage();
+  const deadline = deadlineAfter(req.timeoutMs);
+  await mapLimit(ids, req.concurrency, async (id) => {
+    try {
+      const device = await before(id, deadline);
+      if (!device) return fail('no credentials');
+      const { sentAt, answer } = await device.announce(req.announce, deadline);
+      device.answerIndex = device.commands.indexOf(answer);
+      const name = answerName(answer);
+      result.answers[name] = (result.answers[name] ?? 0) + 1;
+      if (name !== `none/${req.expectReason}`) return fail(`answer ${name}`);
+      result.answered++;
+      result.announceToCommandMs.push(answer.at - sentAt);
+      result.lastAnswerAt = Math.max(result.lastAnswerAt, answer.at);
+    } catch (err) {
+      fail(failureName(err));
+    }
+  });
+  loop.disable();
+  result.fleetLoopDelayP99Ms = loop.percentile(99) / 1e6;
+  const used = process.cpuUsage(cpu);
+  result.fleetCpuMs = (used.user + used.system) / 1000;
+  return result;
+}
+
+/**
+ * The TLS material of a device, parsed once (CA, certificate, key), before the clock starts: a
+ * real device has its own CPU for this, so it must not load the one process simulating them all.
+ */
+function secureContextOf(creds: DeviceCredentials): SecureContext {
+  return tls.createSecureContext({ ca: caPem, cert: creds.certPem, key: creds.keyPem });
+}
+
+/** New devices connect, subscribe and announce. */
+async function connectAll(req: Extract<FleetMessage, { op: 'connect' }>): Promise<ConnectResult> {
+  const connectMs: number[] = [];
+  const contexts = new Map(req.ids.flatMap((id) => {
+    const creds = credentialsById.get(id);
+    return creds ? [[id, secureContextOf(creds)] as const] : [];
+  }));
+  const result = await measureAnnounces(req.ids, req, async (id, deadline) => {
+    const secureContext = contexts.get(id);
+    if (!secureContext) return null;
+    const device = new SimulatedDevice(id, secureContext);
+    fleet.set(id, device);
+    connectMs.push(await Promise.race([device.connect(req.brokerPort), deadline]));
+    return device;
+  });
+  if (req.disconnectAfter) {
+    await Promise.all(req.ids.map(async (id) => { await fleet.get(id)?.end(); fleet.delete(id); }));
+  }
+  return { ...result, connectMs };
+}
+
+/** Every online device announces again: the server's answer time without TLS handshakes competing. */
+async function announceAgain(req: Extract<FleetMessage, { op: 'announce' }>): Promise<AnnounceResult> {
+  const online = [...fleet.values()].filter((d) => d.online);
+  return measureAnnounces(online.map((d) => d.id), req, async (id) => fleet.get(id)!);
+}
+
+function checkUpdate(cmd: Record<string, unknown> | null, expected: ExpectedUpdate): boolean {
+  return cmd !== null
+    && Object.keys(cmd).sort().join() === UPDATE_KEYS
+    && cmd.action === 'update' && typeof cmd.updateId === 'string' && UPDATE_ID.test(cmd.updateId)
+    && cmd.type === expected.type && cmd.version === expected.version && cmd.url === expected.url
+    && cmd.sha256 === expected.sha256 && cmd.size === expected.size;
+}
+
+/** Waits until every online device has received a command since its latest announce was answered, then checks them all. */
+async function awaitUpdates(req: Extract<FleetMessage, { op: 'await-updates' }>): Promise<UpdatesResult> {
+  const online = [...fleet.values()].filter((d) => d.online && d.answerIndex >= 0);
+  let waiting = online.filter((d) => d.commandsSinceAnswer().length === 0).length;
+  if (waiting > 0) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, req.timeoutMs);
+      function done() {
+        clearTimeout(timer);
+        commandEvents.off('command', onCommand);
+        resolve();
+      }
+      function onCommand(device: SimulatedDevice) {
+        if (device.answerIndex >= 0 && device.commandsSinceAnswer().length === 1 && --waiting === 0) done();
+      }
+      commandEvents.on('command', onCommand);
+    });
+  }
+  const result: UpdatesResult = { online: online.length, received: 0, wellFormed: 0, distinctUpdateIds: 0, duplicates: 0, malformedExamples: [], firstAt: Infinity, lastAt: 0 };
+  const updateIds = new Set<string>();
+  for (const device of online) {
+    const [first, ...more] = device.commandsSinceAnswer();
+    if (!first) continue;
+    if (more.length) result.duplicates++;
+    if (first.command?.action === 'update') result.received++;
+    if (checkUpdate(first.command, req.expected)) result.wellFormed++;
+    else if (result.malformedExamples.length < 5) result.malformedExamples.push(`${device.id}: ${first.raw}`);
+    if (typeof first.command?.updateId === 'string') updateIds.add(first.command.updateId);
+    result.firstAt = Math.min(result.firstAt, first.at);
+    result.lastAt = Math.max(result.lastAt, first.at);
+  }
+  result.distinctUpdateIds = updateIds.size;
+  return result;
+}
+
+/** Every device that got an update reports accepted, then succeeded with the new version (no download: the server's side is measured). */
+async function reportSuccess(req: Extract<FleetMessage, { op: 'report-success' }>): Promise<ReportResult> {
+  const result: ReportResult = { reported: 0, failed: 0, startedAt: now(), doneAt: 0 };
+  const deadline = deadlineAfter(req.timeoutMs);
+  await Promise.all([...fleet.values()].map(async (device) => {
+    const update = device.commandsSinceAnswer().find((c) => c.command?.action === 'update')?.command;
+    if (!device.online || !update) return;
+    try {
+      await Promise.race([device.report({ updateId: update.updateId, state: 'accepted' }), deadline]);
+      await Promise.race([device.report({ updateId: update.updateId, state: 'succeeded', version: req.version }), deadline]);
+      result.reported++;
+    } catch {
+      result.failed++;
+    }
+  }));
+  result.doneAt = now();
+  return result;
+}
+
+async function handle(req: FleetMessage): Promise<FleetResult> {
+  switch (req.op) {
+    case 'connect': return connectAll(req);
+    case 'announce': return announceAgain(req);
+    case 'await-updates': return awaitUpdates(req);
+    case 'report-success': return reportSuccess(req);
+    case 'clock': return { now: now() };
+    case 'close':
+      await Promise.all([...fleet.values()].map((d) => d.end()));
+      fleet.clear();
+      return {};
+  }
+}
+
+process.on('message', (req: FleetMessage) => {
+  handle(req).then(
+    (result) => process.send!({ seq: req.seq, ok: true, result } satisfies FleetResponse, () => { if (req.op === 'close') process.exit(0); }),
+    (err: Error) => process.send!({ seq: req.seq, ok: false, error: err.stack ?? err.message } satisfies FleetResponse),
+  );
+});
+// The benchmark going away takes the fleet with it.
+process.on('disconnect', () => process.exit(0));

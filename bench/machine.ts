@@ -1,0 +1,54 @@
+// CPU accounting from /proc: a process's CPU time, a process tree's (PostgreSQL forks a process
+// per connection), and the whole machine's. With them a phase can tell how much CPU went to
+// processes that are not part of the benchmark, which would make its figures unreliable.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+
+const TICKS_PER_SECOND = (() => {
+  try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
+})();
+
+const toMs = (ticks: number) => (ticks * 1000) / TICKS_PER_SECOND;
+
+/** The fields of /proc/<pid>/stat after the command name (which may contain spaces). */
+function statFields(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null; // gone
+  }
+}
+
+/** User + system CPU time of one process so far, ms (0 once it is gone). */
+export function processCpuMs(pid: number): number {
+  const f = statFields(pid);
+  return f ? toMs(Number(f[11]) + Number(f[12])) : 0;
+}
+
+/** CPU time of a process and all its living descendants, ms. */
+export function treeCpuMs(root: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    const ppid = Number(statFields(pid)?.[1]);
+    if (!children.has(ppid)) children.set(ppid, []);
+    children.get(ppid)!.push(pid);
+  }
+  let total = 0;
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    total += processCpuMs(pid);
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return total;
+}
+
+/** CPU time the whole machine spent busy (all cores, everything but idle and iowait), ms. */
+export function machineBusyMs(): number {
+  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = values.map(Number);
+  return toMs(user + nice + system + irq + softirq + steal);
+}

@@ -1,0 +1,139 @@
+// `npm run bench`: issue #2's benchmark. A real mqota server process and a fleet of real TLS MQTT
+// devices in another process, on 127.0.0.1 only, once per database (PGlite, then PostgreSQL).
+//
+//   npm run bench -- [--devices 1000] [--databases pglite,postgres] [--complete]
+//                    [--concurrency 64] [--warmup 50] [--profile]
+//
+// Prints a report per database with PASS/MISS against the targets, a markdown table, and writes
+// everything to bench/results/<timestamp>.json. See bench/README.md.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { issueFleetCredentials } from './credentials.js';
+import { DATABASE_KINDS, Databases, type DatabaseKind } from './database.js';
+import { markdownTable, printScenario, verdicts, writeResults, type RunInfo } from './report.js';
+import { runScenario, type ScenarioResult } from './scenario.js';
+import { ServerProcess } from './server-process.js';
+import { fixed } from './stats.js';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = path.dirname(BENCH_DIR);
+const RESULTS_DIR = path.join(BENCH_DIR, 'results');
+
+const USAGE = `npm run bench -- [options]
+  --devices N          simulated devices (default 1000)
+  --databases LIST     pglite,postgres (default both; PostgreSQL from MQOTA_BENCH_DATABASE_URL,
+                       MQOTA_TEST_DATABASE_URL or a throwaway local cluster)
+  --complete           devices also report accepted→succeeded; time until the API shows completed
+  --concurrency N      devices connecting at a time (default 64)
+  --warmup N           devices that connect, announce and leave before measuring (default 50)
+  --profile            run the server with --cpu-prof; profiles under bench/results/
+  --server-env K=V     extra environment for the server, repeatable (e.g. MALLOC_ARENA_MAX=2)`;
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      devices: { type: 'string', default: '1000' },
+      databases: { type: 'string', default: DATABASE_KINDS.join(',') },
+      complete: { type: 'boolean', default: false },
+      concurrency: { type: 'string', default: '64' },
+      warmup: { type: 'string', default: '50' },
+      profile: { type: 'boolean', default: false },
+      'server-env': { type: 'string', multiple: true, default: [] },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const count = (name: 'devices' | 'concurrency' | 'warmup', min: number) => {
+    const n = Number(values[name]);
+    if (!Number.isInteger(n) || n < min || n > 100_000) throw new Error(`--${name} must be an integer from ${min} to 100000`);
+    return n;
+  };
+  const databases = values.databases.split(',').map((d) => d.trim()).filter(Boolean);
+  const unknown = databases.filter((d) => !DATABASE_KINDS.includes(d as DatabaseKind));
+  if (unknown.length || !databases.length) throw new Error(`--databases takes ${DATABASE_KINDS.join(', ')}`);
+  const serverEnv: Record<string, string> = {};
+  for (const pair of values['server-env']) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new Error(`--server-env takes NAME=VALUE, not ${pair}`);
+    serverEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return {
+    serverEnv,
+    devices: count('devices', 1), concurrency: count('concurrency', 1), warmup: count('warmup', 0),
+    databases: databases as DatabaseKind[], complete: values.complete, profile: values.profile,
+  };
+}
+
+/** What is being measured: the commit, and whether the server's code differs from it. */
+function commitUnderTest(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', ['-C', REPO_ROOT, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--', 'src', 'broker', 'certs', 'prisma') ? '+dirty' : ''}`;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
+async function main(): Promise<number> {
+  const opts = options();
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'mqota-bench-'));
+  const databases = new Databases();
+  const cleanUp = async () => {
+    await databases.close();
+    await rm(workDir, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => { void ServerProcess.stopAll().then(cleanUp).finally(() => process.exit(130)); });
+  try {
+    const commit = commitUnderTest();
+    const [load1] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
+    console.log(`mqota ${commit}, node ${process.version}, ${os.availableParallelism()} CPUs, load average ${load1}`);
+    if (load1 > 0.5) console.log('  the machine is busy: figures will be disturbed (each phase reports how much CPU other processes took)');
+    const certsDir = path.join(workDir, 'certs');
+    console.log(`Issuing ${opts.devices + opts.warmup} device certificates (ECDSA P-256)...`);
+    const fleet = await issueFleetCredentials({ certsDir, file: path.join(workDir, 'devices.json'), devices: opts.devices, warmup: opts.warmup });
+    console.log(`  ${fleet.deviceIds.length + fleet.warmupIds.length} issued in ${fixed(fleet.seconds, 1)} s (${fixed((fleet.seconds * 1000) / (fleet.deviceIds.length + fleet.warmupIds.length), 2)} ms each), reused by every database's server`);
+
+    const info: RunInfo = {
+      commit, devices: opts.devices, warmup: opts.warmup, concurrency: opts.concurrency, node: process.version,
+      cpus: `${os.availableParallelism()} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}`, credentialsSeconds: fleet.seconds, skipped: [], serverEnv: opts.serverEnv,
+    };
+    const results: ScenarioResult[] = [];
+    for (const kind of opts.databases) {
+      const unavailable = kind === 'postgres' ? databases.postgresUnavailable() : null;
+      if (unavailable) {
+        console.log(`\nPostgreSQL skipped: ${unavailable}`);
+        info.skipped.push(unavailable);
+        continue;
+      }
+      const db = await databases.open(kind);
+      const result = await runScenario(db, {
+        repoRoot: REPO_ROOT, workDir, certsDir, caPem: fleet.caPem, credentialsFile: fleet.file,
+        deviceIds: fleet.deviceIds, warmupIds: fleet.warmupIds, concurrency: opts.concurrency, complete: opts.complete,
+        cpuProfileDir: opts.profile ? path.join(RESULTS_DIR, `profile-${stamp}`) : undefined, serverEnv: opts.serverEnv,
+      });
+      printScenario(result, info);
+      results.push(result);
+    }
+
+    console.log(`\n${markdownTable(results, info)}\n`);
+    console.log(`Results: ${path.relative(process.cwd(), await writeResults(RESULTS_DIR, info, results))}`);
+    if (opts.profile) console.log(`CPU profiles: ${path.relative(process.cwd(), path.join(RESULTS_DIR, `profile-${stamp}`))} (open in Chrome DevTools, or: npx tsx bench/profile-summary.ts <file>)`);
+    return results.every((r) => verdicts(r).every((v) => v.pass)) ? 0 : 1;
+  } finally {
+    await cleanUp();
+  }
+}
+
+main().then((code) => process.exit(code), (err) => {
+  console.error(`bench failed: ${err instanceof Error ? err.stack : String(err)}`);
+  process.exit(2);
+});

@@ -1,0 +1,300 @@
+// One database's run: a fresh server process, firmware 1.0.0, warm-up, the fleet connecting and
+// announcing, announces again with everyone online, memory, then a rollout of 1.1.0 to everyone
+// and, optionally, every device reporting success until the API shows the rollout completed.
+// Around each phase the server is probed (server-probe.ts) for its CPU time and event-loop delay.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiClient } from '../src/cli/api-client.js';
+import { buildEspAppImage } from '../tests/support/esp-image.js';
+import { now } from './clock.js';
+import { machineBusyMs, treeCpuMs } from './machine.js';
+import type { BenchDatabase } from './database.js';
+import { FleetProcess } from './fleet-process.js';
+import type { Announce, AnnounceResult, ExpectedUpdate } from './fleet-protocol.js';
+import { ServerProcess, type LoopDelay, type MemorySample } from './server-process.js';
+import { summarize, type Summary } from './stats.js';
+
+export interface ScenarioOptions {
+  repoRoot: string;
+  workDir: string;
+  certsDir: string;
+  caPem: string;
+  credentialsFile: string;
+  deviceIds: string[];
+  warmupIds: string[];
+  concurrency: number;
+  complete: boolean;
+  cpuProfileDir?: string;
+  serverEnv: Record<string, string>;
+}
+
+/** The server during a phase, and the machine around it. */
+export interface ServerLoad {
+  cpuMs: number;
+  /** Of one core; above 100 % with GC, libuv and PGlite threads. */
+  cpuPercent: number;
+  loopDelay: LoopDelay;
+  /**
+   * CPU used by processes outside the benchmark's own tree (server, fleet, local PostgreSQL), % of
+   * one core: anything well above zero means other work competed for the cores and disturbed the figures.
+   */
+  othersCpuPercent: number;
+}
+
+export interface AnnouncePhase {
+  concurrency: number;
+  answered: number;
+  failures: Record<string, number>;
+  answers: Record<string, number>;
+  seconds: number;
+  perSecond: number;
+  /** Announce PUBLISH sent → command received, per device, ms. */
+  announceToCommandMs: Summary | null;
+  fleetCpuPercent: number;
+  fleetLoopDelayP99Ms: number;
+  server: ServerLoad;
+}
+
+/** What each connected device added to the server, in bytes. */
+export interface PerDeviceMemory {
+  /** VmRSS growth per device: the figure the target is about. */
+  rss: number;
+  /** Live JavaScript objects (TLSSocket and its streams, the Aedes client, mqota's own records). */
+  jsObjects: number;
+  /**
+   * The rest: native memory (OpenSSL's per-connection state, Node's TLS and socket wrappers,
+   * buffers, malloc) and V8 heap pages committed but not filled.
+   */
+  native: number;
+}
+
+export interface ScenarioResult {
+  database: string;
+  kind: BenchDatabase['kind'];
+  devices: number;
+  /** New devices connect (TLS, CONNECT, SUBSCRIBE) and announce, `concurrency` at a time. */
+  connect: AnnouncePhase & { connectMs: Summary | null };
+  /** Every device announces again once all are online, so no TLS handshake competes: one at a time, then `concurrency` at a time. */
+  reannounce: { oneAtATime: AnnouncePhase; concurrent: AnnouncePhase };
+  memory: {
+    /** VmRSS as found, before the probe's garbage collection. */
+    idleRawRssBytes: number;
+    connectedRawRssBytes: number;
+    /** After full garbage collections. */
+    idle: MemorySample;
+    connected: MemorySample;
+    /** (connected − idle) / devices, bytes. */
+    perDevice: PerDeviceMemory;
+    peakRssBytes: number;
+  };
+  fanOut: {
+    /** POST /api/rollouts sent → the last device has its update command. */
+    ms: number;
+    firstCommandMs: number;
+    apiMs: number;
+    commanded: number;
+    online: number;
+    received: number;
+    wellFormed: number;
+    distinctUpdateIds: number;
+    duplicates: number;
+    malformedExamples: string[];
+    clockOffsetMs: number;
+    server: ServerLoad;
+  };
+  completion: { reportedMs: number; completedMs: number | null; reported: number; failed: number; state: string } | null;
+  serverWarnings: Record<string, number>;
+}
+
+const ADMIN_TOKEN = `bench-${process.pid}-${Math.random().toString(36).slice(2)}-token`;
+const SETTLE_MS = 2_000;
+const FIRMWARE_TYPE = 'bench';
+const ANNOUNCE: Announce = { type: FIRMWARE_TYPE, version: '1.0.0', chip: 'esp32' };
+/** Warm-up devices announce a type with no firmware, so they are never targets of the rollout. */
+const WARMUP_ANNOUNCE: Announce = { type: 'bench-warmup', version: '1.0.0', chip: 'esp32' };
+
+interface FirmwareView { id: string; type: string; version: string; sha256: string; size: number; url: string }
+interface RolloutView { id: string; state: string; commanded?: number }
+
+export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Promise<ScenarioResult> {
+  const dataDir = path.join(opts.workDir, `data-${db.kind}`);
+  await mkdir(dataDir, { recursive: true });
+  const profileDir = opts.cpuProfileDir ? path.join(opts.cpuProfileDir, db.kind) : undefined;
+  if (profileDir) await mkdir(profileDir, { recursive: true });
+  const devices = opts.deviceIds.length;
+  const timeoutMs = Math.max(60_000, devices * 30);
+  let server: ServerProcess | null = null;
+  let fleet: FleetProcess | null = null;
+  let api: ApiClient | null = null;
+  const phases: PhaseWindow[] = [];
+  try {
+    server = await ServerProcess.start({
+      repoRoot: opts.repoRoot, dataDir, certsDir: opts.certsDir, caPem: opts.caPem, adminToken: ADMIN_TOKEN, databaseUrl: db.url,
+      cpuProfileDir: profileDir, env: opts.serverEnv,
+    });
+    api = new ApiClient({ baseUrl: server.publicUrl, token: ADMIN_TOKEN, caPem: opts.caPem });
+    fleet = FleetProcess.start(opts.credentialsFile);
+    const announceRequest = (concurrency: number) => ({ announce: ANNOUNCE, expectReason: 'up-to-date', concurrency, timeoutMs });
+
+    // 1. The running version is in the catalog, so announces are answered `up-to-date`.
+    await uploadFirmware(api, dataDir, '1.0.0');
+
+    // Warm-up: compiled code, V8's young generation, TLS and MQTT buffers, the database's first writes.
+    if (opts.warmupIds.length) {
+      const warm = await fleet.request({
+        op: 'connect', brokerPort: server.mqttPort, ids: opts.warmupIds, announce: WARMUP_ANNOUNCE, expectReason: 'unknown-type',
+        concurrency: opts.concurrency, timeoutMs, disconnectAfter: true,
+      });
+      if (warm.answered !== warm.requested) throw new Error(`warm-up: ${warm.answered}/${warm.requested} answered: ${JSON.stringify(warm.failures)}`);
+    }
+    await sleep(SETTLE_MS);
+    const idleRawRssBytes = server.rssBytes();
+    const { memory: idle } = await server.probe();
+
+    // 2. The fleet connects and announces, a bounded number of devices at a time.
+    const connected = await measured(server, phases, 'connect', () => fleet!.request({
+      op: 'connect', brokerPort: server!.mqttPort, ids: opts.deviceIds, ...announceRequest(opts.concurrency), disconnectAfter: false,
+    }));
+
+    // 3. Memory with everyone online, once the write-behind queue has drained.
+    await sleep(SETTLE_MS);
+    const connectedRawRssBytes = server.rssBytes();
+    const { memory: online } = await server.probe();
+
+    // The same announce again, everyone online, so no TLS handshake competes: one device at a
+    // time gives the server's own answer time, `concurrency` at a time its announce throughput.
+    const alone = await measured(server, phases, 'reannounce-1', () => fleet!.request({ op: 'announce', ...announceRequest(1) }));
+    const loaded = await measured(server, phases, 'reannounce-n', () => fleet!.request({ op: 'announce', ...announceRequest(opts.concurrency) }));
+
+    // 4. A rollout of 1.1.0 to all: from the API call to the last device holding its command.
+    const target = await uploadFirmware(api, dataDir, '1.1.0');
+    const expected: ExpectedUpdate = { type: target.type, version: target.version, url: target.url, sha256: target.sha256, size: target.size };
+    const clock = await fleet.clockOffsetMs();
+    const onOurClock = (fleetTime: number) => fleetTime - clock.offsetMs;
+    let startedAt = 0;
+    let apiMs = 0;
+    let commanded = 0;
+    let rolloutId = '';
+    const updates = await measured(server, phases, 'fan-out', async () => {
+      const received = fleet!.request({ op: 'await-updates', expected, timeoutMs });
+      startedAt = now();
+      const rollout = await api!.call<RolloutView>('POST', '/api/rollouts', { firmwareId: target.id });
+      apiMs = now() - startedAt;
+      commanded = rollout.commanded ?? 0;
+      rolloutId = rollout.id;
+      return received;
+    });
+    const u = updates.value;
+
+    // 5. Optionally, every device reports accepted → succeeded; the API must then show the rollout completed.
+    const completion = opts.complete ? await completeRollout(api, fleet, rolloutId, target.version, timeoutMs, onOurClock) : null;
+    if (profileDir) await writeFile(path.join(profileDir, 'phases.json'), JSON.stringify(phases, null, 2));
+
+    return {
+      database: db.description,
+      kind: db.kind,
+      devices,
+      connect: { ...announcePhase(connected.value, opts.concurrency, connected.server), connectMs: summarize(connected.value.connectMs) },
+      reannounce: { oneAtATime: announcePhase(alone.value, 1, alone.server), concurrent: announcePhase(loaded.value, opts.concurrency, loaded.server) },
+      memory: {
+        idleRawRssBytes, connectedRawRssBytes, idle, connected: online,
+        perDevice: perDeviceMemory(idle, online, devices),
+        peakRssBytes: server.peakRssBytes(),
+      },
+      fanOut: {
+        ms: u.received ? onOurClock(u.lastAt) - startedAt : NaN,
+        firstCommandMs: u.received ? onOurClock(u.firstAt) - startedAt : NaN,
+        apiMs, commanded,
+        online: u.online, received: u.received, wellFormed: u.wellFormed, distinctUpdateIds: u.distinctUpdateIds,
+        duplicates: u.duplicates, malformedExamples: u.malformedExamples,
+        clockOffsetMs: clock.offsetMs,
+        server: updates.server,
+      },
+      completion,
+      serverWarnings: server.log.warnings,
+    };
+  } finally {
+    await fleet?.stop();
+    await api?.close();
+    await server?.stop();
+    await db.drop().catch(() => undefined);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A phase on the monotonic clock V8's CPU profiles use (CLOCK_MONOTONIC, µs), for profile-summary.ts. */
+export interface PhaseWindow {
+  name: string;
+  startUs: number;
+  endUs: number;
+}
+
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
+/** Runs a phase between two probes of the server: its CPU time and event-loop delay during the phase. */
+async function measured<T>(server: ServerProcess, phases: PhaseWindow[], name: string, phase: () => Promise<T>): Promise<{ value: T; server: ServerLoad }> {
+  await server.probe(); // restarts the delay histogram, and collects garbage before the phase rather than during it
+  const before = { server: server.cpuMs(), ours: treeCpuMs(process.pid), machine: machineBusyMs() };
+  const startedAt = now();
+  const startUs = monotonicUs();
+  const value = await phase();
+  phases.push({ name, startUs, endUs: monotonicUs() });
+  const wallMs = now() - startedAt;
+  const cpuMs = server.cpuMs() - before.server;
+  const othersMs = machineBusyMs() - before.machine - (treeCpuMs(process.pid) - before.ours);
+  const { loopDelay } = await server.probe();
+  return { value, server: { cpuMs, cpuPercent: (cpuMs / wallMs) * 100, loopDelay, othersCpuPercent: Math.max(0, (othersMs / wallMs) * 100) } };
+}
+
+function perDeviceMemory(idle: MemorySample, online: MemorySample, devices: number): PerDeviceMemory {
+  const delta = (k: keyof MemorySample) => (online[k] - idle[k]) / devices;
+  return { rss: delta('rss'), jsObjects: delta('heapUsed'), native: delta('rss') - delta('heapUsed') };
+}
+
+function announcePhase(r: AnnounceResult, concurrency: number, server: ServerLoad): AnnouncePhase {
+  const wallMs = r.lastAnswerAt - r.startedAt;
+  return {
+    concurrency,
+    answered: r.answered,
+    failures: r.failures,
+    answers: r.answers,
+    seconds: wallMs / 1000,
+    perSecond: r.answered / (wallMs / 1000),
+    announceToCommandMs: summarize(r.announceToCommandMs),
+    fleetCpuPercent: (r.fleetCpuMs / wallMs) * 100,
+    fleetLoopDelayP99Ms: r.fleetLoopDelayP99Ms,
+    server,
+  };
+}
+
+async function uploadFirmware(api: ApiClient, dir: string, version: string): Promise<FirmwareView> {
+  const file = path.join(dir, `${FIRMWARE_TYPE}-${version}.bin`);
+  await writeFile(file, buildEspAppImage({ projectName: FIRMWARE_TYPE, version, payloadBytes: 4096 }));
+  const fw = await api.uploadFirmware<FirmwareView>(file, {});
+  await rm(file);
+  if (fw.type !== FIRMWARE_TYPE || fw.version !== version) throw new Error(`uploaded firmware is ${fw.type} ${fw.version}`);
+  return fw;
+}
+
+/** Devices report success while the API is polled; the time is until a poll shows `completed`. */
+async function completeRollout(
+  api: ApiClient, fleet: FleetProcess, rolloutId: string, version: string, timeoutMs: number, onOurClock: (t: number) => number,
+): Promise<NonNullable<ScenarioResult['completion']>> {
+  const startedAt = now();
+  const reporting = fleet.request({ op: 'report-success', version, timeoutMs });
+  let completedMs: number | null = null;
+  let state = 'running';
+  while (now() - startedAt < timeoutMs) {
+    // The list view: counts only, not every device's attempt as GET /api/rollouts/:id returns.
+    const rollouts = await api.call<RolloutView[]>('GET', '/api/rollouts');
+    state = rollouts.find((r) => r.id === rolloutId)?.state ?? 'missing';
+    if (state !== 'running') {
+      completedMs = now() - startedAt;
+      break;
+    }
+    await sleep(50);
+  }
+  const report = await reporting;
+  return { reportedMs: onOurClock(report.doneAt) - startedAt, completedMs, reported: report.reported, failed: report.failed, state };
+}

@@ -1,0 +1,236 @@
+// mqota as a separate process, the way it runs in production: `node --import tsx src/main.ts`
+// with its configuration in the environment. Its memory and CPU time are read from /proc, so
+// nothing of the benchmark is counted in them; server-probe.ts, preloaded, reports its
+// event-loop delay and its memory after garbage collection when asked.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { processCpuMs } from './machine.js';
+
+export interface ServerOptions {
+  repoRoot: string;
+  dataDir: string;
+  certsDir: string;
+  /** The server CA, to verify the HTTPS API. */
+  caPem: string;
+  adminToken: string;
+  /** PostgreSQL; PGlite in dataDir when absent. */
+  databaseUrl?: string;
+  /** Write a V8 CPU profile of the whole run there (node --cpu-prof). */
+  cpuProfileDir?: string;
+  /** Extra environment, e.g. allocator settings to try (MALLOC_ARENA_MAX=2). */
+  env?: Record<string, string>;
+}
+
+/** Event-loop delay in the server over a phase, ms (server-probe.ts). */
+export interface LoopDelay {
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** After full garbage collections in the server (server-probe.ts). */
+export interface MemorySample {
+  /** VmRSS, bytes. */
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  /** C++ objects bound to JS (buffers, TLS sockets' native state, WASM memory). */
+  external: number;
+  arrayBuffers: number;
+}
+
+interface ProbeLine {
+  loopDelay: LoopDelay;
+  memory: Omit<MemorySample, 'rss'>;
+}
+
+export interface ServerLog {
+  /** Lines at warn or above, counted by message. */
+  warnings: Record<string, number>;
+  /** The last lines of stderr, for a server that failed. */
+  stderrTail: string[];
+}
+
+const PROBE = fileURLToPath(new URL('./server-probe.ts', import.meta.url));
+const PROBE_TAG = 'mqota-bench-probe'; // written by server-probe.ts
+const PROBE_TIMEOUT_MS = 10_000;
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
+const PINO_WARN = 40;
+
+export class ServerProcess {
+  private static readonly running = new Set<ServerProcess>();
+  readonly log: ServerLog = { warnings: {}, stderrTail: [] };
+  private exited: Promise<number | null>;
+  private probeWaiter: ((line: ProbeLine) => void) | null = null;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly publicUrl: string,
+    readonly mqttPort: number,
+  ) {
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+      ServerProcess.running.delete(this);
+      resolve(code ?? (signal ? null : 0));
+    }));
+    ServerProcess.running.add(this);
+    this.collectLogs();
+  }
+
+  static async start(opts: ServerOptions): Promise<ServerProcess> {
+    const [mqttPort, httpsPort] = [await freePort(), await freePort()];
+    const publicUrl = `https://127.0.0.1:${httpsPort}`;
+    const env: NodeJS.ProcessEnv = {
+      ...withoutMqotaSettings(process.env),
+      MQOTA_DATA_DIR: opts.dataDir,
+      MQOTA_CERTS_DIR: opts.certsDir,
+      MQOTA_HOST: '127.0.0.1',
+      MQTT_PORT: String(mqttPort),
+      HTTPS_PORT: String(httpsPort),
+      MQOTA_HOSTNAMES: '127.0.0.1',
+      PUBLIC_URL: publicUrl,
+      MQOTA_ADMIN_TOKEN: opts.adminToken,
+      LOG_LEVEL: 'warn',
+      LOG_FORMAT: 'json',
+      ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
+      ...opts.env,
+    };
+    const profile = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [];
+    const child = spawn(process.execPath, [...profile, '--expose-gc', '--import', 'tsx', '--import', PROBE, 'src/main.ts'], {
+      cwd: opts.repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const server = new ServerProcess(child, publicUrl, mqttPort);
+    try {
+      await server.waitUntilHealthy(opts.caPem);
+    } catch (err) {
+      await server.stop();
+      throw new Error(`${(err as Error).message}\n${server.log.stderrTail.join('\n')}`);
+    }
+    return server;
+  }
+
+  /** For an interrupted benchmark. */
+  static async stopAll(): Promise<void> {
+    await Promise.all([...ServerProcess.running].map((s) => s.stop()));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /**
+   * The server's event-loop delay since the previous probe, and its memory once it has collected
+   * its garbage: what it really holds.
+   */
+  async probe(): Promise<{ loopDelay: LoopDelay; memory: MemorySample }> {
+    const line = new Promise<ProbeLine>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the server did not answer the probe')), PROBE_TIMEOUT_MS);
+      this.probeWaiter = (m) => { clearTimeout(timer); resolve(m); };
+    });
+    this.child.kill('SIGUSR2');
+    const { loopDelay, memory: { heapUsed, heapTotal, external, arrayBuffers } } = await line;
+    return { loopDelay, memory: { rss: this.rssBytes(), heapUsed, heapTotal, external, arrayBuffers } };
+  }
+
+  /** Resident set size now (VmRSS), in bytes. */
+  rssBytes(): number {
+    return this.procStatus('VmRSS');
+  }
+
+  /** The highest resident set size so far (VmHWM), in bytes. */
+  peakRssBytes(): number {
+    return this.procStatus('VmHWM');
+  }
+
+  /** CPU time used so far, user + system, in milliseconds. */
+  cpuMs(): number {
+    return processCpuMs(this.pid);
+  }
+
+  /** SIGTERM (mqota drains its writes and closes), SIGKILL if it does not exit in time. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    const code = await Promise.race([this.exited, sleep(STOP_TIMEOUT_MS, 'timeout' as const)]);
+    if (code === 'timeout') {
+      this.child.kill('SIGKILL');
+      await this.exited;
+    }
+  }
+
+  private procStatus(field: 'VmRSS' | 'VmHWM'): number {
+    const match = readFileSync(`/proc/${this.pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
+    if (!match) throw new Error(`no ${field} in /proc/${this.pid}/status`);
+    return Number(match[1]) * 1024;
+  }
+
+  private async waitUntilHealthy(caPem: string): Promise<void> {
+    const dispatcher = new Agent({ connect: { ca: caPem } });
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    try {
+      while (Date.now() < deadline) {
+        if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`mqota exited during start-up (${this.child.exitCode ?? this.child.signalCode})`);
+        try {
+          const res = await request(`${this.publicUrl}/healthz`, { dispatcher });
+          await res.body.dump();
+          if (res.statusCode === 200) return;
+        } catch {
+          // not listening yet
+        }
+        await sleep(100);
+      }
+      throw new Error(`mqota was not healthy within ${START_TIMEOUT_MS / 1000} s`);
+    } finally {
+      await dispatcher.close();
+    }
+  }
+
+  private collectLogs(): void {
+    lines(this.child.stdout!, (line) => {
+      let entry: { level?: number; msg?: string };
+      try { entry = JSON.parse(line); } catch { entry = { level: PINO_WARN, msg: line }; }
+      if ((entry.level ?? 0) < PINO_WARN) return;
+      const key = entry.msg ?? '(no message)';
+      this.log.warnings[key] = (this.log.warnings[key] ?? 0) + 1;
+    });
+    lines(this.child.stderr!, (line) => {
+      if (line.includes(PROBE_TAG) && this.probeWaiter) {
+        this.probeWaiter(JSON.parse(line));
+        this.probeWaiter = null;
+        return;
+      }
+      this.log.stderrTail.push(line);
+      if (this.log.stderrTail.length > 20) this.log.stderrTail.shift();
+    });
+  }
+}
+
+function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let rest = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const parts = (rest + chunk).split('\n');
+    rest = parts.pop()!;
+    for (const p of parts) if (p.trim()) onLine(p);
+  });
+}
+
+/** The caller's own mqota settings must not leak into the benchmarked server. */
+function withoutMqotaSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const names = /^(MQOTA_|MQTT_|HTTPS_PORT$|PUBLIC_URL$|DATABASE_URL$|LOG_LEVEL$|LOG_FORMAT$)/;
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !names.test(k)));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    }).on('error', reject);
+  });
+}

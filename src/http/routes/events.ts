@@ -8,7 +8,7 @@ import { EventStream } from '../../monitoring/event-stream.js';
 import { MONITOR_EVENT_TYPES, toMonitorEvent } from '../../monitoring/monitor-events.js';
 import type { Services } from '../../services.js';
 import { HttpError } from '../errors.js';
-import { DeviceId, Id } from '../schemas.js';
+import { DeviceId, errors, Id } from '../schemas.js';
 
 export const EventsQuery = Type.Object({
   rolloutId: Type.Optional(Id),
@@ -22,7 +22,14 @@ export async function eventRoutes(fastify: FastifyInstance, { services }: { serv
   // An open stream is never idle, so the server would wait for it forever on close.
   app.addHook('preClose', async () => { for (const stream of open) stream.end(); });
 
-  app.get('/events', { schema: { querystring: EventsQuery } }, async (req, reply) => {
+  app.get('/events', {
+    schema: {
+      tags: ['monitoring'], summary: 'Fleet events as server-sent events',
+      description: '`event: <type>` and `data: <json>` per event, a comment every 15 s; `rolloutId`, `deviceId` and `types` narrow the stream (AND).',
+      querystring: EventsQuery,
+      response: { 200: { description: 'the event stream', content: { 'text/event-stream': { schema: Type.String() } } }, ...errors(400) },
+    },
+  }, async (req, reply) => {
     const { rolloutId, deviceId } = req.query;
     const types = req.query.types ? [...new Set(req.query.types.split(','))] : MONITOR_EVENT_TYPES;
     const unknown = types.filter((t) => !MONITOR_EVENT_TYPES.includes(t as FleetEventName));

@@ -8,13 +8,27 @@ import { MONITOR_FILTERS } from '../../../broker/topics.js';
 import { issueClientCertificate } from '../../../certs/pki.js';
 import type { Services } from '../../services.js';
 import { HttpError } from '../errors.js';
-import { DeviceId } from '../schemas.js';
+import { DateTime, DeviceId, errors } from '../schemas.js';
 
 export const OperatorCreateBody = Type.Object({
   // The name is the certificate CN, so it follows the device id rule.
   name: DeviceId,
   role: Type.Literal('monitor'),
 }, { additionalProperties: false });
+
+const OperatorView = Type.Object({
+  name: Type.String(), role: Type.String(), fingerprint: Type.String({ description: 'SHA-256 of the certificate' }), serial: Type.String(),
+  notAfter: DateTime, createdAt: DateTime,
+});
+
+const OperatorIssued = Type.Object({
+  operator: OperatorView,
+  bundle: Type.Object({
+    name: Type.String(), role: Type.String(), brokerUrl: Type.String(), topics: Type.Array(Type.String(), { description: 'the filters the certificate may subscribe to' }),
+    certPem: Type.String(), keyPem: Type.String({ description: 'the private key; mqota keeps no copy' }), caPem: Type.String({ description: 'the server CA, to verify the broker' }),
+    fingerprint: Type.String(), notAfter: DateTime,
+  }),
+});
 
 const UNIQUE_VIOLATION = 'P2002';
 
@@ -23,7 +37,14 @@ export async function operatorRoutes(fastify: FastifyInstance, { services }: { s
   const prisma = services.db.prisma;
 
   // Admin, like API tokens: a certificate is a credential, and one that cannot be revoked before it expires.
-  app.post('/operators', { schema: { body: OperatorCreateBody }, config: { role: 'admin' } }, async (req, reply) => {
+  app.post('/operators', {
+    config: { role: 'admin' },
+    schema: {
+      tags: ['monitoring'], summary: 'Issue an operator certificate',
+      description: 'A client certificate (OU=monitor) for the MQTT status topics; the answer carries its key, shown this once. The name must not be a device id.',
+      body: OperatorCreateBody, response: { 201: OperatorIssued, ...errors(400, 409) },
+    },
+  }, async (req, reply) => {
     const { name, role } = req.body;
     // One namespace for CNs: the CN is the MQTT client id, and a second connection with the same
     // client id takes over the first one's session [MQTT-3.1.4-2].
@@ -39,11 +60,13 @@ export async function operatorRoutes(fastify: FastifyInstance, { services }: { s
     return reply.code(201).send({
       operator,
       bundle: {
-        name, role, brokerUrl: services.links.brokerUrl(), topics: MONITOR_FILTERS,
+        name, role, brokerUrl: services.links.brokerUrl(), topics: [...MONITOR_FILTERS],
         certPem: issued.certPem, keyPem: issued.keyPem, caPem: issued.caPem, fingerprint: issued.fingerprint, notAfter: issued.notAfter,
       },
     });
   });
 
-  app.get('/operators', async () => prisma.operatorCertificate.findMany({ orderBy: { name: 'asc' } }));
+  app.get('/operators', {
+    schema: { tags: ['monitoring'], summary: 'List operator certificates', response: { 200: Type.Array(OperatorView) } },
+  }, async () => prisma.operatorCertificate.findMany({ orderBy: { name: 'asc' } }));
 }

@@ -102,7 +102,7 @@ describe('OpenAPI document and /docs', () => {
         assert.deepEqual(op.security, [{ bearerAuth: [] }], key);
         assert.ok(op.responses['401'], `${key}: no 401`);
         assert.match(op.description, /Needs the \*\*(viewer|operator|admin)\*\* role/, key);
-        if (/^\/api\/(firmware|devices|tokens|audit)/.test(p)) assert.ok(op.tags?.length, `${key}: untagged`);
+        if (/^\/api\/(firmware|devices|tokens|audit|rollouts)/.test(p)) assert.ok(op.tags?.length, `${key}: untagged`);
       } else {
         assert.equal(op.security, undefined, key);
       }

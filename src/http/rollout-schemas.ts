@@ -1,6 +1,6 @@
 // Request shapes of /api/rollouts: the targeting, waves and controls an operator can set.
 import { Type, type Static } from 'typebox';
-import { DeviceId, Id } from './schemas.js';
+import { DateTime, DeviceId, Id, Nullable } from './schemas.js';
 
 const HHMM = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'UTC time of day' });
 
@@ -35,4 +35,35 @@ export type RolloutCreate = Static<typeof RolloutCreateBody>;
 
 export const RolloutListQuery = Type.Object({
   state: Type.Optional(Type.Union(['scheduled', 'running', 'paused', 'completed', 'cancelled', 'aborted'].map((s) => Type.Literal(s)))),
+});
+
+// ── Answers ──────────────────────────────────────────────────────────────────────────────────
+const State = Type.String({ description: 'scheduled | running | paused | completed | cancelled | aborted' });
+const Str = Type.String();
+const Int = Type.Integer();
+
+export const RolloutView = Type.Object({
+  id: Str, name: Nullable(Str), state: State, reason: Nullable(Str), firmwareId: Str,
+  firmware: Type.Object({ type: Str, version: Str, sha256: Str }),
+  targeting: Type.Object({ deviceIds: Nullable(Type.Array(Str)), tags: Type.Array(Str), versionRange: Nullable(Str), channel: Nullable(Str) }),
+  policy: Type.Record(Type.String(), Type.Unknown(), { description: 'the controls in force (see the create body)' }),
+  waveUnit: Type.String({ description: 'percent | count' }), waveSizes: Type.Array(Type.Number()), currentWave: Type.Integer({ description: '0-based' }),
+  createdBy: Nullable(Str), createdAt: DateTime, startAt: Nullable(DateTime), updatedAt: DateTime, finishedAt: Nullable(DateTime),
+  targets: Type.Integer({ description: 'devices in the target set' }),
+  counts: Type.Record(Type.String(), Int, { description: 'attempts per state' }), attempts: Int,
+  commanded: Type.Optional(Type.Integer({ description: 'on creation: online devices sent the command at once' })),
+});
+
+export const RolloutDetail = Type.Object({
+  ...RolloutView.properties,
+  waves: Type.Array(Type.Object({
+    index: Int, planned: Type.Number({ description: 'requested cumulative size, in waveUnit' }), size: Type.Integer({ description: 'cumulative devices through this wave' }),
+    devices: Int, state: Type.String({ description: 'pending | active | done | skipped' }),
+    succeeded: Type.Integer({ description: 'succeeded and healthy through the soak, or already on the version' }), failed: Int,
+  })),
+  devices: Type.Array(Type.Object({
+    deviceId: Str, wave: Int, updateId: Nullable(Str), state: Nullable(Str), retry: Nullable(Int), progress: Nullable(Int),
+    error: Nullable(Str), reason: Nullable(Str), fromVersion: Nullable(Str), updatedAt: Nullable(DateTime),
+  })),
+  history: Type.Array(Type.Object({ state: State, wave: Nullable(Int), reason: Nullable(Str), actor: Nullable(Str), at: DateTime })),
 });

@@ -518,12 +518,11 @@ export class RolloutEngine {
 
   /** Ends a rollout; devices that have not started are told, attempts in flight finish and are recorded. */
   private async finish(r: ActiveRollout, state: FinalState, reason: string, actor: string | null): Promise<void> {
+    // Attempts first, so the final rollout event already counts them as cancelled.
+    const notYet = state === 'completed' ? [] : [...this.activeById.values()].filter((a) => a.rolloutId === r.id && notStarted(a.state));
+    for (const a of notYet) this.transition(a, 'cancelled', { reason: `rollout ${state}` });
     await this.setState(r, state, reason, actor);
-    if (state === 'completed') return;
-    await Promise.all([...this.activeById.values()].filter((a) => a.rolloutId === r.id && notStarted(a.state)).map(async (a) => {
-      this.transition(a, 'cancelled', { reason: `rollout ${state}` });
-      await this.send(a.deviceId, { action: 'cancel', updateId: a.id });
-    }));
+    await Promise.all(notYet.map((a) => this.send(a.deviceId, { action: 'cancel', updateId: a.id })));
   }
 
   /** A report for an attempt that is not in flight: a late duplicate of a finished one, or a forgery. */

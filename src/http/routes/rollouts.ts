@@ -1,13 +1,14 @@
 // /api/rollouts: create (targeting, waves, controls), inspect, pause, resume, cancel.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type, type Static } from 'typebox';
 import { ATTEMPT_STATES } from '../../rollouts/attempt-state.js';
 import type { RolloutPolicy } from '../../rollouts/policy.js';
 import type { WavePlan } from '../../rollouts/waves.js';
 import type { Services } from '../../services.js';
 import { notFound } from '../errors.js';
-import { RolloutCreateBody, RolloutListQuery, type RolloutCreate } from '../rollout-schemas.js';
-import { IdParams } from '../schemas.js';
+import { RolloutCreateBody, RolloutDetail, RolloutListQuery, RolloutView, type RolloutCreate } from '../rollout-schemas.js';
+import { errors, IdParams } from '../schemas.js';
 
 const POLICY_FIELDS = ['minSuccessRatio', 'soakSeconds', 'maxPerMinute', 'failureThreshold', 'onFailureThreshold', 'attemptTimeoutSeconds',
   'maxRetries', 'retryBackoffSeconds', 'maintenanceWindow', 'allowDowngrade', 'downgradeReason'] as const;
@@ -22,7 +23,7 @@ export async function rolloutRoutes(fastify: FastifyInstance, { services }: { se
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { engine, writes } = services;
   const prisma = services.db.prisma;
-  const actor = (req: { principal?: { name: string } }) => req.principal?.name ?? 'admin';
+  const actor = (req: { principal: { name: string } }) => req.principal.name;
 
   async function describe(id: string, detail: boolean) {
     const rollout = await prisma.rollout.findUnique({ where: { id }, include: { firmware: { select: { type: true, version: true, sha256: true } }, _count: { select: { targets: true } } } });
@@ -34,7 +35,7 @@ export async function rolloutRoutes(fastify: FastifyInstance, { services }: { se
     const view = {
       id: rollout.id, name: rollout.name, state: rollout.state, reason: rollout.reason, firmwareId: rollout.firmwareId, firmware: rollout.firmware,
       targeting: { deviceIds: rollout.deviceIds.length ? rollout.deviceIds : null, tags: rollout.targetTags, versionRange: rollout.versionRange, channel: rollout.channel },
-      policy: rollout.policy, waveUnit: plan.unit, waveSizes: plan.sizes, currentWave: rollout.currentWave,
+      policy: rollout.policy as Record<string, unknown>, waveUnit: plan.unit, waveSizes: plan.sizes, currentWave: rollout.currentWave,
       createdBy: rollout.createdBy, createdAt: rollout.createdAt, startAt: rollout.startAt, updatedAt: rollout.updatedAt, finishedAt: rollout.finishedAt,
       targets: rollout._count.targets, counts, attempts: Object.values(counts).reduce((a, b) => a + b, 0),
     };
@@ -68,7 +69,7 @@ export async function rolloutRoutes(fastify: FastifyInstance, { services }: { se
     return { ...view, waves, devices, history };
   }
 
-  app.post('/rollouts', { schema: { body: RolloutCreateBody } }, async (req, reply) => {
+  app.post('/rollouts', { schema: { tags: ['rollouts'], summary: 'Start a rollout', description: 'Targets, waves and controls: see docs/api.md. Online targets in the first wave get the command at once.', body: RolloutCreateBody, response: { 201: RolloutView, ...errors(400, 404) } } }, async (req, reply) => {
     const body = req.body;
     const { id, commanded } = await engine.createRollout({
       firmwareId: body.firmwareId, name: body.name, deviceIds: body.deviceIds, tags: body.tags, versionRange: body.versionRange, channel: body.channel,
@@ -78,27 +79,28 @@ export async function rolloutRoutes(fastify: FastifyInstance, { services }: { se
     return reply.code(201).send({ ...(await describe(id, false))!, commanded });
   });
 
-  app.get('/rollouts', { schema: { querystring: RolloutListQuery } }, async (req) => {
+  app.get('/rollouts', { schema: { tags: ['rollouts'], summary: 'List rollouts, newest first', querystring: RolloutListQuery, response: { 200: Type.Array(RolloutView) } } }, async (req) => {
     await writes.flush();
     const rows = await prisma.rollout.findMany({ where: req.query.state ? { state: req.query.state } : {}, orderBy: { createdAt: 'desc' }, take: 200, select: { id: true } });
-    return Promise.all(rows.map((r) => describe(r.id, false)));
+    const views = await Promise.all(rows.map((r) => describe(r.id, false)));
+    return views.filter((v) => v !== null);
   });
 
-  app.get('/rollouts/:id', { schema: { params: IdParams } }, async (req) => {
+  app.get('/rollouts/:id', { schema: { tags: ['rollouts'], summary: 'A rollout with its waves, devices and history', params: IdParams, response: { 200: RolloutDetail, ...errors(404) } } }, async (req) => {
     await writes.flush();
-    const view = await describe(req.params.id, true);
+    const view = await describe(req.params.id, true) as Static<typeof RolloutDetail> | null;
     if (!view) throw notFound(`rollout ${req.params.id}`);
     return view;
   });
 
   for (const action of ['pause', 'resume', 'cancel'] as const) {
-    app.post(`/rollouts/:id/${action}`, { schema: { params: IdParams } }, async (req) => {
+    app.post(`/rollouts/:id/${action}`, { schema: { tags: ['rollouts'], summary: `${action[0].toUpperCase()}${action.slice(1)} a rollout`, params: IdParams, response: { 200: RolloutView, ...errors(404, 409) } } }, async (req) => {
       const who = actor(req);
       if (action === 'pause') await engine.pauseRollout(req.params.id, who);
       else if (action === 'resume') await engine.resumeRollout(req.params.id, who);
       else await engine.cancelRollout(req.params.id, who);
       await writes.flush();
-      return describe(req.params.id, false);
+      return (await describe(req.params.id, false))!;
     });
   }
 }

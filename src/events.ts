@@ -46,6 +46,11 @@ export class FleetEvents {
     }
   }
 
+  /** How many consumers listen for `name` (tests check that closed streams let go). */
+  listenerCount(name: FleetEventName): number {
+    return this.emitter.listenerCount(name);
+  }
+
   on<K extends FleetEventName>(name: K, listener: (event: FleetEventMap[K]) => void): () => void {
     this.emitter.on(name, listener);
     return () => { this.emitter.off(name, listener); };

@@ -5,7 +5,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import type { EventEmitter } from 'node:events';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,8 +78,8 @@ describe('monitoring', () => {
   }
 
   const listenerCounts = () => {
-    const emitter = (server.mqota.services.events as unknown as { emitter: EventEmitter }).emitter;
-    return Object.fromEntries(EVENT_NAMES.map((n) => [n, emitter.listenerCount(n)]));
+    const events = server.mqota.services.events;
+    return Object.fromEntries(EVENT_NAMES.map((n) => [n, events.listenerCount(n)]));
   };
 
   describe('operator certificates', () => {
@@ -265,7 +264,8 @@ describe('monitoring', () => {
         rogue3.publish('devices/victim-1/status', '{"updateId":"u_x","state":"failed"}', { qos: 0 });
         assert.equal(await closedWithin(rogue3), true);
         await new Promise((r) => setTimeout(r, 200));
-        assert.deepEqual(seen, []);
+        // Other rollouts may legitimately publish meanwhile; nothing the rogues sent may arrive.
+        assert.deepEqual(seen.filter((m) => m.topic === 'rollouts/ro_fake/progress' || m.topic.startsWith('devices/victim-1/')), []);
         assert.deepEqual(deviceSaw, []);
         // The forged retained summary was not stored either.
         const late = await monitor('mon-watch-late');

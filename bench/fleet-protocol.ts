@@ -34,6 +34,10 @@ export type FleetRequest =
   | { op: 'announce'; announce: Announce; expectReason: string; concurrency: number; timeoutMs: number }
   | { op: 'await-updates'; expected: ExpectedUpdate; timeoutMs: number }
   | { op: 'report-success'; version: string; timeoutMs: number }
+  /** From now on every device answers an `update` command at once: accepted, then succeeded with `version`. */
+  | { op: 'auto-complete'; version: string }
+  /** What auto-complete did so far. */
+  | { op: 'auto-complete-stats' }
   | { op: 'clock' }
   | { op: 'close' };
 
@@ -80,7 +84,20 @@ export interface ReportResult {
   doneAt: number;
 }
 
-export type FleetResult = ConnectResult | AnnounceResult | UpdatesResult | ReportResult | { now: number } | Record<string, never>;
+/** Per device that got an `update` command with auto-complete on: when, and when its `succeeded` was acknowledged (PUBACK; 0 if not). */
+export interface AutoCompleteRecord {
+  id: string;
+  commandAt: number;
+  succeededAt: number;
+}
+
+export interface AutoCompleteStats {
+  records: AutoCompleteRecord[];
+  /** Reports that failed to publish. */
+  failed: number;
+}
+
+export type FleetResult = ConnectResult | AnnounceResult | UpdatesResult | ReportResult | AutoCompleteStats | { now: number } | Record<string, never>;
 
 export type FleetMessage = FleetRequest & { seq: number };
 

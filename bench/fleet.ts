@@ -12,7 +12,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { now } from './clock.js';
 import { mapLimit } from './concurrency.js';
 import type {
-  Announce, AnnounceResult, ConnectResult, DeviceCredentials, ExpectedUpdate, FleetCredentials, FleetMessage, FleetResponse, FleetResult, ReportResult, UpdatesResult,
+  Announce, AnnounceResult, AutoCompleteRecord, AutoCompleteStats, ConnectResult, DeviceCredentials, ExpectedUpdate, FleetCredentials, FleetMessage, FleetResponse, FleetResult, ReportResult, UpdatesResult,
 } from './fleet-protocol.js';
 
 const BROKER_HOST = '127.0.0.1';
@@ -259,12 +259,40 @@ async function reportSuccess(req: Extract<FleetMessage, { op: 'report-success' }
   return result;
 }
 
+/** Auto-complete (off until asked): every `update` command is answered accepted → succeeded at once (bench/staged-rollout.ts). */
+let autoComplete: { version: string; records: Map<string, AutoCompleteRecord>; failed: number } | null = null;
+commandEvents.on('command', (device: SimulatedDevice) => {
+  const received = device.commands[device.commands.length - 1];
+  const updateId = received?.command?.updateId;
+  if (!autoComplete || received.command?.action !== 'update' || typeof updateId !== 'string') return;
+  const state = autoComplete;
+  const record: AutoCompleteRecord = { id: device.id, commandAt: received.at, succeededAt: 0 };
+  state.records.set(device.id, record);
+  void (async () => {
+    try {
+      await device.report({ updateId, state: 'accepted' });
+      await device.report({ updateId, state: 'succeeded', version: state.version });
+      record.succeededAt = now();
+    } catch {
+      state.failed++;
+    }
+  })();
+});
+
+function autoCompleteStats(): AutoCompleteStats {
+  return { records: [...(autoComplete?.records.values() ?? [])], failed: autoComplete?.failed ?? 0 };
+}
+
 async function handle(req: FleetMessage): Promise<FleetResult> {
   switch (req.op) {
     case 'connect': return connectAll(req);
     case 'announce': return announceAgain(req);
     case 'await-updates': return awaitUpdates(req);
     case 'report-success': return reportSuccess(req);
+    case 'auto-complete':
+      autoComplete = { version: req.version, records: new Map(), failed: 0 };
+      return {};
+    case 'auto-complete-stats': return autoCompleteStats();
     case 'clock': return { now: now() };
     case 'close':
       await Promise.all([...fleet.values()].map((d) => d.end()));

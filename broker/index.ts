@@ -71,6 +71,11 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     connectTimeout: 10_000,
     // Our ids are up to 64 characters: [MQTT-3.1.3-5] requires 23, a server may allow more (§3.1.3.1).
     maxClientsIdLength: 64,
+    // No in-flight limit in the message router: with one (Aedes' default is 100), mqemitter drains
+    // its queue recursively, one stack frame per queued message without a subscriber, and a
+    // rollout wave of a few thousand commands plus their fleet events overflowed the stack.
+    // Back-pressure comes from the sockets and QoS 1 inflight windows instead.
+    concurrency: 0,
   });
   storeOnlyAuthorizedSubscriptions(
     (aedes as unknown as { persistence: Parameters<typeof storeOnlyAuthorizedSubscriptions>[0] }).persistence,

@@ -297,6 +297,20 @@ describe('broker over mutual TLS', () => {
     }
   });
 
+  test('a burst of messages behind slow deliveries does not overflow the stack', () => {
+    // mqemitter drains its queue recursively when a queued message has no subscriber; with Aedes'
+    // default limit of 100 messages in flight, a rollout wave's commands plus their fleet events
+    // (a few thousand) overflowed the call stack and crashed the server.
+    const mq = (broker.aedes as unknown as { mq: { on(t: string, f: (m: unknown, cb: () => void) => void): void; emit(m: { topic: string }, cb: () => void): void } }).mq;
+    const held: (() => void)[] = [];
+    mq.on('test/held', (_m, cb) => { held.push(cb); });
+    let done = 0;
+    for (let i = 0; i < 200; i++) mq.emit({ topic: 'test/held' }, () => done++);
+    for (let i = 0; i < 20_000; i++) mq.emit({ topic: `test/nobody/${i}` }, () => done++);
+    held.forEach((release) => release());
+    assert.equal(done, 20_200);
+  });
+
   test('presence: online, offline, and a takeover never leaves the new connection marked offline', async () => {
     const id = 'dev-presence';
     const events = () => presence.filter((p) => p.deviceId === id).map((p) => p.online);

@@ -63,7 +63,10 @@ interface Attempt extends AttemptRow {
   persisted: Promise<void>;
 }
 
-const TARGET_INSERT_CHUNK = 5_000;
+const TARGET_INSERT_CHUNK = 20_000;
+
+const INSERT_TARGETS = `INSERT INTO "RolloutTarget" ("rolloutId", "deviceId", wave)
+SELECT $1, x.d, x.w FROM json_to_recordset($2::json) AS x(d text, w integer)`;
 
 export class RolloutEngine {
   private readonly active = new Map<string, ActiveRollout>();
@@ -233,8 +236,11 @@ export class RolloutEngine {
           startAt: req.startAt ?? null, reason, createdBy: req.createdBy ?? null, createdAt: now, updatedAt: now,
         },
       });
-      const rows = [...waves].map(([deviceId, wave]) => ({ rolloutId: id, deviceId, wave }));
-      for (let i = 0; i < rows.length; i += TARGET_INSERT_CHUNK) await tx.rolloutTarget.createMany({ data: rows.slice(i, i + TARGET_INSERT_CHUNK) });
+      // One set-based statement per chunk: createMany costs ~0.1 ms per row, this a fraction of it.
+      const rows = [...waves].map(([deviceId, wave]) => ({ d: deviceId, w: wave }));
+      for (let i = 0; i < rows.length; i += TARGET_INSERT_CHUNK) {
+        await tx.$executeRawUnsafe(INSERT_TARGETS, id, JSON.stringify(rows.slice(i, i + TARGET_INSERT_CHUNK)));
+      }
       await tx.rolloutEvent.create({ data: { rolloutId: id, state, wave: 0, reason, actor: req.createdBy ?? null, at: now } });
     }, { timeout: 60_000 });
     const rollout = new ActiveRollout(id, firmware, targeting, plan, policy, state, 0, reason, req.startAt ?? null, initial.length, now);

@@ -122,6 +122,8 @@ describe('API tokens, roles and the audit log', () => {
     assert.match(tok.body.message, /needs admin/);
     assert.equal(await prisma().apiToken.findUnique({ where: { name: 'sneaky' } }), null);
     assert.equal((await call(v, 'GET', '/api/tokens')).status, 403);
+    assert.deepEqual((await call(v, 'GET', '/api/whoami')).body, { name: 'ci-viewer', role: 'viewer' });
+    assert.deepEqual((await call(admin(), 'GET', '/api/whoami')).body, { name: 'admin', role: 'admin' });
   });
 
   test('an operator uploads, provisions and rolls out, but cannot manage tokens', async () => {

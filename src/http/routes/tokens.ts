@@ -29,6 +29,11 @@ export async function tokenRoutes(fastify: FastifyInstance): Promise<void> {
     }
   });
 
+  // Any role: who the presented token is, so a client (the dashboard) can offer only what it may do.
+  app.get('/whoami', {
+    schema: { tags: ['tokens'], summary: 'The caller\'s token name and role', response: { 200: Type.Object({ name: Type.String(), role: Type.String() }) } },
+  }, async (req) => ({ name: req.principal.name, role: req.principal.role }));
+
   app.get('/tokens', {
     config,
     schema: { tags: ['tokens'], summary: 'List tokens', description: 'Names, roles and use; never the secrets.', response: { 200: Type.Array(TokenView) } },

@@ -4,7 +4,7 @@
 // Run as root, it belongs to the postgres user (initdb refuses root); the postmaster is our
 // direct child either way, so a signal reaches it (through runuser it would not).
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,6 +41,9 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     stdio: 'ignore', ...owner,
   });
   const exited = new Promise<void>((resolve) => postmaster.once('exit', () => resolve()));
+  // Should this process die without stop(), the cluster must not outlive it.
+  const onExit = () => { postmaster.kill('SIGINT'); rmSync(dir, { recursive: true, force: true }); };
+  process.once('exit', onExit);
   const stop = async () => {
     if (postmaster.exitCode === null && postmaster.signalCode === null) {
       postmaster.kill('SIGINT'); // fast shutdown: disconnects clients, no waiting for them
@@ -51,6 +54,7 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
       }
     }
     await rm(dir, { recursive: true, force: true });
+    process.off('exit', onExit);
   };
   const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
   const deadline = Date.now() + START_TIMEOUT_MS;

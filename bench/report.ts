@@ -42,7 +42,7 @@ export function verdicts(r: ScenarioResult): Verdict[] {
   const c = r.connect;
   const f = r.fanOut;
   const p99 = c.announceToCommandMs?.p99 ?? Infinity;
-  const allUpdated = f.online === n && f.received === n && f.wellFormed === n && f.distinctUpdateIds === n && f.duplicates === 0;
+  const allUpdated = f !== null && f.online === n && f.received === n && f.wellFormed === n && f.distinctUpdateIds === n && f.duplicates === 0;
   return [
     {
       name: 'devices connected + answered',
@@ -59,7 +59,9 @@ export function verdicts(r: ScenarioResult): Verdict[] {
     {
       name: 'fan-out to all online devices',
       target: `< ${fixed(fanOutBudgetMs(n) / 1000, 0)} s`,
-      measured: `${ms(f.ms)} ms (${f.wellFormed.toLocaleString('en')} well-formed, ${f.distinctUpdateIds.toLocaleString('en')} distinct ids)`,
+      measured: f
+        ? `${ms(f.ms)} ms (${f.wellFormed.toLocaleString('en')} well-formed, ${f.distinctUpdateIds.toLocaleString('en')} distinct ids)`
+        : `failed: ${r.failure?.split('\n')[0] ?? 'unknown'}`,
       pass: allUpdated && f.ms < fanOutBudgetMs(n),
     },
     {
@@ -96,7 +98,8 @@ function announceLine(a: AnnouncePhase): string {
 export function disturbedPhases(r: ScenarioResult): string[] {
   const phases: [string, ServerLoad][] = [
     ['connect', r.connect.server], ['re-announce 1', r.reannounce.oneAtATime.server],
-    [`re-announce ${r.reannounce.concurrent.concurrency}`, r.reannounce.concurrent.server], ['fan-out', r.fanOut.server],
+    [`re-announce ${r.reannounce.concurrent.concurrency}`, r.reannounce.concurrent.server],
+    ...(r.fanOut ? [['fan-out', r.fanOut.server] as [string, ServerLoad]] : []),
   ];
   return phases.filter(([, l]) => l.othersCpuPercent > DISTURBED_PERCENT).map(([name]) => name);
 }
@@ -123,14 +126,19 @@ export function printScenario(r: ScenarioResult, info: RunInfo): void {
   line('server RSS', `${fixed(m.idle.rss / MiB)} MiB idle → ${fixed(m.connected.rss / MiB)} MiB with ${r.devices} online, after GC (as found: ${fixed(m.idleRawRssBytes / MiB)} → ${fixed(m.connectedRawRssBytes / MiB)}; peak ${fixed(m.peakRssBytes / MiB)} MiB)`);
   const d = m.perDevice;
   line('  per device', `${fixed(d.rss / KiB)} KiB: live JS objects ${fixed(d.jsObjects / KiB)}, native and heap slack ${fixed(d.native / KiB)}`, memory);
-  line('fan-out', `last update ${ms(f.ms)} ms after POST /api/rollouts (first ${ms(f.firstCommandMs)} ms, API answered ${ms(f.apiMs)} ms)`, fanOut);
-  line('  commands', `${f.received}/${f.online} online got update, ${f.wellFormed} well-formed, ${f.distinctUpdateIds} distinct updateIds, ${f.duplicates} duplicates; API: commanded ${f.commanded}`);
-  for (const example of f.malformedExamples) line('  malformed', example);
-  line('  load', `${load(f.server)}; ${fixed(f.server.cpuMs, 0)} ms CPU; clock offset fleet−bench ${fixed(f.clockOffsetMs, 2)} ms`);
+  if (f) {
+    line('fan-out', `last update ${ms(f.ms)} ms after POST /api/rollouts (first ${ms(f.firstCommandMs)} ms, API answered ${ms(f.apiMs)} ms)`, fanOut);
+    line('  commands', `${f.received}/${f.online} online got update, ${f.wellFormed} well-formed, ${f.distinctUpdateIds} distinct updateIds, ${f.duplicates} duplicates; API: commanded ${f.commanded}`);
+    for (const example of f.malformedExamples) line('  malformed', example);
+    line('  load', `${load(f.server)}; ${fixed(f.server.cpuMs, 0)} ms CPU; clock offset fleet−bench ${fixed(f.clockOffsetMs, 2)} ms`);
+  } else {
+    line('fan-out', 'FAILED (below)', fanOut);
+  }
   if (r.completion) {
     const k = r.completion;
     line('rollout completion', `${k.reported} reported accepted→succeeded in ${ms(k.reportedMs)} ms; API showed ${k.state} after ${ms(k.completedMs ?? NaN)} ms${k.failed ? ` (${k.failed} reports failed)` : ''}`);
   }
+  if (r.failure) console.log(`  FAILED: ${r.failure.replace(/\n/g, '\n          ')}`);
   const warnings = Object.entries(r.serverWarnings);
   line('server warnings', warnings.length ? warnings.map(([msg, n]) => `${n}× ${msg}`).join('; ') : 'none');
   const disturbed = disturbedPhases(r);
@@ -150,7 +158,7 @@ export function markdownTable(results: ScenarioResult[], info: RunInfo): string 
     `| server event-loop delay p99 while connecting | | ${results.map((r) => `${ms(r.connect.server.loopDelay.p99)} ms`).join(' | ')} |`,
     `| TLS handshake + CONNACK p50 / p99 | | ${results.map((r) => `${ms(r.connect.connectMs?.p50)} / ${ms(r.connect.connectMs?.p99)} ms`).join(' | ')} |`,
     `| server RSS idle → all online (after GC) | | ${results.map((r) => `${fixed(r.memory.idle.rss / MiB, 0)} → ${fixed(r.memory.connected.rss / MiB, 0)} MiB`).join(' | ')} |`,
-    `| POST /api/rollouts answered | | ${results.map((r) => `${ms(r.fanOut.apiMs)} ms`).join(' | ')} |`,
+    `| POST /api/rollouts answered | | ${results.map((r) => r.fanOut ? `${ms(r.fanOut.apiMs)} ms` : 'failed').join(' | ')} |`,
   ];
   if (results.some((r) => r.completion)) {
     extra.push(`| all succeeded → API shows completed | | ${results.map((r) => r.completion ? `${ms(r.completion.completedMs ?? NaN)} ms` : '—').join(' | ')} |`);

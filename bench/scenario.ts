@@ -88,6 +88,7 @@ export interface ScenarioResult {
     perDevice: PerDeviceMemory;
     peakRssBytes: number;
   };
+  /** Null when the rollout phase failed (see `failure`). */
   fanOut: {
     /** POST /api/rollouts sent → the last device has its update command. */
     ms: number;
@@ -102,8 +103,10 @@ export interface ScenarioResult {
     malformedExamples: string[];
     clockOffsetMs: number;
     server: ServerLoad;
-  };
+  } | null;
   completion: { reportedMs: number; completedMs: number | null; reported: number; failed: number; state: string } | null;
+  /** What went wrong in the rollout phases, with the server's last words if it died. */
+  failure: string | null;
   serverWarnings: Record<string, number>;
 }
 
@@ -128,19 +131,25 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
   let fleet: FleetProcess | null = null;
   let api: ApiClient | null = null;
   const phases: PhaseWindow[] = [];
+  let step = 'server start-up';
   try {
     server = await ServerProcess.start({
       repoRoot: opts.repoRoot, dataDir, certsDir: opts.certsDir, caPem: opts.caPem, adminToken: ADMIN_TOKEN, databaseUrl: db.url,
       cpuProfileDir: profileDir, env: opts.serverEnv,
     });
-    api = new ApiClient({ baseUrl: server.publicUrl, token: ADMIN_TOKEN, caPem: opts.caPem });
+    const apiClient = () => new ApiClient({ baseUrl: server!.publicUrl, token: ADMIN_TOKEN, caPem: opts.caPem });
+    api = apiClient();
     fleet = FleetProcess.start(opts.credentialsFile);
     const announceRequest = (concurrency: number) => ({ announce: ANNOUNCE, expectReason: 'up-to-date', concurrency, timeoutMs });
 
     // 1. The running version is in the catalog, so announces are answered `up-to-date`.
+    step = 'upload of 1.0.0';
     await uploadFirmware(api, dataDir, '1.0.0');
+    await api.close(); // idle through the phases below for longer than the server keeps a connection
+    api = null;
 
     // Warm-up: compiled code, V8's young generation, TLS and MQTT buffers, the database's first writes.
+    step = 'warm-up';
     if (opts.warmupIds.length) {
       const warm = await fleet.request({
         op: 'connect', brokerPort: server.mqttPort, ids: opts.warmupIds, announce: WARMUP_ANNOUNCE, expectReason: 'unknown-type',
@@ -153,42 +162,36 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
     const { memory: idle } = await server.probe();
 
     // 2. The fleet connects and announces, a bounded number of devices at a time.
+    step = 'connect + announce';
     const connected = await measured(server, phases, 'connect', () => fleet!.request({
       op: 'connect', brokerPort: server!.mqttPort, ids: opts.deviceIds, ...announceRequest(opts.concurrency), disconnectAfter: false,
     }));
 
     // 3. Memory with everyone online, once the write-behind queue has drained.
+    step = 'memory';
     await sleep(SETTLE_MS);
     const connectedRawRssBytes = server.rssBytes();
     const { memory: online } = await server.probe();
 
-    // The same announce again, everyone online, so no TLS handshake competes: one device at a
+    // 3b. The same announce again, everyone online, so no TLS handshake competes: one device at a
     // time gives the server's own answer time, `concurrency` at a time its announce throughput.
+    step = 're-announce';
     const alone = await measured(server, phases, 'reannounce-1', () => fleet!.request({ op: 'announce', ...announceRequest(1) }));
     const loaded = await measured(server, phases, 'reannounce-n', () => fleet!.request({ op: 'announce', ...announceRequest(opts.concurrency) }));
 
-    // 4. A rollout of 1.1.0 to all: from the API call to the last device holding its command.
-    const target = await uploadFirmware(api, dataDir, '1.1.0');
-    const expected: ExpectedUpdate = { type: target.type, version: target.version, url: target.url, sha256: target.sha256, size: target.size };
-    const clock = await fleet.clockOffsetMs();
-    const onOurClock = (fleetTime: number) => fleetTime - clock.offsetMs;
-    let startedAt = 0;
-    let apiMs = 0;
-    let commanded = 0;
-    let rolloutId = '';
-    const updates = await measured(server, phases, 'fan-out', async () => {
-      const received = fleet!.request({ op: 'await-updates', expected, timeoutMs });
-      startedAt = now();
-      const rollout = await api!.call<RolloutView>('POST', '/api/rollouts', { firmwareId: target.id });
-      apiMs = now() - startedAt;
-      commanded = rollout.commanded ?? 0;
-      rolloutId = rollout.id;
-      return received;
-    });
-    const u = updates.value;
-
-    // 5. Optionally, every device reports accepted → succeeded; the API must then show the rollout completed.
-    const completion = opts.complete ? await completeRollout(api, fleet, rolloutId, target.version, timeoutMs, onOurClock) : null;
+    // 4 and 5, on a server that may not survive them: what was measured so far is reported anyway.
+    step = 'fan-out';
+    api = apiClient();
+    let rollout: Pick<ScenarioResult, 'fanOut' | 'completion' | 'failure'>;
+    try {
+      rollout = await rolloutToAll(server, fleet, api, { dataDir, phases, timeoutMs, complete: opts.complete });
+    } catch (err) {
+      await sleep(500); // a crashed server's last words and exit status
+      const crash = server.log.stderrTail.find((l) => /^\w*Error\b/.test(l));
+      const summary = server.hasExited ? `the server died${crash ? `: ${crash}` : ''}` : (err as Error).message;
+      const tail = server.log.stderrTail.length ? `\nserver stderr:\n${server.log.stderrTail.join('\n')}` : '';
+      rollout = { fanOut: null, completion: null, failure: `${summary} (${(err as Error).message})${tail}` };
+    }
     if (profileDir) await writeFile(path.join(profileDir, 'phases.json'), JSON.stringify(phases, null, 2));
 
     return {
@@ -202,18 +205,12 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
         perDevice: perDeviceMemory(idle, online, devices),
         peakRssBytes: server.peakRssBytes(),
       },
-      fanOut: {
-        ms: u.received ? onOurClock(u.lastAt) - startedAt : NaN,
-        firstCommandMs: u.received ? onOurClock(u.firstAt) - startedAt : NaN,
-        apiMs, commanded,
-        online: u.online, received: u.received, wellFormed: u.wellFormed, distinctUpdateIds: u.distinctUpdateIds,
-        duplicates: u.duplicates, malformedExamples: u.malformedExamples,
-        clockOffsetMs: clock.offsetMs,
-        server: updates.server,
-      },
-      completion,
+      ...rollout,
       serverWarnings: server.log.warnings,
     };
+  } catch (err) {
+    const tail = server?.log.stderrTail.length ? `\nserver stderr:\n${server.log.stderrTail.join('\n')}` : '';
+    throw new Error(`${db.kind}, ${step}: ${(err as Error).message}${tail}`, { cause: err });
   } finally {
     await fleet?.stop();
     await api?.close();
@@ -221,6 +218,51 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
     await db.drop().catch(() => undefined);
     await rm(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * 4. A rollout of 1.1.0 to all: from the API call to the last device holding its command; then
+ * 5., optionally, every device reports accepted → succeeded until the API shows the rollout completed.
+ */
+async function rolloutToAll(
+  server: ServerProcess, fleet: FleetProcess, api: ApiClient,
+  opts: { dataDir: string; phases: PhaseWindow[]; timeoutMs: number; complete: boolean },
+): Promise<Pick<ScenarioResult, 'fanOut' | 'completion' | 'failure'>> {
+  const { timeoutMs } = opts;
+  // The upload also opens the API connection the rollout call then uses.
+  const target = await uploadFirmware(api, opts.dataDir, '1.1.0');
+  const expected: ExpectedUpdate = { type: target.type, version: target.version, url: target.url, sha256: target.sha256, size: target.size };
+  const clock = await fleet.clockOffsetMs();
+  const onOurClock = (fleetTime: number) => fleetTime - clock.offsetMs;
+  const fanOut = await measured(server, opts.phases, 'fan-out', async () => {
+    const updates = fleet.request({ op: 'await-updates', expected, timeoutMs }); // until every online device has its command
+    const startedAt = now();
+    const rollout = await api.call<RolloutView>('POST', '/api/rollouts', { firmwareId: target.id });
+    return { startedAt, apiMs: now() - startedAt, rollout, updates: await updates };
+  });
+  const { startedAt, apiMs, rollout, updates: u } = fanOut.value;
+  let failure: string | null = null;
+  let completion: ScenarioResult['completion'] = null;
+  if (opts.complete) {
+    try {
+      completion = await completeRollout(api, fleet, rollout.id, target.version, timeoutMs, onOurClock);
+    } catch (err) {
+      failure = `completion: ${(err as Error).message}`;
+    }
+  }
+  return {
+    fanOut: {
+      ms: u.received ? onOurClock(u.lastAt) - startedAt : NaN,
+      firstCommandMs: u.received ? onOurClock(u.firstAt) - startedAt : NaN,
+      apiMs, commanded: rollout.commanded ?? 0,
+      online: u.online, received: u.received, wellFormed: u.wellFormed, distinctUpdateIds: u.distinctUpdateIds,
+      duplicates: u.duplicates, malformedExamples: u.malformedExamples,
+      clockOffsetMs: clock.offsetMs,
+      server: fanOut.server,
+    },
+    completion,
+    failure,
+  };
 }
 
 /** A phase on the monotonic clock V8's CPU profiles use (CLOCK_MONOTONIC, µs), for profile-summary.ts. */

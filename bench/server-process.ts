@@ -68,14 +68,19 @@ export class ServerProcess {
   readonly log: ServerLog = { warnings: {}, stderrTail: [] };
   private exited: Promise<number | null>;
   private probeWaiter: ((line: ProbeLine) => void) | null = null;
+  private lastPeakRssBytes = 0;
 
   private constructor(
     private readonly child: ChildProcess,
     readonly publicUrl: string,
     readonly mqttPort: number,
   ) {
+    // Should the benchmark die without stop(), the server must not outlive it.
+    const onExit = () => child.kill('SIGTERM');
+    process.once('exit', onExit);
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
       ServerProcess.running.delete(this);
+      process.off('exit', onExit);
       resolve(code ?? (signal ? null : 0));
     }));
     ServerProcess.running.add(this);
@@ -119,6 +124,11 @@ export class ServerProcess {
     await Promise.all([...ServerProcess.running].map((s) => s.stop()));
   }
 
+  /** Whether the server process has ended (crashed, when the benchmark did not stop it). */
+  get hasExited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
   get pid(): number {
     return this.child.pid!;
   }
@@ -134,6 +144,7 @@ export class ServerProcess {
     });
     this.child.kill('SIGUSR2');
     const { loopDelay, memory: { heapUsed, heapTotal, external, arrayBuffers } } = await line;
+    this.peakRssBytes();
     return { loopDelay, memory: { rss: this.rssBytes(), heapUsed, heapTotal, external, arrayBuffers } };
   }
 
@@ -142,9 +153,14 @@ export class ServerProcess {
     return this.procStatus('VmRSS');
   }
 
-  /** The highest resident set size so far (VmHWM), in bytes. */
+  /** The highest resident set size so far (VmHWM), in bytes; the last one seen once the server is gone. */
   peakRssBytes(): number {
-    return this.procStatus('VmHWM');
+    try {
+      this.lastPeakRssBytes = this.procStatus('VmHWM');
+    } catch {
+      // exited: keep the last reading
+    }
+    return this.lastPeakRssBytes;
   }
 
   /** CPU time used so far, user + system, in milliseconds. */

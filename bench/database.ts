@@ -2,7 +2,7 @@
 // from MQOTA_BENCH_DATABASE_URL or MQOTA_TEST_DATABASE_URL when set, else a throwaway local
 // cluster started once per run. Each server gets a fresh database, dropped afterwards.
 import pg from 'pg';
-import { postgresBinaries, startPostgresCluster, type PostgresCluster } from './postgres-cluster.js';
+import { postgresBinaries, startPostgresCluster, type PostgresCluster } from '../tests/support/postgres-cluster.js';
 
 export type DatabaseKind = 'pglite' | 'postgres';
 

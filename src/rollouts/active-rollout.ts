@@ -5,7 +5,7 @@
 import type { Firmware } from '../firmware/catalog.js';
 import type { Device } from '../fleet/device-registry.js';
 import type { NoneReason } from '../protocol/messages.js';
-import { ATTEMPT_STATES, FAILURE_STATES, isTerminal, RETRYABLE_STATES, type AttemptState } from './attempt-state.js';
+import { ATTEMPT_STATES, FAILURE_STATES, isTerminal, RETRYABLE_STATES, zeroCounts, type AttemptState } from './attempt-state.js';
 import { alreadyThere, versionDecision } from './eligibility.js';
 import { failureThresholdReached, withinWindow, type RolloutPolicy } from './policy.js';
 import type { Targeting } from './targeting.js';
@@ -45,7 +45,7 @@ export type Offer = { ok: true; retry: number } | { ok: false; reason: NoneReaso
 
 export class ActiveRollout {
   readonly members = new Map<string, Member>();
-  readonly counts = Object.fromEntries(ATTEMPT_STATES.map((s) => [s, 0])) as Record<AttemptState, number>;
+  readonly counts = zeroCounts();
   /** Token bucket of the per-minute rate limit: refills at maxPerMinute/60 per second, holds one second's worth. */
   private tokens = 0;
   private tokensAt = 0;

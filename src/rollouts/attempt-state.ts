@@ -19,6 +19,11 @@ const RANK: Record<AttemptState, number> = {
   succeeded: 6, failed: 6, rolled_back: 6, rejected: 6, cancelled: 6, timed_out: 6,
 };
 
+/** Attempts per state, all states present. */
+export function zeroCounts(): Record<AttemptState, number> {
+  return Object.fromEntries(ATTEMPT_STATES.map((s) => [s, 0])) as Record<AttemptState, number>;
+}
+
 export function isTerminal(state: AttemptState): boolean {
   return TERMINAL_STATES.has(state);
 }

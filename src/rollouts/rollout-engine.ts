@@ -13,7 +13,8 @@ import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { parseAnnounce, parseStatus, type Command, type NoneReason, type StatusReport } from '../protocol/messages.js';
 import { ActiveRollout, type ActiveState, type FinalState, type Member, type RolloutState, type WaveStats } from './active-rollout.js';
-import { applyReport, ATTEMPT_STATES, isTerminal, notStarted, TERMINAL_STATES, type AttemptState } from './attempt-state.js';
+import { applyReport, isTerminal, notStarted, TERMINAL_STATES, type AttemptState } from './attempt-state.js';
+import { countAttempts } from './attempt-counts.js';
 import { alreadyThere } from './eligibility.js';
 import { DEFAULT_POLICY, policyFrom, validWindow, type RolloutPolicy } from './policy.js';
 import { matchesTargeting, type Targeting } from './targeting.js';
@@ -281,9 +282,7 @@ export class RolloutEngine {
     await writes.flush();
     const row = await prisma.rollout.findUnique({ where: { id: rolloutId }, select: { state: true, reason: true, currentWave: true, waves: true, _count: { select: { targets: true } } } });
     if (!row) return null;
-    const groups = await prisma.updateAttempt.groupBy({ by: ['state'], where: { rolloutId }, _count: { _all: true } });
-    const counts = Object.fromEntries(ATTEMPT_STATES.map((s) => [s, 0])) as Record<AttemptState, number>;
-    for (const g of groups) counts[g.state as AttemptState] = g._count._all;
+    const counts = await countAttempts(prisma, rolloutId);
     return { rolloutId, state: row.state, reason: row.reason, wave: row.currentWave, waves: (row.waves as WavePlan | null)?.sizes.length ?? 1, targets: row._count.targets, counts, at: new Date() };
   }
 

@@ -2,9 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import { ATTEMPT_STATES } from '../../rollouts/attempt-state.js';
+import { countAttempts } from '../../rollouts/attempt-counts.js';
 import type { RolloutPolicy } from '../../rollouts/policy.js';
-import type { WavePlan } from '../../rollouts/waves.js';
+import { SINGLE_WAVE, type WavePlan } from '../../rollouts/waves.js';
 import type { Services } from '../../services.js';
 import { notFound } from '../errors.js';
 import { RolloutCreateBody, RolloutDetail, RolloutListQuery, RolloutView, type RolloutCreate } from '../rollout-schemas.js';
@@ -28,10 +28,8 @@ export async function rolloutRoutes(fastify: FastifyInstance, { services }: { se
   async function describe(id: string, detail: boolean) {
     const rollout = await prisma.rollout.findUnique({ where: { id }, include: { firmware: { select: { type: true, version: true, sha256: true } }, _count: { select: { targets: true } } } });
     if (!rollout) return null;
-    const groups = await prisma.updateAttempt.groupBy({ by: ['state'], where: { rolloutId: id }, _count: { _all: true } });
-    const counts = Object.fromEntries(ATTEMPT_STATES.map((s) => [s, 0])) as Record<string, number>;
-    for (const g of groups) counts[g.state] = g._count._all;
-    const plan = (rollout.waves as WavePlan | null) ?? { unit: 'percent', sizes: [100] };
+    const counts = await countAttempts(prisma, id);
+    const plan = (rollout.waves as WavePlan | null) ?? SINGLE_WAVE;
     const view = {
       id: rollout.id, name: rollout.name, state: rollout.state, reason: rollout.reason, firmwareId: rollout.firmwareId, firmware: rollout.firmware,
       targeting: { deviceIds: rollout.deviceIds.length ? rollout.deviceIds : null, tags: rollout.targetTags, versionRange: rollout.versionRange, channel: rollout.channel },

@@ -6,14 +6,14 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient } from '../src/cli/api-client.js';
-import { buildEspAppImage } from '../tests/support/esp-image.js';
 import { now } from './clock.js';
 import { machineBusyMs, treeCpuMs } from './machine.js';
 import type { BenchDatabase } from './database.js';
 import { FleetProcess } from './fleet-process.js';
-import type { Announce, AnnounceResult, ExpectedUpdate } from './fleet-protocol.js';
+import type { Announce, AnnounceResult, ExpectedUpdate, UpdatesResult } from './fleet-protocol.js';
 import { ServerProcess, type LoopDelay, type MemorySample } from './server-process.js';
 import { summarize, type Summary } from './stats.js';
+import { FIRMWARE_TYPE, uploadFirmware } from './firmware.js';
 
 export interface ScenarioOptions {
   repoRoot: string;
@@ -89,21 +89,15 @@ export interface ScenarioResult {
     peakRssBytes: number;
   };
   /** Null when the rollout phase failed (see `failure`). */
-  fanOut: {
+  fanOut: (Omit<UpdatesResult, 'firstAt' | 'lastAt'> & {
     /** POST /api/rollouts sent → the last device has its update command. */
     ms: number;
     firstCommandMs: number;
     apiMs: number;
     commanded: number;
-    online: number;
-    received: number;
-    wellFormed: number;
-    distinctUpdateIds: number;
-    duplicates: number;
-    malformedExamples: string[];
     clockOffsetMs: number;
     server: ServerLoad;
-  } | null;
+  }) | null;
   completion: { reportedMs: number; completedMs: number | null; reported: number; failed: number; state: string } | null;
   /** What went wrong in the rollout phases, with the server's last words if it died. */
   failure: string | null;
@@ -112,12 +106,10 @@ export interface ScenarioResult {
 
 const ADMIN_TOKEN = `bench-${process.pid}-${Math.random().toString(36).slice(2)}-token`;
 const SETTLE_MS = 2_000;
-const FIRMWARE_TYPE = 'bench';
 const ANNOUNCE: Announce = { type: FIRMWARE_TYPE, version: '1.0.0', chip: 'esp32' };
 /** Warm-up devices announce a type with no firmware, so they are never targets of the rollout. */
 const WARMUP_ANNOUNCE: Announce = { type: 'bench-warmup', version: '1.0.0', chip: 'esp32' };
 
-interface FirmwareView { id: string; type: string; version: string; sha256: string; size: number; url: string }
 interface RolloutView { id: string; state: string; commanded?: number }
 
 export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Promise<ScenarioResult> {
@@ -240,7 +232,7 @@ async function rolloutToAll(
     const rollout = await api.call<RolloutView>('POST', '/api/rollouts', { firmwareId: target.id });
     return { startedAt, apiMs: now() - startedAt, rollout, updates: await updates };
   });
-  const { startedAt, apiMs, rollout, updates: u } = fanOut.value;
+  const { startedAt, apiMs, rollout, updates: { firstAt, lastAt, ...u } } = fanOut.value;
   let failure: string | null = null;
   let completion: ScenarioResult['completion'] = null;
   if (opts.complete) {
@@ -252,11 +244,10 @@ async function rolloutToAll(
   }
   return {
     fanOut: {
-      ms: u.received ? onOurClock(u.lastAt) - startedAt : NaN,
-      firstCommandMs: u.received ? onOurClock(u.firstAt) - startedAt : NaN,
+      ...u,
+      ms: u.received ? onOurClock(lastAt) - startedAt : NaN,
+      firstCommandMs: u.received ? onOurClock(firstAt) - startedAt : NaN,
       apiMs, commanded: rollout.commanded ?? 0,
-      online: u.online, received: u.received, wellFormed: u.wellFormed, distinctUpdateIds: u.distinctUpdateIds,
-      duplicates: u.duplicates, malformedExamples: u.malformedExamples,
       clockOffsetMs: clock.offsetMs,
       server: fanOut.server,
     },
@@ -308,15 +299,6 @@ function announcePhase(r: AnnounceResult, concurrency: number, server: ServerLoa
     fleetLoopDelayP99Ms: r.fleetLoopDelayP99Ms,
     server,
   };
-}
-
-async function uploadFirmware(api: ApiClient, dir: string, version: string): Promise<FirmwareView> {
-  const file = path.join(dir, `${FIRMWARE_TYPE}-${version}.bin`);
-  await writeFile(file, buildEspAppImage({ projectName: FIRMWARE_TYPE, version, payloadBytes: 4096 }));
-  const fw = await api.uploadFirmware<FirmwareView>(file, {});
-  await rm(file);
-  if (fw.type !== FIRMWARE_TYPE || fw.version !== version) throw new Error(`uploaded firmware is ${fw.type} ${fw.version}`);
-  return fw;
 }
 
 /** Devices report success while the API is polled; the time is until a poll shows `completed`. */

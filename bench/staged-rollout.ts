@@ -17,23 +17,21 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient } from '../src/cli/api-client.js';
-import { buildEspAppImage } from '../tests/support/esp-image.js';
 import { now } from './clock.js';
 import { issueFleetCredentials } from './credentials.js';
 import { FleetProcess } from './fleet-process.js';
 import { machineBusyMs, treeCpuMs } from './machine.js';
 import { ServerProcess } from './server-process.js';
 import { fixed, MiB } from './stats.js';
+import { FIRMWARE_TYPE, uploadFirmware } from './firmware.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.dirname(BENCH_DIR);
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const WAVES = [1, 10, 50, 100];
-const FIRMWARE_TYPE = 'bench';
 const ADMIN_TOKEN = `bench-${process.pid}-${Math.random().toString(36).slice(2)}-token`;
 const POLL_MS = 50;
 
-interface FirmwareView { id: string; type: string; version: string; sha256: string; size: number; url: string }
 interface RolloutList { id: string; state: string; currentWave: number; counts?: Record<string, number> }
 interface RolloutDetail extends RolloutList {
   waves: { index: number; planned: number; size: number; devices: number; state: string; succeeded: number; failed: number }[];
@@ -78,15 +76,6 @@ function options() {
     return n;
   };
   return { devices: int('devices', 100, 100_000), tickMs: int('tick-ms', 20, 60_000), concurrency: int('concurrency', 1, 1000) };
-}
-
-async function uploadFirmware(api: ApiClient, dir: string, version: string): Promise<FirmwareView> {
-  const file = path.join(dir, `${FIRMWARE_TYPE}-${version}.bin`);
-  await writeFile(file, buildEspAppImage({ projectName: FIRMWARE_TYPE, version, payloadBytes: 4096 }));
-  const fw = await api.uploadFirmware<FirmwareView>(file, {});
-  await rm(file);
-  if (fw.type !== FIRMWARE_TYPE || fw.version !== version) throw new Error(`uploaded firmware is ${fw.type} ${fw.version}`);
-  return fw;
 }
 
 function alive(server: ServerProcess): boolean {

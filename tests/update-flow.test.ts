@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { buildEspAppImage } from './support/esp-image.js';
-import { collectMessages, endAll, nextMessage, openDevice } from './support/mqtt.js';
+import { endAll, nextMessage, openDevice } from './support/mqtt.js';
 import { announce, DATABASES, eventually, report, startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;
@@ -170,7 +170,6 @@ for (const database of DATABASES) {
       await server.restart();
       dev = await server.device('meter-1');
       try {
-        const received = collectMessages(dev);
         const cmd = await announce(dev, 'meter-1', { type: 'meter', version: '1.0.0' });
         assert.equal(cmd.action, 'update');
         assert.equal(cmd.version, '1.2.0');
@@ -190,7 +189,6 @@ for (const database of DATABASES) {
         const d = await server.api.call<Json>('GET', '/api/devices/meter-1');
         assert.equal(d.attempts.length, 1);
         assert.equal(d.attempts[0].state, 'succeeded');
-        assert.ok(received.length >= 1);
       } finally { await endAll(dev); }
     });
 

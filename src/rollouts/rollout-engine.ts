@@ -148,10 +148,11 @@ export class RolloutEngine {
       await this.resend(active); // still to do: the device gets the same command again (after a restart, a reconnect)
       return;
     }
-    this.checkHealth(device);
-    await this.join(device);
-    const now = Date.now();
+    // Once per announce: the active rollouts of this type (usually one or none).
     const rollouts = this.rolloutsOfType(device.type);
+    this.checkHealth(device, rollouts);
+    await this.join(device, rollouts);
+    const now = Date.now();
     const offers = rollouts.map((r) => ({ r, offer: r.offer(device, now) }));
     const best = offers.filter((o) => o.offer.ok).sort((a, b) => newestFirst(a.r, b.r))[0];
     if (best && best.offer.ok) {
@@ -204,7 +205,7 @@ export class RolloutEngine {
   /** Tags or channel changed: the device may now belong to running rollouts. */
   async deviceLabelsChanged(deviceId: string): Promise<void> {
     const device = this.deps.registry.get(deviceId);
-    if (device?.version) await this.join(device as Device & { version: string });
+    if (device?.version) await this.join(device, this.rolloutsOfType(device.type));
   }
 
   // ── operator actions ────────────────────────────────────────────────────────
@@ -384,8 +385,8 @@ export class RolloutEngine {
   }
 
   /** Adds the device to active rollouts whose target set it now matches (late joiners). */
-  private async join(device: Device): Promise<void> {
-    for (const r of this.rolloutsOfType(device.type)) {
+  private async join(device: Device, rollouts: ActiveRollout[]): Promise<void> {
+    for (const r of rollouts) {
       if (r.members.has(device.id) || !matchesTargeting(r.targeting, device)) continue;
       const wave = waveForLateJoiner(r.id, device.id, r.plan, r.initialTargets);
       const member: Member = { wave, latest: null, unhealthy: false };
@@ -401,8 +402,8 @@ export class RolloutEngine {
   }
 
   /** A device that announces another version while its success soaks has not stayed healthy. */
-  private checkHealth(device: Device & { version: string }): void {
-    for (const r of this.rolloutsOfType(device.type)) {
+  private checkHealth(device: Device & { version: string }, rollouts: ActiveRollout[]): void {
+    for (const r of rollouts) {
       const m = r.members.get(device.id);
       if (m?.latest?.state === 'succeeded' && !m.unhealthy && !alreadyThere(r.firmware.version, device.version, r.policy.allowDowngrade)) {
         m.unhealthy = true;

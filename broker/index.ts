@@ -7,6 +7,7 @@ import { constants as cryptoConstants } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
+import { HandshakeGate, type HandshakeGateOptions, type HandshakeStats } from './handshake-gate.js';
 import { capSubscribeQos, createHooks, storableSubscription } from './hooks.js';
 import { identityOf } from './identity.js';
 import { guardPacketSize } from './packet-size.js';
@@ -16,6 +17,7 @@ import { parseDeviceTopic } from './topics.js';
 
 export { DEVICE_ID_PATTERN, MONITOR_FILTERS, parseDeviceTopic, topics } from './topics.js';
 export type { Identity, Role } from './identity.js';
+export type { HandshakeStats } from './handshake-gate.js';
 
 export const DEFAULT_MAX_PACKET_BYTES = 64 * 1024;
 
@@ -34,6 +36,8 @@ export interface BrokerOptions {
   plaintextPort?: number;
   /** Largest MQTT packet accepted, header included; a larger one closes that connection. Default 64 KiB. */
   maxPacketBytes?: number;
+  /** Admission of TLS handshakes (see handshake-gate.ts); the defaults suit a fleet. */
+  handshakes?: Partial<HandshakeGateOptions>;
   logger: Logger;
 }
 
@@ -57,6 +61,8 @@ export interface Broker {
   /** A device-role client connected (after its CONNECT was authorized) or disconnected. */
   onPresence(handler: (deviceId: string, online: boolean) => void): void;
   connectedDevices(): number;
+  /** TLS handshakes running and waiting, for metrics. */
+  handshakes(): HandshakeStats;
   /** Closes the listeners, every client connection and Aedes. */
   close(): Promise<void>;
 }
@@ -159,7 +165,10 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     capSubscribeQos(client);
   };
 
-  const server = tls.createServer(
+  // The TLS server never listens itself: the TCP listener below accepts sockets without reading
+  // them, and the handshake gate hands each one to it (Node's documented way to inject a
+  // connection) when the event loop has room for another handshake.
+  const tlsServer = tls.createServer(
     {
       key: opts.tls.key,
       cert: opts.tls.cert,
@@ -174,15 +183,42 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
       // Node's default is 120 s; an idle half-open handshake costs a socket and an SSL object.
       handshakeTimeout: 10_000,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: 60_000,
     },
-    accept,
+    (socket: tls.TLSSocket) => {
+      const raw = handshaking.get(connectionKey(socket));
+      if (raw) gate.release(raw);
+      accept(socket);
+    },
   );
-  server.on('connection', track);
-  server.on('tlsClientError', (err, socket) => {
+  tlsServer.on('tlsClientError', (err, socket) => {
     logger.info({ remoteAddress: socket.remoteAddress, err: err.message }, 'mqtt: TLS handshake failed');
+  });
+
+  // Raw sockets in their handshake, by remote address and port, to tell the gate which one ended.
+  const handshaking = new Map<string, net.Socket>();
+  let refusedLogged = 0;
+  const gate = new HandshakeGate(
+    (raw) => {
+      const key = connectionKey(raw);
+      handshaking.set(key, raw);
+      raw.once('close', () => {
+        if (handshaking.get(key) === raw) handshaking.delete(key);
+      });
+      tlsServer.emit('connection', raw);
+    },
+    (raw) => {
+      // Log the first refusal, then one line per thousand: a flood must not flood the log too.
+      if (refusedLogged++ % 1000 === 0) {
+        logger.warn({ remoteAddress: raw.remoteAddress, refused: refusedLogged }, 'mqtt: too many TLS handshakes waiting, connection closed');
+      }
+      raw.destroy();
+    },
+    opts.handshakes,
+  );
+
+  const server = net.createServer({ pauseOnConnect: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (raw) => {
+    track(raw);
+    gate.admit(raw);
   });
   server.on('error', (err) => logger.error({ err }, 'mqtt: TLS listener error'));
 
@@ -198,6 +234,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       await listen(plaintext, opts.plaintextPort, opts.host);
     }
   } catch (err) {
+    gate.close();
     server.close();
     plaintext?.close();
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
@@ -250,11 +287,16 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       return presence.count();
     },
 
+    handshakes() {
+      return gate.stats();
+    },
+
     close() {
       closing ??= (async () => {
         const listenersClosed = [server, plaintext]
           .filter((s): s is net.Server => s !== undefined)
           .map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+        gate.close();
         await new Promise<void>((resolve) => aedes.close(() => resolve()));
         for (const socket of sockets) socket.destroy();
         await Promise.all(listenersClosed);
@@ -274,6 +316,10 @@ function listen(server: net.Server, port: number, host: string | undefined): Pro
       resolve();
     });
   });
+}
+
+function connectionKey(socket: net.Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}`;
 }
 
 function remoteAddressOf(client: Client): string | undefined {

@@ -389,6 +389,45 @@ describe('broker lifecycle', () => {
     await endAll(device);
   });
 
+  test('with a window of one handshake, a device waits for the slot and failed handshakes give theirs back', async () => {
+    const broker = await startBroker({
+      port: 0, host: '127.0.0.1', tls: pki.serverTls, logger: pino({ level: 'silent' }),
+      handshakes: { minWindow: 1, maxWindow: 1 },
+    });
+    const clients: Awaited<ReturnType<typeof connectDevice>>[] = [];
+    try {
+      const silent = net.connect(broker.port, '127.0.0.1'); // holds the only slot, sends no ClientHello
+      silent.on('error', () => undefined);
+      await waitFor(() => broker.handshakes().inProgress === 1, 'the silent connection in its handshake');
+
+      let connected = false;
+      const waiting = connectDevice('dev-queued', { port: broker.port, pki }).then((c) => {
+        connected = true;
+        clients.push(c);
+        return c;
+      });
+      await waitFor(() => broker.handshakes().queued === 1, 'the device queued');
+      await sleep(300);
+      assert.equal(connected, false, 'the device must not handshake while the slot is taken');
+
+      silent.destroy();
+      await waiting;
+      await waitFor(() => broker.handshakes().inProgress === 0, 'slots free after the handshake');
+
+      // Failed handshakes, one after another, each release the single slot for the next.
+      for (const id of ['dev-foreign-1', 'dev-foreign-2']) {
+        const r = await connectFailure(id, { port: broker.port, pki, credentials: await pki.issueForeign(id) });
+        assert.equal(r.connected, false);
+      }
+      await waitFor(() => broker.handshakes().inProgress === 0, 'slots free after failed handshakes');
+      clients.push(await connectDevice('dev-after-failures', { port: broker.port, pki }));
+      assert.deepEqual(broker.handshakes(), { inProgress: 0, queued: 0, window: 1, refused: 0 });
+    } finally {
+      await endAll(...clients);
+      await broker.close();
+    }
+  });
+
   test('startBroker rejects when the port is taken', async () => {
     const first = await startBroker({ port: 0, host: '127.0.0.1', tls: pki.serverTls, logger: pino({ level: 'silent' }) });
     try {

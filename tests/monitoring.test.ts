@@ -478,6 +478,10 @@ describe('monitoring', () => {
         assert.equal(during.get(`mqota_rollout_failed{rollout_id="${r.id}"}`), 0);
         assert.equal(during.get('mqota_connected_devices'), server.mqota.services.broker.connectedDevices());
         assert.ok(during.get('mqota_connected_devices')! >= 2);
+        const handshakes = server.mqota.services.broker.handshakes();
+        assert.equal(during.get('mqota_tls_handshakes{kind="window"}'), handshakes.window);
+        assert.equal(during.get('mqota_tls_handshakes{kind="queued"}'), 0);
+        assert.equal(during.get('mqota_tls_handshakes_refused'), 0);
 
         // The image, whole, from byte 1000, and answers without a body.
         const image = url(`/firmware/${fw.sha256}.bin`);

@@ -15,7 +15,7 @@ const FAILED_STATES = ['failed', 'rolled_back', 'rejected', 'timed_out'];
 
 export interface FleetMetricsDeps {
   events: FleetEvents;
-  broker: Pick<Broker, 'connectedDevices'>;
+  broker: Pick<Broker, 'connectedDevices' | 'handshakes'>;
   engine: Pick<RolloutEngine, 'progress'>;
   prisma: PrismaClient;
   logger: Logger;
@@ -43,6 +43,19 @@ export class FleetMetrics {
     new Gauge({
       name: 'mqota_connected_devices', help: 'Devices connected to the MQTT broker', registers,
       collect() { this.set(deps.broker.connectedDevices()); },
+    });
+    new Gauge({
+      name: 'mqota_tls_handshakes', help: 'TLS handshakes of the MQTT listener: in progress, queued, and the window the gate allows', labelNames: ['kind'] as const, registers,
+      collect() {
+        const h = deps.broker.handshakes();
+        this.set({ kind: 'in_progress' }, h.inProgress);
+        this.set({ kind: 'queued' }, h.queued);
+        this.set({ kind: 'window' }, h.window);
+      },
+    });
+    new Gauge({
+      name: 'mqota_tls_handshakes_refused', help: 'Connections closed unhandled because too many TLS handshakes were waiting, since start', registers,
+      collect() { this.set(deps.broker.handshakes().refused); },
     });
     const announces = new Counter({ name: 'mqota_announces_total', help: 'Valid announces received', registers });
     const commands = new Counter({ name: 'mqota_commands_sent_total', help: 'Commands published to devices, by action', labelNames: ['action'] as const, registers });

@@ -1,0 +1,141 @@
+// Admission control for TLS handshakes. A server handshake step costs the event loop about a
+// millisecond of ECDSA and certificate work. When thousands of devices reconnect at once (after an
+// outage or a server restart), unbounded handshakes put that work in front of every announce and
+// status message of the devices already online. The gate lets a window of handshakes run; the
+// others wait as accepted TCP sockets that nothing reads yet, which costs no CPU (the device has
+// sent its ClientHello and waits, as it would on a busy server).
+//
+// The window follows the event-loop delay, as a congestion window follows loss: it halves when the
+// loop runs late and grows by a quarter while the loop keeps up and the window is full. A fixed small window would be wrong over real networks, where a handshake
+// spends most of its time waiting on round trips and on the device's own ECDSA, so many can be in
+// flight at no cost to the server.
+
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type net from 'node:net';
+
+export interface HandshakeGateOptions {
+  /** Bounds of the window (handshakes in progress at once). */
+  minWindow: number;
+  maxWindow: number;
+  /** Event-loop delay the gate steers towards; above it the window halves. */
+  targetDelayMs: number;
+  /** How often the window is adjusted. */
+  intervalMs: number;
+  /** Sockets waiting beyond this are closed at once (a flood, not a fleet). */
+  maxQueued: number;
+}
+
+export const DEFAULT_HANDSHAKE_GATE: HandshakeGateOptions = {
+  minWindow: 4,
+  maxWindow: 512,
+  targetDelayMs: 10,
+  intervalMs: 100,
+  maxQueued: 20_000,
+};
+
+export interface HandshakeStats {
+  inProgress: number;
+  queued: number;
+  window: number;
+  /** Sockets closed unhandled because the queue was full, since start. */
+  refused: number;
+}
+
+export class HandshakeGate {
+  readonly #opts: HandshakeGateOptions;
+  readonly #startHandshake: (socket: net.Socket) => void;
+  readonly #onRefused: (socket: net.Socket) => void;
+  readonly #inProgress = new Set<net.Socket>();
+  // FIFO with a moving head: shift() on a long array is O(n) per call.
+  #queue: (net.Socket | undefined)[] = [];
+  #head = 0;
+  #window: number;
+  #fullSinceTick = false;
+  #refused = 0;
+  readonly #delay: IntervalHistogram;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(
+    startHandshake: (socket: net.Socket) => void,
+    onRefused: (socket: net.Socket) => void,
+    options: Partial<HandshakeGateOptions> = {},
+  ) {
+    this.#opts = { ...DEFAULT_HANDSHAKE_GATE, ...options };
+    if (this.#opts.minWindow < 1 || this.#opts.maxWindow < this.#opts.minWindow) {
+      throw new Error(`handshake window bounds must satisfy 1 <= min <= max (got ${this.#opts.minWindow}..${this.#opts.maxWindow})`);
+    }
+    this.#startHandshake = startHandshake;
+    this.#onRefused = onRefused;
+    this.#window = Math.min(this.#opts.maxWindow, Math.max(this.#opts.minWindow, 16));
+    this.#delay = monitorEventLoopDelay({ resolution: 5 });
+    this.#delay.enable();
+    this.#timer = setInterval(() => this.#adjust(), this.#opts.intervalMs);
+    this.#timer.unref();
+  }
+
+  /** A newly accepted socket, not reading yet: start its handshake now or queue it. */
+  admit(socket: net.Socket): void {
+    if (this.#inProgress.size < this.#window) {
+      this.#start(socket);
+      return;
+    }
+    if (this.#queue.length - this.#head >= this.#opts.maxQueued) {
+      this.#refused++;
+      this.#onRefused(socket);
+      return;
+    }
+    this.#fullSinceTick = true;
+    this.#queue.push(socket);
+  }
+
+  /** The handshake of `socket` ended (secure, failed or closed); idempotent. */
+  release(socket: net.Socket): void {
+    if (!this.#inProgress.delete(socket)) return;
+    this.#pump();
+  }
+
+  stats(): HandshakeStats {
+    return { inProgress: this.#inProgress.size, queued: this.#queue.length - this.#head, window: this.#window, refused: this.#refused };
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#delay.disable();
+    this.#queue = [];
+    this.#head = 0;
+  }
+
+  #start(socket: net.Socket): void {
+    this.#inProgress.add(socket);
+    if (this.#inProgress.size >= this.#window) this.#fullSinceTick = true;
+    // Whatever ends the handshake, the socket closes eventually: the backstop that keeps a slot from leaking.
+    socket.once('close', () => this.release(socket));
+    this.#startHandshake(socket);
+  }
+
+  #pump(): void {
+    while (this.#inProgress.size < this.#window && this.#head < this.#queue.length) {
+      const next = this.#queue[this.#head];
+      this.#queue[this.#head++] = undefined;
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+      // A device that gave up while queued: no handshake to run.
+      if (next && !next.destroyed) this.#start(next);
+    }
+  }
+
+  #adjust(): void {
+    const lateMs = this.#delay.max / 1e6;
+    this.#delay.reset();
+    if (lateMs > this.#opts.targetDelayMs) {
+      this.#window = Math.max(this.#opts.minWindow, Math.floor(this.#window / 2));
+    } else if (this.#fullSinceTick) {
+      // Grow only when the window was the limit: an idle gate learns nothing about the load.
+      this.#window = Math.min(this.#opts.maxWindow, this.#window + Math.max(1, this.#window >> 2));
+      this.#pump();
+    }
+    this.#fullSinceTick = this.#inProgress.size >= this.#window && this.#head < this.#queue.length;
+  }
+}

@@ -5,6 +5,7 @@
 
 #include "agent_event.h"
 #include "esp_log.h"
+#include "esp_random.h"
 #include "mqtt_tls_session.h"
 
 namespace mqota::esp_idf {
@@ -27,7 +28,8 @@ esp_err_t MqttLink::start(const DeviceIdentity& identity, const char* broker_uri
     cfg.session.disable_clean_session = true;  // the broker keeps our subscription and QoS 1 commands
     cfg.session.keepalive = 60;
     cfg.session.protocol_ver = MQTT_PROTOCOL_V_3_1_1;
-    cfg.network.reconnect_timeout_ms = 5000;
+    // 5-15 s, drawn once per boot: a fleet that lost the broker together must not return in step.
+    cfg.network.reconnect_timeout_ms = 5000 + static_cast<int>(esp_random() % 10000);
     cfg.network.timeout_ms = 10000;
     // Commands (at most 4 KiB) longer than the buffer arrive as several MQTT_EVENT_DATA and are
     // reassembled; status and announce payloads are far below it.

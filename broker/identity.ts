@@ -14,13 +14,22 @@ export interface Identity {
 const ROLES: readonly Role[] = ['device', 'monitor'];
 
 /**
- * Reads a certificate subject as Node presents it (`getPeerCertificate().subject`): a
- * multi-valued attribute comes as an array, which we refuse rather than guess which value counts.
+ * Reads a certificate subject as `X509Certificate.subject` prints it: one `KEY=value` per line,
+ * values escaped per RFC 2253 and control characters as `\0A`, so no value can forge a line. An
+ * attribute given twice, or a multi-valued RDN (`CN=a + OU=b` on one line), fails the id or role
+ * check and is refused rather than guessed at.
  */
-export function identityFromSubject(subject: Record<string, unknown> | undefined | null): Identity | null {
+export function identityFromSubject(subject: string | undefined): Identity | null {
   if (!subject) return null;
-  const id = subject.CN;
-  const role = subject.OU;
+  const attributes = new Map<string, string | null>();
+  for (const line of subject.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) return null;
+    const key = line.slice(0, eq);
+    attributes.set(key, attributes.has(key) ? null : line.slice(eq + 1));
+  }
+  const id = attributes.get('CN');
+  const role = attributes.get('OU');
   if (typeof id !== 'string' || !DEVICE_ID_PATTERN.test(id)) return null;
   if (typeof role !== 'string' || !ROLES.includes(role as Role)) return null;
   return { id, role: role as Role };
@@ -28,13 +37,13 @@ export function identityFromSubject(subject: Record<string, unknown> | undefined
 
 /**
  * The identity of a TLS connection whose client certificate the handshake verified, or null
- * (plain TCP, no certificate, unusable subject). Only the two strings are kept: the peer
- * certificate object Node builds here is dropped at once, which matters with thousands of devices.
+ * (plain TCP, no certificate, unusable subject). `getPeerX509Certificate` wraps the certificate
+ * OpenSSL already holds; the legacy `getPeerCertificate` would build a whole object with three
+ * fingerprints per connection, which showed in the connect-storm profile.
  */
 export function identityFromConnection(conn: unknown): Identity | null {
   if (!(conn instanceof TLSSocket) || !conn.authorized) return null;
-  const cert = conn.getPeerCertificate(false);
-  return identityFromSubject(cert?.subject as unknown as Record<string, unknown> | undefined);
+  return identityFromSubject(conn.getPeerX509Certificate()?.subject);
 }
 
 const byClient = new WeakMap<object, Identity>();

@@ -2,6 +2,9 @@
 // guard, presence bookkeeping and the Aedes hooks built from them.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate, webcrypto } from 'node:crypto';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
 import pino from 'pino';
 import type { Client, PublishPacket, Subscription } from 'aedes';
 import { filterWithin, mayPublish, mayReceive, maySubscribe, topicMatches } from '../broker/acl.js';
@@ -35,15 +38,34 @@ describe('topics', () => {
 });
 
 describe('identity', () => {
-  test('CN is the id, OU the role; anything else is no identity', () => {
-    assert.deepEqual(identityFromSubject({ CN: 'dev-1', OU: 'device' }), device);
-    assert.deepEqual(identityFromSubject({ CN: 'ops', OU: 'monitor', O: 'mqota' }), monitor);
-    assert.equal(identityFromSubject({ CN: 'dev-1', OU: 'admin' }), null);
-    assert.equal(identityFromSubject({ CN: 'dev-1' }), null);
-    assert.equal(identityFromSubject({ CN: '.dev', OU: 'device' }), null);
-    assert.equal(identityFromSubject({ CN: ['a', 'b'], OU: 'device' }), null);
-    assert.equal(identityFromSubject({ CN: 'a', OU: ['device', 'monitor'] }), null);
+  // Subjects as Node prints them for real certificates, with the tricks a certificate could play.
+  const subjectOf = async (name: x509.JsonName): Promise<string> => {
+    x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = (await webcrypto.subtle.generateKey(alg, false, ['sign', 'verify'])) as unknown as CryptoKeyPair;
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01', name, notBefore: new Date(), notAfter: new Date(Date.now() + 60_000), keys, signingAlgorithm: alg,
+    });
+    return new X509Certificate(cert.toString('pem')).subject;
+  };
+
+  test('CN is the id, OU the role; anything else is no identity', async () => {
+    assert.deepEqual(identityFromSubject(await subjectOf([{ CN: ['dev-1'] }, { OU: ['device'] }])), device);
+    assert.deepEqual(identityFromSubject(await subjectOf([{ O: ['mqota'] }, { OU: ['monitor'] }, { CN: ['ops'] }])), monitor);
+    const refused: [string, x509.JsonName][] = [
+      ['unknown role', [{ CN: ['dev-1'] }, { OU: ['admin'] }]],
+      ['no role', [{ CN: ['dev-1'] }]],
+      ['id outside the pattern', [{ CN: ['.dev'] }, { OU: ['device'] }]],
+      ['two CNs', [{ CN: ['dev-1'] }, { OU: ['device'] }, { CN: ['dev-2'] }]],
+      ['two OUs', [{ CN: ['dev-1'] }, { OU: ['device'] }, { OU: ['monitor'] }]],
+      ['multi-valued RDN', [{ CN: ['dev-1'], OU: ['device'] }]],
+      ['two values in one RDN', [{ CN: ['a', 'b'] }, { OU: ['device'] }]],
+      ['a newline forging a role', [{ CN: ['dev-1\nOU=monitor'] }, { OU: ['device'] }]],
+      ['RFC 2253 escapes', [{ CN: ['dev,1+x'] }, { OU: ['device'] }]],
+    ];
+    for (const [why, name] of refused) assert.equal(identityFromSubject(await subjectOf(name)), null, why);
     assert.equal(identityFromSubject(undefined), null);
+    assert.equal(identityFromSubject(''), null);
   });
 });
 

@@ -146,11 +146,19 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     logger.info({ deviceId: identityOf(client)?.id ?? client.id }, 'mqtt: keepalive timeout');
   });
 
-  // Raw sockets of both listeners, handshaking or not, so close() can end them all.
+  // Raw sockets of both listeners, handshaking or not, so close() can end them all; and those in
+  // their TLS handshake, by remote address and port, to tell the gate which one ended. One shared
+  // close listener serves every socket (thousands of sockets, no closure each).
   const sockets = new Set<net.Socket>();
+  const handshaking = new Map<string, net.Socket>();
+  function forget(this: net.Socket) {
+    sockets.delete(this);
+    const key = connectionKey(this); // net caches the peer address, so it is still known here
+    if (handshaking.get(key) === this) handshaking.delete(key);
+  }
   const track = (socket: net.Socket) => {
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.on('close', forget);
   };
 
   const accept = (socket: net.Socket) => {
@@ -185,8 +193,12 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       handshakeTimeout: 10_000,
     },
     (socket: tls.TLSSocket) => {
-      const raw = handshaking.get(connectionKey(socket));
-      if (raw) gate.release(raw);
+      const key = connectionKey(socket);
+      const raw = handshaking.get(key);
+      if (raw) {
+        handshaking.delete(key);
+        gate.release(raw);
+      }
       accept(socket);
     },
   );
@@ -194,16 +206,10 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     logger.info({ remoteAddress: socket.remoteAddress, err: err.message }, 'mqtt: TLS handshake failed');
   });
 
-  // Raw sockets in their handshake, by remote address and port, to tell the gate which one ended.
-  const handshaking = new Map<string, net.Socket>();
   let refusedLogged = 0;
   const gate = new HandshakeGate(
     (raw) => {
-      const key = connectionKey(raw);
-      handshaking.set(key, raw);
-      raw.once('close', () => {
-        if (handshaking.get(key) === raw) handshaking.delete(key);
-      });
+      handshaking.set(connectionKey(raw), raw);
       tlsServer.emit('connection', raw);
     },
     (raw) => {

@@ -63,7 +63,9 @@ export function guardPacketSize(conn: Duplex, maxBytes: number, onOversize: (siz
   const guard = new PacketSizeGuard(maxBytes);
   const read = conn.read;
   let tripped = false;
-  conn.read = function guardedRead(this: Duplex, size?: number) {
+  // Anonymous: under tsx, esbuild's keepNames redefines a named function's name, which turns
+  // this per-connection function into a slower, larger dictionary-mode object.
+  conn.read = function (this: Duplex, size?: number) {
     if (tripped) return null;
     const chunk: unknown = read.call(this, size);
     if (chunk && typeof chunk !== 'string') {

@@ -2,17 +2,20 @@
 // from a child process (so their memory is not counted), each with its own certificate, a
 // persistent session and a subscription to its command topic, as real devices do.
 //
-//   node --expose-gc --import tsx bench/broker-memory.ts [--devices 2000] [--warmup 200] [--bare]
+//   node --expose-gc --import tsx bench/broker-memory.ts [--devices 2000] [--warmup 200] [--bare | --tls-only]
 //
 // The figure is a slope: memory after `warmup` devices, then after `devices` more, divided by
 // `devices`. One-time costs (V8's young generation growing, mqtt-packet's 65536-entry message-id
 // buffer cache, compiled code) land in the warm-up and are reported apart.
 // --bare measures plain Aedes behind a Node TLS server with default options, for comparison.
+// --tls-only measures the floor: mutual-TLS sockets with the broker's TLS options (no session
+// tickets) and nothing on them, no MQTT at all; the clients only handshake.
 
 import { fork } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { constants as cryptoConstants } from 'node:crypto';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,7 +42,7 @@ if (process.argv.includes('--client')) {
 
 async function runServer(): Promise<void> {
   const { values } = parseArgs({
-    options: { devices: { type: 'string', default: '2000' }, warmup: { type: 'string', default: '200' }, bare: { type: 'boolean', default: false }, client: { type: 'boolean' } },
+    options: { devices: { type: 'string', default: '2000' }, warmup: { type: 'string', default: '200' }, bare: { type: 'boolean', default: false }, 'tls-only': { type: 'boolean', default: false }, client: { type: 'boolean' } },
   });
   const devices = Number(values.devices);
   const warmup = Number(values.warmup);
@@ -60,7 +63,24 @@ async function runServer(): Promise<void> {
     let port: number;
     let connected: () => number;
     let close: () => Promise<void>;
-    if (values.bare) {
+    const tlsOnly = values['tls-only'];
+    if (tlsOnly) {
+      const held = new Set<tls.TLSSocket>();
+      const server = tls.createServer(
+        { key, cert, ca: clientCa, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', secureOptions: cryptoConstants.SSL_OP_NO_TICKET },
+        (socket) => {
+          held.add(socket);
+          socket.on('error', () => undefined);
+        },
+      );
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as { port: number }).port;
+      connected = () => held.size;
+      close = async () => {
+        for (const s of held) s.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      };
+    } else if (values.bare) {
       const aedes = await Aedes.createBroker();
       const server = tls.createServer({ key, cert, ca: clientCa, requestCert: true, rejectUnauthorized: true }, aedes.handle);
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -92,7 +112,7 @@ async function runServer(): Promise<void> {
       const target = connected() + batch.length;
       const started = Date.now();
       const reply = new Promise<void>((resolve) => child.once('message', () => resolve()));
-      child.send({ port, caPem, credentials: batch });
+      child.send({ port, caPem, credentials: batch, tlsOnly });
       await reply;
       while (connected() < target) {
         if (Date.now() - started > 120_000) throw new Error(`only ${connected()} of ${target} connected`);
@@ -112,7 +132,7 @@ async function runServer(): Promise<void> {
     const mib = (n: number) => (n / 2 ** 20).toFixed(1);
     console.log(
       JSON.stringify({
-        mode: values.bare ? 'bare aedes + tls' : 'mqota broker',
+        mode: tlsOnly ? 'mutual TLS only, no MQTT' : values.bare ? 'bare aedes + tls' : 'mqota broker',
         devices,
         warmup,
         connectSeconds: Number(seconds.toFixed(1)),
@@ -129,7 +149,13 @@ async function runServer(): Promise<void> {
 }
 
 async function runClients(): Promise<void> {
-  const clients: mqtt.MqttClient[] = [];
+  const clients: (mqtt.MqttClient | tls.TLSSocket)[] = [];
+  const handshakeOnly = (port: number, caPem: string, c: Credentials) =>
+    new Promise<void>((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, ca: caPem, cert: c.cert, key: c.key, servername: 'localhost' }, () => resolve());
+      clients.push(socket);
+      socket.once('error', reject);
+    });
   const connectOne = (port: number, caPem: string, c: Credentials) =>
     new Promise<void>((resolve, reject) => {
       const client = mqtt.connect({
@@ -152,9 +178,10 @@ async function runClients(): Promise<void> {
       client.once('error', reject);
     });
   process.on('message', async (m) => {
-    const { port, caPem, credentials } = m as { port: number; caPem: string; credentials: Credentials[] };
+    const { port, caPem, credentials, tlsOnly } = m as { port: number; caPem: string; credentials: Credentials[]; tlsOnly: boolean };
+    const one = tlsOnly ? handshakeOnly : connectOne;
     // A few at a time, like a fleet coming back after an outage, without a thundering herd.
-    for (let i = 0; i < credentials.length; i += 50) await Promise.all(credentials.slice(i, i + 50).map((c) => connectOne(port, caPem, c)));
+    for (let i = 0; i < credentials.length; i += 50) await Promise.all(credentials.slice(i, i + 50).map((c) => one(port, caPem, c)));
     process.send!('connected');
   });
   await new Promise(() => undefined); // killed by the parent

@@ -196,6 +196,10 @@ describe('operator API', () => {
     await assert.rejects(server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['raw-1'] }), (e: any) => e.statusCode === 400 && /another type/.test(e.message));
     await assert.rejects(server.api.call('POST', '/api/rollouts', { firmwareId: 'fw_missing' }), (e: any) => e.statusCode === 404);
     await assert.rejects(server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: [] }), (e: any) => e.statusCode === 400);
+    // A misspelt field is refused by name, not dropped: `wave` would otherwise roll out to everyone at once.
+    await assert.rejects(server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, wave: [10, 100] }), (e: any) => e.statusCode === 400 && /unknown field "wave"/.test(e.message));
+    await assert.rejects(server.api.call('POST', '/api/devices', { id: 'extra-1', type: 'blinky', colour: 'red' }), (e: any) => e.statusCode === 400 && /unknown field "colour"/.test(e.message));
+    await assert.rejects(server.api.call('GET', '/api/devices/extra-1'), (e: any) => e.statusCode === 404);
     await assert.rejects(server.api.call('GET', '/api/rollouts/ro_missing'), (e: any) => e.statusCode === 404);
     const list = await server.api.call<Json[]>('GET', '/api/rollouts?state=cancelled');
     assert.ok(list.length >= 2 && list.every((r) => r.state === 'cancelled'));

@@ -28,6 +28,14 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
     bodyLimit: 1024 * 1024,
     // Path tricks are answered by the router (404) or the name check on /firmware, never the file system.
     routerOptions: { maxParamLength: 200 },
+    // Fastify's Ajv strips properties a schema does not allow; a misspelt field (`waves` as
+    // `wave`) would then be ignored in silence. Refuse it with a 400 that names it instead.
+    ajv: { customOptions: { removeAdditional: false } },
+    // Fastify's own wording, except that an unknown field is named.
+    schemaErrorFormatter: (errors, dataVar) =>
+      new Error(errors.map((e) => (e.keyword === 'additionalProperties'
+        ? `${dataVar}${e.instancePath} has an unknown field "${String(e.params.additionalProperty)}"`
+        : `${dataVar}${e.instancePath} ${e.message}`)).join(', ')),
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
   await app.register(multipart, {

@@ -356,16 +356,7 @@ bool UpdateAgent::validate_command(const UpdateTarget& t, const char** error, ch
         snprintf(reason, cap, "version \"%s\" is not a semantic version", t.version);
         return false;
     }
-    SemVer running;
-    if (semver_parse(running_.image.app.version, &running) && semver_compare(target, running) <= 0) {
-        *error = "not-newer";
-        snprintf(reason, cap, "version %s is not newer than the running %s", t.version, running_.image.app.version);
-        return false;
-    }
-    ImageDescription last_invalid{};
-    if (port_.describe_last_invalid_image(&last_invalid) && same_version(last_invalid.app.version, t.version)) {
-        *error = "previously-rolled-back";
-        snprintf(reason, cap, "version %s was rolled back on this device", t.version);
+    if (!version_is_acceptable("version", t.version, target, error, reason, cap)) {
         return false;
     }
     if (t.size > running_.passive_slot_size) {
@@ -517,6 +508,23 @@ void UpdateAgent::open_transfer() {
     report_progress(record_.offset, true);
 }
 
+bool UpdateAgent::version_is_acceptable(const char* what, const char* version, const SemVer& parsed,
+                                        const char** error, char* reason, size_t cap) {
+    SemVer running;
+    if (semver_parse(running_.image.app.version, &running) && semver_compare(parsed, running) <= 0) {
+        *error = "not-newer";
+        snprintf(reason, cap, "%s %s is not newer than the running %s", what, version, running_.image.app.version);
+        return false;
+    }
+    ImageDescription last_invalid{};
+    if (port_.describe_last_invalid_image(&last_invalid) && same_version(last_invalid.app.version, version)) {
+        *error = "previously-rolled-back";
+        snprintf(reason, cap, "version %s was rolled back on this device", version);
+        return false;
+    }
+    return true;
+}
+
 bool UpdateAgent::validate_image(const ImageDescription& image, const char** error, char* reason, size_t cap) {
     // Checked on the image header before any byte is written (esp_https_ota_get_img_desc).
     const AppDescription& app = image.app;
@@ -542,16 +550,7 @@ bool UpdateAgent::validate_image(const ImageDescription& image, const char** err
         snprintf(reason, cap, "image version %s differs from the commanded %s", app.version, record_.target_version);
         return false;
     }
-    SemVer running;
-    if (semver_parse(running_.image.app.version, &running) && semver_compare(image_version, running) <= 0) {
-        *error = "not-newer";
-        snprintf(reason, cap, "image version %s is not newer than the running %s", app.version, running_.image.app.version);
-        return false;
-    }
-    ImageDescription last_invalid{};
-    if (port_.describe_last_invalid_image(&last_invalid) && same_version(last_invalid.app.version, app.version)) {
-        *error = "previously-rolled-back";
-        snprintf(reason, cap, "version %s was rolled back on this device", app.version);
+    if (!version_is_acceptable("image version", app.version, image_version, error, reason, cap)) {
         return false;
     }
     const uint32_t hw_secure_version = port_.hardware_secure_version();

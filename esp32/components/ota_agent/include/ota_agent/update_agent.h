@@ -34,6 +34,8 @@
 
 namespace mqota {
 
+struct SemVer;
+
 struct AgentConfig {
     const char* device_id = nullptr;
     // Firmware type announced and required of updates. nullptr: the running image's project
@@ -107,6 +109,10 @@ private:
     void handle_update(const Command& command);
     void handle_cancel(const Command& command);
     bool validate_command(const UpdateTarget& target, const char** error, char* reason, size_t cap);
+    // The version rules both gates share: newer than the running image, not one rolled back here.
+    // `what` names the version in the reason ("version" for the command, "image version" for the header).
+    bool version_is_acceptable(const char* what, const char* version, const SemVer& parsed, const char** error,
+                               char* reason, size_t cap);
     bool is_current_update(const char* update_id) const;
 
     // Download

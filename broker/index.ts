@@ -206,16 +206,16 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     logger.info({ remoteAddress: socket.remoteAddress, err: err.message }, 'mqtt: TLS handshake failed');
   });
 
-  let refusedLogged = 0;
-  const gate = new HandshakeGate(
+  const gate: HandshakeGate = new HandshakeGate(
     (raw) => {
       handshaking.set(connectionKey(raw), raw);
       tlsServer.emit('connection', raw);
     },
     (raw) => {
       // Log the first refusal, then one line per thousand: a flood must not flood the log too.
-      if (refusedLogged++ % 1000 === 0) {
-        logger.warn({ remoteAddress: raw.remoteAddress, refused: refusedLogged }, 'mqtt: too many TLS handshakes waiting, connection closed');
+      const { refused } = gate.stats();
+      if (refused % 1000 === 1) {
+        logger.warn({ remoteAddress: raw.remoteAddress, refused }, 'mqtt: too many TLS handshakes waiting, connection closed');
       }
       raw.destroy();
     },

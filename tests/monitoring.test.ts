@@ -481,7 +481,7 @@ describe('monitoring', () => {
         const handshakes = server.mqota.services.broker.handshakes();
         assert.equal(during.get('mqota_tls_handshakes{kind="window"}'), handshakes.window);
         assert.equal(during.get('mqota_tls_handshakes{kind="queued"}'), 0);
-        assert.equal(during.get('mqota_tls_handshakes_refused'), 0);
+        assert.equal(during.get('mqota_tls_handshakes_refused_total'), 0);
 
         // The image, whole, from byte 1000, and answers without a body.
         const image = url(`/firmware/${fw.sha256}.bin`);

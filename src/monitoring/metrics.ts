@@ -53,9 +53,10 @@ export class FleetMetrics {
         this.set({ kind: 'window' }, h.window);
       },
     });
-    new Gauge({
-      name: 'mqota_tls_handshakes_refused', help: 'Connections closed unhandled because too many TLS handshakes were waiting, since start', registers,
-      collect() { this.set(deps.broker.handshakes().refused); },
+    new Counter({
+      name: 'mqota_tls_handshakes_refused_total', help: 'Connections closed unhandled because too many TLS handshakes were waiting', registers,
+      // The broker keeps the count; a scrape copies it.
+      collect() { this.reset(); this.inc(deps.broker.handshakes().refused); },
     });
     const announces = new Counter({ name: 'mqota_announces_total', help: 'Valid announces received', registers });
     const commands = new Counter({ name: 'mqota_commands_sent_total', help: 'Commands published to devices, by action', labelNames: ['action'] as const, registers });

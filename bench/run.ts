@@ -32,7 +32,8 @@ const USAGE = `npm run bench -- [options]
   --concurrency N      devices connecting at a time (default 64)
   --warmup N           devices that connect, announce and leave before measuring (default 50)
   --profile            run the server with --cpu-prof; profiles under bench/results/
-  --server-env K=V     extra environment for the server, repeatable (e.g. MALLOC_ARENA_MAX=2)`;
+  --server-env K=V     extra environment for the server, repeatable (e.g. MALLOC_ARENA_MAX=2)
+  --server-node-arg A  extra node/V8 option for the server, repeatable (e.g. --max-semi-space-size=32)`;
 
 function options() {
   const { values } = parseArgs({
@@ -44,6 +45,7 @@ function options() {
       warmup: { type: 'string', default: '50' },
       profile: { type: 'boolean', default: false },
       'server-env': { type: 'string', multiple: true, default: [] },
+      'server-node-arg': { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false },
     },
   });
@@ -65,8 +67,10 @@ function options() {
     if (eq < 1) throw new Error(`--server-env takes NAME=VALUE, not ${pair}`);
     serverEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
+  const serverNodeArgs = values['server-node-arg'];
+  for (const arg of serverNodeArgs) if (!arg.startsWith('--')) throw new Error(`--server-node-arg takes an option such as --max-semi-space-size=32, not ${arg}`);
   return {
-    serverEnv,
+    serverEnv, serverNodeArgs,
     devices: count('devices', 1), concurrency: count('concurrency', 1), warmup: count('warmup', 0),
     databases: databases as DatabaseKind[], complete: values.complete, profile: values.profile,
   };
@@ -104,7 +108,7 @@ async function main(): Promise<number> {
 
     const info: RunInfo = {
       commit, devices: opts.devices, warmup: opts.warmup, concurrency: opts.concurrency, node: process.version,
-      cpus: `${os.availableParallelism()} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}`, credentialsSeconds: fleet.seconds, skipped: [], serverEnv: opts.serverEnv,
+      cpus: `${os.availableParallelism()} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}`, credentialsSeconds: fleet.seconds, skipped: [], serverEnv: opts.serverEnv, serverNodeArgs: opts.serverNodeArgs,
     };
     const results: ScenarioResult[] = [];
     for (const kind of opts.databases) {
@@ -118,7 +122,7 @@ async function main(): Promise<number> {
       const result = await runScenario(db, {
         repoRoot: REPO_ROOT, workDir, certsDir, caPem: fleet.caPem, credentialsFile: fleet.file,
         deviceIds: fleet.deviceIds, warmupIds: fleet.warmupIds, concurrency: opts.concurrency, complete: opts.complete,
-        cpuProfileDir: opts.profile ? path.join(RESULTS_DIR, `profile-${stamp}`) : undefined, serverEnv: opts.serverEnv,
+        cpuProfileDir: opts.profile ? path.join(RESULTS_DIR, `profile-${stamp}`) : undefined, serverEnv: opts.serverEnv, serverNodeArgs: opts.serverNodeArgs,
       });
       printScenario(result, info);
       results.push(result);

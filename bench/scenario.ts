@@ -11,7 +11,7 @@ import { machineBusyMs, treeCpuMs } from './machine.js';
 import type { BenchDatabase } from './database.js';
 import { FleetProcess } from './fleet-process.js';
 import type { Announce, AnnounceResult, ExpectedUpdate, UpdatesResult } from './fleet-protocol.js';
-import { ServerProcess, type LoopDelay, type MemorySample } from './server-process.js';
+import { ServerProcess, type GcPauses, type LoopDelay, type MemorySample } from './server-process.js';
 import { summarize, type Summary } from './stats.js';
 import { FIRMWARE_TYPE, uploadFirmware } from './firmware.js';
 
@@ -27,6 +27,7 @@ export interface ScenarioOptions {
   complete: boolean;
   cpuProfileDir?: string;
   serverEnv: Record<string, string>;
+  serverNodeArgs: string[];
 }
 
 /** The server during a phase, and the machine around it. */
@@ -35,6 +36,7 @@ export interface ServerLoad {
   /** Of one core; above 100 % with GC, libuv and PGlite threads. */
   cpuPercent: number;
   loopDelay: LoopDelay;
+  gcPauses: GcPauses;
   /**
    * CPU used by processes outside the benchmark's own tree (server, fleet, local PostgreSQL), % of
    * one core: anything well above zero means other work competed for the cores and disturbed the figures.
@@ -127,7 +129,7 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
   try {
     server = await ServerProcess.start({
       repoRoot: opts.repoRoot, dataDir, certsDir: opts.certsDir, caPem: opts.caPem, adminToken: ADMIN_TOKEN, databaseUrl: db.url,
-      cpuProfileDir: profileDir, env: opts.serverEnv,
+      cpuProfileDir: profileDir, env: opts.serverEnv, nodeArgs: opts.serverNodeArgs,
     });
     const apiClient = () => new ApiClient({ baseUrl: server!.publicUrl, token: ADMIN_TOKEN, caPem: opts.caPem });
     api = apiClient();
@@ -276,8 +278,8 @@ async function measured<T>(server: ServerProcess, phases: PhaseWindow[], name: s
   const wallMs = now() - startedAt;
   const cpuMs = server.cpuMs() - before.server;
   const othersMs = machineBusyMs() - before.machine - (treeCpuMs(process.pid) - before.ours);
-  const { loopDelay } = await server.probe();
-  return { value, server: { cpuMs, cpuPercent: (cpuMs / wallMs) * 100, loopDelay, othersCpuPercent: Math.max(0, (othersMs / wallMs) * 100) } };
+  const { loopDelay, gcPauses } = await server.probe();
+  return { value, server: { cpuMs, cpuPercent: (cpuMs / wallMs) * 100, loopDelay, gcPauses, othersCpuPercent: Math.max(0, (othersMs / wallMs) * 100) } };
 }
 
 function perDeviceMemory(idle: MemorySample, online: MemorySample, devices: number): PerDeviceMemory {
@@ -286,7 +288,7 @@ function perDeviceMemory(idle: MemorySample, online: MemorySample, devices: numb
 }
 
 function announcePhase(r: AnnounceResult, concurrency: number, server: ServerLoad): AnnouncePhase {
-  const wallMs = r.lastAnswerAt - r.startedAt;
+  const wallMs = r.answered ? r.lastAnswerAt - r.startedAt : NaN;
   return {
     concurrency,
     answered: r.answered,

@@ -2,10 +2,12 @@
 // inside it without changing it. On SIGUSR2 it writes one JSON line to stderr with
 // - the event-loop delay since the previous probe: how long a ready message (an announce, a
 //   PUBACK) waited behind whatever ran before it;
+// - the garbage collector's pauses since the previous probe, minor (scavenges) and major
+//   (mark-compact), counted from PerformanceObserver 'gc' entries;
 // - process.memoryUsage() after full garbage collections, so memory readings do not depend on
 //   when V8 last happened to collect (PGlite's start-up alone leaves hundreds of MiB of garbage).
 // The delay histogram restarts after the collections, so their pause counts in no phase.
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants, monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 
 const TAG = 'mqota-bench-probe'; // server-process.ts looks for it
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -14,10 +16,31 @@ if (!gc) throw new Error('server-probe needs node --expose-gc');
 const loop = monitorEventLoopDelay({ resolution: 5 });
 loop.enable();
 
+interface Pauses { count: number; totalMs: number; maxMs: number }
+const none = (): Pauses => ({ count: 0, totalMs: 0, maxMs: 0 });
+let pauses = { minor: none(), major: none() };
+/** When the probe's own collections ran: their entries arrive later and are not the phase's. */
+let forced = { from: 0, to: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    if (entry.startTime >= forced.from && entry.startTime <= forced.to) continue;
+    const kind = ((entry as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind;
+    const p = kind === constants.NODE_PERFORMANCE_GC_MINOR ? pauses.minor : kind === constants.NODE_PERFORMANCE_GC_MAJOR ? pauses.major : null;
+    if (!p) continue; // incremental marking steps and weak callbacks run inside other tasks
+    p.count++;
+    p.totalMs += entry.duration;
+    p.maxMs = Math.max(p.maxMs, entry.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
+
 process.on('SIGUSR2', () => {
   const ms = (ns: number) => Math.round(ns / 1e4) / 100;
   const loopDelay = { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max), mean: ms(loop.mean) };
+  const gcPauses = pauses;
+  pauses = { minor: none(), major: none() };
+  forced = { from: performance.now(), to: Infinity };
   for (let i = 0; i < 3; i++) gc();
-  process.stderr.write(`${JSON.stringify({ tag: TAG, loopDelay, memory: process.memoryUsage() })}\n`);
+  forced.to = performance.now();
+  process.stderr.write(`${JSON.stringify({ tag: TAG, loopDelay, gcPauses, memory: process.memoryUsage() })}\n`);
   loop.reset();
 });

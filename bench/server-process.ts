@@ -23,6 +23,8 @@ export interface ServerOptions {
   cpuProfileDir?: string;
   /** Extra environment, e.g. allocator settings to try (MALLOC_ARENA_MAX=2). */
   env?: Record<string, string>;
+  /** Extra node/V8 options, e.g. heap settings to try (--max-semi-space-size=32). */
+  nodeArgs?: string[];
 }
 
 /** Event-loop delay in the server over a phase, ms (server-probe.ts). */
@@ -31,6 +33,12 @@ export interface LoopDelay {
   p99: number;
   max: number;
   mean: number;
+}
+
+/** Garbage-collector pauses over a phase (server-probe.ts). */
+export interface GcPauses {
+  minor: { count: number; totalMs: number; maxMs: number };
+  major: { count: number; totalMs: number; maxMs: number };
 }
 
 /** After full garbage collections in the server (server-probe.ts). */
@@ -46,6 +54,7 @@ export interface MemorySample {
 
 interface ProbeLine {
   loopDelay: LoopDelay;
+  gcPauses: GcPauses;
   memory: Omit<MemorySample, 'rss'>;
 }
 
@@ -106,7 +115,7 @@ export class ServerProcess {
       ...opts.env,
     };
     const profile = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [];
-    const child = spawn(process.execPath, [...profile, '--expose-gc', '--import', 'tsx', '--import', PROBE, 'src/main.ts'], {
+    const child = spawn(process.execPath, [...profile, ...(opts.nodeArgs ?? []), '--expose-gc', '--import', 'tsx', '--import', PROBE, 'src/main.ts'], {
       cwd: opts.repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new ServerProcess(child, publicUrl, mqttPort);
@@ -137,15 +146,15 @@ export class ServerProcess {
    * The server's event-loop delay since the previous probe, and its memory once it has collected
    * its garbage: what it really holds.
    */
-  async probe(): Promise<{ loopDelay: LoopDelay; memory: MemorySample }> {
+  async probe(): Promise<{ loopDelay: LoopDelay; gcPauses: GcPauses; memory: MemorySample }> {
     const line = new Promise<ProbeLine>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the server did not answer the probe')), PROBE_TIMEOUT_MS);
       this.probeWaiter = (m) => { clearTimeout(timer); resolve(m); };
     });
     this.child.kill('SIGUSR2');
-    const { loopDelay, memory: { heapUsed, heapTotal, external, arrayBuffers } } = await line;
+    const { loopDelay, gcPauses, memory: { heapUsed, heapTotal, external, arrayBuffers } } = await line;
     this.peakRssBytes();
-    return { loopDelay, memory: { rss: this.rssBytes(), heapUsed, heapTotal, external, arrayBuffers } };
+    return { loopDelay, gcPauses, memory: { rss: this.rssBytes(), heapUsed, heapTotal, external, arrayBuffers } };
   }
 
   /** Resident set size now (VmRSS), in bytes. */

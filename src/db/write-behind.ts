@@ -70,6 +70,8 @@ export class WriteBehind {
   /** When the latest commit started, and the timer that starts the next one once the floor has passed. */
   private lastStartedAt = -Infinity;
   private timer: NodeJS.Timeout | null = null;
+  /** Someone waits in flush(): the next batch starts without waiting for the floor. */
+  private urgent = false;
   /** Batches committed so far. */
   commits = 0;
 
@@ -88,10 +90,18 @@ export class WriteBehind {
     return b.committed;
   }
 
-  /** Resolves when everything queued so far is committed. */
+  /** Resolves when everything queued so far is committed; what is queued starts without waiting for the floor. */
   async flush(): Promise<void> {
-    if (this.pending) await this.pending.committed;
-    else if (this.inFlight) await this.inFlight;
+    if (this.pending) {
+      const { committed } = this.pending;
+      this.urgent = true;
+      if (this.timer) {
+        clearTimeout(this.timer);
+        this.timer = null;
+        this.drain();
+      }
+      await committed;
+    } else if (this.inFlight) await this.inFlight;
   }
 
   async close(): Promise<void> {
@@ -115,12 +125,13 @@ export class WriteBehind {
   private drain(): void {
     const batch = this.pending;
     if (!batch || this.inFlight || this.timer) return;
-    const wait = this.lastStartedAt + this.minIntervalMs - performance.now();
+    const wait = this.urgent ? 0 : this.lastStartedAt + this.minIntervalMs - performance.now();
     if (wait > 0) {
       this.timer = setTimeout(() => { this.timer = null; this.drain(); }, wait);
       return;
     }
     this.lastStartedAt = performance.now();
+    this.urgent = false;
     this.pending = null;
     this.inFlight = this.write(batch).finally(() => {
       this.inFlight = null;

@@ -230,6 +230,7 @@ export class RolloutEngine {
     const now = new Date();
     const state: ActiveState = req.startAt && req.startAt > now ? 'scheduled' : 'running';
     const reason = state === 'scheduled' ? `starts at ${req.startAt!.toISOString()}` : 'started';
+    await this.deps.writes.flush(); // targets reference device rows, which may still be queued
     await prisma.$transaction(async (tx) => {
       await tx.rollout.create({
         data: {
@@ -392,6 +393,7 @@ export class RolloutEngine {
       const member: Member = { wave, latest: null, unhealthy: false };
       r.members.set(device.id, member);
       try {
+        await this.deps.writes.flush(); // the device row may still be queued (its first announce)
         await this.deps.prisma.rolloutTarget.createMany({ data: [{ rolloutId: r.id, deviceId: device.id, wave }], skipDuplicates: true });
         this.log.info({ deviceId: device.id, rolloutId: r.id, wave }, 'device joined rollout');
       } catch (err) {

@@ -19,7 +19,10 @@ function remoteAddress(client: Client): string | undefined {
   return (client.conn as { remoteAddress?: string }).remoteAddress;
 }
 
-export function createHooks(logger: Logger): Hooks {
+/** Whether a certificate, by its normalized serial, has been revoked. */
+export type RevocationCheck = (serial: string) => boolean;
+
+export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => false): Hooks {
   return {
     authenticate(client, _username, _password, callback) {
       // The certificate is the credential; username and password are ignored.
@@ -27,6 +30,11 @@ export function createHooks(logger: Logger): Hooks {
       if (!identity) {
         logger.warn({ clientId: client.id, remoteAddress: remoteAddress(client) }, 'mqtt: connection refused: no usable client certificate');
         return callback(notAuthorized('no usable client certificate'), false);
+      }
+      if (isRevoked(identity.serial)) {
+        // The CA still vouches for it, so the handshake succeeded; the ledger says no.
+        logger.warn({ deviceId: identity.id, role: identity.role, serial: identity.serial, remoteAddress: remoteAddress(client) }, 'mqtt: connection refused: certificate revoked');
+        return callback(notAuthorized('certificate revoked'), false);
       }
       if (client.id !== identity.id) {
         // Ties the session (and so the topics) to the certificate: no one can take over another id.

@@ -11,6 +11,23 @@ export interface Identity {
   readonly role: Role;
 }
 
+/** An identity as a connection proved it: with its certificate's serial, which revocation names. */
+export interface ConnectionIdentity extends Identity {
+  /** Lower-case hex without leading zeros (normalizeSerial). */
+  readonly serial: string;
+}
+
+/**
+ * A certificate serial number in one spelling: lower-case hex without leading zeros, so the
+ * serial Node prints (`0E33…`), the one an operator pastes (`e33…`) and the one mqota issued
+ * compare equal. Null for anything that is not 1-20 octets of hex (RFC 5280 §4.1.2.2).
+ */
+export function normalizeSerial(serial: string): string | null {
+  const hex = serial.trim().replace(/:/g, '').toLowerCase();
+  if (!/^[0-9a-f]{1,40}$/.test(hex)) return null;
+  return hex.replace(/^0+(?=.)/, '');
+}
+
 const ROLES: readonly Role[] = ['device', 'monitor'];
 
 /**
@@ -41,19 +58,22 @@ export function identityFromSubject(subject: string | undefined): Identity | nul
  * OpenSSL already holds; the legacy `getPeerCertificate` would build a whole object with three
  * fingerprints per connection, which showed in the connect-storm profile.
  */
-export function identityFromConnection(conn: unknown): Identity | null {
+export function identityFromConnection(conn: unknown): ConnectionIdentity | null {
   if (!(conn instanceof TLSSocket) || !conn.authorized) return null;
-  return identityFromSubject(conn.getPeerX509Certificate()?.subject);
+  const cert = conn.getPeerX509Certificate();
+  const identity = identityFromSubject(cert?.subject);
+  const serial = cert && normalizeSerial(cert.serialNumber);
+  return identity && serial ? { ...identity, serial } : null;
 }
 
-const byClient = new WeakMap<object, Identity>();
+const byClient = new WeakMap<object, Identity | ConnectionIdentity>();
 
 /** Remembers the identity on the Aedes client (weakly: it goes with the client). */
-export function setIdentity(client: object, identity: Identity): void {
+export function setIdentity(client: object, identity: Identity | ConnectionIdentity): void {
   byClient.set(client, identity);
 }
 
 /** The identity stored at CONNECT, or undefined for a client that was never authenticated. */
-export function identityOf(client: object | null | undefined): Identity | undefined {
+export function identityOf(client: object | null | undefined): Identity | ConnectionIdentity | undefined {
   return client ? byClient.get(client) : undefined;
 }

@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { HandshakeGate, type HandshakeGateOptions, type HandshakeStats } from './handshake-gate.js';
-import { capSubscribeQos, createHooks, storableSubscription } from './hooks.js';
+import { capSubscribeQos, createHooks, storableSubscription, type RevocationCheck } from './hooks.js';
 import { identityOf } from './identity.js';
 import { guardPacketSize } from './packet-size.js';
 import { Presence } from './presence.js';
@@ -17,6 +17,8 @@ import { parseDeviceTopic } from './topics.js';
 
 export { DEVICE_ID_PATTERN, MONITOR_FILTERS, parseDeviceTopic, topics } from './topics.js';
 export type { Identity, Role } from './identity.js';
+export { normalizeSerial } from './identity.js';
+export type { RevocationCheck } from './hooks.js';
 export type { HandshakeStats } from './handshake-gate.js';
 
 export const DEFAULT_MAX_PACKET_BYTES = 64 * 1024;
@@ -38,6 +40,8 @@ export interface BrokerOptions {
   maxPacketBytes?: number;
   /** Admission of TLS handshakes (see handshake-gate.ts); the defaults suit a fleet. */
   handshakes?: Partial<HandshakeGateOptions>;
+  /** Asked at every CONNECT with the client certificate's serial; a revoked one gets CONNACK 5. */
+  isRevoked?: RevocationCheck;
   logger: Logger;
 }
 
@@ -61,6 +65,8 @@ export interface Broker {
   /** A device-role client connected (after its CONNECT was authorized) or disconnected. */
   onPresence(handler: (deviceId: string, online: boolean) => void): void;
   connectedDevices(): number;
+  /** Closes the connection of this client id if it authenticated with this certificate (normalized serial); says whether it did. */
+  disconnectCertificate(clientId: string, serial: string): boolean;
   /** TLS handshakes running and waiting, for metrics. */
   handshakes(): HandshakeStats;
   /** Closes the listeners, every client connection and Aedes. */
@@ -72,7 +78,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
 
   const aedes = await Aedes.createBroker({
-    ...createHooks(logger),
+    ...createHooks(logger, opts.isRevoked),
     // A device that opens TLS and sends no CONNECT is holding a slot for nothing.
     connectTimeout: 10_000,
     // Our ids are up to 64 characters: [MQTT-3.1.3-5] requires 23, a server may allow more (§3.1.3.1).
@@ -101,18 +107,21 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     }
   });
 
+  // Monitoring clients' connections, kept only so a revoked certificate can be cut off.
+  const monitors = new Presence(() => undefined);
+
   aedes.on('client', (client) => {
     const identity = identityOf(client);
     if (!identity) return;
     logger.info({ deviceId: identity.id, role: identity.role, clean: client.clean }, 'mqtt: client connected');
-    if (identity.role === 'device') presence.connected(identity.id, client);
+    (identity.role === 'device' ? presence : monitors).connected(identity.id, client);
   });
 
   aedes.on('clientDisconnect', (client) => {
     const identity = identityOf(client);
     if (!identity) return;
     logger.info({ deviceId: identity.id, role: identity.role }, 'mqtt: client disconnected');
-    if (identity.role === 'device') presence.disconnected(identity.id, client);
+    (identity.role === 'device' ? presence : monitors).disconnected(identity.id, client);
   });
 
   aedes.on('publish', (packet, client) => {
@@ -291,6 +300,15 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
 
     connectedDevices() {
       return presence.count();
+    },
+
+    disconnectCertificate(clientId, serial) {
+      const client = (presence.connection(clientId) ?? monitors.connection(clientId)) as Client | undefined;
+      const identity = identityOf(client);
+      if (!client || !identity || !('serial' in identity) || identity.serial !== serial) return false;
+      logger.warn({ deviceId: identity.id, role: identity.role, serial }, 'mqtt: certificate revoked, disconnecting');
+      client.close();
+      return true;
     },
 
     handshakes() {

@@ -24,4 +24,9 @@ export class Presence {
   count(): number {
     return this.current.size;
   }
+
+  /** The current connection of this id, if any. */
+  connection(deviceId: string): object | undefined {
+    return this.current.get(deviceId);
+  }
 }

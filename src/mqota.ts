@@ -6,6 +6,7 @@ import { startBroker, type Broker } from '../broker/index.js';
 import { topics } from '../broker/topics.js';
 import { ensurePki } from '../certs/pki.js';
 import { resolveAdminToken } from './auth/admin-token.js';
+import { CertificateLedger } from './auth/certificate-ledger.js';
 import { publicBaseUrl, type Config } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { WriteBehind } from './db/write-behind.js';
@@ -48,7 +49,8 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     await images.init();
     const catalog = new FirmwareCatalog(db.prisma, images);
     const registry = new DeviceRegistry(writes);
-    await Promise.all([catalog.load(), registry.load(db.prisma)]);
+    const certificates = new CertificateLedger(db.prisma);
+    await Promise.all([catalog.load(), registry.load(db.prisma), certificates.load()]);
 
     const events = new FleetEvents(logger);
     let links: Links | null = null;
@@ -66,8 +68,10 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     broker = await startBroker({
       port: config.mqttPort, host: config.host, tls: { key, cert, clientCa },
       plaintextPort: config.mqttPlaintextPort ?? undefined, maxPacketBytes: config.mqttMaxPacketBytes, logger: logger.child({ component: 'mqtt' }),
+      isRevoked: certificates.isRevoked,
     });
     stack.push(() => broker!.close());
+    certificates.onRevoke((commonName, serial) => broker!.disconnectCertificate(commonName, serial));
     broker.onDeviceMessage(({ deviceId, kind, payload }) => {
       const handled = kind === 'announce' ? engine.handleAnnounce(deviceId, payload) : engine.handleStatus(deviceId, payload);
       handled.catch((err) => logger.error({ err, deviceId, kind }, 'device message failed'));
@@ -75,7 +79,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     broker.onPresence((deviceId, online) => engine.handlePresence(deviceId, online));
     stack.push(await startStatusTopics({ events, engine, broker, prisma: db.prisma, logger })); // rollouts/{id}/progress, fleet/{id}/events
 
-    const services: Services = { config, logger, db, writes, catalog, registry, engine, events, broker, pki: pki.paths, adminToken: adminToken.token, links: { imageUrl: (s) => linksReady().imageUrl(s), brokerUrl: () => linksReady().brokerUrl() } };
+    const services: Services = { config, logger, db, writes, catalog, registry, engine, events, broker, pki: pki.paths, certificates, adminToken: adminToken.token, links: { imageUrl: (s) => linksReady().imageUrl(s), brokerUrl: () => linksReady().brokerUrl() } };
     const app: App = await buildApp(services, { key, cert });
     await app.listen({ port: config.httpsPort, host: config.host });
     stack.push(() => app.close()); // the API stops first, then the broker, then the writes drain

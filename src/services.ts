@@ -1,6 +1,7 @@
 // What the HTTP routes and the CLI-facing API need, assembled once by src/mqota.ts.
 import type { Broker } from '../broker/index.js';
 import type { PkiPaths } from '../certs/pki.js';
+import type { CertificateLedger } from './auth/certificate-ledger.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import type { WriteBehind } from './db/write-behind.js';
@@ -28,6 +29,7 @@ export interface Services {
   events: FleetEvents;
   broker: Broker;
   pki: PkiPaths;
+  certificates: CertificateLedger;
   adminToken: string;
   links: Links;
 }

@@ -1,15 +1,17 @@
 // The `mqota` CLI as an operator runs it: a real process against a real server, human output and
 // --json, firmware upload, rollout create with controls, live watch to completion, pause/resume,
-// device labels and fleet filters.
+// device labels and fleet filters, certificate rotation and revocation.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { buildEspAppImage } from './support/esp-image.js';
 import { startFleet, stopFleet, type SimulatedDevice } from './support/fleet.js';
+import { connectDevice, connectFailure } from './support/mqtt.js';
 import { eventually, startTestServer, type TestServer } from './support/server.js';
 
 const run = promisify(execFile);
@@ -80,5 +82,24 @@ describe('mqota CLI', () => {
     assert.deepEqual((await mqotaJson('devices', 'list', '--channel', 'beta')).map((d: Json) => d.id), ['cl-1']);
     const human = await mqota('devices', 'list', '--type', 'cl', '--version', '>=1.1.0');
     assert.match(human, /cl-1\s+cl\s+1\.1\.0\s+-\s+beta\s+lab,floor-2\s+true/);
+  });
+
+  test('device add, certificate and revoke; operator add and revoke', async () => {
+    const first = path.join(tmp, 'cl-9-a');
+    assert.match(await mqota('device', 'add', 'cl-9', '--type', 'cl', '--out', first), /device cl-9 \(cl\) provisioned/);
+    const rotated = await mqotaJson('device', 'certificate', 'cl-9', '--out', path.join(tmp, 'cl-9-b'));
+    assert.equal(rotated.bundle.deviceId, 'cl-9');
+    const credentials = async (dir: string) => ({ certPem: await readFile(path.join(dir, 'device.crt'), 'utf8'), keyPem: await readFile(path.join(dir, 'device.key'), 'utf8'), caPem: server.pki.caPem });
+    const old = await credentials(first);
+
+    const revoked = await mqotaJson('device', 'revoke', 'cl-9', '--serial', new X509Certificate(old.certPem).serialNumber, '--reason', 'lost');
+    assert.equal(revoked.revoked.length, 1);
+    assert.equal((await connectFailure('cl-9', { port: server.mqota.mqttPort, pki: server.pki, credentials: old })).returnCode, 5);
+    (await connectDevice('cl-9', { port: server.mqota.mqttPort, pki: server.pki, credentials: await credentials(path.join(tmp, 'cl-9-b')) })).end(true);
+    assert.match(await mqota('device', 'revoke', 'cl-9'), /device cl-9: 1 certificate\(s\) revoked/);
+    await assert.rejects(mqota('device', 'revoke', 'cl-9'), (e: any) => /no unrevoked certificate on record.*\(HTTP 409\)/.test(e.stderr));
+
+    await mqota('operator', 'add', 'cl-grafana', '--role', 'monitor', '--out', path.join(tmp, 'cl-grafana'));
+    assert.match(await mqota('operator', 'revoke', 'cl-grafana'), /operator cl-grafana: 1 certificate\(s\) revoked/);
   });
 });

@@ -49,7 +49,7 @@ program.command('start').description('run the service (the same as npm start)').
   await import('../main.js');
 });
 
-const device = program.command('device').description('provision devices');
+const device = program.command('device').description('provision devices, rotate and revoke their certificates');
 device.command('add <deviceId>')
   .description('issue a device certificate (CN = deviceId) and write a bundle ready to flash')
   .requiredOption('--type <firmwareType>', 'firmware type the device runs')
@@ -76,6 +76,31 @@ async function writeBundle(dir: string, b: { deviceId: string; type: string; bro
     'client_cert,file,string,device.crt', 'client_key,file,string,device.key', 'ca_cert,file,string,ca.crt', '',
   ].join('\n'));
 }
+
+type RevokedAnswer = { revoked: { serial: string; fingerprint: string | null }[]; disconnected: boolean };
+const revokedText = (who: string, r: RevokedAnswer) =>
+  `${who}: ${r.revoked.length} certificate(s) revoked (${r.revoked.map((c) => c.serial).join(', ')})${r.disconnected ? '; its live connection was closed' : ''}`;
+
+device.command('certificate <deviceId>')
+  .description('issue a new certificate for a device (rotation, or after revocation) and write a new bundle')
+  .option('--out <dir>', 'bundle folder (default ./<deviceId>)')
+  .action(async (deviceId: string, o: { out?: string }) => withClient(async (api) => {
+    const res = await api.call<{ bundle: { deviceId: string; type: string; brokerUrl: string; certPem: string; keyPem: string; caPem: string; fingerprint: string } }>(
+      'POST', `/api/devices/${encodeURIComponent(deviceId)}/certificate`);
+    const dir = path.resolve(o.out ?? deviceId);
+    await writeBundle(dir, res.bundle);
+    print({ ...res, bundle: { ...res.bundle, keyPem: undefined, dir } }, () =>
+      `device ${deviceId}: new certificate; bundle in ${dir}\n  certificate fingerprint ${res.bundle.fingerprint}`);
+  }));
+
+device.command('revoke <deviceId>')
+  .description('revoke a device\'s certificates: the broker refuses them and drops its connection')
+  .option('--serial <serial>', 'only this certificate (also one from your own CA); default: every one on record')
+  .option('--reason <text>')
+  .action(async (deviceId: string, o: { serial?: string; reason?: string }) => withClient(async (api) => {
+    const r = await api.call<RevokedAnswer>('POST', `/api/devices/${encodeURIComponent(deviceId)}/revoke`, JSON.parse(JSON.stringify({ serial: o.serial, reason: o.reason })));
+    print(r, () => revokedText(`device ${deviceId}`, r));
+  }));
 
 device.command('label <deviceId>').description('set a device\'s tags and release channel (rollouts can target them)')
   .option('--tags <tags>', 'comma-separated tags (replaces the current ones)').option('--channel <channel>')
@@ -112,6 +137,13 @@ operator.command('add <name>')
     ].join('\n'));
     print({ ...res, bundle: { ...b, keyPem: undefined, dir } }, () =>
       `operator ${name} (${b.role}) certificate issued; bundle in ${dir}\n  certificate fingerprint ${b.fingerprint}\n  broker ${b.brokerUrl}`);
+  }));
+
+operator.command('revoke <name>')
+  .description('revoke an operator certificate: the broker refuses it and drops its connection')
+  .action(async (name: string) => withClient(async (api) => {
+    const r = await api.call<RevokedAnswer>('DELETE', `/api/operators/${encodeURIComponent(name)}`);
+    print(r, () => revokedText(`operator ${name}`, r));
   }));
 
 program.command('devices').description('the fleet').command('list').description('list devices, with filters')

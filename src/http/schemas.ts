@@ -112,8 +112,27 @@ export const DeviceProvisioned = Type.Object({
     fingerprint: Type.String(), notAfter: DateTime,
   }),
 }, { description: 'the device and everything it needs to connect' });
+/** A client certificate in the ledger (src/auth/certificate-ledger.ts). */
+export const CertificateView = Type.Object({
+  serial: Type.String({ description: 'lower-case hex, no leading zeros' }),
+  fingerprint: Nullable(Type.String({ description: 'SHA-256; null for a certificate revoked by serial only' })),
+  notAfter: Nullable(DateTime), createdAt: DateTime,
+  revokedAt: Nullable(DateTime), revokedBy: Nullable(Type.String()), reason: Nullable(Type.String()),
+});
+
+export const RevokeBody = Type.Object({
+  serial: Type.Optional(Type.String({ pattern: '^[0-9A-Fa-f:]{1,59}$', description: 'one certificate (also one mqota did not issue); without it, every certificate on record' })),
+  reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+}, { additionalProperties: false });
+
+export const Revoked = Type.Object({
+  revoked: Type.Array(CertificateView, { description: 'the certificates this call revoked' }),
+  disconnected: Type.Boolean({ description: 'whether a live connection with one of them was closed' }),
+});
+
 export const DeviceDetail = Type.Object({
   ...DeviceView.properties,
+  certificates: Type.Array(CertificateView, { description: 'client certificates on record, newest first' }),
   attempts: Type.Array(Type.Object({
     updateId: Type.String(), rolloutId: Type.String(), firmwareId: Type.String(), targetVersion: Type.String(), fromVersion: Nullable(Type.String()),
     state: Type.String(), progress: Nullable(Type.Integer()), error: Nullable(Type.String()), reason: Nullable(Type.String()),

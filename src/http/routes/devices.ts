@@ -1,4 +1,5 @@
-// /api/devices: the fleet, and provisioning (a device certificate and its bundle).
+// /api/devices: the fleet, provisioning (a device certificate and its bundle), certificate
+// rotation and revocation.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import semver from 'semver';
@@ -7,7 +8,13 @@ import type { Device } from '../../fleet/device-registry.js';
 import type { Services } from '../../services.js';
 import { HttpError, notFound } from '../errors.js';
 import { Type } from 'typebox';
-import { DeviceCreateBody, DeviceDetail, DeviceLabelsBody, DeviceListQuery, DeviceParams, DeviceProvisioned, DeviceView, errors } from '../schemas.js';
+import { InvalidSerialError } from '../../auth/certificate-ledger.js';
+import { DeviceCreateBody, DeviceDetail, DeviceLabelsBody, DeviceListQuery, DeviceParams, DeviceProvisioned, DeviceView, errors, RevokeBody, Revoked } from '../schemas.js';
+
+/** The certificate ledger's view of a certificate, for the API. */
+export function certificateView(c: { serial: string; fingerprint: string | null; notAfter: Date | null; createdAt: Date; revokedAt: Date | null; revokedBy: string | null; reason: string | null }) {
+  return { serial: c.serial, fingerprint: c.fingerprint, notAfter: c.notAfter, createdAt: c.createdAt, revokedAt: c.revokedAt, revokedBy: c.revokedBy, reason: c.reason };
+}
 
 function deviceView(d: Device) {
   return {
@@ -30,17 +37,58 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
     const { id, type } = req.body;
     if (registry.get(id)) throw new HttpError(409, `device ${id} already exists`);
     if (await prisma.operatorCertificate.findUnique({ where: { name: id }, select: { name: true } })) throw new HttpError(409, `${id} is the name of an operator certificate; a device needs another id`);
-    const issued = await issueClientCertificate(services.pki, { id, role: 'device' });
+    const bundle = await issueBundle(id, type);
     await registry.register(id, type);
-    req.log.info({ deviceId: id, type, fingerprint: issued.fingerprint, notAfter: issued.notAfter }, 'device provisioned');
-    return reply.code(201).send({
-      device: deviceView(registry.get(id)!),
-      bundle: {
-        deviceId: id, type, brokerUrl: services.links.brokerUrl(),
-        certPem: issued.certPem, keyPem: issued.keyPem, caPem: issued.caPem,
-        fingerprint: issued.fingerprint, notAfter: issued.notAfter,
-      },
-    });
+    req.log.info({ deviceId: id, type, fingerprint: bundle.fingerprint, notAfter: bundle.notAfter }, 'device provisioned');
+    return reply.code(201).send({ device: deviceView(registry.get(id)!), bundle });
+  });
+
+  /** A new device certificate, recorded in the ledger (so it can be revoked), and its bundle. */
+  async function issueBundle(id: string, type: string) {
+    const issued = await issueClientCertificate(services.pki, { id, role: 'device' });
+    await services.certificates.recordIssued({ serial: issued.serial, commonName: id, role: 'device', fingerprint: issued.fingerprint, notAfter: issued.notAfter });
+    return {
+      deviceId: id, type, brokerUrl: services.links.brokerUrl(),
+      certPem: issued.certPem, keyPem: issued.keyPem, caPem: issued.caPem,
+      fingerprint: issued.fingerprint, notAfter: issued.notAfter,
+    };
+  }
+
+  app.post('/devices/:id/certificate', {
+    schema: {
+      tags: ['devices'], summary: 'Issue a new certificate for a device',
+      description: 'Rotation, or a replacement after revocation: a new key and certificate in a new bundle. Certificates issued before stay valid until revoked.',
+      params: DeviceParams, response: { 201: DeviceProvisioned, ...errors(404) },
+    },
+  }, async (req, reply) => {
+    const device = registry.get(req.params.id);
+    if (!device) throw notFound(`device ${req.params.id}`);
+    const bundle = await issueBundle(device.id, device.type);
+    req.log.info({ deviceId: device.id, fingerprint: bundle.fingerprint, notAfter: bundle.notAfter }, 'device certificate issued');
+    return reply.code(201).send({ device: deviceView(device), bundle });
+  });
+
+  // Admin, like issuing operator certificates and tokens: it changes who may connect.
+  app.post('/devices/:id/revoke', {
+    config: { role: 'admin' },
+    schema: {
+      tags: ['devices'], summary: 'Revoke a device\'s certificates',
+      description: 'The broker refuses the revoked certificates from now on (CONNACK 5) and closes a live connection made with one. Without `serial`, every certificate of the device on record; with it, that one, also from your own CA.',
+      params: DeviceParams, body: RevokeBody, response: { 200: Revoked, ...errors(400, 404, 409) },
+    },
+  }, async (req) => {
+    const device = registry.get(req.params.id);
+    if (!device) throw notFound(`device ${req.params.id}`);
+    const { serial, reason } = req.body ?? {};
+    const result = await services.certificates.revoke({ commonName: device.id, role: 'device', serial, reason, actor: req.principal.name })
+      .catch((err) => { throw err instanceof InvalidSerialError ? new HttpError(400, err.message) : err; });
+    if (!result.revoked.length) {
+      throw new HttpError(409, serial === undefined
+        ? `device ${device.id} has no unrevoked certificate on record; give the serial of the one to revoke`
+        : `certificate ${serial} is already revoked or belongs to someone else`);
+    }
+    req.log.warn({ deviceId: device.id, serials: result.revoked.map((c) => c.serial), reason, disconnected: result.disconnected }, 'device certificates revoked');
+    return { revoked: result.revoked.map(certificateView), disconnected: result.disconnected };
   });
 
   app.get('/devices', {
@@ -79,6 +127,7 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
     const device = registry.get(req.params.id);
     if (!device) throw notFound(`device ${req.params.id}`);
     await services.writes.flush();
+    const certificates = await services.certificates.list(device.id, 'device');
     const attempts = await prisma.updateAttempt.findMany({
       where: { deviceId: device.id },
       orderBy: { createdAt: 'desc' },
@@ -87,6 +136,7 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
     });
     return {
       ...deviceView(device),
+      certificates: certificates.map(certificateView),
       attempts: attempts.map((a) => ({
         updateId: a.id, rolloutId: a.rolloutId, firmwareId: a.firmwareId, targetVersion: a.firmware.version, fromVersion: a.fromVersion,
         state: a.state, progress: a.progress, error: a.error, reason: a.reason, createdAt: a.createdAt, updatedAt: a.updatedAt, finishedAt: a.finishedAt,

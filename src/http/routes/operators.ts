@@ -1,6 +1,7 @@
 // /api/operators: client certificates for monitoring clients (OU=monitor), which may subscribe to
 // the status topics and publish nothing (broker/acl.ts). Like device keys, the private key is
-// returned once and never stored; the database keeps the name, fingerprint and serial.
+// returned once and never stored; the database keeps the name, fingerprint and serial, and the
+// certificate ledger lets an admin revoke it (DELETE).
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
@@ -8,7 +9,8 @@ import { MONITOR_FILTERS } from '../../../broker/topics.js';
 import { issueClientCertificate } from '../../../certs/pki.js';
 import type { Services } from '../../services.js';
 import { HttpError } from '../errors.js';
-import { DateTime, DeviceId, errors } from '../schemas.js';
+import { DateTime, DeviceId, errors, Revoked } from '../schemas.js';
+import { certificateView } from './devices.js';
 
 export const OperatorCreateBody = Type.Object({
   // The name is the certificate CN, so it follows the device id rule.
@@ -51,6 +53,7 @@ export async function operatorRoutes(fastify: FastifyInstance, { services }: { s
     if (services.registry.get(name)) throw new HttpError(409, `${name} is a device id; an operator needs another name`);
     if (await prisma.operatorCertificate.findUnique({ where: { name }, select: { name: true } })) throw new HttpError(409, `operator ${name} already exists`);
     const issued = await issueClientCertificate(services.pki, { id: name, role });
+    await services.certificates.recordIssued({ serial: issued.serial, commonName: name, role, fingerprint: issued.fingerprint, notAfter: issued.notAfter });
     const operator = await prisma.operatorCertificate.create({
       data: { name, role, fingerprint: issued.fingerprint, serial: issued.serial, notAfter: issued.notAfter },
     }).catch((err: { code?: string }) => {
@@ -69,4 +72,21 @@ export async function operatorRoutes(fastify: FastifyInstance, { services }: { s
   app.get('/operators', {
     schema: { tags: ['monitoring'], summary: 'List operator certificates', response: { 200: Type.Array(OperatorView) } },
   }, async () => prisma.operatorCertificate.findMany({ orderBy: { name: 'asc' } }));
+
+  app.delete('/operators/:name', {
+    config: { role: 'admin' },
+    schema: {
+      tags: ['monitoring'], summary: 'Revoke an operator certificate',
+      description: 'The broker refuses it from now on and closes a live connection made with it; the name may be issued again.',
+      params: Type.Object({ name: DeviceId }), response: { 200: Revoked, ...errors(404) },
+    },
+  }, async (req) => {
+    const { name } = req.params;
+    const operator = await prisma.operatorCertificate.findUnique({ where: { name } });
+    if (!operator) throw new HttpError(404, `operator ${name} not found`);
+    const result = await services.certificates.revoke({ commonName: name, role: 'monitor', actor: req.principal.name, reason: 'operator removed' });
+    await prisma.operatorCertificate.delete({ where: { name } });
+    req.log.warn({ operator: name, serials: result.revoked.map((c) => c.serial), disconnected: result.disconnected }, 'operator certificate revoked');
+    return { revoked: result.revoked.map(certificateView), disconnected: result.disconnected };
+  });
 }

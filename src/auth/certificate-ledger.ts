@@ -1,0 +1,95 @@
+// The client-certificate ledger: every certificate mqota issued (devices and operators) and
+// every one revoked. The device CA still vouches for a revoked certificate, so the TLS handshake
+// succeeds; the broker asks `isRevoked` at CONNECT and refuses it. The revoked serials are held
+// in memory for that (CONNECT must not wait on a query); the table is the truth at start-up.
+import { normalizeSerial } from '../../broker/index.js';
+import type { PrismaClient } from '../generated/prisma/client.js';
+
+export type CertificateRole = 'device' | 'monitor';
+
+export interface CertificateRecord {
+  serial: string;
+  commonName: string;
+  role: string;
+  fingerprint: string | null;
+  notAfter: Date | null;
+  createdAt: Date;
+  revokedAt: Date | null;
+  revokedBy: string | null;
+  reason: string | null;
+}
+
+export class InvalidSerialError extends Error {}
+
+/** Ends a live connection made with this certificate; says whether there was one. */
+export type Disconnect = (commonName: string, serial: string) => boolean;
+
+export class CertificateLedger {
+  private readonly revoked = new Set<string>();
+  private disconnect: Disconnect = () => false;
+
+  constructor(private readonly prisma: PrismaClient) {}
+
+  /** Who cuts off live connections when a certificate is revoked (the broker, once it runs). */
+  onRevoke(disconnect: Disconnect): void {
+    this.disconnect = disconnect;
+  }
+
+  async load(): Promise<void> {
+    const rows = await this.prisma.clientCertificate.findMany({ where: { revokedAt: { not: null } }, select: { serial: true } });
+    for (const { serial } of rows) this.revoked.add(serial);
+  }
+
+  /** For the broker, at every CONNECT: `serial` as normalizeSerial spells it. */
+  isRevoked = (serial: string): boolean => this.revoked.has(serial);
+
+  async recordIssued(c: { serial: string; commonName: string; role: CertificateRole; fingerprint: string; notAfter: Date }): Promise<void> {
+    await this.prisma.clientCertificate.create({ data: { ...c, serial: this.serial(c.serial) } });
+  }
+
+  /** The certificates of one device or operator, newest first. */
+  list(commonName: string, role: CertificateRole): Promise<CertificateRecord[]> {
+    return this.prisma.clientCertificate.findMany({ where: { commonName, role }, orderBy: { createdAt: 'desc' } });
+  }
+
+  /**
+   * Revokes one certificate by serial (recorded if mqota did not issue it, e.g. from your own
+   * CA, or issued before the ledger existed), or every certificate of this CN and role that is not
+   * revoked yet; a live connection made with one of them is closed. Returns the certificates
+   * revoked by this call. A serial already revoked, or belonging to another CN, is not touched.
+   */
+  async revoke(q: { commonName: string; role: CertificateRole; serial?: string; actor: string; reason?: string }): Promise<{ revoked: CertificateRecord[]; disconnected: boolean }> {
+    const now = new Date();
+    const mark = { revokedAt: now, revokedBy: q.actor, reason: q.reason ?? null };
+    let revoked: CertificateRecord[];
+    if (q.serial === undefined) {
+      revoked = await this.prisma.$transaction(async (tx) => {
+        const open = await tx.clientCertificate.findMany({ where: { commonName: q.commonName, role: q.role, revokedAt: null } });
+        await tx.clientCertificate.updateMany({ where: { serial: { in: open.map((c) => c.serial) }, revokedAt: null }, data: mark });
+        return open.map((c) => ({ ...c, ...mark }));
+      });
+    } else {
+      const serial = this.serial(q.serial);
+      revoked = await this.prisma.$transaction(async (tx) => {
+        const known = await tx.clientCertificate.findUnique({ where: { serial } });
+        if (known && (known.revokedAt || known.commonName !== q.commonName || known.role !== q.role)) return [];
+        const row = known
+          ? await tx.clientCertificate.update({ where: { serial }, data: mark })
+          : await tx.clientCertificate.create({ data: { serial, commonName: q.commonName, role: q.role, ...mark } });
+        return [row];
+      });
+    }
+    let disconnected = false;
+    for (const c of revoked) {
+      this.revoked.add(c.serial);
+      if (this.disconnect(c.commonName, c.serial)) disconnected = true;
+    }
+    return { revoked, disconnected };
+  }
+
+  private serial(serial: string): string {
+    const normalized = normalizeSerial(serial);
+    if (!normalized) throw new InvalidSerialError(`serial ${JSON.stringify(serial)} is not a certificate serial number (1-20 bytes of hex)`);
+    return normalized;
+  }
+}

@@ -17,7 +17,7 @@ import { parseDeviceTopic } from './topics.js';
 
 export { DEVICE_ID_PATTERN, MONITOR_FILTERS, parseDeviceTopic, topics } from './topics.js';
 export type { Identity, Role } from './identity.js';
-export { normalizeSerial } from './identity.js';
+export { identityFromConnection, normalizeSerial, type ConnectionIdentity } from './identity.js';
 export type { RevocationCheck } from './hooks.js';
 export type { HandshakeStats } from './handshake-gate.js';
 

@@ -20,6 +20,7 @@ const EnvSchema = Type.Object({
   MQOTA_HOSTNAMES: Type.String({ default: '', pattern: '^[A-Za-z0-9.:,\\- ]*$' }),
   MQOTA_MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, maximum: 1024 * 1024 * 1024, default: 16 * 1024 * 1024 }),
   MQOTA_ROLLOUT_TICK_MS: Type.Integer({ minimum: 20, maximum: 60_000, default: 1000 }),
+  MQOTA_IMAGE_ACCESS: Type.Union([Type.Literal('certificate'), Type.Literal('public')], { default: 'certificate' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   LOG_FORMAT: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('pretty')])),
 });
@@ -40,6 +41,8 @@ export interface Config {
   maxImageBytes: number;
   /** How often rollouts are re-evaluated (waves, schedule, timeouts, rate-limited sends). */
   rolloutTickMs: number;
+  /** Who may download images: a device with its client certificate or a token holder, or anyone (a CDN or mirror in front). */
+  imageAccess: 'certificate' | 'public';
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
@@ -70,6 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     hostnames: raw.MQOTA_HOSTNAMES.split(',').map((h) => h.trim()).filter(Boolean),
     maxImageBytes: raw.MQOTA_MAX_IMAGE_BYTES,
     rolloutTickMs: raw.MQOTA_ROLLOUT_TICK_MS,
+    imageAccess: raw.MQOTA_IMAGE_ACCESS,
     logLevel: raw.LOG_LEVEL,
     logFormat: raw.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
   };

@@ -80,7 +80,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     stack.push(await startStatusTopics({ events, engine, broker, prisma: db.prisma, logger })); // rollouts/{id}/progress, fleet/{id}/events
 
     const services: Services = { config, logger, db, writes, catalog, registry, engine, events, broker, pki: pki.paths, certificates, adminToken: adminToken.token, links: { imageUrl: (s) => linksReady().imageUrl(s), brokerUrl: () => linksReady().brokerUrl() } };
-    const app: App = await buildApp(services, { key, cert });
+    const app: App = await buildApp(services, { key, cert, clientCa });
     await app.listen({ port: config.httpsPort, host: config.host });
     stack.push(() => app.close()); // the API stops first, then the broker, then the writes drain
     const httpsPort = (app.server.address() as { port: number }).port;

@@ -34,12 +34,23 @@ describe('operator API', () => {
 
   const firmwareFiles = async () => readdir(path.join(server.dataDir, 'firmware'));
 
+  /** A new HTTPS client (new connections) holding a device's certificate, as the device's download would; the device is provisioned on first use. */
+  const bundles = new Map<string, Json>();
+  async function deviceAgent(id: string, type: string): Promise<Agent> {
+    if (!bundles.has(id)) bundles.set(id, (await server.api.call<Json>('POST', '/api/devices', { id, type })).bundle);
+    const b = bundles.get(id)!;
+    const a = new Agent({ connect: { ca: server.pki.caPem, cert: b.certPem, key: b.keyPem } });
+    agents.push(a);
+    return a;
+  }
+  const agents: Agent[] = [];
+
   before(async () => {
     server = await startTestServer({ env: { MQOTA_MAX_IMAGE_BYTES: String(256 * 1024) } });
     tmp = await mkdtemp(path.join(os.tmpdir(), 'mqota-api-'));
     agent = new Agent({ connect: { ca: server.pki.caPem } });
   });
-  after(async () => { await agent?.close(); await server?.close(); });
+  after(async () => { await Promise.all([agent, ...agents].map((a) => a?.close())); await server?.close(); });
 
   test('the API needs the bearer token; /healthz does not', async () => {
     for (const headers of [{}, { authorization: 'Bearer wrong-token' }, { authorization: 'Basic dGVzdA==' }]) {
@@ -149,6 +160,8 @@ describe('operator API', () => {
 
   test('image paths: only <sha256>.bin names are served; tricks get 404', async () => {
     const [fw] = await server.api.call<Json[]>('GET', '/api/firmware?type=raw');
+    // As a device fetches it: with its client certificate.
+    const agent = await deviceAgent('raw-img', 'raw');
     const ok = await request(url(`/firmware/${fw.sha256}.bin`), { dispatcher: agent });
     assert.equal(ok.statusCode, 200);
     await ok.body.dump();
@@ -172,6 +185,30 @@ describe('operator API', () => {
     const unsatisfiable = await request(url(`/firmware/${fw.sha256}.bin`), { dispatcher: agent, headers: { range: `bytes=${fw.size + 10}-` } });
     assert.equal(unsatisfiable.statusCode, 416);
     await unsatisfiable.body.dump();
+  });
+
+  test('who may download an image: a device of its type with its certificate, or a token holder', async () => {
+    const [fw] = await server.api.call<Json[]>('GET', '/api/firmware?type=raw');
+    const image = url(`/firmware/${fw.sha256}.bin`);
+    const status = async (dispatcher: Agent, headers: Record<string, string> = {}) => {
+      const res = await request(image, { dispatcher, headers });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    assert.equal(await status(agent), 401, 'no certificate, no token');
+    assert.equal(await status(agent, { authorization: 'Bearer not-a-token' }), 401);
+    const { token } = await server.api.call<Json>('POST', '/api/tokens', { name: 'img-viewer', role: 'viewer' });
+    assert.equal(await status(agent, { authorization: `Bearer ${token}` }), 200, 'a viewer token');
+
+    assert.equal(await status(await deviceAgent('raw-dl', 'raw')), 200, 'a device of the image\'s type');
+    assert.equal(await status(await deviceAgent('lamp-dl', 'lamp')), 403, 'a device of another type');
+    const foreign = await server.pki.issueForeign('raw-dl');
+    assert.equal(await status(new Agent({ connect: { ca: server.pki.caPem, cert: foreign.certPem, key: foreign.keyPem } })), 401, 'another CA');
+
+    const revoked = await deviceAgent('raw-rv', 'raw');
+    assert.equal(await status(revoked), 200);
+    await server.api.call('POST', '/api/devices/raw-rv/revoke', {});
+    assert.equal(await status(await deviceAgent('raw-rv', 'raw')), 401, 'a revoked certificate');
   });
 
   test('firmware used by a running rollout cannot be deleted; otherwise deletion removes the file', async () => {
@@ -259,5 +296,32 @@ describe('operator API', () => {
     assert.throws(() => loadConfig({ PUBLIC_URL: 'http://plain' }), /PUBLIC_URL/);
     assert.throws(() => loadConfig({ MQOTA_ADMIN_TOKEN: 'short' }), /MQOTA_ADMIN_TOKEN/);
     assert.equal(loadConfig({}).mqttPlaintextPort, null);
+    assert.equal(loadConfig({}).imageAccess, 'certificate');
+    assert.throws(() => loadConfig({ MQOTA_IMAGE_ACCESS: 'open' }), /MQOTA_IMAGE_ACCESS/);
+  });
+});
+
+describe('MQOTA_IMAGE_ACCESS=public', () => {
+  let server: TestServer;
+  before(async () => { server = await startTestServer({ env: { MQOTA_IMAGE_ACCESS: 'public' } }); });
+  after(async () => { await server?.close(); });
+
+  test('images download without a certificate or token (a CDN or mirror in front); the API still needs its token', async () => {
+    const form = new FormData();
+    form.set('file', new Blob([new Uint8Array(buildEspAppImage({ projectName: 'pub', version: '1.0.0' }))]), 'pub.bin');
+    const fw = await server.api.call<Json>('GET', `/api/firmware/${(await request(`${server.mqota.publicUrl}/api/firmware`, {
+      method: 'POST', dispatcher: new Agent({ connect: { ca: server.pki.caPem } }), headers: { authorization: `Bearer ${server.config.adminToken}` }, body: form,
+    }).then((r) => r.body.json() as Promise<Json>)).id}`);
+    const agent = new Agent({ connect: { ca: server.pki.caPem } });
+    try {
+      const res = await request(`${server.mqota.publicUrl}/firmware/${fw.sha256}.bin`, { dispatcher: agent });
+      assert.equal(res.statusCode, 200);
+      assert.equal((await res.body.arrayBuffer()).byteLength, fw.size);
+      const api = await request(`${server.mqota.publicUrl}/api/firmware`, { dispatcher: agent });
+      assert.equal(api.statusCode, 401);
+      await api.body.dump();
+    } finally {
+      await agent.close();
+    }
   });
 });

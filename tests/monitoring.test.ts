@@ -483,20 +483,23 @@ describe('monitoring', () => {
         assert.equal(during.get('mqota_tls_handshakes{kind="queued"}'), 0);
         assert.equal(during.get('mqota_tls_handshakes_refused_total'), 0);
 
-        // The image, whole, from byte 1000, and answers without a body.
+        // The image, whole, from byte 1000, and answers without a body, fetched as valve-1 would.
         const image = url(`/firmware/${fw.sha256}.bin`);
-        const whole = await request(image, { dispatcher: agent });
+        const creds = await server.pki.issue('valve-1');
+        const device = new Agent({ connect: { ca: server.pki.caPem, cert: creds.certPem, key: creds.keyPem } });
+        const whole = await request(image, { dispatcher: device });
         const wholeBytes = Buffer.from(await whole.body.arrayBuffer());
-        const part = await request(image, { dispatcher: agent, headers: { range: 'bytes=1000-' } });
+        const part = await request(image, { dispatcher: device, headers: { range: 'bytes=1000-' } });
         assert.equal(part.statusCode, 206);
         const partBytes = Buffer.from(await part.body.arrayBuffer());
-        const head = await request(image, { dispatcher: agent, method: 'HEAD' });
+        const head = await request(image, { dispatcher: device, method: 'HEAD' });
         await head.body.dump();
-        const notModified = await request(image, { dispatcher: agent, headers: { 'if-none-match': `"${fw.sha256}"` } });
+        const notModified = await request(image, { dispatcher: device, headers: { 'if-none-match': `"${fw.sha256}"` } });
         assert.equal(notModified.statusCode, 304);
         await notModified.body.dump();
         assert.equal(wholeBytes.length, fw.size);
         assert.equal(partBytes.length, fw.size - 1000);
+        await device.close();
 
         await updateToSuccess(devices[0], ids[0], commands[0]);
         await report(devices[1], ids[1], { updateId: commands[1].updateId, state: 'failed', error: 'download-failed' });

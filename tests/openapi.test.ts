@@ -85,7 +85,8 @@ describe('OpenAPI document and /docs', () => {
     assert.equal(doc.info.version, pkg.version);
     assert.equal(doc.components.securitySchemes.bearerAuth.type, 'http');
     assert.equal(doc.components.securitySchemes.bearerAuth.scheme, 'bearer');
-    assert.equal(doc.security, undefined, 'security is per operation: /healthz and images need none');
+    assert.equal(doc.components.securitySchemes.deviceCertificate.type, 'mutualTLS');
+    assert.equal(doc.security, undefined, 'security is per operation: /healthz needs none, images a device certificate or a token');
 
     const seen = new Set<string>();
     for (const { key, path: p, op } of ops()) {
@@ -103,6 +104,9 @@ describe('OpenAPI document and /docs', () => {
         assert.ok(op.responses['401'], `${key}: no 401`);
         assert.match(op.description, /Needs the \*\*(viewer|operator|admin)\*\* role/, key);
         if (/^\/api\/(firmware|devices|tokens|audit|rollouts)/.test(p)) assert.ok(op.tags?.length, `${key}: untagged`);
+      } else if (p === '/firmware/{name}') {
+        assert.deepEqual(op.security, [{ deviceCertificate: [] }, { bearerAuth: [] }], key);
+        assert.ok(op.responses['401'] && op.responses['403'], `${key}: no 401/403`);
       } else {
         assert.equal(op.security, undefined, key);
       }
@@ -131,7 +135,7 @@ describe('OpenAPI document and /docs', () => {
   });
 
   test('every /api route of the app is in the document, with the role it needs', async () => {
-    const tls = { key: await readFile(server.pki.paths.serverKey, 'utf8'), cert: await readFile(server.pki.paths.serverCert, 'utf8') };
+    const tls = { key: await readFile(server.pki.paths.serverKey, 'utf8'), cert: await readFile(server.pki.paths.serverCert, 'utf8'), clientCa: await readFile(server.pki.paths.deviceCaCert, 'utf8') };
     const app = await buildApp(server.mqota.services, tls);
     try {
       await app.ready();

@@ -73,7 +73,9 @@ for (const database of DATABASES) {
         assert.equal(cmd.size, fw.size);
         assert.match(cmd.updateId, /^[A-Za-z0-9_-]+$/);
 
-        const agent = new Agent({ connect: { ca: server.pki.caPem } });
+        // As the device downloads it: verifying the server against the CA, presenting its own certificate.
+        const creds = await server.pki.issue('thermo-1');
+        const agent = new Agent({ connect: { ca: server.pki.caPem, cert: creds.certPem, key: creds.keyPem } });
         const whole = await request(cmd.url, { dispatcher: agent });
         assert.equal(whole.statusCode, 200);
         const bytes = Buffer.from(await whole.body.arrayBuffer());

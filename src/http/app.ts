@@ -21,9 +21,11 @@ import { dashboardRoutes } from './routes/dashboard.js';
 
 export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
 
-export async function buildApp(services: Services, tls: { key: string; cert: string }): Promise<App> {
+export async function buildApp(services: Services, tls: { key: string; cert: string; clientCa: string }): Promise<App> {
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' },
+    // A client certificate is asked for and verified against the device CA, never required here:
+    // devices present theirs for image downloads, browsers and API clients carry a token instead.
+    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', ca: tls.clientCa, requestCert: true, rejectUnauthorized: false },
     loggerInstance: services.logger.child({ component: 'http' }),
     bodyLimit: 1024 * 1024,
     // Path tricks are answered by the router (404) or the name check on /firmware, never the file system.
@@ -57,12 +59,14 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
   await app.register(metricsRoutes, { services }); // first: its hooks count the responses of every route after it
   await app.register(openapiPlugin); // before the routes: it documents those registered after it
   await app.register(healthRoutes, { services });
-  await app.register(imageRoutes, { services });
+  // Public images need no token, so they sit outside the auth plugin's scope.
+  if (services.config.imageAccess === 'public') await app.register(imageRoutes, { services });
   await app.register(dashboardRoutes);
   // One auth plugin, so one token store, for everything behind a token: /api and GET /metrics.
   await app.register(async (authed) => {
     await authed.register(authPlugin, { services });
     await authed.register(metricsEndpoint);
+    if (services.config.imageAccess === 'certificate') await authed.register(imageRoutes, { services });
     await authed.register(async (api) => {
       await api.register(tokenRoutes);
       await api.register(auditRoutes);

@@ -2,6 +2,7 @@
 // (src/auth/), the role each route needs, and an audit entry for every change attempted.
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { identityFromConnection, type ConnectionIdentity } from '../../broker/index.js';
 import { AuditLog, sanitise } from '../auth/audit-log.js';
 import { defaultRole, roleAllows, type Principal, type Role } from '../auth/roles.js';
 import { ApiTokenStore } from '../auth/token-store.js';
@@ -12,10 +13,14 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The least role that may call the route. Default: `viewer` for GET/HEAD, `operator` otherwise. */
     role?: Role;
+    /** A device may call the route with its TLS client certificate instead of a token (image downloads). */
+    device?: boolean;
   }
   interface FastifyRequest {
     /** The caller of an /api request, set before validation and handlers run (null outside /api). */
     principal: Principal;
+    /** The device whose client certificate authenticated a `device` route (null when a token did). */
+    device: ConnectionIdentity | null;
     /** Set by a handler whose body says too little for the audit log (a multipart upload's form fields). */
     auditDetails: Record<string, unknown> | null;
   }
@@ -35,6 +40,7 @@ export const authPlugin = fp(async (app: FastifyInstance, { services }: { servic
   app.decorate('apiTokens', tokens);
   app.decorate('auditLog', audit);
   app.decorateRequest('principal', null as unknown as Principal);
+  app.decorateRequest('device', null);
   app.decorateRequest('auditDetails', null);
   app.addHook('onClose', async () => { await tokens.close(); await audit.settled(); });
 
@@ -42,6 +48,17 @@ export const authPlugin = fp(async (app: FastifyInstance, { services }: { servic
   app.addHook('onRequest', async (req, reply) => {
     const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     const principal = match ? tokens.authenticate(match[1]) : null;
+    if (!principal && req.routeOptions.config.device) {
+      // The HTTPS listener asks for a client certificate and verifies it against the device CA,
+      // but lets connections without one through (browsers, API clients); here it is required.
+      const device = identityFromConnection(req.raw.socket);
+      if (device?.role === 'device' && !services.certificates.isRevoked(device.serial)) {
+        req.device = device;
+        return;
+      }
+      req.log.warn({ ip: req.ip, url: req.url, deviceId: device?.id, revoked: device ? services.certificates.isRevoked(device.serial) : undefined }, 'image request without a device certificate or token');
+      return reply.code(401).header('www-authenticate', 'Bearer realm="mqota"').send({ statusCode: 401, error: 'Unauthorized', message: 'a device client certificate (not revoked) or an Authorization: Bearer <token> header is required' });
+    }
     if (!principal) {
       req.log.warn({ ip: req.ip, url: req.url }, 'API request without a valid token');
       return reply.code(401).header('www-authenticate', 'Bearer realm="mqota"').send({ statusCode: 401, error: 'Unauthorized', message: 'a valid Authorization: Bearer <token> header is required' });

@@ -1,5 +1,7 @@
 // GET /firmware/<sha256>.bin: the content-addressed image, with Range support and a strong ETag
-// (the content hash), so a device can resume an interrupted download safely.
+// (the content hash), so a device can resume an interrupted download safely. Who may download it
+// (MQOTA_IMAGE_ACCESS): by default a device with its client certificate, and only images of its
+// own firmware type, or a token holder (auth.ts); with `public`, anyone who has the link.
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
 import { notFound } from '../errors.js';
@@ -8,17 +10,22 @@ import { errors } from '../schemas.js';
 const IMAGE_NAME = /^([0-9a-f]{64})\.bin$/;
 
 export async function imageRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
+  const open = services.config.imageAccess === 'public';
   app.get<{ Params: { name: string } }>('/firmware/:name', {
+    config: { device: true },
     schema: {
       tags: ['images'], summary: 'Download an image',
-      description: 'The content-addressed link in update commands; no token. Range requests (206, 416), a strong ETag equal to the SHA-256, If-None-Match (304) and If-Range.',
+      description: `The content-addressed link in update commands. ${open
+        ? 'No credentials (MQOTA_IMAGE_ACCESS=public).'
+        : 'A device presents its client certificate (the one it uses for MQTT) and may fetch images of its own firmware type; anyone else needs a token (viewer).'} Range requests (206, 416), a strong ETag equal to the SHA-256, If-None-Match (304) and If-Range.`,
+      ...(open ? {} : { security: [{ deviceCertificate: [] }, { bearerAuth: [] }] }),
       // No pattern: a bad name is answered (and logged) below as a 404.
       params: { type: 'object', properties: { name: { type: 'string', description: '<sha256>.bin' } }, required: ['name'] },
       response: {
         200: { description: 'the image', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
         206: { description: 'the requested range', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
         304: { description: 'not modified', type: 'null' },
-        ...errors(404),
+        ...errors(...(open ? [404] as const : [401, 403, 404] as const)),
       },
     },
   }, async (req, reply) => {
@@ -28,6 +35,14 @@ export async function imageRoutes(app: FastifyInstance, { services }: { services
       return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'images are named <sha256>.bin' });
     }
     if (!(await services.catalog.images.has(match[1]))) throw notFound(`image ${req.params.name}`);
+    if (req.device) {
+      // Least privilege: a device fetches what it could be told to install, images of its own type.
+      const type = services.registry.get(req.device.id)?.type;
+      if (!type || !services.catalog.list({ type }).some((f) => f.sha256 === match[1])) {
+        req.log.warn({ deviceId: req.device.id, type, sha256: match[1] }, 'image request refused: not an image of the device\'s type');
+        return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: `device ${req.device.id} may download images of its own firmware type only` });
+      }
+    }
     const etag = `"${match[1]}"`;
     // The content hash is a strong validator; conditional requests are answered against it here.
     const ifNoneMatch = req.headers['if-none-match'];

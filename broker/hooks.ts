@@ -6,6 +6,7 @@ import type { AedesOptions, AuthenticateError, Client, Subscription } from 'aede
 import type { Logger } from 'pino';
 import { MAX_GRANTED_QOS, mayPublish, mayReceive, maySubscribe } from './acl.js';
 import { identityFromConnection, identityOf, setIdentity } from './identity.js';
+import type { RefusalReason } from './refusals.js';
 
 type Hooks = Required<Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>>;
 
@@ -22,22 +23,25 @@ function remoteAddress(client: Client): string | undefined {
 /** Whether a certificate, by its normalized serial, has been revoked. */
 export type RevocationCheck = (serial: string) => boolean;
 
-export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => false): Hooks {
+export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => false, refused: (reason: RefusalReason) => void = () => undefined): Hooks {
   return {
     authenticate(client, _username, _password, callback) {
       // The certificate is the credential; username and password are ignored.
       const identity = identityFromConnection(client.conn);
       if (!identity) {
+        refused('no-identity');
         logger.warn({ clientId: client.id, remoteAddress: remoteAddress(client) }, 'mqtt: connection refused: no usable client certificate');
         return callback(notAuthorized('no usable client certificate'), false);
       }
       if (isRevoked(identity.serial)) {
         // The CA still vouches for it, so the handshake succeeded; the ledger says no.
+        refused('revoked');
         logger.warn({ deviceId: identity.id, role: identity.role, serial: identity.serial, remoteAddress: remoteAddress(client) }, 'mqtt: connection refused: certificate revoked');
         return callback(notAuthorized('certificate revoked'), false);
       }
       if (client.id !== identity.id) {
         // Ties the session (and so the topics) to the certificate: no one can take over another id.
+        refused('client-id');
         logger.warn({ deviceId: identity.id, clientId: client.id, role: identity.role }, 'mqtt: connection refused: client id differs from certificate CN');
         return callback(notAuthorized('client id must equal the certificate CN'), false);
       }
@@ -58,11 +62,13 @@ export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => f
       }
       const who = { deviceId: identity?.id ?? client.id, role: identity?.role, topic: packet.topic };
       if (client.closed) {
+        refused('will');
         logger.warn(who, 'mqtt: last will refused');
         return callback(new Error(`will on ${packet.topic} not authorized`));
       }
       // MQTT 3.1.1 has no negative PUBACK [MQTT-3.3.5-2]: dropping silently would leave the
       // device believing it was heard, so Aedes closes the connection on this error.
+      refused('publish');
       logger.warn(who, 'mqtt: publish refused, disconnecting');
       callback(new Error(`publish to ${packet.topic} not authorized`));
     },
@@ -70,6 +76,7 @@ export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => f
     authorizeSubscribe(client, sub, callback) {
       const identity = identityOf(client);
       if (!identity || !maySubscribe(identity, sub.topic)) {
+        refused('subscribe');
         logger.warn({ deviceId: identity?.id ?? client.id, role: identity?.role, topic: sub.topic }, 'mqtt: subscription refused');
         // A null subscription makes Aedes answer 0x80 for this topic [MQTT-3.8.4-5], keeping
         // the connection and the other topics of the same SUBSCRIBE [MQTT-3.8.4-4].

@@ -12,6 +12,7 @@ import { capSubscribeQos, createHooks, storableSubscription, type RevocationChec
 import { identityOf } from './identity.js';
 import { guardPacketSize } from './packet-size.js';
 import { Presence } from './presence.js';
+import { Refusals, type RefusalReason } from './refusals.js';
 import { storeOnlyAuthorizedSubscriptions } from './sessions.js';
 import { parseDeviceTopic } from './topics.js';
 
@@ -19,6 +20,7 @@ export { DEVICE_ID_PATTERN, MONITOR_FILTERS, parseDeviceTopic, topics } from './
 export type { Identity, Role } from './identity.js';
 export { identityFromConnection, normalizeSerial, type ConnectionIdentity } from './identity.js';
 export type { RevocationCheck } from './hooks.js';
+export { REFUSAL_REASONS, type RefusalReason } from './refusals.js';
 export type { HandshakeStats } from './handshake-gate.js';
 
 export const DEFAULT_MAX_PACKET_BYTES = 64 * 1024;
@@ -69,6 +71,8 @@ export interface Broker {
   disconnectCertificate(clientId: string, serial: string): boolean;
   /** TLS handshakes running and waiting, for metrics. */
   handshakes(): HandshakeStats;
+  /** Clients and packets turned away so far, by reason, for metrics. */
+  refusals(): ReadonlyMap<RefusalReason, number>;
   /** Closes the listeners, every client connection and Aedes. */
   close(): Promise<void>;
 }
@@ -76,9 +80,10 @@ export interface Broker {
 export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const { logger } = opts;
   const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+  const refusals = new Refusals();
 
   const aedes = await Aedes.createBroker({
-    ...createHooks(logger, opts.isRevoked),
+    ...createHooks(logger, opts.isRevoked, refusals.count),
     // A device that opens TLS and sends no CONNECT is holding a slot for nothing.
     connectTimeout: 10_000,
     // Our ids are up to 64 characters: [MQTT-3.1.3-5] requires 23, a server may allow more (§3.1.3.1).
@@ -173,6 +178,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   const accept = (socket: net.Socket) => {
     let client: Client | undefined;
     guardPacketSize(socket, maxPacketBytes, (size) => {
+      refusals.count('packet-too-large');
       logger.warn(
         { deviceId: client ? (identityOf(client)?.id ?? client.id ?? undefined) : undefined, size, maxPacketBytes },
         'mqtt: packet too large, disconnecting',
@@ -212,6 +218,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     },
   );
   tlsServer.on('tlsClientError', (err, socket) => {
+    refusals.count('tls-handshake');
     logger.info({ remoteAddress: socket.remoteAddress, err: err.message }, 'mqtt: TLS handshake failed');
   });
 
@@ -313,6 +320,10 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
 
     handshakes() {
       return gate.stats();
+    },
+
+    refusals() {
+      return refusals.snapshot();
     },
 
     close() {

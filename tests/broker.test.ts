@@ -357,6 +357,32 @@ describe('broker over mutual TLS', () => {
     }
   });
 
+  test('every refusal is counted by its reason, for metrics', async () => {
+    const before = broker.refusals();
+    const delta = () => Object.fromEntries([...broker.refusals()].map(([k, n]) => [k, n - before.get(k)!]).filter(([, n]) => n));
+
+    await connectFailure('dev-r-ca', conn({ credentials: await pki.issueForeign('dev-r-ca') }));
+    await connectFailure('dev-r-plain', conn({ port: broker.plaintextPort, withoutCertificate: true, mqtt: { protocol: 'mqtt' } }));
+    await connectFailure('dev-r-cn', conn({ clientId: 'dev-r-other' }));
+    const prober = await connectDevice('dev-r-probe', conn());
+    try {
+      assert.deepEqual(await subscribeCodes(prober, ['devices/+/command', '$SYS/#']), [0x80, 0x80]);
+      const closed = closedWithin(prober);
+      prober.publish(topics.status('dev-r-victim'), '{}', { qos: 1 });
+      assert.equal(await closed, true);
+    } finally {
+      await endAll(prober);
+    }
+    const big = await connectDevice('dev-r-big', conn());
+    const closed = closedWithin(big);
+    big.publish(topics.status('dev-r-big'), Buffer.alloc(64 * 1024, 0x62), { qos: 1 });
+    assert.equal(await closed, true);
+    await endAll(big);
+
+    await waitFor(() => (delta()['tls-handshake'] ?? 0) >= 1, 'the handshake failure counted');
+    assert.deepEqual(delta(), { 'tls-handshake': 1, 'no-identity': 1, 'client-id': 1, subscribe: 2, publish: 1, 'packet-too-large': 1 });
+  });
+
   test('broker.publish refuses topic filters', async () => {
     await assert.rejects(broker.publish('devices/+/command', 'x'), /invalid topic name/);
     await assert.rejects(broker.publish('', 'x'), /invalid topic name/);

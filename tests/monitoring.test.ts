@@ -450,6 +450,8 @@ describe('monitoring', () => {
       const after = await scrape();
       assert.equal(value(after, 'mqota_http_errors_total{class="4xx"}') - value(before, 'mqota_http_errors_total{class="4xx"}'), 4);
       assert.equal(value(after, 'mqota_http_errors_total{class="5xx"}'), value(before, 'mqota_http_errors_total{class="5xx"}'));
+      // The broker's refusals, one series per reason even at zero, so an alert has a series to watch.
+      for (const [reason, n] of server.mqota.services.broker.refusals()) assert.equal(after.get(`mqota_mqtt_refusals_total{reason="${reason}"}`), n, reason);
       assert.ok(after.has('nodejs_eventloop_lag_seconds'));
       assert.ok(after.get('nodejs_eventloop_lag_seconds')! >= 0);
       assert.ok(after.get('process_resident_memory_bytes')! > 0);

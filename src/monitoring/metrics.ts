@@ -15,7 +15,7 @@ const FAILED_STATES = ['failed', 'rolled_back', 'rejected', 'timed_out'];
 
 export interface FleetMetricsDeps {
   events: FleetEvents;
-  broker: Pick<Broker, 'connectedDevices' | 'handshakes'>;
+  broker: Pick<Broker, 'connectedDevices' | 'handshakes' | 'refusals'>;
   engine: Pick<RolloutEngine, 'progress'>;
   prisma: PrismaClient;
   logger: Logger;
@@ -57,6 +57,14 @@ export class FleetMetrics {
       name: 'mqota_tls_handshakes_refused_total', help: 'Connections closed unhandled because too many TLS handshakes were waiting', registers,
       // The broker keeps the count; a scrape copies it.
       collect() { this.reset(); this.inc(deps.broker.handshakes().refused); },
+    });
+    new Counter({
+      name: 'mqota_mqtt_refusals_total', help: 'Clients and packets the broker turned away, by reason (tls-handshake, no-identity, client-id, revoked, publish, will, subscribe, packet-too-large)',
+      labelNames: ['reason'] as const, registers,
+      collect() {
+        this.reset();
+        for (const [reason, n] of deps.broker.refusals()) this.inc({ reason }, n);
+      },
     });
     const announces = new Counter({ name: 'mqota_announces_total', help: 'Valid announces received', registers });
     const commands = new Counter({ name: 'mqota_commands_sent_total', help: 'Commands published to devices, by action', labelNames: ['action'] as const, registers });

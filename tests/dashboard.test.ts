@@ -201,6 +201,7 @@ describe('web dashboard', () => {
     const status = page.locator('.rollout-status');
     await status.filter({ hasText: 'running' }).waitFor();
 
+    assert.equal(await page.locator('#who').textContent(), 'admin · admin');
     await page.getByRole('button', { name: 'Pause' }).click();
     await status.filter({ hasText: 'paused' }).waitFor();
     await page.getByRole('button', { name: 'Resume' }).click();
@@ -220,9 +221,21 @@ describe('web dashboard', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('API token', { exact: true }).fill(viewer.token);
     await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#who').filter({ hasText: 'dashboard-viewer · viewer' }).waitFor();
     await page.getByRole('link', { name: 'Rollouts', exact: true }).click();
     await page.getByRole('link', { name: 'thermo 1.1.0 to everyone' }).click();
     await page.locator('#rollout-summary').filter({ hasText: '5/5 succeeded' }).waitFor();
+
+    // Only what the role may do is offered: no new rollout, no upload, no "Roll out" links.
+    await page.getByRole('link', { name: 'Rollouts', exact: true }).click();
+    await page.getByRole('heading', { name: 'All rollouts' }).waitFor();
+    assert.equal(await page.getByRole('link', { name: 'New rollout' }).count(), 0);
+    await page.getByRole('link', { name: 'Firmware', exact: true }).click();
+    await page.getByRole('cell', { name: '1.2.0', exact: true }).waitFor();
+    assert.equal(await page.getByRole('heading', { name: 'Upload firmware' }).count(), 0);
+    assert.equal(await page.getByRole('link', { name: /^Roll out / }).count(), 0);
+
+    // The server decides regardless: the form reached by its address is refused.
 
     await page.goto(`${baseUrl}/#/rollouts/new`);
     await page.getByLabel('Firmware', { exact: true }).selectOption({ label: `${TYPE} 1.2.0 (stable)` });

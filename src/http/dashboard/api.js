@@ -3,6 +3,7 @@
 // 'mqota:unauthorized' and shows the sign-in form again.
 
 const TOKEN_KEY = 'mqota.token';
+const WHO_KEY = 'mqota.who';
 
 export class ApiError extends Error {
   constructor(status, message, body = null) {
@@ -12,11 +13,24 @@ export class ApiError extends Error {
   }
 }
 
-/** The token lives in this tab's sessionStorage only: closing the tab signs out. */
+/**
+ * The token lives in this tab's sessionStorage only: closing the tab signs out. With it, who the
+ * token is ({name, role} from GET /api/whoami), so the views offer only what the role may do; the
+ * server checks every call regardless.
+ */
 export const session = {
   get token() { return sessionStorage.getItem(TOKEN_KEY); },
-  signIn(token) { sessionStorage.setItem(TOKEN_KEY, token); },
-  signOut() { sessionStorage.removeItem(TOKEN_KEY); },
+  get who() { return parse(sessionStorage.getItem(WHO_KEY) ?? ''); },
+  /** A viewer reads everything and changes nothing. */
+  get mayChange() { return this.who?.role !== 'viewer'; },
+  signIn(token, who) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    sessionStorage.setItem(WHO_KEY, JSON.stringify(who));
+  },
+  signOut() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(WHO_KEY);
+  },
 };
 
 /**

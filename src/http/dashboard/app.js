@@ -23,6 +23,7 @@ const ROUTES = [
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 const logout = document.getElementById('logout');
+const who = document.getElementById('who');
 let current = null;
 let navigations = 0;
 
@@ -32,6 +33,8 @@ function route() {
   const signedIn = Boolean(session.token);
   nav.hidden = !signedIn;
   logout.hidden = !signedIn;
+  who.hidden = !session.who;
+  who.textContent = session.who ? `${session.who.name} · ${session.who.role}` : '';
   if (!signedIn) {
     renderLogin({ main, signal: current.signal, notice: sessionEndedNotice, onSignedIn: () => { sessionEndedNotice = null; route(); } });
     return;

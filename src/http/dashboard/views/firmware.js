@@ -1,6 +1,6 @@
 // Firmware catalog: the uploaded images, and an upload form that shows what the server read from
 // the ESP-IDF image header (or why it refused the file).
-import { call, describeError } from '../api.js';
+import { call, describeError, session } from '../api.js';
 import { announce, h } from '../dom.js';
 import { bytes, dateTime, orDash, shortHash } from '../format.js';
 import { keepLive } from '../live.js';
@@ -25,7 +25,7 @@ export function renderFirmware({ main, signal }) {
   });
   main.append(
     pageHeader('Firmware').el,
-    uploadForm(signal, () => live.reload()),
+    ...(session.mayChange ? [uploadForm(signal, () => live.reload())] : []),
     section('Catalog', messages.el, h('div', { class: 'table-scroll' }, table)));
 }
 
@@ -42,7 +42,7 @@ function firmwareRow() {
       cells[5].set(fw.size, bytes);
       cells[6].set(fw.sha256, (sha) => h('code', { title: sha }, shortHash(sha)));
       cells[7].set(fw.createdAt, dateTime);
-      cells[8].set(fw.id, (id) => h('a', { href: `#/rollouts/new?firmware=${encodeURIComponent(id)}`, 'aria-label': `Roll out ${fw.type} ${fw.version}` }, 'Roll out'));
+      cells[8].set(session.mayChange ? fw.id : null, (id) => (id ? h('a', { href: `#/rollouts/new?firmware=${encodeURIComponent(id)}`, 'aria-label': `Roll out ${fw.type} ${fw.version}` }, 'Roll out') : ''));
     },
   };
 }

@@ -24,14 +24,15 @@ export function renderLogin({ main, notice, onSignedIn }) {
       return;
     }
     await whileBusy(form, async () => {
+      let who;
       try {
-        // Any authenticated read tells whether the token is valid; the catalog list is small.
-        await call('GET', '/api/firmware', { token: value });
+        // Tells whether the token is valid, and its role: the views offer only what it may do.
+        who = await call('GET', '/api/whoami', { token: value });
       } catch (err) {
         messages.show('error', describeError(err));
         return;
       }
-      session.signIn(value);
+      session.signIn(value, who);
       onSignedIn();
     });
     // whileBusy re-enabled the form; put the caret back for another try.

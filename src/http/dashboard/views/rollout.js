@@ -1,6 +1,6 @@
 // One rollout: live progress by state, its waves, every device's attempt, its history, and the
 // pause / resume / cancel controls its state allows.
-import { call, describeError } from '../api.js';
+import { call, describeError, session } from '../api.js';
 import { announce, fill, h } from '../dom.js';
 import { dateTime, orDash, stateLabel } from '../format.js';
 import { keepLive } from '../live.js';
@@ -51,7 +51,7 @@ export function renderRollout({ main, params: [id], signal }) {
     header.title.textContent = r.name ? `Rollout ${r.name}` : `Rollout ${r.id}`;
     document.title = `${header.title.textContent} · mqota`;
     fill(header.subtitle, `${r.firmware.type} ${r.firmware.version} · created by ${orDash(r.createdBy)}, ${dateTime(r.createdAt)}`);
-    const allowed = allowedControls(r.state);
+    const allowed = session.mayChange ? allowedControls(r.state) : [];
     for (const [action, button] of Object.entries(buttons)) button.hidden = !allowed.includes(action);
     fill(status, rolloutStateBadge(r.state),
       waveLabel(r) ? ` ${waveLabel(r)}` : '',

@@ -1,5 +1,5 @@
 // Rollouts, newest first, each with its live progress and wave.
-import { call, describeError } from '../api.js';
+import { call, describeError, session } from '../api.js';
 import { h } from '../dom.js';
 import { dateTime } from '../format.js';
 import { keepLive } from '../live.js';
@@ -38,7 +38,7 @@ export function renderRollouts({ main, signal }) {
   filter.addEventListener('change', () => show(live.current() ?? []));
 
   main.append(
-    pageHeader('Rollouts', { actions: [h('a', { href: '#/rollouts/new', class: 'button button-primary' }, 'New rollout')] }).el,
+    pageHeader('Rollouts', { actions: session.mayChange ? [h('a', { href: '#/rollouts/new', class: 'button button-primary' }, 'New rollout')] : [] }).el,
     section('All rollouts', h('div', { class: 'toolbar' }, field('Show', filter)), messages.el, h('div', { class: 'table-scroll' }, table)));
 }
 

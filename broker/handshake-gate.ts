@@ -6,12 +6,19 @@
 // nothing reads yet, which costs no CPU (the device has sent its ClientHello and waits, as it
 // would on a busy server).
 //
-// The window follows the event-loop delay, as a congestion window follows loss: it halves when the
-// loop runs late and grows by a quarter while the loop keeps up and the window is full. A fixed
-// small window would be wrong over real networks, where a handshake spends most of its time waiting
-// on round trips and on the device's own ECDSA, so many can be in flight at no cost to the server.
+// The window is steered like a TCP congestion window, by two signals:
+// - the event-loop delay, as loss: the window halves when the loop runs late;
+// - the handshakes' own latency, as TCP Vegas uses round-trip times. A handshake over a real
+//   network spends most of its time on round trips and the device's own ECDSA, so many can be in
+//   flight at no cost to the server, and a fixed small window would be wrong. But when handshakes
+//   take longer than the fastest recent ones, the extra time is spent waiting inside this host
+//   (its CPU), and a wider window only makes every message on the loop wait longer: the window
+//   shrinks while handshakes take over twice the base latency, and grows by a quarter, when full,
+//   only while they take under 1.25 times it. On the benchmark's shared 2 cores this settles the
+//   window well below the 64 handshakes the fleet offers, with more devices connected per second
+//   and a lower announce latency than letting them all in.
 
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import type net from 'node:net';
 
 export interface HandshakeGateOptions {
@@ -36,6 +43,12 @@ export const DEFAULT_HANDSHAKE_GATE: HandshakeGateOptions = {
 
 /** The delay histogram's timer period; its samples include it, so it is subtracted. */
 const SAMPLE_MS = 5;
+/** Handshakes slower than this many times the base latency: the window shrinks by a quarter. */
+const SHRINK_ABOVE = 2;
+/** Faster than this many times the base latency: a full window may grow by a quarter. */
+const GROW_BELOW = 1.25;
+/** Per interval, the base latency rises by this factor unless a faster interval renews it (doubles in ~7 s at 100 ms). */
+const BASE_LATENCY_DRIFT = 1.01;
 
 export interface HandshakeStats {
   inProgress: number;
@@ -49,13 +62,19 @@ export class HandshakeGate {
   readonly #opts: HandshakeGateOptions;
   readonly #startHandshake: (socket: net.Socket) => void;
   readonly #onRefused: (socket: net.Socket) => void;
-  readonly #inProgress = new Set<net.Socket>();
+  /** Handshakes running, with when each started (performance.now()). */
+  readonly #inProgress = new Map<net.Socket, number>();
   // FIFO with a moving head: shift() on a long array is O(n) per call.
   #queue: (net.Socket | undefined)[] = [];
   #head = 0;
   #window: number;
   #fullSinceTick = false;
   #refused = 0;
+  /** Completed handshakes this interval, and their summed duration. */
+  #completed = 0;
+  #completedMs = 0;
+  /** The lowest interval mean duration seen, forgotten slowly (devices and networks change). */
+  #baseLatencyMs = Infinity;
   readonly #onClose: (this: net.Socket) => void;
   readonly #delay: IntervalHistogram;
   readonly #timer: NodeJS.Timeout;
@@ -97,9 +116,18 @@ export class HandshakeGate {
     this.#queue.push(socket);
   }
 
-  /** The handshake of `socket` ended (secure, failed or closed); idempotent. */
-  release(socket: net.Socket): void {
-    if (!this.#inProgress.delete(socket)) return;
+  /**
+   * The handshake of `socket` ended: `completed` when it succeeded (its duration then steers the
+   * window), otherwise failed or closed. Idempotent.
+   */
+  release(socket: net.Socket, completed = false): void {
+    const startedAt = this.#inProgress.get(socket);
+    if (startedAt === undefined) return;
+    this.#inProgress.delete(socket);
+    if (completed) {
+      this.#completed++;
+      this.#completedMs += performance.now() - startedAt;
+    }
     this.#pump();
   }
 
@@ -115,7 +143,7 @@ export class HandshakeGate {
   }
 
   #start(socket: net.Socket): void {
-    this.#inProgress.add(socket);
+    this.#inProgress.set(socket, performance.now());
     if (this.#inProgress.size >= this.#window) this.#fullSinceTick = true;
     // Whatever ends the handshake, the socket closes eventually: the backstop that keeps a slot
     // from leaking. One listener function for all sockets; it stays for the socket's life.
@@ -136,14 +164,33 @@ export class HandshakeGate {
     }
   }
 
+  /**
+   * When no handshake finished this interval: how long the running ones have taken so far, a
+   * lower bound of their latency (0 when none runs or no base is known yet).
+   */
+  #meanAgeMs(): number {
+    if (this.#inProgress.size === 0 || !Number.isFinite(this.#baseLatencyMs)) return 0;
+    const now = performance.now();
+    let sum = 0;
+    for (const startedAt of this.#inProgress.values()) sum += now - startedAt;
+    return sum / this.#inProgress.size;
+  }
+
   #adjust(): void {
     // The 90th percentile of ~20 samples: a loop that keeps running late, not one garbage
     // collection or database batch, which a narrower window would not shorten anyway.
     const lateMs = this.#delay.count > 0 ? this.#delay.percentile(90) / 1e6 - SAMPLE_MS : 0;
     this.#delay.reset();
+    const meanMs = this.#completed > 0 ? this.#completedMs / this.#completed : null;
+    this.#completed = 0;
+    this.#completedMs = 0;
+    if (meanMs !== null) this.#baseLatencyMs = Math.min(this.#baseLatencyMs * BASE_LATENCY_DRIFT, meanMs);
+    const slowdown = (meanMs ?? this.#meanAgeMs()) / this.#baseLatencyMs;
     if (lateMs > this.#opts.targetDelayMs) {
       this.#window = Math.max(this.#opts.minWindow, Math.floor(this.#window / 2));
-    } else if (this.#fullSinceTick) {
+    } else if (slowdown > SHRINK_ABOVE) {
+      this.#window = Math.max(this.#opts.minWindow, this.#window - Math.max(1, this.#window >> 2));
+    } else if (this.#fullSinceTick && slowdown < GROW_BELOW) {
       // Grow only when the window was the limit: an idle gate learns nothing about the load.
       this.#window = Math.min(this.#opts.maxWindow, this.#window + Math.max(1, this.#window >> 2));
       this.#pump();

@@ -212,7 +212,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       const raw = handshaking.get(key);
       if (raw) {
         handshaking.delete(key);
-        gate.release(raw);
+        gate.release(raw, true);
       }
       accept(socket);
     },

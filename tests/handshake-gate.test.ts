@@ -76,3 +76,55 @@ test('the window halves while the event loop runs late and grows back while it k
     gate.close();
   }
 });
+
+/**
+ * A gate whose handshakes complete by themselves after `durationMs(inProgress)`: a constant for
+ * handshakes bound by the network, growing with the number in flight for ones bound by this host.
+ */
+function selfCompletingGate(durationMs: (inProgress: number) => number, options: ConstructorParameters<typeof HandshakeGate>[2]) {
+  let gate!: HandshakeGate;
+  const timers = new Set<NodeJS.Timeout>();
+  gate = new HandshakeGate((s) => {
+    const t = setTimeout(() => { timers.delete(t); gate.release(s, true); }, durationMs(gate.stats().inProgress));
+    timers.add(t);
+  }, () => undefined, { minWindow: 2, maxWindow: 64, targetDelayMs: 1_000, intervalMs: 50, ...options });
+  for (let i = 0; i < 5_000; i++) gate.admit(new net.Socket());
+  return { gate, close: () => { for (const t of timers) clearTimeout(t); gate.close(); } };
+}
+
+test('handshakes bound by the network (same duration however many run) let the window grow to its maximum', async () => {
+  const { gate, close } = selfCompletingGate(() => 30, {});
+  try {
+    await sleep(1_500);
+    assert.equal(gate.stats().window, 64);
+  } finally {
+    close();
+  }
+});
+
+test('handshakes that get slower as more run (bound by this host) stop the window growing', async () => {
+  // 5 ms of this host's time per handshake in flight: at the initial window of 16, 80 ms each.
+  const { gate, close } = selfCompletingGate((n) => 5 * n, {});
+  try {
+    await sleep(1_500);
+    const { window } = gate.stats();
+    assert.ok(window <= 25, `window ${window}: latency grew with it, so it should have stopped near 16`);
+  } finally {
+    close();
+  }
+});
+
+test('handshakes that become much slower than the base latency shrink the window', async () => {
+  let durationMs = 20;
+  const { gate, close } = selfCompletingGate(() => durationMs, { maxWindow: 32 });
+  try {
+    await sleep(800);
+    assert.equal(gate.stats().window, 32, 'grown while handshakes were fast');
+    durationMs = 100; // five times the base: waiting inside this host
+    await sleep(800);
+    const { window } = gate.stats();
+    assert.ok(window < 16, `window ${window} should have shrunk by quarters from 32`);
+  } finally {
+    close();
+  }
+});

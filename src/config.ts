@@ -21,6 +21,7 @@ const EnvSchema = Type.Object({
   MQOTA_MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, maximum: 1024 * 1024 * 1024, default: 16 * 1024 * 1024 }),
   MQOTA_ROLLOUT_TICK_MS: Type.Integer({ minimum: 20, maximum: 60_000, default: 1000 }),
   MQOTA_IMAGE_ACCESS: Type.Union([Type.Literal('certificate'), Type.Literal('public')], { default: 'certificate' }),
+  MQOTA_HEAP_GROWING_PERCENT: Type.Integer({ minimum: 0, maximum: 400, default: 100 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   LOG_FORMAT: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('pretty')])),
 });
@@ -43,6 +44,8 @@ export interface Config {
   rolloutTickMs: number;
   /** Who may download images: a device with its client certificate or a token holder, or anyone (a CDN or mirror in front). */
   imageAccess: 'certificate' | 'public';
+  /** How far V8's old generation grows past its live size before a full collection (src/heap-tuning.ts); 0: V8's own. */
+  heapGrowingPercent: number;
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
@@ -74,6 +77,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxImageBytes: raw.MQOTA_MAX_IMAGE_BYTES,
     rolloutTickMs: raw.MQOTA_ROLLOUT_TICK_MS,
     imageAccess: raw.MQOTA_IMAGE_ACCESS,
+    heapGrowingPercent: raw.MQOTA_HEAP_GROWING_PERCENT,
     logLevel: raw.LOG_LEVEL,
     logFormat: raw.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
   };

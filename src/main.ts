@@ -5,7 +5,6 @@ import { createLogger } from './logger.js';
 import { startMqota } from './mqota.js';
 
 async function main(): Promise<void> {
-  tuneHeap();
   let config;
   try {
     config = loadConfig();
@@ -16,11 +15,13 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const heap = tuneHeap(config.heapGrowingPercent);
   const logger = createLogger(config);
   const mqota = await startMqota(config, logger);
   logger.info({
     https: mqota.publicUrl, mqtt: mqota.services.links.brokerUrl(), database: mqota.services.db.kind, dataDir: config.dataDir,
     certsDir: config.certsDir, fingerprints: mqota.fingerprints,
+    heapGrowingPercent: heap === 'mqota' ? config.heapGrowingPercent : heap,
   }, mqota.pkiCreated ? 'mqota started with newly generated development certificates' : 'mqota started');
   if (!config.publicUrl) logger.warn({ publicUrl: mqota.publicUrl }, 'PUBLIC_URL is not set: image links use this host name; set it to the address devices reach');
   if (mqota.adminToken.generated) {

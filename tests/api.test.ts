@@ -297,6 +297,8 @@ describe('operator API', () => {
     assert.throws(() => loadConfig({ MQOTA_ADMIN_TOKEN: 'short' }), /MQOTA_ADMIN_TOKEN/);
     assert.equal(loadConfig({}).mqttPlaintextPort, null);
     assert.equal(loadConfig({}).imageAccess, 'certificate');
+    assert.equal(loadConfig({}).heapGrowingPercent, 100);
+    assert.throws(() => loadConfig({ MQOTA_HEAP_GROWING_PERCENT: '-1' }), /MQOTA_HEAP_GROWING_PERCENT/);
     assert.throws(() => loadConfig({ MQOTA_IMAGE_ACCESS: 'open' }), /MQOTA_IMAGE_ACCESS/);
   });
 });

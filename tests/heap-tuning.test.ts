@@ -4,10 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tuneHeap } from '../src/heap-tuning.js';
 
-test('an operator who sets --heap-growing-percent on the command line keeps it', () => {
-  assert.equal(tuneHeap(['--heap-growing-percent=50']), 'command line');
-  assert.equal(tuneHeap(['--inspect', '--heap_growing_percent=50']), 'command line');
-  assert.equal(tuneHeap(['--heap-growing-percent-typo=50']), 'mqota');
-  assert.equal(tuneHeap([]), 'mqota');
+test('an operator who sets --heap-growing-percent on the command line keeps it; 0 leaves V8 alone', () => {
+  assert.equal(tuneHeap(100, ['--heap-growing-percent=50']), 'command line');
+  assert.equal(tuneHeap(100, ['--inspect', '--heap_growing_percent=50']), 'command line');
+  assert.equal(tuneHeap(100, ['--heap-growing-percent-typo=50']), 'mqota');
+  assert.equal(tuneHeap(100, []), 'mqota');
+  assert.equal(tuneHeap(0, []), 'v8');
 });
 

@@ -15,6 +15,7 @@ import { parseAnnounce, parseStatus, type Command, type NoneReason, type StatusR
 import { ActiveRollout, type ActiveState, type FinalState, type Member, type RolloutState, type WaveStats } from './active-rollout.js';
 import { applyReport, isTerminal, notStarted, TERMINAL_STATES, type AttemptState } from './attempt-state.js';
 import { countAttempts } from './attempt-counts.js';
+import { CommandPacer } from './command-pacer.js';
 import { alreadyThere } from './eligibility.js';
 import { DEFAULT_POLICY, policyFrom, validWindow, type RolloutPolicy } from './policy.js';
 import { matchesTargeting, type Targeting } from './targeting.js';
@@ -72,6 +73,7 @@ SELECT $1, x.d, x.w FROM json_to_recordset($2::json) AS x(d text, w integer)`;
 export class RolloutEngine {
   private readonly active = new Map<string, ActiveRollout>();
   private readonly activeByDevice = new Map<string, Attempt>();
+  private readonly pacer = new CommandPacer();
   private readonly activeById = new Map<string, Attempt>();
   private readonly log: Logger;
   private timer: NodeJS.Timeout | null = null;
@@ -546,6 +548,7 @@ export class RolloutEngine {
 
   private async send(deviceId: string, command: Command): Promise<void> {
     try {
+      await this.pacer.slot();
       await this.deps.commands.send(deviceId, command);
       this.deps.events.emit('command', {
         deviceId, action: command.action, updateId: command.action === 'none' ? null : command.updateId,

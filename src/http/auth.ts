@@ -52,11 +52,12 @@ export const authPlugin = fp(async (app: FastifyInstance, { services }: { servic
       // The HTTPS listener asks for a client certificate and verifies it against the device CA,
       // but lets connections without one through (browsers, API clients); here it is required.
       const device = identityFromConnection(req.raw.socket);
-      if (device?.role === 'device' && !services.certificates.isRevoked(device.serial)) {
+      const revoked = device !== null && services.certificates.isRevoked(device.serial);
+      if (device?.role === 'device' && !revoked) {
         req.device = device;
         return;
       }
-      req.log.warn({ ip: req.ip, url: req.url, deviceId: device?.id, revoked: device ? services.certificates.isRevoked(device.serial) : undefined }, 'image request without a device certificate or token');
+      req.log.warn({ ip: req.ip, url: req.url, deviceId: device?.id, revoked }, 'image request without a device certificate or token');
       return reply.code(401).header('www-authenticate', 'Bearer realm="mqota"').send({ statusCode: 401, error: 'Unauthorized', message: 'a device client certificate (not revoked) or an Authorization: Bearer <token> header is required' });
     }
     if (!principal) {

@@ -49,7 +49,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     await images.init();
     const catalog = new FirmwareCatalog(db.prisma, images);
     const registry = new DeviceRegistry(writes);
-    const certificates = new CertificateLedger(db.prisma);
+    const certificates = new CertificateLedger(db.prisma, pki.paths);
     await Promise.all([catalog.load(), registry.load(db.prisma), certificates.load()]);
 
     const events = new FleetEvents(logger);

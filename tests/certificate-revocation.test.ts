@@ -42,6 +42,7 @@ for (const database of DATABASES) {
       assert.deepEqual(res.revoked.map((c: Json) => [c.serial, c.fingerprint, c.reason, c.revokedBy]),
         [[serialOf(first.certPem), provisioned.bundle.fingerprint, 'stolen', 'admin']]);
       assert.equal(res.disconnected, true);
+      assert.deepEqual(Object.keys(res.revoked[0]).sort(), ['createdAt', 'fingerprint', 'notAfter', 'reason', 'revokedAt', 'revokedBy', 'serial']);
       assert.ok(await closed, 'the live connection was closed');
       assert.equal((await refusal('rv-1', first)).returnCode, 5);
       assert.equal(await status(server.api.call('POST', '/api/devices/rv-1/revoke', {})), 409, 'nothing left to revoke');

@@ -3,6 +3,7 @@
 // succeeds; the broker asks `isRevoked` at CONNECT and refuses it. The revoked serials are held
 // in memory for that (CONNECT must not wait on a query); the table is the truth at start-up.
 import { normalizeSerial } from '../../broker/index.js';
+import { issueClientCertificate, type PkiPaths } from '../../certs/pki.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 
 export type CertificateRole = 'device' | 'monitor';
@@ -28,7 +29,7 @@ export class CertificateLedger {
   private readonly revoked = new Set<string>();
   private disconnect: Disconnect = () => false;
 
-  constructor(private readonly prisma: PrismaClient) {}
+  constructor(private readonly prisma: PrismaClient, private readonly pki: PkiPaths) {}
 
   /** Who cuts off live connections when a certificate is revoked (the broker, once it runs). */
   onRevoke(disconnect: Disconnect): void {
@@ -43,8 +44,13 @@ export class CertificateLedger {
   /** For the broker, at every CONNECT: `serial` as normalizeSerial spells it. */
   isRevoked = (serial: string): boolean => this.revoked.has(serial);
 
-  async recordIssued(c: { serial: string; commonName: string; role: CertificateRole; fingerprint: string; notAfter: Date }): Promise<void> {
-    await this.prisma.clientCertificate.create({ data: { ...c, serial: this.serial(c.serial) } });
+  /** Issues a client certificate (CN = commonName, OU = role) from the device CA and records it, so it can be revoked. */
+  async issue(commonName: string, role: CertificateRole): Promise<Awaited<ReturnType<typeof issueClientCertificate>>> {
+    const issued = await issueClientCertificate(this.pki, { id: commonName, role });
+    await this.prisma.clientCertificate.create({
+      data: { serial: this.serial(issued.serial), commonName, role, fingerprint: issued.fingerprint, notAfter: issued.notAfter },
+    });
+    return issued;
   }
 
   /** The certificates of one device or operator, newest first. */

@@ -3,18 +3,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import semver from 'semver';
-import { issueClientCertificate } from '../../../certs/pki.js';
 import type { Device } from '../../fleet/device-registry.js';
 import type { Services } from '../../services.js';
 import { HttpError, notFound } from '../errors.js';
 import { Type } from 'typebox';
 import { InvalidSerialError } from '../../auth/certificate-ledger.js';
 import { DeviceCreateBody, DeviceDetail, DeviceLabelsBody, DeviceListQuery, DeviceParams, DeviceProvisioned, DeviceView, errors, RevokeBody, Revoked } from '../schemas.js';
-
-/** The certificate ledger's view of a certificate, for the API. */
-export function certificateView(c: { serial: string; fingerprint: string | null; notAfter: Date | null; createdAt: Date; revokedAt: Date | null; revokedBy: string | null; reason: string | null }) {
-  return { serial: c.serial, fingerprint: c.fingerprint, notAfter: c.notAfter, createdAt: c.createdAt, revokedAt: c.revokedAt, revokedBy: c.revokedBy, reason: c.reason };
-}
 
 function deviceView(d: Device) {
   return {
@@ -45,8 +39,7 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
 
   /** A new device certificate, recorded in the ledger (so it can be revoked), and its bundle. */
   async function issueBundle(id: string, type: string) {
-    const issued = await issueClientCertificate(services.pki, { id, role: 'device' });
-    await services.certificates.recordIssued({ serial: issued.serial, commonName: id, role: 'device', fingerprint: issued.fingerprint, notAfter: issued.notAfter });
+    const issued = await services.certificates.issue(id, 'device');
     return {
       deviceId: id, type, brokerUrl: services.links.brokerUrl(),
       certPem: issued.certPem, keyPem: issued.keyPem, caPem: issued.caPem,
@@ -88,7 +81,7 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
         : `certificate ${serial} is already revoked or belongs to someone else`);
     }
     req.log.warn({ deviceId: device.id, serials: result.revoked.map((c) => c.serial), reason, disconnected: result.disconnected }, 'device certificates revoked');
-    return { revoked: result.revoked.map(certificateView), disconnected: result.disconnected };
+    return result; // the response schema (CertificateView) leaves out the ledger's other columns
   });
 
   app.get('/devices', {
@@ -136,7 +129,7 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
     });
     return {
       ...deviceView(device),
-      certificates: certificates.map(certificateView),
+      certificates,
       attempts: attempts.map((a) => ({
         updateId: a.id, rolloutId: a.rolloutId, firmwareId: a.firmwareId, targetVersion: a.firmware.version, fromVersion: a.fromVersion,
         state: a.state, progress: a.progress, error: a.error, reason: a.reason, createdAt: a.createdAt, updatedAt: a.updatedAt, finishedAt: a.finishedAt,

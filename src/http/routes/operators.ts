@@ -6,11 +6,9 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { MONITOR_FILTERS } from '../../../broker/topics.js';
-import { issueClientCertificate } from '../../../certs/pki.js';
 import type { Services } from '../../services.js';
 import { HttpError } from '../errors.js';
 import { DateTime, DeviceId, errors, Revoked } from '../schemas.js';
-import { certificateView } from './devices.js';
 
 export const OperatorCreateBody = Type.Object({
   // The name is the certificate CN, so it follows the device id rule.
@@ -52,8 +50,7 @@ export async function operatorRoutes(fastify: FastifyInstance, { services }: { s
     // client id takes over the first one's session [MQTT-3.1.4-2].
     if (services.registry.get(name)) throw new HttpError(409, `${name} is a device id; an operator needs another name`);
     if (await prisma.operatorCertificate.findUnique({ where: { name }, select: { name: true } })) throw new HttpError(409, `operator ${name} already exists`);
-    const issued = await issueClientCertificate(services.pki, { id: name, role });
-    await services.certificates.recordIssued({ serial: issued.serial, commonName: name, role, fingerprint: issued.fingerprint, notAfter: issued.notAfter });
+    const issued = await services.certificates.issue(name, role);
     const operator = await prisma.operatorCertificate.create({
       data: { name, role, fingerprint: issued.fingerprint, serial: issued.serial, notAfter: issued.notAfter },
     }).catch((err: { code?: string }) => {
@@ -87,6 +84,6 @@ export async function operatorRoutes(fastify: FastifyInstance, { services }: { s
     const result = await services.certificates.revoke({ commonName: name, role: 'monitor', actor: req.principal.name, reason: 'operator removed' });
     await prisma.operatorCertificate.delete({ where: { name } });
     req.log.warn({ operator: name, serials: result.revoked.map((c) => c.serial), disconnected: result.disconnected }, 'operator certificate revoked');
-    return { revoked: result.revoked.map(certificateView), disconnected: result.disconnected };
+    return result;
   });
 }

@@ -39,6 +39,12 @@ export class FirmwareCatalog {
       .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
   }
 
+  /** Whether firmware of this type (not deleted) has this image: a device may download it. */
+  hasImage(type: string, sha256: string): boolean {
+    for (const f of this.firmware.values()) if (!f.deletedAt && f.type === type && f.sha256 === sha256) return true;
+    return false;
+  }
+
   hasType(type: string): boolean {
     for (const f of this.firmware.values()) if (!f.deletedAt && f.type === type) return true;
     return false;

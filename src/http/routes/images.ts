@@ -38,7 +38,7 @@ export async function imageRoutes(app: FastifyInstance, { services }: { services
     if (req.device) {
       // Least privilege: a device fetches what it could be told to install, images of its own type.
       const type = services.registry.get(req.device.id)?.type;
-      if (!type || !services.catalog.list({ type }).some((f) => f.sha256 === match[1])) {
+      if (!type || !services.catalog.hasImage(type, match[1])) {
         req.log.warn({ deviceId: req.device.id, type, sha256: match[1] }, 'image request refused: not an image of the device\'s type');
         return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: `device ${req.device.id} may download images of its own firmware type only` });
       }

@@ -66,14 +66,15 @@ export function identityFromConnection(conn: unknown): ConnectionIdentity | null
   return identity && serial ? { ...identity, serial } : null;
 }
 
-const byClient = new WeakMap<object, Identity | ConnectionIdentity>();
+// A ConnectionIdentity (with its serial) for every client the broker authenticated; tests may set a bare Identity.
+const byClient = new WeakMap<object, Identity>();
 
 /** Remembers the identity on the Aedes client (weakly: it goes with the client). */
-export function setIdentity(client: object, identity: Identity | ConnectionIdentity): void {
+export function setIdentity(client: object, identity: Identity): void {
   byClient.set(client, identity);
 }
 
 /** The identity stored at CONNECT, or undefined for a client that was never authenticated. */
-export function identityOf(client: object | null | undefined): Identity | ConnectionIdentity | undefined {
+export function identityOf(client: object | null | undefined): Identity | undefined {
   return client ? byClient.get(client) : undefined;
 }

@@ -61,7 +61,7 @@ interface Batch {
 
 const MAX_RETRIES = 5;
 /** Default floor between two commits' starts: at most 40 transactions a second under load. */
-export const DEFAULT_MIN_INTERVAL_MS = 25;
+const DEFAULT_MIN_INTERVAL_MS = 25;
 
 export class WriteBehind {
   private pending: Batch | null = null;
@@ -72,10 +72,14 @@ export class WriteBehind {
   private timer: NodeJS.Timeout | null = null;
   /** Someone waits in flush(): the next batch starts without waiting for the floor. */
   private urgent = false;
-  /** Batches committed so far. */
-  commits = 0;
+  private committed = 0;
 
   constructor(private readonly prisma: PrismaClient, private readonly log: Logger, private readonly minIntervalMs = DEFAULT_MIN_INTERVAL_MS) {}
+
+  /** Batches committed so far. */
+  get commits(): number {
+    return this.committed;
+  }
 
   device(row: DeviceRow): Promise<void> {
     const b = this.batch();
@@ -148,7 +152,7 @@ export class WriteBehind {
         if (batch.events.length) statements.push(this.prisma.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(batch.events)));
         if (statements.length === 1) await statements[0];
         else await this.prisma.$transaction(statements);
-        this.commits++;
+        this.committed++;
         batch.resolve();
         return;
       } catch (err) {

@@ -14,6 +14,7 @@ import type { Announce, AnnounceResult, ExpectedUpdate, UpdatesResult } from './
 import { ServerProcess, type GcPauses, type LoopDelay, type MemorySample } from './server-process.js';
 import { summarize, type Summary } from './stats.js';
 import { FIRMWARE_TYPE, uploadFirmware } from './firmware.js';
+import { sampleHandshakeWindow, type HandshakeWindow } from './gate-sampler.js';
 
 export interface ScenarioOptions {
   repoRoot: string;
@@ -76,7 +77,7 @@ export interface ScenarioResult {
   kind: BenchDatabase['kind'];
   devices: number;
   /** New devices connect (TLS, CONNECT, SUBSCRIBE) and announce, `concurrency` at a time. */
-  connect: AnnouncePhase & { connectMs: Summary | null };
+  connect: AnnouncePhase & { connectMs: Summary | null; handshakeWindow: HandshakeWindow };
   /** Every device announces again once all are online, so no TLS handshake competes: one at a time, then `concurrency` at a time. */
   reannounce: { oneAtATime: AnnouncePhase; concurrent: AnnouncePhase };
   memory: {
@@ -157,9 +158,13 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
 
     // 2. The fleet connects and announces, a bounded number of devices at a time.
     step = 'connect + announce';
-    const connected = await measured(server, phases, 'connect', () => fleet!.request({
-      op: 'connect', brokerPort: server!.mqttPort, ids: opts.deviceIds, ...announceRequest(opts.concurrency), disconnectAfter: false,
-    }));
+    const connected = await measured(server, phases, 'connect', async () => {
+      const gate = sampleHandshakeWindow({ baseUrl: server!.publicUrl, token: ADMIN_TOKEN, caPem: opts.caPem });
+      const result = await fleet!.request({
+        op: 'connect', brokerPort: server!.mqttPort, ids: opts.deviceIds, ...announceRequest(opts.concurrency), disconnectAfter: false,
+      }).catch(async (err: unknown) => { await gate.stop(); throw err; });
+      return { ...result, handshakeWindow: await gate.stop() };
+    });
 
     // 3. Memory with everyone online, once the write-behind queue has drained.
     step = 'memory';
@@ -192,7 +197,7 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
       database: db.description,
       kind: db.kind,
       devices,
-      connect: { ...announcePhase(connected.value, opts.concurrency, connected.server), connectMs: summarize(connected.value.connectMs) },
+      connect: { ...announcePhase(connected.value, opts.concurrency, connected.server), connectMs: summarize(connected.value.connectMs), handshakeWindow: connected.value.handshakeWindow },
       reannounce: { oneAtATime: announcePhase(alone.value, 1, alone.server), concurrent: announcePhase(loaded.value, opts.concurrency, loaded.server) },
       memory: {
         idleRawRssBytes, connectedRawRssBytes, idle, connected: online,

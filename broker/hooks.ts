@@ -23,7 +23,14 @@ function remoteAddress(client: Client): string | undefined {
 /** Whether a certificate, by its normalized serial, has been revoked. */
 export type RevocationCheck = (serial: string) => boolean;
 
-export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => false, refused: (reason: RefusalReason) => void = () => undefined): Hooks {
+/**
+ * Runs what a client's publish causes before it is acknowledged; null when nothing needs to run.
+ * The PUBACK (or, for QoS 0, the next read from the client) waits for the promise.
+ */
+export type BeforeAck = (client: Client, packet: { topic: string; payload: Buffer | string; qos: number }) => Promise<void> | null;
+
+export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => false, refused: (reason: RefusalReason) => void = () => undefined,
+  beforeAck: BeforeAck = () => null): Hooks {
   return {
     authenticate(client, _username, _password, callback) {
       // The certificate is the credential; username and password are ignored.
@@ -58,7 +65,16 @@ export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => f
       if (identity && mayPublish(identity, packet.topic)) {
         // Device reports are events for the server, not state to replay to later subscribers.
         packet.retain = false;
-        return callback(null);
+        // Aedes writes the PUBACK of a QoS 1 publish as soon as this callback runs, before its
+        // 'publish' event, so this is the last point before the acknowledgement: what the message
+        // causes is committed first [MQTT-4.3.2-2: the sender keeps the message until PUBACK].
+        // An error closes the connection unacknowledged, and the device sends it again.
+        const handled = beforeAck(client, packet);
+        if (!handled) return callback(null);
+        return void handled.then(() => callback(null), (err: Error) => {
+          logger.error({ err, deviceId: identity.id, topic: packet.topic }, 'mqtt: device message not handled; closing the connection unacknowledged');
+          callback(err);
+        });
       }
       const who = { deviceId: identity?.id ?? client.id, role: identity?.role, topic: packet.topic };
       if (client.closed) {

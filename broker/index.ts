@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { HandshakeGate, type HandshakeGateOptions, type HandshakeStats } from './handshake-gate.js';
-import { capSubscribeQos, createHooks, storableSubscription, type RevocationCheck } from './hooks.js';
+import { capSubscribeQos, createHooks, storableSubscription, type BeforeAck, type RevocationCheck } from './hooks.js';
 import { identityOf } from './identity.js';
 import { guardPacketSize } from './packet-size.js';
 import { Presence } from './presence.js';
@@ -54,7 +54,7 @@ export interface DeviceMessage {
 }
 
 export interface Broker {
-  /** The TLS port actually bound. */
+  /** The TLS port actually bound (0 before listen()). */
   readonly port: number;
   /** The plaintext port actually bound, when one was configured. */
   readonly plaintextPort: number | undefined;
@@ -62,8 +62,12 @@ export interface Broker {
   readonly aedes: Aedes;
   /** Publishes as the server (no ACL). QoS defaults to 1, so a command reaches an offline device with a persistent session. */
   publish(topic: string, payload: string | Buffer, opts?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
-  /** announce/status publishes of devices, after the ACL let them through. */
-  onDeviceMessage(handler: (m: DeviceMessage) => void): void;
+  /**
+   * announce/status publishes of devices, after the ACL let them through. The broker acknowledges
+   * a message (PUBACK) only once every handler's promise has resolved, and reads nothing more from
+   * that device until then; a rejection closes the connection unacknowledged.
+   */
+  onDeviceMessage(handler: (m: DeviceMessage) => Promise<void> | void): void;
   /** A device-role client connected (after its CONNECT was authorized) or disconnected. */
   onPresence(handler: (deviceId: string, online: boolean) => void): void;
   connectedDevices(): number;
@@ -73,17 +77,53 @@ export interface Broker {
   handshakes(): HandshakeStats;
   /** Clients and packets turned away so far, by reason, for metrics. */
   refusals(): ReadonlyMap<RefusalReason, number>;
+  /** Opens the TLS listener (and the plaintext one, when configured). */
+  listen(): Promise<void>;
   /** Closes the listeners, every client connection and Aedes. */
   close(): Promise<void>;
 }
 
+/** A broker listening on its ports. */
 export async function startBroker(opts: BrokerOptions): Promise<Broker> {
+  const broker = await createBroker(opts);
+  try {
+    await broker.listen();
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+  return broker;
+}
+
+/**
+ * A broker that does not listen yet: the orchestrator subscribes to its device messages before
+ * `listen()`, so no device is heard before someone handles what it says.
+ */
+export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   const { logger } = opts;
   const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
   const refusals = new Refusals();
 
+  const messageHandlers: ((m: DeviceMessage) => Promise<void> | void)[] = [];
+  const presenceHandlers: ((deviceId: string, online: boolean) => void)[] = [];
+
+  // A device's announce or status, handed to the orchestrator before the broker acknowledges it.
+  const beforeAck: BeforeAck = (client, packet) => {
+    const identity = identityOf(client);
+    if (identity?.role !== 'device' || !messageHandlers.length) return null;
+    const parsed = parseDeviceTopic(packet.topic);
+    // authorizePublish already held devices to their own topics; this is the second look.
+    if (!parsed || parsed.deviceId !== identity.id || parsed.kind === 'command') return null;
+    const message: DeviceMessage = {
+      deviceId: parsed.deviceId,
+      kind: parsed.kind,
+      payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+    };
+    return Promise.all(messageHandlers.map(async (handler) => handler(message))).then(() => undefined);
+  };
+
   const aedes = await Aedes.createBroker({
-    ...createHooks(logger, opts.isRevoked, refusals.count),
+    ...createHooks(logger, opts.isRevoked, refusals.count, beforeAck),
     // A device that opens TLS and sends no CONNECT is holding a slot for nothing.
     connectTimeout: 10_000,
     // Our ids are up to 64 characters: [MQTT-3.1.3-5] requires 23, a server may allow more (§3.1.3.1).
@@ -98,9 +138,6 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     (aedes as unknown as { persistence: Parameters<typeof storeOnlyAuthorizedSubscriptions>[0] }).persistence,
     storableSubscription,
   );
-
-  const messageHandlers: ((m: DeviceMessage) => void)[] = [];
-  const presenceHandlers: ((deviceId: string, online: boolean) => void)[] = [];
 
   const presence = new Presence((deviceId, online) => {
     for (const handler of presenceHandlers) {
@@ -127,27 +164,6 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     if (!identity) return;
     logger.info({ deviceId: identity.id, role: identity.role }, 'mqtt: client disconnected');
     (identity.role === 'device' ? presence : monitors).disconnected(identity.id, client);
-  });
-
-  aedes.on('publish', (packet, client) => {
-    if (!client) return; // our own publishes and Aedes' $SYS traffic
-    const identity = identityOf(client);
-    if (identity?.role !== 'device') return;
-    const parsed = parseDeviceTopic(packet.topic);
-    // authorizePublish already held devices to their own topics; this is the second look.
-    if (!parsed || parsed.deviceId !== identity.id || parsed.kind === 'command') return;
-    const message: DeviceMessage = {
-      deviceId: parsed.deviceId,
-      kind: parsed.kind,
-      payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
-    };
-    for (const handler of messageHandlers) {
-      try {
-        handler(message);
-      } catch (err) {
-        logger.error({ err, deviceId: message.deviceId, kind: message.kind }, 'mqtt: device message handler failed');
-      }
-    }
   });
 
   aedes.on('clientError', (client, err) => {
@@ -245,7 +261,10 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   server.on('error', (err) => logger.error({ err }, 'mqtt: TLS listener error'));
 
   let plaintext: net.Server | undefined;
-  try {
+  let port = 0;
+  let plaintextPort: number | undefined;
+
+  async function listenAll(): Promise<void> {
     await listen(server, opts.port, opts.host);
     if (opts.plaintextPort !== undefined) {
       plaintext = net.createServer({ noDelay: true }, (socket) => {
@@ -255,27 +274,24 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       plaintext.on('error', (err) => logger.error({ err }, 'mqtt: plaintext listener error'));
       await listen(plaintext, opts.plaintextPort, opts.host);
     }
-  } catch (err) {
-    gate.close();
-    server.close();
-    plaintext?.close();
-    await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    throw err;
-  }
-
-  const port = (server.address() as AddressInfo).port;
-  const plaintextPort = plaintext ? (plaintext.address() as AddressInfo).port : undefined;
-  logger.info({ port, maxPacketBytes }, 'mqtt: TLS listener ready');
-  if (plaintextPort !== undefined) {
-    logger.warn({ port: plaintextPort }, 'mqtt: plaintext listener enabled; it authenticates no client (CONNACK 5 for all)');
+    port = (server.address() as AddressInfo).port;
+    plaintextPort = plaintext ? (plaintext.address() as AddressInfo).port : undefined;
+    logger.info({ port, maxPacketBytes }, 'mqtt: TLS listener ready');
+    if (plaintextPort !== undefined) {
+      logger.warn({ port: plaintextPort }, 'mqtt: plaintext listener enabled; it authenticates no client (CONNACK 5 for all)');
+    }
   }
 
   let closing: Promise<void> | undefined;
 
   return {
-    port,
-    plaintextPort,
+    get port() { return port; },
+    get plaintextPort() { return plaintextPort; },
     aedes,
+
+    listen() {
+      return listenAll();
+    },
 
     publish(topic, payload, publishOpts = {}) {
       if (topic.length === 0 || topic.includes('+') || topic.includes('#')) {
@@ -329,7 +345,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     close() {
       closing ??= (async () => {
         const listenersClosed = [server, plaintext]
-          .filter((s): s is net.Server => s !== undefined)
+          .filter((s): s is net.Server => s !== undefined && s.listening)
           .map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
         gate.close();
         await new Promise<void>((resolve) => aedes.close(() => resolve()));

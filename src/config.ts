@@ -20,6 +20,7 @@ const EnvSchema = Type.Object({
   MQOTA_HOSTNAMES: Type.String({ default: '', pattern: '^[A-Za-z0-9.:,\\- ]*$' }),
   MQOTA_MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, maximum: 1024 * 1024 * 1024, default: 16 * 1024 * 1024 }),
   MQOTA_ROLLOUT_TICK_MS: Type.Integer({ minimum: 20, maximum: 60_000, default: 1000 }),
+  MQOTA_DB_BACKLOG_ROWS: Type.Integer({ minimum: 100, maximum: 10_000_000, default: 20_000 }),
   MQOTA_IMAGE_ACCESS: Type.Union([Type.Literal('certificate'), Type.Literal('public')], { default: 'certificate' }),
   MQOTA_HEAP_GROWING_PERCENT: Type.Integer({ minimum: 0, maximum: 400, default: 100 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
@@ -42,6 +43,8 @@ export interface Config {
   maxImageBytes: number;
   /** How often rollouts are re-evaluated (waves, schedule, timeouts, rate-limited sends). */
   rolloutTickMs: number;
+  /** Rows waiting for a commit past which device messages wait (unacknowledged) and no new commands go out. */
+  dbBacklogRows: number;
   /** Who may download images: a device with its client certificate or a token holder, or anyone (a CDN or mirror in front). */
   imageAccess: 'certificate' | 'public';
   /** How far V8's old generation grows past its live size before a full collection (src/heap-tuning.ts); 0: V8's own. */
@@ -76,6 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     hostnames: raw.MQOTA_HOSTNAMES.split(',').map((h) => h.trim()).filter(Boolean),
     maxImageBytes: raw.MQOTA_MAX_IMAGE_BYTES,
     rolloutTickMs: raw.MQOTA_ROLLOUT_TICK_MS,
+    dbBacklogRows: raw.MQOTA_DB_BACKLOG_ROWS,
     imageAccess: raw.MQOTA_IMAGE_ACCESS,
     heapGrowingPercent: raw.MQOTA_HEAP_GROWING_PERCENT,
     logLevel: raw.LOG_LEVEL,

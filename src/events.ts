@@ -16,7 +16,7 @@ export interface RolloutEvent {
 export interface PresenceEvent { deviceId: string; online: boolean; at: Date }
 export interface AnnounceEvent { deviceId: string; type: string; version: string; chip: string | null; at: Date }
 export interface CommandEvent { deviceId: string; action: 'update' | 'none' | 'cancel'; updateId: string | null; reason: string | null; at: Date }
-export interface RejectionEvent { deviceId: string | null; kind: 'announce' | 'status' | 'mqtt'; error: string; at: Date }
+export interface RejectionEvent { deviceId: string | null; kind: 'announce' | 'status' | 'mqtt'; reason?: string; error: string; at: Date }
 
 export interface FleetEventMap {
   attempt: AttemptEvent;

@@ -1,24 +1,30 @@
-// The composition root: certificates, database, in-memory indexes, broker and HTTPS app, wired
-// together and started; `close()` stops them in reverse order. main.ts and the tests both use it.
+// The composition root: certificates, database, in-memory indexes, broker and HTTPS app, built in
+// dependency order and started; `close()` stops them in reverse order. main.ts and the tests both
+// use it.
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
-import { startBroker, type Broker } from '../broker/index.js';
-import { topics } from '../broker/topics.js';
+import { createBroker } from '../broker/index.js';
 import { ensurePki } from '../certs/pki.js';
 import { resolveAdminToken } from './auth/admin-token.js';
 import { CertificateLedger } from './auth/certificate-ledger.js';
 import { publicBaseUrl, type Config } from './config.js';
-import { openDatabase, type Database } from './db/database.js';
-import { WriteBehind } from './db/write-behind.js';
+import { openDatabase } from './db/database.js';
+import { FleetRepository } from './db/fleet-repository.js';
+import { FleetEvents } from './events.js';
 import { FirmwareCatalog } from './firmware/catalog.js';
 import { ImageStore } from './firmware/image-store.js';
 import { DeviceRegistry } from './fleet/device-registry.js';
-import { FleetEvents } from './events.js';
-import { buildApp, type App } from './http/app.js';
+import { buildApp } from './http/app.js';
 import type { Logger } from './logger.js';
-import { encodeCommand } from './protocol/messages.js';
-import { RolloutEngine } from './rollouts/rollout-engine.js';
 import { startStatusTopics } from './monitoring/status-topics.js';
+import { encodeCommand } from './protocol/messages.js';
+import { DeviceMessageRejections } from './protocol/rejections.js';
+import { AttemptTracker } from './rollouts/attempts.js';
+import { RolloutLifecycle } from './rollouts/lifecycle.js';
+import { LiveRollouts } from './rollouts/live-rollouts.js';
+import { UpdateEngine } from './rollouts/update-engine.js';
+import { topics } from '../broker/topics.js';
 import type { Links, Services } from './services.js';
 
 export interface Mqota {
@@ -39,61 +45,80 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
   try {
     const pki = await ensurePki({ dir: config.certsDir, hostnames: config.hostnames });
     const adminToken = await resolveAdminToken({ configured: config.adminToken, dataDir: config.dataDir });
+    const [key, cert, clientCa] = await Promise.all([pki.paths.serverKey, pki.paths.serverCert, pki.paths.deviceCaCert].map((p) => readFile(p, 'utf8')));
 
-    const db: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+    // Storage and what is loaded from it.
+    const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
     stack.push(() => db.close());
-    const writes = new WriteBehind(db.prisma, logger.child({ component: 'db' }));
-    stack.push(() => writes.close());
-
+    const repository = new FleetRepository(db.prisma, logger.child({ component: 'db' }), { maxBacklogRows: config.dbBacklogRows });
+    stack.push(() => repository.close()); // after the broker and the API stopped: what they queued lands
     const images = new ImageStore(path.join(config.dataDir, 'firmware'), config.maxImageBytes);
     await images.init();
     const catalog = new FirmwareCatalog(db.prisma, images);
-    const registry = new DeviceRegistry(writes);
+    const registry = new DeviceRegistry(repository);
     const certificates = new CertificateLedger(db.prisma, pki.paths);
-    await Promise.all([catalog.load(), registry.load(db.prisma), certificates.load()]);
+    await Promise.all([catalog.load(), registry.load(), certificates.load()]);
 
-    const events = new FleetEvents(logger);
-    let links: Links | null = null;
-    const linksReady = (): Links => { if (!links) throw new Error('links used before the listeners are bound'); return links; };
-    let broker: Broker | null = null;
-    const engine = new RolloutEngine({
-      prisma: db.prisma, writes, registry, catalog, events, logger, tickMs: config.rolloutTickMs,
-      imageUrl: (sha256) => linksReady().imageUrl(sha256),
-      commands: { send: (deviceId, command) => broker!.publish(topics.command(deviceId), encodeCommand(command), { qos: 1 }) },
-    });
-    await engine.load();
-    stack.push(() => engine.close());
-
-    const [key, cert, clientCa] = await Promise.all([pki.paths.serverKey, pki.paths.serverCert, pki.paths.deviceCaCert].map((p) => readFile(p, 'utf8')));
-    broker = await startBroker({
+    // The broker, not listening yet, and the addresses devices are given.
+    const broker = await createBroker({
       port: config.mqttPort, host: config.host, tls: { key, cert, clientCa },
       plaintextPort: config.mqttPlaintextPort ?? undefined, maxPacketBytes: config.mqttMaxPacketBytes, logger: logger.child({ component: 'mqtt' }),
       isRevoked: certificates.isRevoked,
     });
-    stack.push(() => broker!.close());
-    certificates.onRevoke((commonName, serial) => broker!.disconnectCertificate(commonName, serial));
-    broker.onDeviceMessage(({ deviceId, kind, payload }) => {
-      const handled = kind === 'announce' ? engine.handleAnnounce(deviceId, payload) : engine.handleStatus(deviceId, payload);
-      handled.catch((err) => logger.error({ err, deviceId, kind }, 'device message failed'));
+    stack.push(() => broker.close());
+    certificates.onRevoke((commonName, serial) => broker.disconnectCertificate(commonName, serial));
+    const httpsPort = config.httpsPort || await freePort(config.host);
+    const publicUrl = publicBaseUrl(config, httpsPort);
+    const imageUrl = (sha256: string) => `${publicUrl}/firmware/${sha256}.bin`;
+
+    // The rollout core: what is in flight, device messages in and commands out, lifecycles.
+    const events = new FleetEvents(logger);
+    const rejections = new DeviceMessageRejections({ events, logger: logger.child({ component: 'rollouts' }) });
+    const rollouts = new LiveRollouts();
+    const attempts = new AttemptTracker({ repository, rollout: (id) => rollouts.get(id), events, logger: logger.child({ component: 'rollouts' }) });
+    const engine = new UpdateEngine({
+      repository, registry, catalog, attempts, rollouts, rejections, imageUrl, events, logger,
+      commands: { send: (deviceId, command) => broker.publish(topics.command(deviceId), encodeCommand(command), { qos: 1 }) },
+    });
+    const lifecycle = new RolloutLifecycle({ repository, registry, catalog, attempts, rollouts, engine, events, logger, tickMs: config.rolloutTickMs });
+    await lifecycle.load();
+    stack.push(() => lifecycle.close());
+
+    // Devices are heard from here on. A message waits for room in the write backlog (the device
+    // keeps it unacknowledged meanwhile), and is acknowledged once what it changed is committed.
+    broker.onDeviceMessage(async ({ deviceId, kind, payload }) => {
+      await repository.room();
+      await (kind === 'announce' ? engine.handleAnnounce(deviceId, payload) : engine.handleStatus(deviceId, payload));
     });
     broker.onPresence((deviceId, online) => engine.handlePresence(deviceId, online));
-    stack.push(await startStatusTopics({ events, engine, broker, prisma: db.prisma, logger })); // rollouts/{id}/progress, fleet/{id}/events
-
-    const services: Services = { config, logger, db, writes, catalog, registry, engine, events, broker, pki: pki.paths, certificates, adminToken: adminToken.token, links: { imageUrl: (s) => linksReady().imageUrl(s), brokerUrl: () => linksReady().brokerUrl() } };
-    const app: App = await buildApp(services, { key, cert, clientCa });
-    await app.listen({ port: config.httpsPort, host: config.host });
-    stack.push(() => app.close()); // the API stops first, then the broker, then the writes drain
-    const httpsPort = (app.server.address() as { port: number }).port;
-    const publicUrl = publicBaseUrl(config, httpsPort);
+    await broker.listen();
     const brokerHost = new URL(publicUrl).hostname;
-    links = {
-      imageUrl: (sha256) => `${publicUrl}/firmware/${sha256}.bin`,
-      brokerUrl: () => `mqtts://${brokerHost}:${broker!.port}`,
+    const links: Links = { imageUrl, brokerUrl: () => `mqtts://${brokerHost}:${broker.port}` };
+    stack.push(await startStatusTopics({ events, rollouts: lifecycle, broker, prisma: db.prisma, logger })); // rollouts/{id}/progress, fleet/{id}/events
+
+    const services: Services = {
+      config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,
+      adminToken: adminToken.token, links,
     };
-    engine.start();
+    const app = await buildApp(services, { key, cert, clientCa });
+    await app.listen({ port: httpsPort, host: config.host });
+    stack.push(() => app.close()); // the API stops first, then the broker, then the writes drain
+    lifecycle.start();
     return { services, httpsPort, mqttPort: broker.port, publicUrl, adminToken, pkiCreated: pki.created, fingerprints: pki.fingerprints, close };
   } catch (err) {
     await close().catch(() => undefined);
     throw err;
   }
+}
+
+/** A free TCP port, for HTTPS_PORT=0 (tests): image links need the port before the app is built. */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }

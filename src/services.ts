@@ -4,12 +4,14 @@ import type { PkiPaths } from '../certs/pki.js';
 import type { CertificateLedger } from './auth/certificate-ledger.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
-import type { WriteBehind } from './db/write-behind.js';
+import type { FleetRepository } from './db/fleet-repository.js';
 import type { FirmwareCatalog } from './firmware/catalog.js';
 import type { DeviceRegistry } from './fleet/device-registry.js';
 import type { FleetEvents } from './events.js';
 import type { Logger } from './logger.js';
-import type { RolloutEngine } from './rollouts/rollout-engine.js';
+import type { DeviceMessageRejections } from './protocol/rejections.js';
+import type { RolloutLifecycle } from './rollouts/lifecycle.js';
+import type { UpdateEngine } from './rollouts/update-engine.js';
 
 export interface Links {
   /** HTTPS link of an image, as devices download it. */
@@ -22,10 +24,15 @@ export interface Services {
   config: Config;
   logger: Logger;
   db: Database;
-  writes: WriteBehind;
+  /** Devices, rollouts and attempts in the database, with the group commit. */
+  repository: FleetRepository;
   catalog: FirmwareCatalog;
   registry: DeviceRegistry;
-  engine: RolloutEngine;
+  /** Device messages in, commands out. */
+  engine: UpdateEngine;
+  /** Rollouts: creation, operator commands, waves, thresholds, the read model of active ones. */
+  rollouts: RolloutLifecycle;
+  rejections: DeviceMessageRejections;
   events: FleetEvents;
   broker: Broker;
   pki: PkiPaths;

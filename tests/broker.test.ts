@@ -44,7 +44,7 @@ describe('broker over mutual TLS', () => {
     pki = await createTestPki();
     const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
     broker = await startBroker({ port: 0, host: '127.0.0.1', plaintextPort: 0, tls: pki.serverTls, logger });
-    broker.onDeviceMessage((m) => deviceMessages.push(m));
+    broker.onDeviceMessage((m) => { deviceMessages.push(m); });
     broker.onPresence((deviceId, online) => presence.push({ deviceId, online }));
     conn = (extra = {}) => ({ port: broker.port, pki, ...extra });
   });

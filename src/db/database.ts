@@ -27,7 +27,8 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
 }
 
 async function openPostgres(url: string, log: Logger): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // A bounded connect wait: during an outage a commit fails and is retried, instead of hanging.
+  const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5_000 });
   pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection failed'));
   const client = await pool.connect();
   try {
@@ -40,7 +41,7 @@ async function openPostgres(url: string, log: Logger): Promise<Database> {
   return {
     kind: 'postgres',
     prisma,
-    ping: async () => { await pool.query('SELECT 1'); },
+    ping: () => withTimeout(pool.query('SELECT 1').then(() => undefined), 2_000, 'PostgreSQL did not answer within 2 s'),
     close: async () => { await prisma.$disconnect(); await pool.end(); },
   };
 }
@@ -102,6 +103,12 @@ function pgliteDriver(db: PGlite): SqlDriver {
     exec: async (sql) => { await db.exec(sql); },
     query: async <T>(sql: string, params?: unknown[]) => (await db.query<T>(sql, params)).rows,
   };
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 function redactUrl(url: string): string {

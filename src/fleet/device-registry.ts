@@ -1,7 +1,11 @@
 // Every known device, in memory: the announce path reads and updates it without a query.
-// Changes are persisted through the write-behind queue.
-import type { DeviceRow, WriteBehind } from '../db/write-behind.js';
-import type { PrismaClient } from '../generated/prisma/client.js';
+// Changes are persisted through the repository's group commit.
+//
+// A device's type is the registered one (`mqota device add`, the API), or for a device nobody
+// registered, the type of its first announce. An announce cannot change it: the type decides which
+// images the device's certificate may download, so a device claiming another type would gain
+// another product's firmware. Changing it is an operator's (audited) action.
+import type { DeviceRow, FleetRepository } from '../db/fleet-repository.js';
 import type { Announce } from '../protocol/messages.js';
 
 /** A device as the engine sees it: what it announced, and the labels operators gave it. */
@@ -12,15 +16,11 @@ export class DeviceRegistry {
   private readonly devices = new Map<string, DeviceState>();
   private readonly byType = new Map<string, Set<string>>();
 
-  constructor(private readonly writes: WriteBehind) {}
+  constructor(private readonly repository: FleetRepository) {}
 
   /** Loads every device; all start offline, since no connection survives a restart. */
-  async load(prisma: PrismaClient): Promise<void> {
-    await prisma.device.updateMany({ where: { online: true }, data: { online: false } });
-    const rows = await prisma.device.findMany({
-      select: { id: true, type: true, version: true, chip: true, idfVersion: true, secureVersion: true, slot: true, online: true, lastSeenAt: true, tags: true, channel: true },
-    });
-    for (const row of rows) this.put(row);
+  async load(): Promise<void> {
+    for (const row of await this.repository.loadDevices()) this.put(row);
   }
 
   get(id: string): Device | undefined {
@@ -51,15 +51,24 @@ export class DeviceRegistry {
     return this.save({ id, type, version: null, chip: null, idfVersion: null, secureVersion: null, slot: null, online: false, lastSeenAt: null, tags: [], channel: 'stable' });
   }
 
-  recordAnnounce(id: string, a: Announce, now: Date): Device {
+  /**
+   * An announce: the device is online and runs what it says. One of another type than the
+   * registered one changes nothing but its presence, and says so.
+   */
+  recordAnnounce(id: string, a: Announce, now: Date): { device: Device; typeMismatch: boolean } {
     const prev = this.devices.get(id);
+    if (prev && prev.type !== a.type) {
+      const row = { ...prev, online: true, lastSeenAt: now };
+      void this.save(row);
+      return { device: row, typeMismatch: true };
+    }
     const row: DeviceState = {
       tags: prev?.tags ?? [], channel: prev?.channel ?? 'stable',
       id, type: a.type, version: a.version, chip: a.chip ?? prev?.chip ?? null, idfVersion: a.idf ?? prev?.idfVersion ?? null,
       secureVersion: a.secureVersion ?? prev?.secureVersion ?? null, slot: a.slot ?? prev?.slot ?? null, online: true, lastSeenAt: now,
     };
     void this.save(row);
-    return row;
+    return { device: row, typeMismatch: false };
   }
 
   /** Records the version a device reports after an update, before its next announce. */
@@ -78,18 +87,26 @@ export class DeviceRegistry {
   }
 
   /** Operator labels; written at once (not behind), since the API answers with them. */
-  async setLabels(prisma: PrismaClient, id: string, labels: { tags?: string[]; channel?: string }): Promise<Device | undefined> {
+  async setLabels(id: string, labels: { tags?: string[]; channel?: string }): Promise<Device | undefined> {
     const prev = this.devices.get(id);
     if (!prev) return undefined;
     const next = { ...prev, tags: labels.tags ?? prev.tags, channel: labels.channel ?? prev.channel };
-    await prisma.device.update({ where: { id }, data: { tags: next.tags, channel: next.channel } });
-    this.put(next);
-    return next;
+    await this.repository.setDeviceLabels(id, { tags: next.tags, channel: next.channel });
+    this.put({ ...this.devices.get(id)!, tags: next.tags, channel: next.channel });
+    return this.devices.get(id);
+  }
+
+  /** An operator changes what the device is; resolves once committed. Through the group commit, so no queued row of the old type can land after it. */
+  async setType(id: string, type: string): Promise<Device | undefined> {
+    const prev = this.devices.get(id);
+    if (!prev) return undefined;
+    if (prev.type !== type) await this.save({ ...prev, type });
+    return this.devices.get(id);
   }
 
   private save(row: DeviceState): Promise<void> {
     this.put(row);
-    return this.writes.device(row);
+    return this.repository.saveDevice(row);
   }
 
   private put(row: DeviceState): void {

@@ -7,7 +7,7 @@ import type { FleetEvents } from '../events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { ATTEMPT_STATES, TERMINAL_STATES, type AttemptState } from '../rollouts/attempt-state.js';
-import type { RolloutEngine, RolloutProgress } from '../rollouts/rollout-engine.js';
+import type { RolloutLifecycle, RolloutProgress } from '../rollouts/lifecycle.js';
 import { ActiveRollouts } from './active-rollouts.js';
 
 /** Attempt states that count as a failure of the device in a rollout. */
@@ -16,7 +16,7 @@ const FAILED_STATES = ['failed', 'rolled_back', 'rejected', 'timed_out'];
 export interface FleetMetricsDeps {
   events: FleetEvents;
   broker: Pick<Broker, 'connectedDevices' | 'handshakes' | 'refusals'>;
-  engine: Pick<RolloutEngine, 'progress'>;
+  rollouts: Pick<RolloutLifecycle, 'progress'>;
   prisma: PrismaClient;
   logger: Logger;
 }
@@ -150,7 +150,7 @@ export class FleetMetrics {
   }
 
   private rollouts(): Promise<RolloutProgress[]> {
-    this.rolloutsReading ??= Promise.all(this.active.ids().map((id) => this.deps.engine.progress(id).catch((err: Error) => {
+    this.rolloutsReading ??= Promise.all(this.active.ids().map((id) => this.deps.rollouts.progress(id).catch((err: Error) => {
       this.deps.logger.warn({ err, rolloutId: id }, 'rollout progress not read for metrics');
       return null;
     })))

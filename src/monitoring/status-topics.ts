@@ -8,7 +8,7 @@ import { topics } from '../../broker/topics.js';
 import type { FleetEvents } from '../events.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import type { RolloutEngine } from '../rollouts/rollout-engine.js';
+import type { RolloutLifecycle } from '../rollouts/lifecycle.js';
 import { ActiveRollouts } from './active-rollouts.js';
 import { DEVICE_EVENT_TYPES, FINAL_ROLLOUT_STATES, toMonitorEvent } from './monitor-events.js';
 import { ProgressThrottle } from './progress-throttle.js';
@@ -17,7 +17,7 @@ export const PROGRESS_INTERVAL_MS = 500;
 
 export interface StatusTopicsDeps {
   events: FleetEvents;
-  engine: Pick<RolloutEngine, 'progress'>;
+  rollouts: Pick<RolloutLifecycle, 'progress'>;
   broker: Pick<Broker, 'publish'>;
   prisma: PrismaClient;
   logger: Logger;
@@ -26,13 +26,13 @@ export interface StatusTopicsDeps {
 
 /** Starts publishing; resolves with the function that stops it (and waits for publications under way). */
 export async function startStatusTopics(deps: StatusTopicsDeps): Promise<() => Promise<void>> {
-  const { events, engine, broker } = deps;
+  const { events, rollouts, broker } = deps;
   const log = deps.logger.child({ component: 'monitoring' });
 
   const throttle = new ProgressThrottle({
     intervalMs: deps.progressIntervalMs ?? PROGRESS_INTERVAL_MS,
     publish: async (rolloutId) => {
-      const progress = await engine.progress(rolloutId);
+      const progress = await rollouts.progress(rolloutId);
       if (progress) await broker.publish(topics.rolloutProgress(rolloutId), JSON.stringify(progress), { qos: 0, retain: true });
     },
     onError: (err, rolloutId) => log.warn({ err, rolloutId }, 'rollout progress not published'),

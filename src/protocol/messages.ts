@@ -78,7 +78,7 @@ export function parseStatus(payload: Buffer): Parsed<StatusReport> {
   return { ok: true, value };
 }
 
-export type NoneReason = 'up-to-date' | 'unknown-type' | 'invalid-announce' | 'not-targeted' | 'chip-mismatch' | 'previously-failed'
+export type NoneReason = 'up-to-date' | 'unknown-type' | 'invalid-announce' | 'type-mismatch' | 'not-targeted' | 'chip-mismatch' | 'previously-failed'
   | 'waiting-for-wave' | 'rollout-scheduled' | 'rollout-paused' | 'outside-maintenance-window' | 'rate-limited' | 'retry-backoff' | 'secure-version';
 
 export type Command =

@@ -1,13 +1,12 @@
-// One scheduled, running or paused rollout in memory: its target set with waves, the latest
-// attempt of each member, counters, and the decisions that follow from them (may a device get
-// the update now, is the current wave done, has the failure threshold been reached). No I/O:
-// the engine persists and sends; this decides.
+// One scheduled, running or paused rollout in memory, as the database has it: its target set with
+// waves, the latest committed attempt of each member, counters, and the decisions that follow from
+// them (is the current wave done, has the failure threshold been reached). Attempt changes reach
+// it only once committed, so what it decides, it decides on durable state. No I/O.
 import type { Firmware } from '../firmware/catalog.js';
 import type { Device } from '../fleet/device-registry.js';
-import type { NoneReason } from '../protocol/messages.js';
 import { ATTEMPT_STATES, FAILURE_STATES, isTerminal, RETRYABLE_STATES, zeroCounts, type AttemptState } from './attempt-state.js';
-import { alreadyThere, versionDecision } from './eligibility.js';
-import { failureThresholdReached, withinWindow, type RolloutPolicy } from './policy.js';
+import { alreadyThere } from './eligibility.js';
+import { failureThresholdReached, type RolloutPolicy } from './policy.js';
 import type { Targeting } from './targeting.js';
 import type { WavePlan } from './waves.js';
 
@@ -41,8 +40,6 @@ export interface WaveStats {
   settled: number;
 }
 
-export type Offer = { ok: true; retry: number } | { ok: false; reason: NoneReason };
-
 export class ActiveRollout {
   readonly members = new Map<string, Member>();
   readonly counts = zeroCounts();
@@ -70,29 +67,6 @@ export class ActiveRollout {
     return this.plan.sizes.length - 1;
   }
 
-  /** Whether the device would get this rollout's image now, and if not, why. */
-  offer(device: Device & { version: string }, now: number): Offer {
-    if (this.state === 'scheduled') return { ok: false, reason: 'rollout-scheduled' };
-    if (this.state === 'paused') return { ok: false, reason: 'rollout-paused' };
-    const member = this.members.get(device.id);
-    if (!member) return { ok: false, reason: 'not-targeted' };
-    const decision = versionDecision(this.firmware, device, this.policy.allowDowngrade);
-    if (!decision.ok) return decision;
-    if (member.wave > this.currentWave) return { ok: false, reason: 'waiting-for-wave' };
-    let retry = 0;
-    const latest = member.latest;
-    if (latest) {
-      if (!isTerminal(latest.state) || latest.state === 'succeeded' || latest.state === 'cancelled') return { ok: false, reason: 'up-to-date' };
-      if (!RETRYABLE_STATES.has(latest.state) || latest.retry >= this.policy.maxRetries) return { ok: false, reason: 'previously-failed' };
-      const backoff = this.policy.retryBackoffSeconds * 1000 * 2 ** latest.retry;
-      if ((latest.finishedAt ?? 0) + backoff > now) return { ok: false, reason: 'retry-backoff' };
-      retry = latest.retry + 1;
-    }
-    if (!withinWindow(new Date(now), this.policy.maintenanceWindow)) return { ok: false, reason: 'outside-maintenance-window' };
-    if (!this.rateAllows(now)) return { ok: false, reason: 'rate-limited' };
-    return { ok: true, retry };
-  }
-
   /** Records a new command for the rate limit. */
   noteDispatch(now: number): void {
     if (this.policy.maxPerMinute === null) return;
@@ -102,7 +76,7 @@ export class ActiveRollout {
 
   // Smooths the load on the image server: at most maxPerMinute commands in any minute, and
   // no burst larger than one second's share.
-  private rateAllows(now: number): boolean {
+  rateAllows(now: number): boolean {
     if (this.policy.maxPerMinute === null) return true;
     this.refill(now);
     return this.tokens >= 1;

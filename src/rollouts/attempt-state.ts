@@ -8,6 +8,9 @@ export type AttemptState = (typeof ATTEMPT_STATES)[number];
 
 export const TERMINAL_STATES: ReadonlySet<AttemptState> = new Set(['succeeded', 'failed', 'rolled_back', 'rejected', 'cancelled', 'timed_out']);
 
+/** States an attempt can still leave. */
+export const OPEN_STATES: readonly AttemptState[] = ATTEMPT_STATES.filter((s) => !TERMINAL_STATES.has(s));
+
 /** Outcomes that count against a rollout's failure threshold. */
 export const FAILURE_STATES: ReadonlySet<AttemptState> = new Set(['failed', 'rolled_back', 'timed_out']);
 

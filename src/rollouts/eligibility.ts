@@ -1,11 +1,23 @@
-// Whether a firmware may go to a device, from versions, chips and anti-rollback alone. Pure.
+// The one answer to "should this device get this firmware now, and if not, why". Pure: it reads
+// a rollout's committed standing, the device as announced and the time, and decides.
 import semver from 'semver';
+import type { Device } from '../fleet/device-registry.js';
 import type { NoneReason } from '../protocol/messages.js';
+import type { ActiveRollout } from './active-rollout.js';
+import { isTerminal, RETRYABLE_STATES } from './attempt-state.js';
+import { withinWindow } from './policy.js';
 
 export interface FirmwareFacts { type: string; version: string; chip: string | null; secureVersion: number | null }
 export interface DeviceFacts { type: string; version: string; chip: string | null; secureVersion: number | null }
 
 export type VersionDecision = { ok: true; downgrade: boolean } | { ok: false; reason: NoneReason };
+
+/** A device that has announced: it has a version. */
+export type AnnouncedDevice = Device & { version: string };
+
+export type Offer = { ok: true; retry: number } | { ok: false; reason: NoneReason };
+
+export type Choice = { kind: 'update'; rollout: ActiveRollout; retry: number } | { kind: 'none'; reason: NoneReason };
 
 /** An image built for another chip never goes to a device that announced its chip. */
 export function chipCompatible(firmwareChip: string | null, deviceChip: string | null): boolean {
@@ -29,4 +41,47 @@ export function versionDecision(fw: FirmwareFacts, device: DeviceFacts, allowDow
 export function alreadyThere(fwVersion: string, deviceVersion: string | null, downgrade: boolean): boolean {
   if (!deviceVersion) return false;
   return downgrade ? semver.eq(deviceVersion, fwVersion) : semver.gte(deviceVersion, fwVersion);
+}
+
+/**
+ * Whether the device would get this rollout's image now (`retry`: which attempt it would be), and
+ * if not, why. Order matters: the reasons an operator can act on come before the passing ones.
+ */
+export function offer(rollout: ActiveRollout, device: AnnouncedDevice, now: number): Offer {
+  if (rollout.state === 'scheduled') return { ok: false, reason: 'rollout-scheduled' };
+  if (rollout.state === 'paused') return { ok: false, reason: 'rollout-paused' };
+  const member = rollout.members.get(device.id);
+  if (!member) return { ok: false, reason: 'not-targeted' };
+  const decision = versionDecision(rollout.firmware, device, rollout.policy.allowDowngrade);
+  if (!decision.ok) return decision;
+  if (member.wave > rollout.currentWave) return { ok: false, reason: 'waiting-for-wave' };
+  let retry = 0;
+  const latest = member.latest;
+  if (latest) {
+    if (!isTerminal(latest.state) || latest.state === 'succeeded' || latest.state === 'cancelled') return { ok: false, reason: 'up-to-date' };
+    if (!RETRYABLE_STATES.has(latest.state) || latest.retry >= rollout.policy.maxRetries) return { ok: false, reason: 'previously-failed' };
+    const backoff = rollout.policy.retryBackoffSeconds * 1000 * 2 ** latest.retry;
+    if ((latest.finishedAt ?? 0) + backoff > now) return { ok: false, reason: 'retry-backoff' };
+    retry = latest.retry + 1;
+  }
+  if (!withinWindow(new Date(now), rollout.policy.maintenanceWindow)) return { ok: false, reason: 'outside-maintenance-window' };
+  if (!rollout.rateAllows(now)) return { ok: false, reason: 'rate-limited' };
+  return { ok: true, retry };
+}
+
+/**
+ * What an announcing device gets from the active rollouts of its type: the newest firmware it may
+ * have now, or the reason it gets none (the most telling reason among the rollouts that target it).
+ */
+export function chooseUpdate(device: AnnouncedDevice, rollouts: readonly ActiveRollout[], now: number, typeInCatalog: boolean): Choice {
+  const offers = rollouts.map((rollout) => ({ rollout, offer: offer(rollout, device, now) })).sort((a, b) => newestFirst(a.rollout, b.rollout));
+  for (const o of offers) if (o.offer.ok) return { kind: 'update', rollout: o.rollout, retry: o.offer.retry };
+  const blocked = offers.find((o) => !o.offer.ok && o.offer.reason !== 'not-targeted' && o.offer.reason !== 'up-to-date');
+  if (blocked && !blocked.offer.ok) return { kind: 'none', reason: blocked.offer.reason };
+  return { kind: 'none', reason: typeInCatalog ? 'up-to-date' : 'unknown-type' };
+}
+
+/** Prefer the newest firmware; between equal versions, the older rollout. */
+function newestFirst(a: ActiveRollout, b: ActiveRollout): number {
+  return semver.compare(b.firmware.version, a.firmware.version) || a.createdAt.getTime() - b.createdAt.getTime();
 }

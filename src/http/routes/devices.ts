@@ -107,7 +107,7 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
       params: DeviceParams, body: DeviceLabelsBody, response: { 200: DeviceView, ...errors(400, 404) },
     },
   }, async (req) => {
-    const device = await registry.setLabels(prisma, req.params.id, req.body);
+    const device = await registry.setLabels(req.params.id, req.body);
     if (!device) throw notFound(`device ${req.params.id}`);
     await services.engine.deviceLabelsChanged(device.id); // it may join running rollouts now
     req.log.info({ deviceId: device.id, tags: device.tags, channel: device.channel }, 'device labels set');
@@ -119,14 +119,8 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
   }, async (req) => {
     const device = registry.get(req.params.id);
     if (!device) throw notFound(`device ${req.params.id}`);
-    await services.writes.flush();
     const certificates = await services.certificates.list(device.id, 'device');
-    const attempts = await prisma.updateAttempt.findMany({
-      where: { deviceId: device.id },
-      orderBy: { createdAt: 'desc' },
-      take: 50,
-      include: { firmware: { select: { type: true, version: true } }, events: { orderBy: { id: 'asc' }, select: { state: true, progress: true, error: true, reason: true, at: true } } },
-    });
+    const attempts = await services.repository.deviceAttempts(device.id, 50);
     return {
       ...deviceView(device),
       certificates,

@@ -26,7 +26,7 @@ export function firmwareView(fw: Firmware, services: Services) {
 
 export async function firmwareRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { catalog, engine } = services;
+  const { catalog, rollouts } = services;
 
   app.post('/firmware', {
     // The form is streamed (the file to disk while hashed) and checked here, so it is documented, not validated, by its schema.
@@ -93,7 +93,7 @@ export async function firmwareRoutes(fastify: FastifyInstance, { services }: { s
   }, async (req, reply) => {
     const fw = catalog.get(req.params.id);
     if (!fw) throw notFound(`firmware ${req.params.id}`);
-    if (engine.isFirmwareInUse(fw.id)) throw new HttpError(409, `firmware ${fw.id} is used by a running rollout; cancel it first`);
+    if (rollouts.isFirmwareInUse(fw.id)) throw new HttpError(409, `firmware ${fw.id} is used by a running rollout; cancel it first`);
     await catalog.remove(fw.id);
     req.log.info({ firmwareId: fw.id, type: fw.type, version: fw.version }, 'firmware deleted');
     return reply.code(204).send();

@@ -8,19 +8,30 @@ const MIN_FREE_BYTES = 64 * 1024 * 1024;
 export async function healthRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
   app.get('/healthz', {
     schema: {
-      tags: ['health'], summary: 'Service health', description: '503 when the broker, the database or the disk (under 64 MiB free) is not ok.',
+      tags: ['health'], summary: 'Service health', description: '503 with `reason` when the broker, the database, its writes (failing, or a full backlog) or the disk (under 64 MiB free) is not ok.',
       response: { 200: { ...Health, description: 'ok' }, 503: { ...Health, description: 'degraded' } },
     },
   }, async (_req, reply) => {
-    const { db, broker, catalog, registry, engine } = services;
-    const database = await db.ping().then(() => ({ ok: true, kind: db.kind }), (err: Error) => ({ ok: false, kind: db.kind, error: err.message }));
+    const { db, broker, catalog, registry, rollouts, repository } = services;
+    const database: { ok: boolean; kind: string; error?: string } = await db.ping().then(() => ({ ok: true, kind: db.kind }), (err: Error) => ({ ok: false, kind: db.kind, error: err.message }));
     const freeBytes = await catalog.images.freeBytes().catch(() => 0);
     const disk = { ok: freeBytes >= MIN_FREE_BYTES, freeBytes };
     const mqtt = { ok: !broker.aedes.closed, port: broker.port, connectedDevices: broker.connectedDevices() };
-    const ok = database.ok && disk.ok && mqtt.ok;
+    const commit = repository.health();
+    const writes = {
+      ok: commit.ok, backlogRows: commit.backlogRows, maxBacklogRows: commit.maxBacklogRows,
+      failingSince: commit.failingSince, lastError: commit.lastError,
+    };
+    const reasons = [
+      !database.ok && `database unreachable: ${database.error}`,
+      !writes.ok && commit.reason,
+      !disk.ok && `disk almost full: ${freeBytes} bytes free`,
+      !mqtt.ok && 'MQTT broker closed',
+    ].filter((r): r is string => typeof r === 'string');
+    const ok = reasons.length === 0;
     return reply.code(ok ? 200 : 503).send({
-      status: ok ? 'ok' : 'degraded', broker: mqtt, database, disk,
-      fleet: { devices: registry.size, online: registry.onlineCount(), runningRollouts: engine.runningCount() },
+      status: ok ? 'ok' : 'degraded', ...(ok ? {} : { reason: reasons.join('; ') }), broker: mqtt, database, disk, writes,
+      fleet: { devices: registry.size, online: registry.onlineCount(), runningRollouts: rollouts.runningCount() },
     });
   });
 }

@@ -2,7 +2,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import { countAttempts } from '../../rollouts/attempt-counts.js';
 import type { RolloutPolicy } from '../../rollouts/policy.js';
 import { SINGLE_WAVE, type WavePlan } from '../../rollouts/waves.js';
 import type { Services } from '../../services.js';
@@ -21,14 +20,13 @@ function policyOf(body: RolloutCreate): Partial<RolloutPolicy> {
 
 export async function rolloutRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { engine, writes } = services;
-  const prisma = services.db.prisma;
+  const { rollouts, repository } = services;
   const actor = (req: { principal: { name: string } }) => req.principal.name;
 
   async function describe(id: string, detail: boolean) {
-    const rollout = await prisma.rollout.findUnique({ where: { id }, include: { firmware: { select: { type: true, version: true, sha256: true } }, _count: { select: { targets: true } } } });
+    const rollout = await repository.findRollout(id);
     if (!rollout) return null;
-    const counts = await countAttempts(prisma, id);
+    const counts = await repository.attemptCounts(id);
     const plan = (rollout.waves as WavePlan | null) ?? SINGLE_WAVE;
     const view = {
       id: rollout.id, name: rollout.name, state: rollout.state, reason: rollout.reason, firmwareId: rollout.firmwareId, firmware: rollout.firmware,
@@ -38,14 +36,9 @@ export async function rolloutRoutes(fastify: FastifyInstance, { services }: { se
       targets: rollout._count.targets, counts, attempts: Object.values(counts).reduce((a, b) => a + b, 0),
     };
     if (!detail) return view;
-    const [targets, attempts, history] = await Promise.all([
-      prisma.rolloutTarget.findMany({ where: { rolloutId: id }, select: { deviceId: true, wave: true } }),
-      prisma.updateAttempt.findMany({ where: { rolloutId: id }, orderBy: { createdAt: 'asc' },
-        select: { deviceId: true, id: true, state: true, retry: true, progress: true, error: true, reason: true, fromVersion: true, updatedAt: true } }),
-      prisma.rolloutEvent.findMany({ where: { rolloutId: id }, orderBy: { id: 'asc' }, select: { state: true, wave: true, reason: true, actor: true, at: true } }),
-    ]);
+    const { targets, attempts, history } = await repository.rolloutDetail(id);
     const latest = new Map(attempts.map((a) => [a.deviceId, a])); // ordered by time: the last one wins
-    const live = engine.waveStandings(id);
+    const live = rollouts.waveStandings(id);
     const final = ['completed', 'cancelled', 'aborted'].includes(rollout.state);
     let cumulative = 0;
     const waves = plan.sizes.map((planned, index) => {
@@ -69,23 +62,20 @@ export async function rolloutRoutes(fastify: FastifyInstance, { services }: { se
 
   app.post('/rollouts', { schema: { tags: ['rollouts'], summary: 'Start a rollout', description: 'Targets, waves and controls: see docs/api.md. Online targets in the first wave get the command at once.', body: RolloutCreateBody, response: { 201: RolloutView, ...errors(400, 404) } } }, async (req, reply) => {
     const body = req.body;
-    const { id, commanded } = await engine.createRollout({
+    const { id, commanded } = await rollouts.createRollout({
       firmwareId: body.firmwareId, name: body.name, deviceIds: body.deviceIds, tags: body.tags, versionRange: body.versionRange, channel: body.channel,
       waves: body.waves, waveUnit: body.waveUnit, startAt: body.startAt ? new Date(body.startAt) : undefined, policy: policyOf(body), createdBy: actor(req),
     });
-    await writes.flush();
     return reply.code(201).send({ ...(await describe(id, false))!, commanded });
   });
 
   app.get('/rollouts', { schema: { tags: ['rollouts'], summary: 'List rollouts, newest first', querystring: RolloutListQuery, response: { 200: Type.Array(RolloutView) } } }, async (req) => {
-    await writes.flush();
-    const rows = await prisma.rollout.findMany({ where: req.query.state ? { state: req.query.state } : {}, orderBy: { createdAt: 'desc' }, take: 200, select: { id: true } });
-    const views = await Promise.all(rows.map((r) => describe(r.id, false)));
+    const ids = await repository.listRolloutIds(req.query.state, 200);
+    const views = await Promise.all(ids.map((id) => describe(id, false)));
     return views.filter((v) => v !== null);
   });
 
   app.get('/rollouts/:id', { schema: { tags: ['rollouts'], summary: 'A rollout with its waves, devices and history', params: IdParams, response: { 200: RolloutDetail, ...errors(404) } } }, async (req) => {
-    await writes.flush();
     const view = await describe(req.params.id, true) as Static<typeof RolloutDetail> | null;
     if (!view) throw notFound(`rollout ${req.params.id}`);
     return view;
@@ -94,10 +84,9 @@ export async function rolloutRoutes(fastify: FastifyInstance, { services }: { se
   for (const action of ['pause', 'resume', 'cancel'] as const) {
     app.post(`/rollouts/:id/${action}`, { schema: { tags: ['rollouts'], summary: `${action[0].toUpperCase()}${action.slice(1)} a rollout`, params: IdParams, response: { 200: RolloutView, ...errors(404, 409) } } }, async (req) => {
       const who = actor(req);
-      if (action === 'pause') await engine.pauseRollout(req.params.id, who);
-      else if (action === 'resume') await engine.resumeRollout(req.params.id, who);
-      else await engine.cancelRollout(req.params.id, who);
-      await writes.flush();
+      if (action === 'pause') await rollouts.pauseRollout(req.params.id, who);
+      else if (action === 'resume') await rollouts.resumeRollout(req.params.id, who);
+      else await rollouts.cancelRollout(req.params.id, who);
       return (await describe(req.params.id, false))!;
     });
   }

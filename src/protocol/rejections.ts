@@ -1,0 +1,45 @@
+// Device messages mqota turns away: counted per reason (for metrics), published as fleet events,
+// and logged at most once per device per minute, so a device stuck in a loop of bad messages
+// (or an attacker with a valid certificate) cannot flood the log.
+import type { FleetEvents } from '../events.js';
+import type { Logger } from '../logger.js';
+
+export const REJECTION_REASONS = ['malformed-announce', 'malformed-status', 'type-mismatch', 'unknown-update', 'foreign-update'] as const;
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
+const LOG_INTERVAL_MS = 60_000;
+
+export class DeviceMessageRejections {
+  private readonly counts = new Map<RejectionReason, number>(REJECTION_REASONS.map((r) => [r, 0]));
+  /** When each device's last rejection was logged; entries older than the interval are swept. */
+  private readonly loggedAt = new Map<string, number>();
+  private suppressed = 0;
+
+  constructor(private readonly deps: { events: FleetEvents; logger: Logger; now?: () => number }) {}
+
+  reject(deviceId: string, kind: 'announce' | 'status', reason: RejectionReason, detail: string): void {
+    this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
+    const now = (this.deps.now ?? Date.now)();
+    this.deps.events.emit('rejection', { deviceId, kind, reason, error: detail, at: new Date(now) });
+    const last = this.loggedAt.get(deviceId);
+    if (last !== undefined && now - last < LOG_INTERVAL_MS) {
+      this.suppressed++;
+      return;
+    }
+    if (this.loggedAt.size > 10_000) this.sweep(now);
+    this.loggedAt.set(deviceId, now);
+    const suppressed = this.suppressed;
+    this.suppressed = 0;
+    this.deps.logger.warn({ deviceId, kind, reason, error: detail, ...(suppressed ? { suppressedSinceLastLine: suppressed } : {}) },
+      'device message rejected (further ones from this device are counted, not logged, for a minute)');
+  }
+
+  /** Rejections so far, per reason. */
+  snapshot(): ReadonlyMap<RejectionReason, number> {
+    return this.counts;
+  }
+
+  private sweep(now: number): void {
+    for (const [id, at] of this.loggedAt) if (now - at >= LOG_INTERVAL_MS) this.loggedAt.delete(id);
+  }
+}

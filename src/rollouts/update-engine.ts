@@ -1,0 +1,241 @@
+// Device messages in, decisions, commands out. An announce is answered with an update command or
+// the reason there is none; a status report moves its attempt forward. Every handler resolves
+// only once what the message changed is committed: the broker acknowledges the message (PUBACK)
+// then, so an acknowledged message is never lost, and a device that got no acknowledgement sends
+// it again (the forward-only attempt states absorb the duplicate).
+import semver from 'semver';
+import type { FleetRepository } from '../db/fleet-repository.js';
+import type { FleetEvents } from '../events.js';
+import type { Firmware, FirmwareCatalog } from '../firmware/catalog.js';
+import type { Device, DeviceRegistry } from '../fleet/device-registry.js';
+import type { Logger } from '../logger.js';
+import { parseAnnounce, parseStatus, type Command, type StatusReport } from '../protocol/messages.js';
+import type { DeviceMessageRejections } from '../protocol/rejections.js';
+import type { ActiveRollout, Member } from './active-rollout.js';
+import { applyReport } from './attempt-state.js';
+import type { Attempt, AttemptTracker } from './attempts.js';
+import { CommandPacer } from './command-pacer.js';
+import { alreadyThere, chooseUpdate, offer, type AnnouncedDevice } from './eligibility.js';
+import type { LiveRollouts } from './live-rollouts.js';
+import { matchesTargeting } from './targeting.js';
+import { waveForLateJoiner } from './waves.js';
+
+/** Where commands go: the broker in production. */
+export interface CommandChannel {
+  send(deviceId: string, command: Command): Promise<void>;
+}
+
+export class UpdateEngine {
+  private readonly pacer = new CommandPacer();
+  private readonly log: Logger;
+
+  constructor(private readonly deps: {
+    repository: FleetRepository;
+    registry: DeviceRegistry;
+    catalog: FirmwareCatalog;
+    attempts: AttemptTracker;
+    rollouts: LiveRollouts;
+    commands: CommandChannel;
+    rejections: DeviceMessageRejections;
+    imageUrl: (sha256: string) => string;
+    events: FleetEvents;
+    logger: Logger;
+  }) {
+    this.log = deps.logger.child({ component: 'rollouts' });
+  }
+
+  // ── device messages ─────────────────────────────────────────────────────────
+
+  async handleAnnounce(deviceId: string, payload: Buffer): Promise<void> {
+    const { registry, repository, events } = this.deps;
+    const parsed = parseAnnounce(payload);
+    if (!parsed.ok) {
+      this.deps.rejections.reject(deviceId, 'announce', 'malformed-announce', parsed.error);
+      await this.send(deviceId, { action: 'none', reason: 'invalid-announce', error: parsed.error });
+      return;
+    }
+    const { device: recorded, typeMismatch } = registry.recordAnnounce(deviceId, parsed.value, new Date());
+    if (typeMismatch) {
+      this.deps.rejections.reject(deviceId, 'announce', 'type-mismatch', `announced type ${parsed.value.type}, registered as ${recorded.type}`);
+      await repository.durable();
+      await this.send(deviceId, { action: 'none', reason: 'type-mismatch', error: `this device is registered as type ${recorded.type}` });
+      return;
+    }
+    const device = recorded as AnnouncedDevice;
+    this.log.debug({ deviceId, type: device.type, version: device.version }, 'announce');
+    events.emit('announce', { deviceId, type: device.type, version: device.version, chip: device.chip, at: device.lastSeenAt! });
+
+    const inFlight = this.deps.attempts.ofDevice(deviceId);
+    if (inFlight && !this.settleByAnnounce(inFlight, device)) {
+      // Still to do: the device gets the same command again (after a restart, a reconnect).
+      await repository.durable();
+      await this.resend(inFlight);
+      return;
+    }
+    const rollouts = this.deps.rollouts.ofType(device.type);
+    this.checkHealth(device, rollouts);
+    this.join(device, rollouts);
+    const choice = chooseUpdate(device, rollouts, Date.now(), this.deps.catalog.hasType(device.type));
+    if (choice.kind === 'update') {
+      await this.dispatch(device, choice.rollout, choice.retry);
+      return;
+    }
+    await repository.durable();
+    await this.send(deviceId, { action: 'none', reason: choice.reason });
+  }
+
+  async handleStatus(deviceId: string, payload: Buffer): Promise<void> {
+    const parsed = parseStatus(payload);
+    if (!parsed.ok) {
+      this.deps.rejections.reject(deviceId, 'status', 'malformed-status', parsed.error);
+      return;
+    }
+    const report = parsed.value;
+    const attempt = this.deps.attempts.get(report.updateId);
+    if (!attempt) {
+      await this.reportForUntracked(deviceId, report);
+      return;
+    }
+    if (attempt.deviceId !== deviceId) {
+      this.deps.rejections.reject(deviceId, 'status', 'foreign-update', `updateId ${report.updateId} belongs to another device`);
+      return;
+    }
+    const t = applyReport(attempt, report);
+    if (t.kind === 'ignore') {
+      this.log.debug({ deviceId, updateId: attempt.id, state: report.state, current: attempt.state, why: t.why }, 'status ignored');
+    } else if (t.kind === 'progress') {
+      void this.deps.attempts.move(attempt, attempt.state, { progress: t.progress });
+    } else {
+      void this.deps.attempts.move(attempt, t.state, { progress: t.progress, error: report.error ?? null, reason: report.reason ?? null });
+      if (t.state === 'succeeded') this.deps.registry.recordVersion(deviceId, report.version ?? this.firmwareOf(attempt).version);
+    }
+    // A duplicate too waits for what it duplicates: it may be the resend of a report not yet committed.
+    await this.deps.repository.durable();
+  }
+
+  handlePresence(deviceId: string, online: boolean): void {
+    const at = new Date();
+    this.deps.registry.recordPresence(deviceId, online, at);
+    this.deps.events.emit('presence', { deviceId, online, at });
+  }
+
+  /** Tags or channel changed: the device may now belong to running rollouts. */
+  async deviceLabelsChanged(deviceId: string): Promise<void> {
+    const device = this.deps.registry.get(deviceId);
+    if (!device?.version) return;
+    this.join(device, this.deps.rollouts.ofType(device.type));
+    await this.deps.repository.durable();
+  }
+
+  // ── commands ────────────────────────────────────────────────────────────────
+
+  /** Sends the update to every online member of a running rollout that may have it now; returns how many. */
+  async dispatchReady(r: ActiveRollout): Promise<number> {
+    if (r.state !== 'running') return 0;
+    const now = Date.now();
+    const sends: Promise<void>[] = [];
+    for (const [deviceId, member] of r.members) {
+      // Cheap checks first: this runs for every member on every tick.
+      if (member.wave > r.currentWave || member.latest?.state === 'succeeded' || this.deps.attempts.ofDevice(deviceId)) continue;
+      const device = this.deps.registry.get(deviceId);
+      if (!device?.online || !device.version) continue;
+      const o = offer(r, device as AnnouncedDevice, now);
+      if (o.ok) sends.push(this.dispatch(device, r, o.retry));
+      else if (o.reason === 'rate-limited' || o.reason === 'outside-maintenance-window') break;
+    }
+    await Promise.all(sends);
+    return sends.length;
+  }
+
+  /** Tells a device its update is cancelled. */
+  cancel(attempt: Attempt): Promise<void> {
+    return this.send(attempt.deviceId, { action: 'cancel', updateId: attempt.id });
+  }
+
+  private async dispatch(device: Device, rollout: ActiveRollout, retry: number): Promise<void> {
+    const attempt = this.deps.attempts.open(device, rollout, retry, new Date());
+    await this.deps.repository.durable();
+    await this.resend(attempt);
+  }
+
+  /** Publishes the attempt's command once its row is committed; a pending attempt becomes sent. */
+  private async resend(attempt: Attempt): Promise<void> {
+    try {
+      await attempt.persisted;
+    } catch (err) {
+      this.log.error({ err, deviceId: attempt.deviceId, updateId: attempt.id }, 'attempt not persisted; command withheld');
+      return;
+    }
+    const fw = this.firmwareOf(attempt);
+    await this.send(attempt.deviceId, {
+      action: 'update', updateId: attempt.id, type: fw.type, version: fw.version, url: this.deps.imageUrl(fw.sha256), sha256: fw.sha256, size: fw.size,
+    });
+    if (attempt.state === 'pending') void this.deps.attempts.move(attempt, 'sent');
+  }
+
+  private async send(deviceId: string, command: Command): Promise<void> {
+    try {
+      await this.pacer.slot();
+      await this.deps.commands.send(deviceId, command);
+      this.deps.events.emit('command', {
+        deviceId, action: command.action, updateId: command.action === 'none' ? null : command.updateId,
+        reason: command.action === 'none' ? command.reason : null, at: new Date(),
+      });
+    } catch (err) {
+      this.log.warn({ err, deviceId, action: command.action }, 'command not published');
+    }
+  }
+
+  // ── internals ───────────────────────────────────────────────────────────────
+
+  /** Adds the device to active rollouts whose target set it now matches (late joiners). */
+  private join(device: Device, rollouts: ActiveRollout[]): void {
+    for (const r of rollouts) {
+      if (r.members.has(device.id) || !matchesTargeting(r.targeting, device)) continue;
+      const wave = waveForLateJoiner(r.id, device.id, r.plan, r.initialTargets);
+      const member: Member = { wave, latest: null, unhealthy: false };
+      r.members.set(device.id, member);
+      void this.deps.repository.addTarget(r.id, device.id, wave);
+      this.log.info({ deviceId: device.id, rolloutId: r.id, wave }, 'device joined rollout');
+    }
+  }
+
+  /** A device that announces another version while its success soaks has not stayed healthy. */
+  private checkHealth(device: AnnouncedDevice, rollouts: ActiveRollout[]): void {
+    for (const r of rollouts) {
+      const m = r.members.get(device.id);
+      if (m?.latest?.state === 'succeeded' && !m.unhealthy && !alreadyThere(r.firmware.version, device.version, r.policy.allowDowngrade)) {
+        m.unhealthy = true;
+        this.log.warn({ deviceId: device.id, rolloutId: r.id, version: device.version }, 'device left the new version after succeeding');
+      }
+    }
+  }
+
+  /** An announce can finish an attempt: the target version running means success, the old one after a reboot means rollback. */
+  private settleByAnnounce(attempt: Attempt, device: AnnouncedDevice): boolean {
+    const target = this.firmwareOf(attempt).version;
+    if (semver.eq(device.version, target)) {
+      void this.deps.attempts.move(attempt, 'succeeded', { reason: 'device announced the target version' });
+      return true;
+    }
+    if (attempt.state === 'rebooting') {
+      void this.deps.attempts.move(attempt, 'rolled_back', { error: 'booted-previous-version', reason: `device announced ${device.version} after rebooting into ${target}` });
+      return true;
+    }
+    return false;
+  }
+
+  /** A report for an attempt that is not in flight: a late duplicate of a finished one, or a forgery. */
+  private async reportForUntracked(deviceId: string, report: StatusReport): Promise<void> {
+    const known = await this.deps.repository.attemptOwner(report.updateId);
+    if (known && known.deviceId === deviceId) {
+      this.log.debug({ deviceId, updateId: report.updateId, state: report.state, final: known.state }, 'status for a finished update ignored');
+    } else {
+      this.deps.rejections.reject(deviceId, 'status', 'unknown-update', `unknown updateId ${report.updateId}`);
+    }
+  }
+
+  private firmwareOf(attempt: { firmwareId: string }): Firmware {
+    return this.deps.catalog.getAny(attempt.firmwareId)!;
+  }
+}

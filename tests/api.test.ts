@@ -12,7 +12,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { Agent, FormData, request } from 'undici';
 import { buildEspAppImage, CHIP_IDS } from './support/esp-image.js';
 import { closedWithin, connectDevice, endAll } from './support/mqtt.js';
-import { announce, startTestServer, type TestServer } from './support/server.js';
+import { announce, eventually, startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;
 const run = promisify(execFile);
@@ -209,6 +209,42 @@ describe('operator API', () => {
     assert.equal(await status(revoked), 200);
     await server.api.call('POST', '/api/devices/raw-rv/revoke', {});
     assert.equal(await status(await deviceAgent('raw-rv', 'raw')), 401, 'a revoked certificate');
+  });
+
+  test('a device keeps its registered type: an announce of another type changes nothing; an admin can change it, audited', async () => {
+    const [raw] = await server.api.call<Json[]>('GET', '/api/firmware?type=raw');
+    const [blinky] = await server.api.call<Json[]>('GET', '/api/firmware?type=blinky');
+    const status = async (dispatcher: Agent, fw: Json) => {
+      const res = await request(url(`/firmware/${fw.sha256}.bin`), { dispatcher });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    const agentOf = await deviceAgent('typed-1', 'blinky'); // registered as blinky
+    const dev = await server.device('typed-1');
+    try {
+      const answer = await announce(dev, 'typed-1', { type: 'raw', version: '0.0.1' });
+      assert.equal(answer.action, 'none');
+      assert.equal(answer.reason, 'type-mismatch');
+      const stored = await server.api.call<Json>('GET', '/api/devices/typed-1');
+      assert.equal(stored.type, 'blinky');
+      assert.equal(stored.online, true, 'its presence is still recorded');
+      assert.equal(await status(agentOf, raw), 403, 'the announced type grants no images');
+      assert.equal(await status(agentOf, blinky), 200, 'its own type\'s images stay available');
+      const metrics = await server.api.call<string>('GET', '/metrics');
+      assert.match(String(metrics), /mqota_device_message_rejections_total\{kind="announce",reason="type-mismatch"\} [1-9]/);
+
+      // Only an admin changes a type, and it is audited.
+      const { token } = await server.api.call<Json>('POST', '/api/tokens', { name: 'typer', role: 'operator' });
+      const res = await request(url('/api/devices/typed-1/type'), { method: 'PUT', dispatcher: agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ type: 'raw' }) });
+      await res.body.dump();
+      assert.equal(res.statusCode, 403);
+      assert.equal((await server.api.call<Json>('PUT', '/api/devices/typed-1/type', { type: 'raw' })).type, 'raw');
+      assert.equal(await status(agentOf, raw), 200);
+      await eventually(async () => (await server.api.call<Json[]>('GET', '/api/audit?target=typed-1'))
+        .some((e) => e.action === 'PUT /api/devices/:id/type' && e.statusCode === 200 && e.actor === 'admin'), 5_000, 'the change in the audit log');
+      const again = await announce(dev, 'typed-1', { type: 'raw', version: '0.0.1' });
+      assert.notEqual(again.reason, 'type-mismatch');
+    } finally { await endAll(dev); }
   });
 
   test('firmware used by a running rollout cannot be deleted; otherwise deletion removes the file', async () => {

@@ -110,6 +110,12 @@ device.command('label <deviceId>').description('set a device\'s tags and release
     print(d, () => `${d.id}: channel ${d.channel}, tags ${d.tags.join(', ') || '-'}`);
   }));
 
+device.command('set-type <deviceId> <type>').description('change the firmware type a device is registered with (admin; audited)')
+  .action(async (deviceId: string, type: string) => withClient(async (api) => {
+    const d = await api.call<Record<string, any>>('PUT', `/api/devices/${encodeURIComponent(deviceId)}/type`, { type });
+    print(d, () => `${d.id}: type ${d.type}`);
+  }));
+
 const operator = program.command('operator').description('operator certificates for monitoring clients');
 operator.command('add <name>')
   .description('issue a monitoring client certificate (CN = name, OU = role) and write it with an example mosquitto_sub command')

@@ -180,6 +180,11 @@ export class FleetRepository {
     return this.queue.failures;
   }
 
+  /** Device messages that waited for room in the backlog (unacknowledged meanwhile). */
+  get messagesHeld(): number {
+    return this.queue.held;
+  }
+
   close(): Promise<void> {
     return this.queue.close();
   }

@@ -71,6 +71,7 @@ export class GroupCommit<B> {
   private failingSinceWall: string | null = null;
   private lastError: string | null = null;
   private roomWaiters: Array<() => void> = [];
+  private heldCount = 0;
   private readonly minIntervalMs: number;
   readonly maxBacklogRows: number;
   private readonly retryDelay: { initial: number; max: number };
@@ -131,7 +132,13 @@ export class GroupCommit<B> {
   /** Resolves at once while the backlog is under its bound, else when it has drained below it. */
   room(): Promise<void> {
     if (this.backlogRows < this.maxBacklogRows) return Promise.resolve();
+    this.heldCount++;
     return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** How many callers of room() had to wait so far. */
+  get held(): number {
+    return this.heldCount;
   }
 
   /** Whether new work should wait: the backlog is at its bound or commits are failing. */

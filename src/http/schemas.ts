@@ -15,6 +15,10 @@ export const DeviceLabelsBody = Type.Object({
   channel: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,32}$' })),
 }, { additionalProperties: false, minProperties: 1 });
 
+export const DeviceTypeBody = Type.Object({
+  type: FirmwareType,
+}, { additionalProperties: false });
+
 export const DeviceListQuery = Type.Object({
   type: Type.Optional(FirmwareType),
   tag: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),

@@ -8,6 +8,8 @@ import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { ATTEMPT_STATES, TERMINAL_STATES, type AttemptState } from '../rollouts/attempt-state.js';
 import type { RolloutLifecycle, RolloutProgress } from '../rollouts/lifecycle.js';
+import type { FleetRepository } from '../db/fleet-repository.js';
+import { REJECTION_REASONS } from '../protocol/rejections.js';
 import { ActiveRollouts } from './active-rollouts.js';
 
 /** Attempt states that count as a failure of the device in a rollout. */
@@ -17,6 +19,8 @@ export interface FleetMetricsDeps {
   events: FleetEvents;
   broker: Pick<Broker, 'connectedDevices' | 'handshakes' | 'refusals'>;
   rollouts: Pick<RolloutLifecycle, 'progress'>;
+  /** The group commit's standing: backlog, failures, held messages. */
+  writes: Pick<FleetRepository, 'health' | 'commitFailures' | 'messagesHeld'>;
   prisma: PrismaClient;
   logger: Logger;
 }
@@ -66,6 +70,26 @@ export class FleetMetrics {
         for (const [reason, n] of deps.broker.refusals()) this.inc({ reason }, n);
       },
     });
+    new Gauge({
+      name: 'mqota_db_write_backlog_rows', help: 'Rows waiting for a commit (device messages wait unacknowledged past the configured bound)', registers,
+      collect() { this.set(deps.writes.health().backlogRows); },
+    });
+    new Gauge({
+      name: 'mqota_db_writes_degraded', help: '1 while database writes fail or the write backlog is full, else 0', registers,
+      collect() { this.set(deps.writes.health().ok ? 0 : 1); },
+    });
+    new Counter({
+      name: 'mqota_db_write_failures_total', help: 'Commits that failed and were retried (none is ever dropped)', registers,
+      collect() { this.reset(); this.inc(deps.writes.commitFailures); },
+    });
+    new Counter({
+      name: 'mqota_device_messages_held_total', help: 'Device messages that waited, unacknowledged, for the write backlog to land', registers,
+      collect() { this.reset(); this.inc(deps.writes.messagesHeld); },
+    });
+    const messageRejections = new Counter({
+      name: 'mqota_device_message_rejections_total', help: 'Device messages turned away, by kind and reason (malformed-announce, malformed-status, type-mismatch, unknown-update, foreign-update)',
+      labelNames: ['kind', 'reason'] as const, registers,
+    });
     const announces = new Counter({ name: 'mqota_announces_total', help: 'Valid announces received', registers });
     const commands = new Counter({ name: 'mqota_commands_sent_total', help: 'Commands published to devices, by action', labelNames: ['action'] as const, registers });
     const rejections = new Counter({ name: 'mqota_mqtt_rejections_total', help: 'Device messages refused (invalid announce or status), by kind', labelNames: ['kind'] as const, registers });
@@ -102,6 +126,7 @@ export class FleetMetrics {
     // Every label value known in advance starts at 0, so rate() sees the first increase.
     for (const action of ['update', 'none', 'cancel']) commands.inc({ action }, 0);
     for (const kind of ['announce', 'status', 'mqtt']) rejections.inc({ kind }, 0);
+    for (const reason of REJECTION_REASONS) messageRejections.inc({ kind: reason.endsWith('announce') || reason === 'type-mismatch' ? 'announce' : 'status', reason }, 0);
     for (const state of ATTEMPT_STATES) transitions.inc({ state }, 0);
     for (const c of ['4xx', '5xx']) this.httpErrors.inc({ class: c }, 0);
 
@@ -109,7 +134,10 @@ export class FleetMetrics {
     this.unsubscribe = [
       events.on('announce', () => announces.inc()),
       events.on('command', ({ action }) => commands.inc({ action })),
-      events.on('rejection', ({ kind }) => rejections.inc({ kind })),
+      events.on('rejection', ({ kind, reason }) => {
+        rejections.inc({ kind });
+        if (reason && kind !== 'mqtt') messageRejections.inc({ kind, reason });
+      }),
       events.on('attempt', ({ updateId, state, previousState }) => {
         if (state !== previousState) transitions.inc({ state });
         if (TERMINAL_STATES.has(state as AttemptState)) {

@@ -8,7 +8,7 @@ import type { Services } from '../../services.js';
 import { HttpError, notFound } from '../errors.js';
 import { Type } from 'typebox';
 import { InvalidSerialError } from '../../auth/certificate-ledger.js';
-import { DeviceCreateBody, DeviceDetail, DeviceLabelsBody, DeviceListQuery, DeviceParams, DeviceProvisioned, DeviceView, errors, RevokeBody, Revoked } from '../schemas.js';
+import { DeviceCreateBody, DeviceDetail, DeviceLabelsBody, DeviceListQuery, DeviceParams, DeviceProvisioned, DeviceTypeBody, DeviceView, errors, RevokeBody, Revoked } from '../schemas.js';
 
 function deviceView(d: Device) {
   return {
@@ -111,6 +111,23 @@ export async function deviceRoutes(fastify: FastifyInstance, { services }: { ser
     if (!device) throw notFound(`device ${req.params.id}`);
     await services.engine.deviceLabelsChanged(device.id); // it may join running rollouts now
     req.log.info({ deviceId: device.id, tags: device.tags, channel: device.channel }, 'device labels set');
+    return deviceView(device);
+  });
+
+  // Admin: a device's type decides which images its certificate may download.
+  app.put('/devices/:id/type', {
+    config: { role: 'admin' },
+    schema: {
+      tags: ['devices'], summary: 'Change a device\'s firmware type',
+      description: 'A device keeps the type it was registered with (or, unregistered, the type of its first announce); an announce of another type is answered `type-mismatch` and changes nothing. This is the only way to change it, and it is audited.',
+      params: DeviceParams, body: DeviceTypeBody, response: { 200: DeviceView, ...errors(400, 404) },
+    },
+  }, async (req) => {
+    const before = registry.get(req.params.id);
+    if (!before) throw notFound(`device ${req.params.id}`);
+    const device = (await registry.setType(before.id, req.body.type))!;
+    req.log.warn({ deviceId: device.id, from: before.type, to: device.type, actor: req.principal.name }, 'device type changed');
+    await services.engine.deviceLabelsChanged(device.id); // rollouts of its new type may target it
     return deviceView(device);
   });
 

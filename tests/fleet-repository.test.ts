@@ -1,0 +1,103 @@
+// The repository's batch statements against real databases (PGlite and PostgreSQL): a batch is
+// one transaction, a failing batch is retried until its cause is gone (never dropped), a final
+// attempt row never changes again, history rows are written once, and a rollout transition
+// applies only from the state it was decided in (and `completed` only with no open attempt).
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { openDatabase, type Database } from '../src/db/database.js';
+import { FleetRepository, type AttemptRow, type DeviceRow } from '../src/db/fleet-repository.js';
+import { freshPostgresDatabase } from './support/postgres.js';
+
+const log = pino({ level: 'silent' });
+
+function device(id: string, version: string): DeviceRow {
+  return { id, type: 'lamp', version, chip: 'esp32', idfVersion: null, secureVersion: null, slot: null, online: true, lastSeenAt: new Date() };
+}
+
+function attempt(id: string, rolloutId: string, deviceId: string, state: string, at = new Date()): AttemptRow {
+  const final = ['succeeded', 'failed', 'rolled_back', 'rejected', 'cancelled', 'timed_out'].includes(state);
+  return { id, rolloutId, deviceId, firmwareId: 'fw-lamp', fromVersion: '1.0.0', retry: 0, state, progress: null, error: null, reason: null,
+    createdAt: at, updatedAt: at, finishedAt: final ? at : null };
+}
+
+for (const kind of ['pglite', 'postgres'] as const) {
+  describe(`fleet repository on ${kind}`, () => {
+    let db: Database;
+    let dataDir: string;
+    let repo: FleetRepository;
+    const opened = (async () => {
+      dataDir = await mkdtemp(path.join(os.tmpdir(), 'mqota-repo-'));
+      db = await openDatabase({ databaseUrl: kind === 'postgres' ? await freshPostgresDatabase() : null, dataDir, logger: log });
+      repo = new FleetRepository(db.prisma, log, { minIntervalMs: 0, retryDelayMs: { initial: 5, max: 20 } });
+      await db.prisma.firmware.create({ data: { id: 'fw-lamp', type: 'lamp', version: '2.0.0', sha256: 'a'.repeat(64), size: 1 } });
+    })();
+
+    after(async () => {
+      await repo?.close();
+      await db?.close();
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    const createRollout = (id: string, state = 'running') =>
+      db.prisma.rollout.create({ data: { id, firmwareId: 'fw-lamp', state } });
+
+    test('a batch is one transaction, and one that fails is retried until its cause is gone, not dropped', async () => {
+      await opened;
+      // The attempt's rollout does not exist yet: the foreign key refuses the batch, device row included.
+      const both = Promise.all([repo.saveDevice(device('r-tx', '2.0.0')), repo.saveAttempt(attempt('u-tx', 'ro-later', 'r-tx', 'pending'))]);
+      await waitFor(() => repo.commitFailures >= 3);
+      assert.equal(await db.prisma.device.count({ where: { id: 'r-tx' } }), 0);
+      assert.equal(repo.health().ok, false);
+      await createRollout('ro-later');
+      await both;
+      assert.equal((await db.prisma.device.findUnique({ where: { id: 'r-tx' } }))?.version, '2.0.0');
+      assert.equal((await db.prisma.updateAttempt.findUnique({ where: { id: 'u-tx' } }))?.state, 'pending');
+      assert.equal(repo.health().ok, true);
+    });
+
+    test('a final attempt row never changes again; history rows are written once', async () => {
+      await opened;
+      await createRollout('ro-final');
+      await repo.saveDevice(device('r-final', '1.0.0'));
+      const at = new Date();
+      const done = attempt('u-final', 'ro-final', 'r-final', 'succeeded', at);
+      const event = { attemptId: done.id, state: 'succeeded', progress: null, error: null, reason: null, at };
+      await repo.saveAttempt(done, event);
+      await repo.saveAttempt(done, event); // a retried batch
+      await repo.saveAttempt(attempt('u-final', 'ro-final', 'r-final', 'failed'), { ...event, state: 'failed', at: new Date(at.getTime() + 1) });
+      assert.equal((await db.prisma.updateAttempt.findUnique({ where: { id: 'u-final' } }))?.state, 'succeeded');
+      const history = await db.prisma.attemptEvent.findMany({ where: { attemptId: 'u-final' }, orderBy: { id: 'asc' } });
+      assert.deepEqual(history.map((e) => e.state), ['succeeded', 'failed'], 'what was reported is in the history, once');
+    });
+
+    test('a transition applies only from its state; completed only while no attempt is open', async () => {
+      await opened;
+      await createRollout('ro-guard');
+      await repo.saveDevice(device('r-guard', '1.0.0'));
+      await repo.saveAttempt(attempt('u-guard', 'ro-guard', 'r-guard', 'downloading'));
+      const base = { rolloutId: 'ro-guard', reason: 'every wave finished', actor: null, at: new Date(), final: true };
+      assert.equal(await repo.transition({ ...base, from: { state: 'running', wave: 0 }, to: { state: 'completed', wave: 0 } }), false);
+      assert.equal((await db.prisma.rollout.findUnique({ where: { id: 'ro-guard' } }))?.state, 'running');
+      await repo.saveAttempt(attempt('u-guard', 'ro-guard', 'r-guard', 'succeeded'));
+      assert.equal(await repo.transition({ ...base, from: { state: 'paused', wave: 0 }, to: { state: 'completed', wave: 0 } }), false, 'not from a state it is not in');
+      assert.equal(await repo.transition({ ...base, from: { state: 'running', wave: 0 }, to: { state: 'completed', wave: 0 } }), true);
+      assert.equal(await repo.transition({ ...base, from: { state: 'running', wave: 0 }, to: { state: 'completed', wave: 0 } }), false, 'a retry changes nothing twice');
+      const row = await db.prisma.rollout.findUnique({ where: { id: 'ro-guard' }, include: { events: true } });
+      assert.equal(row?.state, 'completed');
+      assert.ok(row?.finishedAt);
+      assert.deepEqual(row?.events.map((e) => e.state), ['completed']);
+    });
+  });
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -94,7 +94,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     await broker.listen();
     const brokerHost = new URL(publicUrl).hostname;
     const links: Links = { imageUrl, brokerUrl: () => `mqtts://${brokerHost}:${broker.port}` };
-    stack.push(await startStatusTopics({ events, rollouts: lifecycle, broker, prisma: db.prisma, logger })); // rollouts/{id}/progress, fleet/{id}/events
+    stack.push(await startStatusTopics({ events, rollouts: lifecycle, broker, repository, logger })); // rollouts/{id}/progress, fleet/{id}/events
 
     const services: Services = {
       config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,

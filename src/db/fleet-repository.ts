@@ -238,6 +238,17 @@ export class FleetRepository {
     });
   }
 
+  /** Ids of the rollouts not finished (scheduled, running, paused). */
+  async unfinishedRolloutIds(): Promise<string[]> {
+    const rows = await this.prisma.rollout.findMany({ where: { state: { in: ['scheduled', 'running', 'paused'] } }, select: { id: true } });
+    return rows.map((r) => r.id);
+  }
+
+  /** Attempts not final, with their state. */
+  openAttempts(openStates: readonly string[]): Promise<Array<{ id: string; state: string }>> {
+    return this.prisma.updateAttempt.findMany({ where: { state: { in: [...openStates] } }, select: { id: true, state: true } });
+  }
+
   /** A rollout's state and wave as committed (after a transition that did not apply). */
   rolloutHeader(id: string): Promise<{ state: string; currentWave: number; reason: string | null } | null> {
     return this.prisma.rollout.findUnique({ where: { id }, select: { state: true, currentWave: true, reason: true } });

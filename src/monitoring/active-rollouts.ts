@@ -2,7 +2,6 @@
 // start and from `rollout` events after: what the progress topics republish after a restart and
 // what the per-rollout metrics cover.
 import type { FleetEvents } from '../events.js';
-import type { PrismaClient } from '../generated/prisma/client.js';
 import { FINAL_ROLLOUT_STATES } from './monitor-events.js';
 
 export class ActiveRollouts {
@@ -23,11 +22,10 @@ export class ActiveRollouts {
     });
   }
 
-  async load(prisma: PrismaClient): Promise<void> {
+  async load(unfinished: () => Promise<string[]>): Promise<void> {
     this.loading = true;
     try {
-      const rows = await prisma.rollout.findMany({ where: { state: { notIn: [...FINAL_ROLLOUT_STATES] } }, select: { id: true } });
-      for (const { id } of rows) if (!this.finishedDuringLoad.has(id)) this.active.add(id);
+      for (const id of await unfinished()) if (!this.finishedDuringLoad.has(id)) this.active.add(id);
     } finally {
       this.loading = false;
       this.finishedDuringLoad.clear();

@@ -4,7 +4,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Broker } from '../../broker/index.js';
 import type { FleetEvents } from '../events.js';
-import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { ATTEMPT_STATES, TERMINAL_STATES, type AttemptState } from '../rollouts/attempt-state.js';
 import type { RolloutLifecycle, RolloutProgress } from '../rollouts/lifecycle.js';
@@ -20,8 +19,7 @@ export interface FleetMetricsDeps {
   broker: Pick<Broker, 'connectedDevices' | 'handshakes' | 'refusals'>;
   rollouts: Pick<RolloutLifecycle, 'progress'>;
   /** The group commit's standing: backlog, failures, held messages. */
-  writes: Pick<FleetRepository, 'health' | 'commitFailures' | 'messagesHeld'>;
-  prisma: PrismaClient;
+  writes: Pick<FleetRepository, 'health' | 'commitFailures' | 'messagesHeld' | 'openAttempts' | 'unfinishedRolloutIds'>;
   logger: Logger;
 }
 
@@ -156,8 +154,8 @@ export class FleetMetrics {
     this.loading = true;
     try {
       const [attempts] = await Promise.all([
-        this.deps.prisma.updateAttempt.findMany({ where: { state: { notIn: [...TERMINAL_STATES] } }, select: { id: true, state: true } }),
-        this.active.load(this.deps.prisma),
+        this.deps.writes.openAttempts(ATTEMPT_STATES.filter((s) => !TERMINAL_STATES.has(s))),
+        this.active.load(() => this.deps.writes.unfinishedRolloutIds()),
       ]);
       // An event seen meanwhile is newer than the row.
       for (const a of attempts) if (!this.inFlight.has(a.id) && !this.finishedDuringLoad.has(a.id)) this.inFlight.set(a.id, a.state);

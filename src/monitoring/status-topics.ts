@@ -6,7 +6,7 @@
 import type { Broker } from '../../broker/index.js';
 import { topics } from '../../broker/topics.js';
 import type { FleetEvents } from '../events.js';
-import type { PrismaClient } from '../generated/prisma/client.js';
+import type { FleetRepository } from '../db/fleet-repository.js';
 import type { Logger } from '../logger.js';
 import type { RolloutLifecycle } from '../rollouts/lifecycle.js';
 import { ActiveRollouts } from './active-rollouts.js';
@@ -19,7 +19,7 @@ export interface StatusTopicsDeps {
   events: FleetEvents;
   rollouts: Pick<RolloutLifecycle, 'progress'>;
   broker: Pick<Broker, 'publish'>;
-  prisma: PrismaClient;
+  repository: Pick<FleetRepository, 'unfinishedRolloutIds'>;
   logger: Logger;
   progressIntervalMs?: number;
 }
@@ -56,7 +56,7 @@ export async function startStatusTopics(deps: StatusTopicsDeps): Promise<() => P
   // Retained messages live in the broker's memory: after a restart, unfinished rollouts publish theirs again.
   const active = new ActiveRollouts(events);
   try {
-    await active.load(deps.prisma);
+    await active.load(() => deps.repository.unfinishedRolloutIds());
   } finally {
     active.close();
   }

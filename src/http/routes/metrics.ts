@@ -16,7 +16,7 @@ declare module 'fastify' {
 
 export const metricsRoutes = fp(async (app: FastifyInstance, { services }: { services: Services }) => {
   const metrics = new FleetMetrics({
-    events: services.events, broker: services.broker, rollouts: services.rollouts, writes: services.repository, prisma: services.db.prisma, logger: services.logger,
+    events: services.events, broker: services.broker, rollouts: services.rollouts, writes: services.repository, logger: services.logger,
   });
   await metrics.load();
   app.decorate('fleetMetrics', metrics);

@@ -88,13 +88,17 @@ ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, progress = EXCLUDED.progr
   reason = EXCLUDED.reason, "updatedAt" = EXCLUDED."updatedAt", "finishedAt" = EXCLUDED."finishedAt"
 WHERE "UpdateAttempt"."finishedAt" IS NULL`;
 
-// Idempotent: a history row already there (same attempt, state, progress and time) is not added again.
+// Idempotent: a history row already there (same attempt, state, progress and time) is not added
+// again. Rows keep the order they were queued in (ids follow it; the history is read by id): the
+// anti-join alone may reorder them.
 const INSERT_EVENTS = `
 INSERT INTO "AttemptEvent" ("attemptId", state, progress, error, reason, at)
 SELECT x."attemptId", x.state, x.progress, x.error, x.reason, x.at
-FROM json_to_recordset($1::json) AS x("attemptId" text, state text, progress integer, error text, reason text, at timestamp)
+FROM ROWS FROM (json_to_recordset($1::json) AS ("attemptId" text, state text, progress integer, error text, reason text, at timestamp))
+  WITH ORDINALITY AS x("attemptId", state, progress, error, reason, at, n)
 WHERE NOT EXISTS (SELECT 1 FROM "AttemptEvent" e WHERE e."attemptId" = x."attemptId" AND e.at = x.at
-  AND e.state = x.state AND e.progress IS NOT DISTINCT FROM x.progress)`;
+  AND e.state = x.state AND e.progress IS NOT DISTINCT FROM x.progress)
+ORDER BY x.n`;
 
 // A rollout moves only from the state and wave it was decided in, and is never completed while
 // one of its attempts is open in the database. The event is written with it, or not at all.

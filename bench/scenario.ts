@@ -166,7 +166,7 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
       return { ...result, handshakeWindow: await gate.stop() };
     });
 
-    // 3. Memory with everyone online, once the write-behind queue has drained.
+    // 3. Memory with everyone online, once the group commit has drained.
     step = 'memory';
     await sleep(SETTLE_MS);
     const connectedRawRssBytes = server.rssBytes();

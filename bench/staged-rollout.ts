@@ -148,7 +148,7 @@ async function main(): Promise<number> {
     await fleet.request({ op: 'auto-complete', version: target.version });
     const clock = await fleet.clockOffsetMs();
     const onOurClock = (fleetTime: number) => fleetTime - clock.offsetMs;
-    await sleep(2_000); // the write-behind queue of the connect phase drains
+    await sleep(2_000); // the group commit of the connect phase drains
     const rssBeforeRaw = server.rssBytes();
     const { memory: before } = await server.probe(); // also restarts the event-loop delay histogram
 

@@ -11,9 +11,8 @@ const LOG_INTERVAL_MS = 60_000;
 
 export class DeviceMessageRejections {
   private readonly counts = new Map<RejectionReason, number>(REJECTION_REASONS.map((r) => [r, 0]));
-  /** When each device's last rejection was logged; entries older than the interval are swept. */
-  private readonly loggedAt = new Map<string, number>();
-  private suppressed = 0;
+  /** When each device's last rejection was logged, and how many were not logged since; old entries are swept. */
+  private readonly logged = new Map<string, { at: number; suppressed: number }>();
 
   constructor(private readonly deps: { events: FleetEvents; logger: Logger; now?: () => number }) {}
 
@@ -21,15 +20,14 @@ export class DeviceMessageRejections {
     this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
     const now = (this.deps.now ?? Date.now)();
     this.deps.events.emit('rejection', { deviceId, kind, reason, error: detail, at: new Date(now) });
-    const last = this.loggedAt.get(deviceId);
-    if (last !== undefined && now - last < LOG_INTERVAL_MS) {
-      this.suppressed++;
+    const last = this.logged.get(deviceId);
+    if (last && now - last.at < LOG_INTERVAL_MS) {
+      last.suppressed++;
       return;
     }
-    if (this.loggedAt.size > 10_000) this.sweep(now);
-    this.loggedAt.set(deviceId, now);
-    const suppressed = this.suppressed;
-    this.suppressed = 0;
+    if (this.logged.size > 10_000) this.sweep(now);
+    const suppressed = last?.suppressed ?? 0;
+    this.logged.set(deviceId, { at: now, suppressed: 0 });
     this.deps.logger.warn({ deviceId, kind, reason, error: detail, ...(suppressed ? { suppressedSinceLastLine: suppressed } : {}) },
       'device message rejected (further ones from this device are counted, not logged, for a minute)');
   }
@@ -40,6 +38,6 @@ export class DeviceMessageRejections {
   }
 
   private sweep(now: number): void {
-    for (const [id, at] of this.loggedAt) if (now - at >= LOG_INTERVAL_MS) this.loggedAt.delete(id);
+    for (const [id, entry] of this.logged) if (now - entry.at >= LOG_INTERVAL_MS) this.logged.delete(id);
   }
 }

@@ -2,12 +2,11 @@
 // (src/auth/), the role each route needs, and an audit entry for every change attempted.
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { identityFromConnection, type ConnectionIdentity } from '../../broker/index.js';
-import { AuditLog, sanitise } from '../auth/audit-log.js';
-import { defaultRole, roleAllows, type Principal, type Role } from '../auth/roles.js';
-import { ApiTokenStore } from '../auth/token-store.js';
-import type { Services } from '../services.js';
-import { HttpError } from './errors.js';
+import { identityFromConnection, type ConnectionIdentity } from '../../../../broker/index.js';
+import { AuditLog, sanitise } from '../../../auth/audit-log.js';
+import { defaultRole, roleAllows, type Principal, type Role } from '../../../auth/roles.js';
+import { ApiTokenStore } from '../../../auth/token-store.js';
+import { HttpError } from '../../errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -32,7 +31,8 @@ declare module 'fastify' {
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-export const authPlugin = fp(async (app: FastifyInstance, { services }: { services: Services }) => {
+export const authPlugin = fp(async (app: FastifyInstance) => {
+  const { services } = app;
   const log = services.logger.child({ component: 'auth' });
   const tokens = new ApiTokenStore(services.db.prisma, services.adminToken, log);
   await tokens.load();

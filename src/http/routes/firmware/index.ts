@@ -2,14 +2,14 @@
 // (ESP-IDF app image) supplies or checks type and version.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { DuplicateFirmwareError, type Firmware } from '../../firmware/catalog.js';
-import { parseEspAppImage } from '../../firmware/esp-image.js';
-import { EmptyImageError, ImageTooLargeError, type SavedImage } from '../../firmware/image-store.js';
-import { resolveFirmwareIdentity } from '../../firmware/version.js';
-import type { Services } from '../../services.js';
-import { HttpError, notFound } from '../errors.js';
+import { DuplicateFirmwareError, type Firmware } from '../../../firmware/catalog.js';
+import { parseEspAppImage } from '../../../firmware/esp-image.js';
+import { EmptyImageError, ImageTooLargeError, type SavedImage } from '../../../firmware/image-store.js';
+import { resolveFirmwareIdentity } from '../../../firmware/version.js';
+import type { Services } from '../../../services.js';
+import { HttpError, notFound } from '../../errors.js';
 import { Type } from 'typebox';
-import { errors, FirmwareListQuery, FirmwareUploadForm, FirmwareView, IdParams, NoContent } from '../schemas.js';
+import { errors, FirmwareListQuery, FirmwareUploadForm, FirmwareView, IdParams, NoContent } from '../../schemas/index.js';
 
 const CHANNEL = /^[a-z0-9-]{1,32}$/;
 const FORM_FIELDS = new Set(['type', 'version', 'channel', 'notes']);
@@ -24,7 +24,8 @@ export function firmwareView(fw: Firmware, services: Services) {
   };
 }
 
-export async function firmwareRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
+export async function firmwareRoutes(fastify: FastifyInstance): Promise<void> {
+  const { services } = fastify;
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { catalog, engine } = services;
 

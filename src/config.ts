@@ -14,6 +14,7 @@ const EnvSchema = Type.Object({
   MQTT_PORT: Port(8883),
   MQTT_PLAINTEXT_PORT: Type.Optional(Port()),
   MQTT_MAX_PACKET_BYTES: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
+  MQTT_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 300_000, default: 10_000 }),
   HTTPS_PORT: Port(8443),
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https://[^/?#]+(/[^?#]*)?$' })),
   MQOTA_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
@@ -34,6 +35,8 @@ export interface Config {
   mqttPort: number;
   mqttPlaintextPort: number | null;
   mqttMaxPacketBytes: number;
+  /** A TLS connection that has not sent CONNECT this long after its accept is closed. */
+  mqttConnectTimeoutMs: number;
   httpsPort: number;
   /** Base of image links sent to devices; derived from the host name and bound port when unset. */
   publicUrl: string | null;
@@ -70,6 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mqttPort: raw.MQTT_PORT,
     mqttPlaintextPort: raw.MQTT_PLAINTEXT_PORT ?? null,
     mqttMaxPacketBytes: raw.MQTT_MAX_PACKET_BYTES,
+    mqttConnectTimeoutMs: raw.MQTT_CONNECT_TIMEOUT_MS,
     httpsPort: raw.HTTPS_PORT,
     publicUrl: raw.PUBLIC_URL ? raw.PUBLIC_URL.replace(/\/+$/, '') : null,
     adminToken: raw.MQOTA_ADMIN_TOKEN ?? null,

@@ -67,7 +67,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const [key, cert, clientCa] = await Promise.all([pki.paths.serverKey, pki.paths.serverCert, pki.paths.deviceCaCert].map((p) => readFile(p, 'utf8')));
     broker = await startBroker({
       port: config.mqttPort, host: config.host, tls: { key, cert, clientCa },
-      plaintextPort: config.mqttPlaintextPort ?? undefined, maxPacketBytes: config.mqttMaxPacketBytes, logger: logger.child({ component: 'mqtt' }),
+      plaintextPort: config.mqttPlaintextPort ?? undefined, maxPacketBytes: config.mqttMaxPacketBytes, connectTimeoutMs: config.mqttConnectTimeoutMs, logger: logger.child({ component: 'mqtt' }),
       isRevoked: certificates.isRevoked,
     });
     stack.push(() => broker!.close());

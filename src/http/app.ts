@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
+import { logSerializers } from './log-serializers.js';
 import { appPlugins } from './plugins/app/index.js';
 import { servicesPlugin } from './plugins/app/services.js';
 import { externalPlugins } from './plugins/external/index.js';
@@ -16,7 +17,8 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
     // A client certificate is asked for and verified against the device CA, never required here:
     // devices present theirs for image downloads, browsers and API clients carry a token instead.
     https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', ca: tls.clientCa, requestCert: true, rejectUnauthorized: false },
-    loggerInstance: services.logger.child({ component: 'http' }),
+    // Our `req` serializer wins over Fastify's: query-string credentials never reach the log.
+    loggerInstance: services.logger.child({ component: 'http' }, { serializers: logSerializers }),
     bodyLimit: 1024 * 1024,
     // Path tricks are answered by the router (404) or the name check on /firmware, never the file system.
     routerOptions: { maxParamLength: 200 },

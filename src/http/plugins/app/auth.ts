@@ -7,6 +7,7 @@ import { AuditLog, sanitise } from '../../../auth/audit-log.js';
 import { defaultRole, roleAllows, type Principal, type Role } from '../../../auth/roles.js';
 import { ApiTokenStore } from '../../../auth/token-store.js';
 import { HttpError } from '../../errors.js';
+import { redactUrl } from '../../log-serializers.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -57,11 +58,11 @@ export const authPlugin = fp(async (app: FastifyInstance) => {
         req.device = device;
         return;
       }
-      req.log.warn({ ip: req.ip, url: req.url, deviceId: device?.id, revoked }, 'image request without a device certificate or token');
+      req.log.warn({ ip: req.ip, url: redactUrl(req.url), deviceId: device?.id, revoked }, 'image request without a device certificate or token');
       return reply.code(401).header('www-authenticate', 'Bearer realm="mqota"').send({ statusCode: 401, error: 'Unauthorized', message: 'a device client certificate (not revoked) or an Authorization: Bearer <token> header is required' });
     }
     if (!principal) {
-      req.log.warn({ ip: req.ip, url: req.url }, 'API request without a valid token');
+      req.log.warn({ ip: req.ip, url: redactUrl(req.url) }, 'API request without a valid token');
       return reply.code(401).header('www-authenticate', 'Bearer realm="mqota"').send({ statusCode: 401, error: 'Unauthorized', message: 'a valid Authorization: Bearer <token> header is required' });
     }
     req.principal = principal;

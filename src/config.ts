@@ -22,6 +22,9 @@ const EnvSchema = Type.Object({
   MQOTA_MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, maximum: 1024 * 1024 * 1024, default: 16 * 1024 * 1024 }),
   MQOTA_ROLLOUT_TICK_MS: Type.Integer({ minimum: 20, maximum: 60_000, default: 1000 }),
   MQOTA_IMAGE_ACCESS: Type.Union([Type.Literal('certificate'), Type.Literal('public')], { default: 'certificate' }),
+  MQOTA_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
+  MQOTA_RATE_LIMIT_TOKEN_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 3000 }),
+  MQOTA_RATE_LIMIT_FAILED_AUTH_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 30 }),
   MQOTA_HEAP_GROWING_PERCENT: Type.Integer({ minimum: 0, maximum: 400, default: 100 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   LOG_FORMAT: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('pretty')])),
@@ -47,6 +50,10 @@ export interface Config {
   rolloutTickMs: number;
   /** Who may download images: a device with its client certificate or a token holder, or anyone (a CDN or mirror in front). */
   imageAccess: 'certificate' | 'public';
+  /** The API's rate-limit window, and the requests allowed in it per valid token and per address without one. */
+  rateLimitWindowMs: number;
+  rateLimitTokenMax: number;
+  rateLimitFailedAuthMax: number;
   /** How far V8's old generation grows past its live size before a full collection (src/heap-tuning.ts); 0: V8's own. */
   heapGrowingPercent: number;
   logLevel: string;
@@ -81,6 +88,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxImageBytes: raw.MQOTA_MAX_IMAGE_BYTES,
     rolloutTickMs: raw.MQOTA_ROLLOUT_TICK_MS,
     imageAccess: raw.MQOTA_IMAGE_ACCESS,
+    rateLimitWindowMs: raw.MQOTA_RATE_LIMIT_WINDOW_MS,
+    rateLimitTokenMax: raw.MQOTA_RATE_LIMIT_TOKEN_MAX,
+    rateLimitFailedAuthMax: raw.MQOTA_RATE_LIMIT_FAILED_AUTH_MAX,
     heapGrowingPercent: raw.MQOTA_HEAP_GROWING_PERCENT,
     logLevel: raw.LOG_LEVEL,
     logFormat: raw.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),

@@ -65,7 +65,7 @@ export const swaggerPlugin = fp(async (app: FastifyInstance) => {
           ...own,
           description: [own.description, `Needs the **${role}** role.`].filter(Boolean).join('\n\n'),
           security: [{ bearerAuth: [] }],
-          response: { ...errors(...(role === 'viewer' ? [401] as const : [401, 403] as const)), ...response },
+          response: { ...errors(...(role === 'viewer' ? [401, 429] as const : [401, 403, 429] as const)), ...response },
           ...(form ? { consumes: ['multipart/form-data'], body: form } : {}),
         } as FastifySchema,
       };

@@ -24,6 +24,7 @@ export { REFUSAL_REASONS, type RefusalReason } from './refusals.js';
 export type { HandshakeStats } from './handshake-gate.js';
 
 export const DEFAULT_MAX_PACKET_BYTES = 64 * 1024;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 export interface BrokerOptions {
   /** TLS port; 0 picks a free one (tests). */
@@ -40,6 +41,11 @@ export interface BrokerOptions {
   plaintextPort?: number;
   /** Largest MQTT packet accepted, header included; a larger one closes that connection. Default 64 KiB. */
   maxPacketBytes?: number;
+  /**
+   * A connection that has not sent CONNECT this long after it was accepted is closed, whether it
+   * is still waiting for a handshake slot, in its TLS handshake, or past it. Default 10 s.
+   */
+  connectTimeoutMs?: number;
   /** Admission of TLS handshakes (see handshake-gate.ts); the defaults suit a fleet. */
   handshakes?: Partial<HandshakeGateOptions>;
   /** Asked at every CONNECT with the client certificate's serial; a revoked one gets CONNACK 5. */
@@ -102,6 +108,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
 export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   const { logger } = opts;
   const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+  const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const refusals = new Refusals();
 
   const messageHandlers: ((m: DeviceMessage) => Promise<void> | void)[] = [];
@@ -124,8 +131,10 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
 
   const aedes = await Aedes.createBroker({
     ...createHooks(logger, opts.isRevoked, refusals.count, beforeAck),
-    // A device that opens TLS and sends no CONNECT is holding a slot for nothing.
-    connectTimeout: 10_000,
+    // A client that sends no CONNECT is holding a connection for nothing. On the TLS listener the
+    // connect deadline below counts from the accept, before this one starts; this one also covers
+    // the plaintext listener.
+    connectTimeout: connectTimeoutMs,
     // Our ids are up to 64 characters: [MQTT-3.1.3-5] requires 23, a server may allow more (§3.1.3.1).
     maxClientsIdLength: 64,
     // No in-flight limit in the message router: with one (Aedes' default is 100), mqemitter drains
@@ -181,10 +190,36 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   // close listener serves every socket (thousands of sockets, no closure each).
   const sockets = new Set<net.Socket>();
   const handshaking = new Map<string, net.Socket>();
+  // A TLS connection must send CONNECT within connectTimeoutMs of its accept, however that time
+  // went: waiting for a handshake slot, in the handshake (Node's handshakeTimeout is reset by every
+  // byte, and on expiry it only emits tlsClientError, the socket stays open), or idle after it
+  // (Aedes' connectTimeout starts only then). A device gives up sooner than that (ESP-IDF's
+  // network timeout is 10 s), so a connection still waiting is held by no one, or by a flood.
+  const connectDeadlines = new Map<net.Socket, NodeJS.Timeout>();
+  const tlsOf = new WeakMap<net.Socket, tls.TLSSocket>();
+  /** Closed by the deadline mid-handshake: the TLS socket's "socket hang up" that follows is ours, not a refusal. */
+  const expired = new WeakSet<net.Socket>();
+  function connectDeadlinePassed(raw: net.Socket) {
+    connectDeadlines.delete(raw);
+    const secure = tlsOf.get(raw);
+    const client = (secure as { client?: Client } | undefined)?.client;
+    if (client?.connecting || client?.connected) return; // CONNECT arrived: the keep-alive governs from here [MQTT-3.1.2-24]
+    refusals.count('connect-timeout');
+    logger.info({ remoteAddress: raw.remoteAddress, stage: secure ? 'after the TLS handshake' : 'before or in the TLS handshake', connectTimeoutMs },
+      'mqtt: no CONNECT in time, connection closed');
+    expired.add(raw);
+    secure?.destroy();
+    raw.destroy();
+  }
   function forget(this: net.Socket) {
     sockets.delete(this);
     const key = connectionKey(this); // net caches the peer address, so it is still known here
     if (handshaking.get(key) === this) handshaking.delete(key);
+    const deadline = connectDeadlines.get(this);
+    if (deadline) {
+      clearTimeout(deadline);
+      connectDeadlines.delete(this);
+    }
   }
   const track = (socket: net.Socket) => {
     sockets.add(socket);
@@ -220,22 +255,30 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
       // (measured, bench/broker-memory.ts), and their keys are random per process, so the
       // reconnect storm after a restart gets no resumption anyway. Devices do full handshakes.
       secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
-      // Node's default is 120 s; an idle half-open handshake costs a socket and an SSL object.
-      handshakeTimeout: 10_000,
+      // Only a backstop: the connect deadline above ends a stalled handshake first. (Node's default
+      // is 120 s, and an idle half-open handshake costs a socket and an SSL object.)
+      handshakeTimeout: connectTimeoutMs + 10_000,
     },
     (socket: tls.TLSSocket) => {
       const key = connectionKey(socket);
       const raw = handshaking.get(key);
       if (raw) {
         handshaking.delete(key);
+        tlsOf.set(raw, socket);
         gate.release(raw, true);
       }
       accept(socket);
     },
   );
   tlsServer.on('tlsClientError', (err, socket) => {
-    refusals.count('tls-handshake');
-    logger.info({ remoteAddress: socket.remoteAddress, err: err.message }, 'mqtt: TLS handshake failed');
+    const raw = rawSocketOf(socket);
+    if (!raw || !expired.has(raw)) {
+      refusals.count('tls-handshake');
+      logger.info({ remoteAddress: socket.remoteAddress, err: err.message }, 'mqtt: TLS handshake failed');
+    }
+    // Node closes the connection after most handshake errors, but not after ERR_TLS_HANDSHAKE_TIMEOUT.
+    socket.destroy();
+    raw?.destroy();
   });
 
   const gate: HandshakeGate = new HandshakeGate(
@@ -256,6 +299,7 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
 
   const server = net.createServer({ pauseOnConnect: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (raw) => {
     track(raw);
+    connectDeadlines.set(raw, setTimeout(connectDeadlinePassed, connectTimeoutMs, raw));
     gate.admit(raw);
   });
   server.on('error', (err) => logger.error({ err }, 'mqtt: TLS listener error'));
@@ -367,6 +411,16 @@ function listen(server: net.Server, port: number, host: string | undefined): Pro
       resolve();
     });
   });
+}
+
+/**
+ * The accepted socket a server-side TLS socket wraps. Node keeps it as `_parent` (undocumented,
+ * there since Node 0.11); the TLS socket's own peer address is gone once it is destroyed, so the
+ * handshaking map cannot be asked then.
+ */
+function rawSocketOf(socket: tls.TLSSocket): net.Socket | undefined {
+  const parent = (socket as { _parent?: unknown })._parent;
+  return parent instanceof net.Socket ? parent : undefined;
 }
 
 function connectionKey(socket: net.Socket): string {

@@ -19,6 +19,8 @@ export const REFUSAL_REASONS = [
   'subscribe',
   /** A packet over the size limit (the client is disconnected). */
   'packet-too-large',
+  /** No CONNECT within the connect timeout of the connection's accept (closed). */
+  'connect-timeout',
 ] as const;
 
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];

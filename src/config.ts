@@ -14,6 +14,7 @@ const EnvSchema = Type.Object({
   MQTT_PORT: Port(8883),
   MQTT_PLAINTEXT_PORT: Type.Optional(Port()),
   MQTT_MAX_PACKET_BYTES: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
+  MQTT_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 300_000, default: 10_000 }),
   HTTPS_PORT: Port(8443),
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https://[^/?#]+(/[^?#]*)?$' })),
   MQOTA_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
@@ -22,6 +23,9 @@ const EnvSchema = Type.Object({
   MQOTA_ROLLOUT_TICK_MS: Type.Integer({ minimum: 20, maximum: 60_000, default: 1000 }),
   MQOTA_DB_BACKLOG_ROWS: Type.Integer({ minimum: 100, maximum: 10_000_000, default: 20_000 }),
   MQOTA_IMAGE_ACCESS: Type.Union([Type.Literal('certificate'), Type.Literal('public')], { default: 'certificate' }),
+  MQOTA_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
+  MQOTA_RATE_LIMIT_TOKEN_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 3000 }),
+  MQOTA_RATE_LIMIT_FAILED_AUTH_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 30 }),
   MQOTA_HEAP_GROWING_PERCENT: Type.Integer({ minimum: 0, maximum: 400, default: 100 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   LOG_FORMAT: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('pretty')])),
@@ -35,6 +39,8 @@ export interface Config {
   mqttPort: number;
   mqttPlaintextPort: number | null;
   mqttMaxPacketBytes: number;
+  /** A TLS connection that has not sent CONNECT this long after its accept is closed. */
+  mqttConnectTimeoutMs: number;
   httpsPort: number;
   /** Base of image links sent to devices; derived from the host name and bound port when unset. */
   publicUrl: string | null;
@@ -47,6 +53,10 @@ export interface Config {
   dbBacklogRows: number;
   /** Who may download images: a device with its client certificate or a token holder, or anyone (a CDN or mirror in front). */
   imageAccess: 'certificate' | 'public';
+  /** The API's rate-limit window, and the requests allowed in it per valid token and per address without one. */
+  rateLimitWindowMs: number;
+  rateLimitTokenMax: number;
+  rateLimitFailedAuthMax: number;
   /** How far V8's old generation grows past its live size before a full collection (src/heap-tuning.ts); 0: V8's own. */
   heapGrowingPercent: number;
   logLevel: string;
@@ -73,6 +83,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mqttPort: raw.MQTT_PORT,
     mqttPlaintextPort: raw.MQTT_PLAINTEXT_PORT ?? null,
     mqttMaxPacketBytes: raw.MQTT_MAX_PACKET_BYTES,
+    mqttConnectTimeoutMs: raw.MQTT_CONNECT_TIMEOUT_MS,
     httpsPort: raw.HTTPS_PORT,
     publicUrl: raw.PUBLIC_URL ? raw.PUBLIC_URL.replace(/\/+$/, '') : null,
     adminToken: raw.MQOTA_ADMIN_TOKEN ?? null,
@@ -81,6 +92,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rolloutTickMs: raw.MQOTA_ROLLOUT_TICK_MS,
     dbBacklogRows: raw.MQOTA_DB_BACKLOG_ROWS,
     imageAccess: raw.MQOTA_IMAGE_ACCESS,
+    rateLimitWindowMs: raw.MQOTA_RATE_LIMIT_WINDOW_MS,
+    rateLimitTokenMax: raw.MQOTA_RATE_LIMIT_TOKEN_MAX,
+    rateLimitFailedAuthMax: raw.MQOTA_RATE_LIMIT_FAILED_AUTH_MAX,
     heapGrowingPercent: raw.MQOTA_HEAP_GROWING_PERCENT,
     logLevel: raw.LOG_LEVEL,
     logFormat: raw.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),

@@ -62,7 +62,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     // The broker, not listening yet, and the addresses devices are given.
     const broker = await createBroker({
       port: config.mqttPort, host: config.host, tls: { key, cert, clientCa },
-      plaintextPort: config.mqttPlaintextPort ?? undefined, maxPacketBytes: config.mqttMaxPacketBytes, logger: logger.child({ component: 'mqtt' }),
+      plaintextPort: config.mqttPlaintextPort ?? undefined, maxPacketBytes: config.mqttMaxPacketBytes, connectTimeoutMs: config.mqttConnectTimeoutMs, logger: logger.child({ component: 'mqtt' }),
       isRevoked: certificates.isRevoked,
     });
     stack.push(() => broker.close());

@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { pino } from 'pino';
 import { FleetEvents } from '../src/events.js';
-import { eventRoutes } from '../src/http/routes/events.js';
+import { eventRoutes } from '../src/http/routes/events/index.js';
 import { EventStream } from '../src/monitoring/event-stream.js';
 import { ProgressThrottle } from '../src/monitoring/progress-throttle.js';
 import type { Services } from '../src/services.js';
@@ -133,7 +133,8 @@ describe('GET /api/events route', () => {
   test('the server closes while a stream is open, and the stream ends', async () => {
     const events = new FleetEvents(pino({ level: 'silent' }));
     const app = Fastify();
-    await app.register(eventRoutes, { services: { events } as unknown as Services });
+    app.decorate('services', { events } as unknown as Services);
+    await app.register(eventRoutes);
     await app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = app.server.address() as AddressInfo;
     const res = await new Promise<http.IncomingMessage>((resolve) => http.get({ port, host: '127.0.0.1', path: '/events?types=presence' }, resolve));

@@ -102,6 +102,7 @@ describe('OpenAPI document and /docs', () => {
       if (p.startsWith('/api/')) {
         assert.deepEqual(op.security, [{ bearerAuth: [] }], key);
         assert.ok(op.responses['401'], `${key}: no 401`);
+        assert.match(op.responses['429']?.description ?? '', /Retry-After/, `${key}: no 429`);
         assert.match(op.description, /Needs the \*\*(viewer|operator|admin)\*\* role/, key);
         if (/^\/api\/(firmware|devices|tokens|audit|rollouts)/.test(p)) assert.ok(op.tags?.length, `${key}: untagged`);
       } else if (p === '/firmware/{name}') {
@@ -165,7 +166,7 @@ describe('OpenAPI document and /docs', () => {
     assert.equal(form.properties.file.type, 'string');
     assert.equal(form.properties.file.format, 'binary');
     assert.deepEqual(form.required, ['file']);
-    assert.deepEqual(Object.keys(op.responses).sort(), ['201', '400', '401', '403', '409', '413', '415']);
+    assert.deepEqual(Object.keys(op.responses).sort(), ['201', '400', '401', '403', '409', '413', '415', '429']);
     assert.deepEqual(Object.keys(doc.paths['/firmware/{name}'].get.responses['200'].content), ['application/octet-stream']);
   });
 

@@ -1,23 +1,14 @@
 // The HTTPS application: operator API under /api (bearer token), images under /firmware, /healthz.
+// One instance, one error handler and one not-found handler; plugins/ and routes/ hold the rest.
 import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import multipart from '@fastify/multipart';
-import fastifyStatic from '@fastify/static';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
-import { authPlugin } from './auth.js';
-import { openapiPlugin } from './openapi.js';
-import { tokenRoutes } from './routes/tokens.js';
-import { auditRoutes } from './routes/audit.js';
-import { firmwareRoutes } from './routes/firmware.js';
-import { imageRoutes } from './routes/images.js';
-import { deviceRoutes } from './routes/devices.js';
-import { rolloutRoutes } from './routes/rollouts.js';
-import { healthRoutes } from './routes/health.js';
-import { metricsEndpoint, metricsRoutes } from './routes/metrics.js';
-import { eventRoutes } from './routes/events.js';
-import { operatorRoutes } from './routes/operators.js';
-import { dashboardRoutes } from './routes/dashboard.js';
+import { logSerializers } from './log-serializers.js';
+import { appPlugins } from './plugins/app/index.js';
+import { servicesPlugin } from './plugins/app/services.js';
+import { externalPlugins } from './plugins/external/index.js';
+import { routes } from './routes/index.js';
 
 export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
 
@@ -26,7 +17,8 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
     // A client certificate is asked for and verified against the device CA, never required here:
     // devices present theirs for image downloads, browsers and API clients carry a token instead.
     https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', ca: tls.clientCa, requestCert: true, rejectUnauthorized: false },
-    loggerInstance: services.logger.child({ component: 'http' }),
+    // Our `req` serializer wins over Fastify's: query-string credentials never reach the log.
+    loggerInstance: services.logger.child({ component: 'http' }, { serializers: logSerializers }),
     bodyLimit: 1024 * 1024,
     // Path tricks are answered by the router (404) or the name check on /firmware, never the file system.
     routerOptions: { maxParamLength: 200 },
@@ -40,11 +32,6 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
         : `${dataVar}${e.instancePath} ${e.message}`)).join(', ')),
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
-  await app.register(multipart, {
-    limits: { fileSize: services.config.maxImageBytes, files: 1, fields: 10, fieldSize: 4096, parts: 12 },
-  });
-  await app.register(fastifyStatic, { root: services.catalog.images.dir, serve: false, decorateReply: true });
-
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) {
@@ -56,27 +43,11 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `${req.method} ${req.url.split('?')[0]} not found` }));
 
-  await app.register(metricsRoutes, { services }); // first: its hooks count the responses of every route after it
-  await app.register(openapiPlugin); // before the routes: it documents those registered after it
-  await app.register(healthRoutes, { services });
-  // Public images need no token, so they sit outside the auth plugin's scope.
-  if (services.config.imageAccess === 'public') await app.register(imageRoutes, { services });
-  await app.register(dashboardRoutes);
-  // One auth plugin, so one token store, for everything behind a token: /api and GET /metrics.
-  await app.register(async (authed) => {
-    await authed.register(authPlugin, { services });
-    await authed.register(metricsEndpoint);
-    if (services.config.imageAccess === 'certificate') await authed.register(imageRoutes, { services });
-    await authed.register(async (api) => {
-      await api.register(tokenRoutes);
-      await api.register(auditRoutes);
-      await api.register(firmwareRoutes, { services });
-      await api.register(deviceRoutes, { services });
-      await api.register(rolloutRoutes, { services });
-      await api.register(eventRoutes, { services });
-      await api.register(operatorRoutes, { services });
-    }, { prefix: '/api' });
-  });
+  // The layers, in order: the parts of mqota as a decorator, third-party plugins, mqota's own, the routes.
+  await app.register(servicesPlugin, { services });
+  await app.register(externalPlugins);
+  await app.register(appPlugins);
+  await app.register(routes);
   return app;
 }
 

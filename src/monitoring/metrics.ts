@@ -1,5 +1,5 @@
 // Prometheus metrics of the fleet (GET /metrics), fed by the fleet events and by the HTTP hooks
-// of src/http/routes/metrics.ts. One registry per instance, so two servers in one process (tests)
+// of src/http/plugins/app/metrics.ts. One registry per instance, so two servers in one process (tests)
 // never share a series.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Broker } from '../../broker/index.js';

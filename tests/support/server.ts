@@ -3,7 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import type { MqttClient } from 'mqtt';
 import { ApiClient } from '../../src/cli/api-client.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -29,7 +29,7 @@ export interface TestServer {
   device(id: string): Promise<MqttClient>;
 }
 
-export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string> } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger } = {}): Promise<TestServer> {
   const pki = await createTestPki();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mqota-data-'));
   const databaseUrl = opts.database === 'postgres' ? await freshPostgresDatabase() : undefined;
@@ -38,7 +38,7 @@ export async function startTestServer(opts: { database?: DatabaseKind; env?: Rec
     MQOTA_HOSTNAMES: '127.0.0.1', MQOTA_ADMIN_TOKEN: 'test-token-0123456789abcdef', LOG_LEVEL: process.env.MQOTA_TEST_LOG ?? 'silent', LOG_FORMAT: 'json',
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...opts.env,
   });
-  const logger = pino({ level: config.logLevel });
+  const logger = opts.logger ?? pino({ level: config.logLevel });
   let mqota = await startMqota(config, logger);
   const apiFor = (m: Mqota) => new ApiClient({ baseUrl: m.publicUrl, token: config.adminToken!, caPem: pki.caPem });
   const server: TestServer = {

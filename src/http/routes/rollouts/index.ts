@@ -2,12 +2,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import type { RolloutPolicy } from '../../rollouts/policy.js';
-import { SINGLE_WAVE, type WavePlan } from '../../rollouts/waves.js';
-import type { Services } from '../../services.js';
-import { notFound } from '../errors.js';
-import { RolloutCreateBody, RolloutDetail, RolloutListQuery, RolloutView, type RolloutCreate } from '../rollout-schemas.js';
-import { errors, IdParams } from '../schemas.js';
+import type { RolloutPolicy } from '../../../rollouts/policy.js';
+import { SINGLE_WAVE, type WavePlan } from '../../../rollouts/waves.js';
+import { notFound } from '../../errors.js';
+import { errors, IdParams, RolloutCreateBody, RolloutDetail, RolloutListQuery, RolloutView, type RolloutCreate } from '../../schemas/index.js';
 
 const POLICY_FIELDS = ['minSuccessRatio', 'soakSeconds', 'maxPerMinute', 'failureThreshold', 'onFailureThreshold', 'attemptTimeoutSeconds',
   'maxRetries', 'retryBackoffSeconds', 'maintenanceWindow', 'allowDowngrade', 'downgradeReason'] as const;
@@ -18,7 +16,8 @@ function policyOf(body: RolloutCreate): Partial<RolloutPolicy> {
   return policy as Partial<RolloutPolicy>;
 }
 
-export async function rolloutRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
+export async function rolloutRoutes(fastify: FastifyInstance): Promise<void> {
+  const { services } = fastify;
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { rollouts, repository } = services;
   const actor = (req: { principal: { name: string } }) => req.principal.name;

@@ -5,34 +5,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { MONITOR_FILTERS } from '../../../broker/topics.js';
-import type { Services } from '../../services.js';
-import { HttpError } from '../errors.js';
-import { DateTime, DeviceId, errors, Revoked } from '../schemas.js';
-
-export const OperatorCreateBody = Type.Object({
-  // The name is the certificate CN, so it follows the device id rule.
-  name: DeviceId,
-  role: Type.Literal('monitor'),
-}, { additionalProperties: false });
-
-const OperatorView = Type.Object({
-  name: Type.String(), role: Type.String(), fingerprint: Type.String({ description: 'SHA-256 of the certificate' }), serial: Type.String(),
-  notAfter: DateTime, createdAt: DateTime,
-});
-
-const OperatorIssued = Type.Object({
-  operator: OperatorView,
-  bundle: Type.Object({
-    name: Type.String(), role: Type.String(), brokerUrl: Type.String(), topics: Type.Array(Type.String(), { description: 'the filters the certificate may subscribe to' }),
-    certPem: Type.String(), keyPem: Type.String({ description: 'the private key; mqota keeps no copy' }), caPem: Type.String({ description: 'the server CA, to verify the broker' }),
-    fingerprint: Type.String(), notAfter: DateTime,
-  }),
-});
+import { MONITOR_FILTERS } from '../../../../broker/topics.js';
+import { HttpError } from '../../errors.js';
+import { DeviceId, errors, OperatorCreateBody, OperatorIssued, OperatorView, Revoked } from '../../schemas/index.js';
 
 const UNIQUE_VIOLATION = 'P2002';
 
-export async function operatorRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
+export async function operatorRoutes(fastify: FastifyInstance): Promise<void> {
+  const { services } = fastify;
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const prisma = services.db.prisma;
 

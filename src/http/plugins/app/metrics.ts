@@ -1,12 +1,10 @@
-// Prometheus metrics over HTTP: `metricsRoutes`, registered at the root and not encapsulated, holds
-// the fleet metrics and the app-wide hooks that count HTTP errors and the image bytes /firmware/
-// responses write (so it sees every route registered after it); `metricsEndpoint` is GET /metrics
-// in the text format, registered where the API's bearer token is required.
+// The fleet metrics as a decorator (`app.fleetMetrics`), and the app-wide hooks that count HTTP
+// errors and the image bytes /firmware/ responses write. Not encapsulated and registered before the
+// routes, so it sees every one of them; GET /metrics (routes/metrics) exposes it.
 import { Transform, pipeline, type Readable } from 'node:stream';
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
-import { FleetMetrics } from '../../monitoring/metrics.js';
-import type { Services } from '../../services.js';
+import { FleetMetrics } from '../../../monitoring/metrics.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -14,7 +12,8 @@ declare module 'fastify' {
   }
 }
 
-export const metricsRoutes = fp(async (app: FastifyInstance, { services }: { services: Services }) => {
+export const metricsPlugin = fp(async (app: FastifyInstance) => {
+  const { services } = app;
   const metrics = new FleetMetrics({
     events: services.events, broker: services.broker, rollouts: services.rollouts, writes: services.repository, logger: services.logger,
   });
@@ -38,15 +37,7 @@ export const metricsRoutes = fp(async (app: FastifyInstance, { services }: { ser
     pipeline(payload, counted, () => undefined); // an error on either side destroys both; Fastify sees it on `counted`
     return counted;
   });
-
 }, { name: 'mqota-metrics' });
-
-export async function metricsEndpoint(app: FastifyInstance): Promise<void> {
-  app.get('/metrics', async (_req, reply) => {
-    const { contentType, body } = await app.fleetMetrics.exposition();
-    return reply.type(contentType).send(body);
-  });
-}
 
 function isReadable(payload: unknown): payload is Readable {
   return typeof payload === 'object' && payload !== null && typeof (payload as Readable).pipe === 'function';

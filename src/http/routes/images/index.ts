@@ -3,13 +3,13 @@
 // (MQOTA_IMAGE_ACCESS): by default a device with its client certificate, and only images of its
 // own firmware type, or a token holder (auth.ts); with `public`, anyone who has the link.
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../services.js';
-import { notFound } from '../errors.js';
-import { errors } from '../schemas.js';
+import { notFound } from '../../errors.js';
+import { errors } from '../../schemas/index.js';
 
 const IMAGE_NAME = /^([0-9a-f]{64})\.bin$/;
 
-export async function imageRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
+export async function imageRoutes(app: FastifyInstance): Promise<void> {
+  const { services } = app;
   const open = services.config.imageAccess === 'public';
   app.get<{ Params: { name: string } }>('/firmware/:name', {
     config: { device: true },

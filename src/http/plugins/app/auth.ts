@@ -2,12 +2,12 @@
 // (src/auth/), the role each route needs, and an audit entry for every change attempted.
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { identityFromConnection, type ConnectionIdentity } from '../../broker/index.js';
-import { AuditLog, sanitise } from '../auth/audit-log.js';
-import { defaultRole, roleAllows, type Principal, type Role } from '../auth/roles.js';
-import { ApiTokenStore } from '../auth/token-store.js';
-import type { Services } from '../services.js';
-import { HttpError } from './errors.js';
+import { identityFromConnection, type ConnectionIdentity } from '../../../../broker/index.js';
+import { AuditLog, sanitise } from '../../../auth/audit-log.js';
+import { defaultRole, roleAllows, type Principal, type Role } from '../../../auth/roles.js';
+import { ApiTokenStore } from '../../../auth/token-store.js';
+import { HttpError } from '../../errors.js';
+import { redactUrl } from '../../log-serializers.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -32,7 +32,8 @@ declare module 'fastify' {
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-export const authPlugin = fp(async (app: FastifyInstance, { services }: { services: Services }) => {
+export const authPlugin = fp(async (app: FastifyInstance) => {
+  const { services } = app;
   const log = services.logger.child({ component: 'auth' });
   const tokens = new ApiTokenStore(services.db.prisma, services.adminToken, log);
   await tokens.load();
@@ -57,11 +58,11 @@ export const authPlugin = fp(async (app: FastifyInstance, { services }: { servic
         req.device = device;
         return;
       }
-      req.log.warn({ ip: req.ip, url: req.url, deviceId: device?.id, revoked }, 'image request without a device certificate or token');
+      req.log.warn({ ip: req.ip, url: redactUrl(req.url), deviceId: device?.id, revoked }, 'image request without a device certificate or token');
       return reply.code(401).header('www-authenticate', 'Bearer realm="mqota"').send({ statusCode: 401, error: 'Unauthorized', message: 'a device client certificate (not revoked) or an Authorization: Bearer <token> header is required' });
     }
     if (!principal) {
-      req.log.warn({ ip: req.ip, url: req.url }, 'API request without a valid token');
+      req.log.warn({ ip: req.ip, url: redactUrl(req.url) }, 'API request without a valid token');
       return reply.code(401).header('www-authenticate', 'Bearer realm="mqota"').send({ statusCode: 401, error: 'Unauthorized', message: 'a valid Authorization: Bearer <token> header is required' });
     }
     req.principal = principal;

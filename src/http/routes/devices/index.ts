@@ -3,12 +3,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import semver from 'semver';
-import type { Device } from '../../fleet/device-registry.js';
-import type { Services } from '../../services.js';
-import { HttpError, notFound } from '../errors.js';
+import type { Device } from '../../../fleet/device-registry.js';
+import { HttpError, notFound } from '../../errors.js';
 import { Type } from 'typebox';
-import { InvalidSerialError } from '../../auth/certificate-ledger.js';
-import { DeviceCreateBody, DeviceDetail, DeviceLabelsBody, DeviceListQuery, DeviceParams, DeviceProvisioned, DeviceTypeBody, DeviceView, errors, RevokeBody, Revoked } from '../schemas.js';
+import { InvalidSerialError } from '../../../auth/certificate-ledger.js';
+import { DeviceCreateBody, DeviceDetail, DeviceLabelsBody, DeviceListQuery, DeviceParams, DeviceProvisioned, DeviceTypeBody, DeviceView, errors, RevokeBody, Revoked } from '../../schemas/index.js';
 
 function deviceView(d: Device) {
   return {
@@ -17,7 +16,8 @@ function deviceView(d: Device) {
   };
 }
 
-export async function deviceRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
+export async function deviceRoutes(fastify: FastifyInstance): Promise<void> {
+  const { services } = fastify;
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { registry, prisma } = { registry: services.registry, prisma: services.db.prisma };
 

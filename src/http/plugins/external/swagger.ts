@@ -9,8 +9,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import type { TSchema } from 'typebox';
-import { defaultRole } from '../auth/roles.js';
-import { errors } from './schemas.js';
+import { defaultRole } from '../../../auth/roles.js';
+import { errors } from '../../schemas/index.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -30,7 +30,7 @@ Each operation says the least role it needs; a token without it gets \`403\`.`;
 
 const STATUS: Record<string, string> = { 200: 'OK', 201: 'Created', 204: 'No Content', 206: 'Partial Content', 304: 'Not Modified' };
 
-export const openapiPlugin = fp(async (app: FastifyInstance) => {
+export const swaggerPlugin = fp(async (app: FastifyInstance) => {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -65,7 +65,7 @@ export const openapiPlugin = fp(async (app: FastifyInstance) => {
           ...own,
           description: [own.description, `Needs the **${role}** role.`].filter(Boolean).join('\n\n'),
           security: [{ bearerAuth: [] }],
-          response: { ...errors(...(role === 'viewer' ? [401] as const : [401, 403] as const)), ...response },
+          response: { ...errors(...(role === 'viewer' ? [401, 429] as const : [401, 403, 429] as const)), ...response },
           ...(form ? { consumes: ['multipart/form-data'], body: form } : {}),
         } as FastifySchema,
       };
@@ -74,9 +74,9 @@ export const openapiPlugin = fp(async (app: FastifyInstance) => {
   await app.register(swaggerUi, { routePrefix: '/docs', theme: { title: 'mqota API' } });
 }, { name: 'mqota-openapi' });
 
-/** package.json is two folders up from the sources, three from the compiled dist/src/http/. */
+/** package.json is four folders up from the sources, five from the compiled dist/src/http/plugins/external/. */
 async function packageVersion(): Promise<string> {
-  for (const rel of ['../../package.json', '../../../package.json']) {
+  for (const rel of ['../../../../package.json', '../../../../../package.json']) {
     const text = await readFile(new URL(rel, import.meta.url), 'utf8').catch(() => null);
     if (text) return (JSON.parse(text) as { version: string }).version;
   }

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
 
-export const DASHBOARD_DIR = fileURLToPath(new URL('../dashboard/', import.meta.url));
+export const DASHBOARD_DIR = fileURLToPath(new URL('../../dashboard/', import.meta.url));
 
 // Only this server's own files run: no inline script or style, no framing, no plugins. The
 // dashboard builds its DOM with textContent and CSSOM, which a strict policy allows.

@@ -1,11 +1,11 @@
 // GET /healthz without auth: broker, database and disk, for load balancers and orchestrators.
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../services.js';
-import { Health } from '../schemas.js';
+import { Health } from '../../schemas/index.js';
 
 const MIN_FREE_BYTES = 64 * 1024 * 1024;
 
-export async function healthRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
+export async function healthRoutes(app: FastifyInstance): Promise<void> {
+  const { services } = app;
   app.get('/healthz', {
     schema: {
       tags: ['health'], summary: 'Service health', description: '503 with `reason` when the broker, the database, its writes (failing, or a full backlog) or the disk (under 64 MiB free) is not ok.',

@@ -1,6 +1,6 @@
 // Request shapes of /api/rollouts: the targeting, waves and controls an operator can set.
 import { Type, type Static } from 'typebox';
-import { DateTime, DeviceId, Id, Nullable } from './schemas.js';
+import { DateTime, DeviceId, Id, Nullable } from './common.js';
 
 const HHMM = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'UTC time of day' });
 

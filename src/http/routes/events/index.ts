@@ -3,20 +3,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { FleetEventName } from '../../events.js';
-import { EventStream } from '../../monitoring/event-stream.js';
-import { MONITOR_EVENT_TYPES, toMonitorEvent } from '../../monitoring/monitor-events.js';
-import type { Services } from '../../services.js';
-import { HttpError } from '../errors.js';
-import { DeviceId, errors, Id } from '../schemas.js';
+import type { FleetEventName } from '../../../events.js';
+import { EventStream } from '../../../monitoring/event-stream.js';
+import { MONITOR_EVENT_TYPES, toMonitorEvent } from '../../../monitoring/monitor-events.js';
+import { HttpError } from '../../errors.js';
+import { errors, EventsQuery } from '../../schemas/index.js';
 
-export const EventsQuery = Type.Object({
-  rolloutId: Type.Optional(Id),
-  deviceId: Type.Optional(DeviceId),
-  types: Type.Optional(Type.String({ pattern: '^[a-z]+(,[a-z]+)*$', maxLength: 200, description: `comma-separated: ${MONITOR_EVENT_TYPES.join(', ')}` })),
-}, { additionalProperties: false });
-
-export async function eventRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
+export async function eventRoutes(fastify: FastifyInstance): Promise<void> {
+  const { services } = fastify;
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const open = new Set<EventStream>();
   // An open stream is never idle, so the server would wait for it forever on close.

@@ -3,9 +3,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { BuiltInTokenError, DuplicateTokenError, UnknownTokenError } from '../../auth/token-store.js';
-import { HttpError } from '../errors.js';
-import { errors, NoContent, TokenCreateBody, TokenCreated, TokenParams, TokenView } from '../schemas.js';
+import { BuiltInTokenError, DuplicateTokenError, UnknownTokenError } from '../../../auth/token-store.js';
+import { HttpError } from '../../errors.js';
+import { errors, NoContent, TokenCreateBody, TokenCreated, TokenParams, TokenView } from '../../schemas/index.js';
 
 export async function tokenRoutes(fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();

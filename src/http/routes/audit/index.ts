@@ -1,9 +1,9 @@
 // /api/audit: who changed what through the API, when, newest first. Entries are made by the
-// auth plugin (src/http/auth.ts) for every change attempted with a valid token.
+// auth plugin (src/http/plugins/app/auth.ts) for every change attempted with a valid token.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { errors, AuditEntryView, AuditQuery } from '../schemas.js';
+import { errors, AuditEntryView, AuditQuery } from '../../schemas/index.js';
 
 export async function auditRoutes(fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();

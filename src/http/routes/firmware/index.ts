@@ -2,14 +2,14 @@
 // (ESP-IDF app image) supplies or checks type and version.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { DuplicateFirmwareError, type Firmware } from '../../firmware/catalog.js';
-import { parseEspAppImage } from '../../firmware/esp-image.js';
-import { EmptyImageError, ImageTooLargeError, type SavedImage } from '../../firmware/image-store.js';
-import { resolveFirmwareIdentity } from '../../firmware/version.js';
-import type { Services } from '../../services.js';
-import { HttpError, notFound } from '../errors.js';
+import { DuplicateFirmwareError, type Firmware } from '../../../firmware/catalog.js';
+import { parseEspAppImage } from '../../../firmware/esp-image.js';
+import { EmptyImageError, ImageTooLargeError, type SavedImage } from '../../../firmware/image-store.js';
+import { resolveFirmwareIdentity } from '../../../firmware/version.js';
+import type { Services } from '../../../services.js';
+import { HttpError, notFound } from '../../errors.js';
 import { Type } from 'typebox';
-import { errors, FirmwareListQuery, FirmwareUploadForm, FirmwareView, IdParams, NoContent } from '../schemas.js';
+import { errors, FirmwareListQuery, FirmwareUploadForm, FirmwareView, IdParams, NoContent } from '../../schemas/index.js';
 
 const CHANNEL = /^[a-z0-9-]{1,32}$/;
 const FORM_FIELDS = new Set(['type', 'version', 'channel', 'notes']);
@@ -24,7 +24,8 @@ export function firmwareView(fw: Firmware, services: Services) {
   };
 }
 
-export async function firmwareRoutes(fastify: FastifyInstance, { services }: { services: Services }): Promise<void> {
+export async function firmwareRoutes(fastify: FastifyInstance): Promise<void> {
+  const { services } = fastify;
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { catalog, rollouts } = services;
 
@@ -100,8 +101,21 @@ export async function firmwareRoutes(fastify: FastifyInstance, { services }: { s
   });
 }
 
+// Busboy (inside @fastify/multipart) says a body is not well-formed multipart with plain Errors
+// and these messages only; they are the client's error, not ours.
+const CUT_OFF = /^(Unexpected end of multipart data|\w+ terminated early due to unexpected end of multipart data)$/;
+const NO_BOUNDARY = /^(Multipart: Boundary not found|Boundary required|The needle cannot (be an empty|have a length bigger))/;
+
 function translate(err: unknown): Error {
   if (err instanceof HttpError) return err;
+  const { message, code } = err as { message?: string; code?: string };
+  if (typeof message === 'string' && CUT_OFF.test(message)) {
+    return new HttpError(400, 'the multipart body ends before its closing boundary: the upload was cut off or the body is malformed');
+  }
+  if (typeof message === 'string' && NO_BOUNDARY.test(message)) {
+    return new HttpError(400, 'Content-Type multipart/form-data needs a boundary parameter of 1 to 70 characters (RFC 2046)');
+  }
+  if (code === 'FST_FILES_LIMIT') return new HttpError(400, 'one file per upload');
   if (err instanceof ImageTooLargeError) return new HttpError(413, err.message);
   if (err instanceof EmptyImageError) return new HttpError(400, 'the file is empty');
   if (err instanceof DuplicateFirmwareError) return new HttpError(409, err.message);

@@ -1,0 +1,52 @@
+// The fleet and device provisioning.
+import { Type } from 'typebox';
+import { CertificateView } from './certificates.js';
+import { DateTime, DeviceId, FirmwareType, Nullable } from './common.js';
+
+export const DeviceCreateBody = Type.Object({ id: DeviceId, type: FirmwareType }, { additionalProperties: false });
+
+export const DeviceLabelsBody = Type.Object({
+  tags: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' }), { maxItems: 32, uniqueItems: true })),
+  channel: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,32}$' })),
+}, { additionalProperties: false, minProperties: 1 });
+
+export const DeviceTypeBody = Type.Object({
+  type: FirmwareType,
+}, { additionalProperties: false });
+
+export const DeviceListQuery = Type.Object({
+  type: Type.Optional(FirmwareType),
+  tag: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),
+  channel: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,32}$' })),
+  version: Type.Optional(Type.String({ maxLength: 64 })),
+  online: Type.Optional(Type.Boolean()),
+});
+
+export const DeviceView = Type.Object({
+  id: Type.String(), type: Type.String(), version: Nullable(Type.String()), chip: Nullable(Type.String()),
+  idfVersion: Nullable(Type.String()), secureVersion: Nullable(Type.Integer()), slot: Nullable(Type.String()),
+  online: Type.Boolean(), lastSeenAt: Nullable(DateTime),
+  tags: Type.Array(Type.String(), { description: 'operator labels; rollouts can target by tag' }),
+  channel: Type.String({ description: 'the release channel the device follows' }),
+});
+export const DeviceProvisioned = Type.Object({
+  device: DeviceView,
+  bundle: Type.Object({
+    deviceId: Type.String(), type: Type.String(), brokerUrl: Type.String(),
+    certPem: Type.String(), keyPem: Type.String({ description: 'the device\'s private key: returned once, not kept' }), caPem: Type.String(),
+    fingerprint: Type.String(), notAfter: DateTime,
+  }),
+}, { description: 'the device and everything it needs to connect' });
+
+export const DeviceDetail = Type.Object({
+  ...DeviceView.properties,
+  certificates: Type.Array(CertificateView, { description: 'client certificates on record, newest first' }),
+  attempts: Type.Array(Type.Object({
+    updateId: Type.String(), rolloutId: Type.String(), firmwareId: Type.String(), targetVersion: Type.String(), fromVersion: Nullable(Type.String()),
+    state: Type.String(), progress: Nullable(Type.Integer()), error: Nullable(Type.String()), reason: Nullable(Type.String()),
+    createdAt: DateTime, updatedAt: DateTime, finishedAt: Nullable(DateTime),
+    history: Type.Array(Type.Object({
+      state: Type.String(), progress: Nullable(Type.Integer()), error: Nullable(Type.String()), reason: Nullable(Type.String()), at: DateTime,
+    })),
+  }), { description: 'the latest 50 update attempts, newest first' }),
+});

@@ -25,13 +25,14 @@ export class AuditLog {
 
   constructor(private readonly prisma: PrismaClient, private readonly log: Logger) {}
 
-  /** Records an entry in the background. */
-  record(entry: AuditRecord): void {
+  /** Records an entry; resolves once it is written (a failure is logged, not thrown: the change it records has happened). */
+  record(entry: AuditRecord): Promise<unknown> {
     const { details, ...rest } = entry;
     const write = this.prisma.auditEntry.create({ data: { ...rest, ...(details ? { details: details as object } : {}) } })
       .catch((err) => this.log.error({ err, action: entry.action, actor: entry.actor, statusCode: entry.statusCode }, 'audit entry not written'))
       .finally(() => this.inFlight.delete(write));
     this.inFlight.add(write);
+    return write;
   }
 
   /** Newest first. `action` matches by prefix (`DELETE`, `POST /api/rollouts`), the others exactly. */

@@ -21,6 +21,24 @@ export interface Database {
 
 export class DatabaseLockedError extends Error {}
 
+// Connection-level failures: the server is down, restarting or unreachable. PostgreSQL's class 08
+// (connection exception) and 57P01-3 (shutting down, cannot connect now), the socket's errno,
+// Prisma's P1001/P1002/P1017, and pg-pool's connect timeout.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03',
+  '08000', '08001', '08003', '08004', '08006', 'P1001', 'P1002', 'P1017']);
+const UNAVAILABLE_MESSAGES = /connection terminated|timeout exceeded when trying to connect|can't reach database server|server closed the connection|connection refused/i;
+
+/** Whether an error says the database cannot be reached now (as opposed to a bad query). */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined, depth = 0; e && depth < 6; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+    if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.test(e.message)) return true;
+    const original = (e as { originalCode?: unknown }).originalCode;
+    if (typeof original === 'string' && UNAVAILABLE_CODES.has(original)) return true;
+  }
+  return false;
+}
+
 export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; logger: Logger }): Promise<Database> {
   const log = opts.logger.child({ component: 'db' });
   return opts.databaseUrl ? openPostgres(opts.databaseUrl, log) : openPglite(path.join(opts.dataDir, 'pglite'), log);

@@ -2,6 +2,7 @@
 // One instance, one error handler and one not-found handler; plugins/ and routes/ hold the rest.
 import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { isDatabaseUnavailable } from '../db/database.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { logSerializers } from './log-serializers.js';
@@ -33,6 +34,11 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (isDatabaseUnavailable(err)) {
+      // Not a fault of the request and not an internal error: the client should come back.
+      req.log.warn({ err }, 'request failed: database unavailable');
+      return reply.code(503).header('retry-after', '5').send({ statusCode: 503, error: 'Service Unavailable', message: 'the database is unavailable; retry later' });
+    }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) {
       req.log.error({ err }, 'request failed');

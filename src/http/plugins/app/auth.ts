@@ -73,31 +73,29 @@ export const authPlugin = fp(async (app: FastifyInstance) => {
     }
   });
 
-  // The id of what a change created (a rollout, a firmware), for changes whose request does not name their target.
-  const createdIds = new WeakMap<FastifyRequest, string>();
+  // Everything that tries a change is recorded before the answer leaves (unauthenticated requests
+  // are not attributable and are only logged, above): a 2xx is never sent for a change whose audit
+  // entry could still be lost to a crash.
   app.addHook('onSend', async (req, reply, payload) => {
-    if (audited(req) && reply.statusCode < 300 && typeof payload === 'string' && !requestTarget(req)) {
+    if (!audited(req) || !req.principal) return payload;
+    let created: string | null = null;
+    if (reply.statusCode < 300 && typeof payload === 'string' && !requestTarget(req)) {
       try {
         const id = (JSON.parse(payload) as { id?: unknown } | null)?.id;
-        if (typeof id === 'string') createdIds.set(req, id);
+        if (typeof id === 'string') created = id;
       } catch { /* not JSON: nothing to name */ }
     }
-    return payload;
-  });
-
-  // Unauthenticated requests are not attributable and are only logged (above); everything else that tries a change is recorded.
-  app.addHook('onResponse', async (req, reply) => {
-    if (!audited(req) || !req.principal) return;
     const body = req.body;
     const details = req.auditDetails ?? (body && typeof body === 'object' ? (body as Record<string, unknown>) : null);
-    audit.record({
+    await audit.record({
       at: new Date(),
       actor: req.principal.name,
       action: `${req.method} ${req.routeOptions.url}`,
-      target: requestTarget(req) ?? createdIds.get(req) ?? null,
+      target: requestTarget(req) ?? created,
       statusCode: reply.statusCode,
       details: details ? sanitise(details) as Record<string, unknown> : null,
     });
+    return payload;
   });
 }, { name: 'mqota-auth', encapsulate: false });
 

@@ -33,6 +33,7 @@ import { ReportingFleet } from './support/reporting-fleet.js';
 import { killAllServers, ServerProcess } from './support/server-process.js';
 
 const SEED = Number(process.env.MQOTA_FAULT_SEED ?? randomInt(2 ** 31));
+if (!Number.isSafeInteger(SEED)) throw new Error(`MQOTA_FAULT_SEED must be an integer, not '${process.env.MQOTA_FAULT_SEED}'`);
 const ADMIN_TOKEN = 'fault-injection-token-0123456789';
 const TYPE = 'faultfw';
 const DEVICES = 200;
@@ -180,7 +181,7 @@ function assertGuarantees(t: TestContext, audit: RolloutAudit, outcome: { view: 
 describe('kill -9 during a rollout', () => {
   const databases: { kind: 'pglite' | 'postgres' }[] = [{ kind: 'pglite' }, { kind: 'postgres' }];
   for (const { kind } of databases) {
-    test(`${kind}: 200 devices, ${KILLS} kills at random moments: nothing acknowledged is lost, every attempt ends once`, async (t) => {
+    test(`${kind}: ${DEVICES} devices, ${KILLS} kills at random moments: nothing acknowledged is lost, every attempt ends once`, async (t) => {
       const random = seeded(SEED ^ (kind === 'pglite' ? 0x1 : 0x2));
       const mark = stopwatch(t);
       const databaseUrl = kind === 'postgres' ? await freshPostgresDatabase() : undefined;

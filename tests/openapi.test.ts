@@ -166,7 +166,7 @@ describe('OpenAPI document and /docs', () => {
     assert.equal(form.properties.file.type, 'string');
     assert.equal(form.properties.file.format, 'binary');
     assert.deepEqual(form.required, ['file']);
-    assert.deepEqual(Object.keys(op.responses).sort(), ['201', '400', '401', '403', '409', '413', '415', '429']);
+    assert.deepEqual(Object.keys(op.responses).sort(), ['201', '400', '401', '403', '409', '413', '415', '429', '507']);
     assert.deepEqual(Object.keys(doc.paths['/firmware/{name}'].get.responses['200'].content), ['application/octet-stream']);
   });
 

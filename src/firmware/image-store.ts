@@ -28,6 +28,14 @@ export class EmptyImageError extends Error {
   }
 }
 
+/** The store's filesystem has no room left for the image (ENOSPC, or the quota: EDQUOT). */
+export class ImageStoreFullError extends Error {
+  override readonly name = 'ImageStoreFullError';
+  constructor(readonly dir: string, readonly bytesWritten: number) {
+    super(`the image store is full: no space left in ${dir} after ${bytesWritten} bytes of the image; free space there or upload a smaller image`);
+  }
+}
+
 export interface SavedImage {
   sha256: string;
   size: number;
@@ -53,8 +61,9 @@ export class ImageStore {
   /**
    * Streams `source` to disk while hashing and counting it, then names the file
    * by its hash. Rejects with ImageTooLargeError as soon as maxBytes is passed,
-   * EmptyImageError for no bytes, or the source's own error; in every failure
-   * the temp file is gone before the promise settles.
+   * EmptyImageError for no bytes, ImageStoreFullError when the disk is full, or
+   * the source's own error; in every failure the temp file is gone before the
+   * promise settles.
    */
   async save(source: NodeJS.ReadableStream | Readable): Promise<SavedImage> {
     const tempPath = join(this.dir, `${TEMP_PREFIX}${randomBytes(12).toString('hex')}${TEMP_SUFFIX}`);
@@ -77,7 +86,7 @@ export class ImageStore {
     } catch (err) {
       await closed(file);
       await rm(tempPath, { force: true });
-      throw err;
+      throw isNoSpace(err) ? new ImageStoreFullError(this.dir, meter.size) : err;
     }
   }
 
@@ -107,6 +116,11 @@ export class ImageStore {
     const fs = await statfs(this.dir);
     return fs.bavail * fs.bsize;
   }
+}
+
+function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 function isTempName(name: string): boolean {

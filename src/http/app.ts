@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { isDatabaseUnavailable } from '../db/database.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
+import { HttpError } from './errors.js';
 import { logSerializers } from './log-serializers.js';
 import { appPlugins } from './plugins/app/index.js';
 import { servicesPlugin } from './plugins/app/services.js';
@@ -40,11 +41,12 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
       return reply.code(503).header('retry-after', '5').send({ statusCode: 503, error: 'Service Unavailable', message: 'the database is unavailable; retry later' });
     }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
-    if (status >= 500) {
+    // An HttpError is an answer a route chose, its message written for the client (507: disk full).
+    if (status >= 500 && !(err instanceof HttpError)) {
       req.log.error({ err }, 'request failed');
       return reply.code(status).send({ statusCode: status, error: 'Internal Server Error', message: 'Internal Server Error' });
     }
-    req.log.info({ code: err.code, message: err.message }, 'request rejected');
+    req.log[status >= 500 ? 'warn' : 'info']({ code: err.code, message: err.message }, 'request rejected');
     return reply.code(status).send({ statusCode: status, error: httpReason(status), message: err.message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `${req.method} ${req.url.split('?')[0]} not found` }));
@@ -59,5 +61,6 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
 
 function httpReason(status: number): string {
   return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 406: 'Not Acceptable', 409: 'Conflict',
-    413: 'Payload Too Large', 415: 'Unsupported Media Type', 416: 'Range Not Satisfiable', 429: 'Too Many Requests' } as Record<number, string>)[status] ?? 'Error';
+    413: 'Payload Too Large', 415: 'Unsupported Media Type', 416: 'Range Not Satisfiable', 429: 'Too Many Requests',
+    503: 'Service Unavailable', 507: 'Insufficient Storage' } as Record<number, string>)[status] ?? 'Error';
 }

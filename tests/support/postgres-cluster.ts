@@ -2,8 +2,9 @@
 // initdb in a temp dir, the postmaster on a free 127.0.0.1 port, durable by default (fsync on, as
 // in production; tests turn it off). stop() shuts it down (fast shutdown) and deletes it.
 // Run as root, it belongs to the postgres user (initdb refuses root); the postmaster is our
-// direct child either way, so a signal reaches it (through runuser it would not).
-import { execFileSync, spawn } from 'node:child_process';
+// direct child either way, so a signal reaches it (through runuser it would not). halt() and
+// resume() stop and restart the server on the same data and port, for outage tests.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -19,7 +20,12 @@ const STOP_TIMEOUT_MS = 15_000;
 export interface PostgresCluster {
   /** Superuser URL of the `postgres` database. */
   adminUrl: string;
+  /** Shuts the server down and deletes the cluster. */
   stop(): Promise<void>;
+  /** Shuts the server down (fast shutdown) and keeps its data, as an outage would. */
+  halt(): Promise<void>;
+  /** Starts a halted server again on the same data and port; resolves once it accepts connections. */
+  resume(): Promise<void>;
 }
 
 export function postgresBinaries(): string | null {
@@ -38,41 +44,61 @@ export async function startPostgresCluster(opts: { fsync?: boolean } = {}): Prom
   execFileSync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8'], { stdio: 'pipe', ...owner });
   const port = await freePort();
   const settings = ['-c', 'listen_addresses=127.0.0.1', ...(opts.fsync === false ? ['-c', 'fsync=off'] : [])];
-  const postmaster = spawn(path.join(bin, 'postgres'), ['-D', dataDir, '-p', String(port), '-k', dir, ...settings], {
-    stdio: 'ignore', ...owner,
-  });
-  postmaster.unref(); // stop() or the exit hook ends it; it must not keep its parent alive
-  const exited = new Promise<void>((resolve) => postmaster.once('exit', () => resolve()));
+  const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
+  let postmaster: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  const launch = () => {
+    const child = spawn(path.join(bin, 'postgres'), ['-D', dataDir, '-p', String(port), '-k', dir, ...settings], { stdio: 'ignore', ...owner });
+    child.unref(); // stop() or the exit hook ends it; it must not keep its parent alive
+    exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    postmaster = child;
+    return child;
+  };
+  const running = () => postmaster !== null && postmaster.exitCode === null && postmaster.signalCode === null;
   // Should this process die without stop(), the cluster must not outlive it.
-  const onExit = () => { postmaster.kill('SIGINT'); rmSync(dir, { recursive: true, force: true }); };
+  const onExit = () => { postmaster?.kill('SIGINT'); rmSync(dir, { recursive: true, force: true }); };
   process.once('exit', onExit);
-  const stop = async () => {
-    if (postmaster.exitCode === null && postmaster.signalCode === null) {
-      postmaster.kill('SIGINT'); // fast shutdown: disconnects clients, no waiting for them
+  const halt = async () => {
+    if (running()) {
+      postmaster!.kill('SIGINT'); // fast shutdown: disconnects clients, no waiting for them
       const stopped = await Promise.race([exited.then(() => true), sleep(STOP_TIMEOUT_MS, false)]);
       if (!stopped) {
-        postmaster.kill('SIGKILL');
+        postmaster!.kill('SIGKILL');
         await exited;
       }
     }
+  };
+  const stop = async () => {
+    await halt();
     await rm(dir, { recursive: true, force: true });
     process.off('exit', onExit);
   };
-  const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
+  const resume = async () => {
+    if (running()) return;
+    const child = launch();
+    if (!(await accepting(adminUrl, () => child.exitCode !== null))) throw new Error('the throwaway PostgreSQL cluster did not start again');
+  };
+  const child = launch();
+  if (await accepting(adminUrl, () => child.exitCode !== null)) return { adminUrl, stop, halt, resume };
+  await stop();
+  throw new Error('the throwaway PostgreSQL cluster did not start');
+}
+
+/** Waits until the server accepts a connection; false when it exited or did not within START_TIMEOUT_MS. */
+async function accepting(url: string, exited: () => boolean): Promise<boolean> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     try {
-      const client = new pg.Client(adminUrl);
+      const client = new pg.Client(url);
       await client.connect();
       await client.end();
-      return { adminUrl, stop };
+      return true;
     } catch {
-      if (postmaster.exitCode !== null) break;
+      if (exited()) return false;
       await sleep(100);
     }
   }
-  await stop();
-  throw new Error('the throwaway PostgreSQL cluster did not start');
+  return false;
 }
 
 function idOf(flag: '-u' | '-g'): number {

@@ -19,13 +19,14 @@ export const ErrorResponse = Type.Object({
 }, { description: 'the request failed; `message` says why' });
 
 /** Error answers of a route, for its `response`: `...errors(400, 404)`. */
-export const errors = (...codes: Array<400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 503>) =>
+export const errors = (...codes: Array<400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 503 | 507>) =>
   Object.fromEntries(codes.map((code) => [code, Type.Object(ErrorResponse.properties, { description: ERROR_DESCRIPTIONS[code] })])) as Record<number, typeof ErrorResponse>;
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'invalid request', 401: 'no valid bearer token', 403: 'the token\'s role does not allow this', 404: 'not found',
   409: 'conflicts with the current state', 413: 'too large', 415: 'unsupported media type',
   429: 'over the rate limit (MQOTA_RATE_LIMIT_*); `Retry-After` says in how many seconds to try again', 503: 'unavailable',
+  507: 'the server has no storage left for it',
 };
 
 /** A 204 answer: no body (documented without content). */

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { DuplicateFirmwareError, type Firmware } from '../../../firmware/catalog.js';
 import { parseEspAppImage } from '../../../firmware/esp-image.js';
-import { EmptyImageError, ImageTooLargeError, type SavedImage } from '../../../firmware/image-store.js';
+import { EmptyImageError, ImageStoreFullError, ImageTooLargeError, type SavedImage } from '../../../firmware/image-store.js';
 import { resolveFirmwareIdentity } from '../../../firmware/version.js';
 import type { Services } from '../../../services.js';
 import { HttpError, notFound } from '../../errors.js';
@@ -35,7 +35,7 @@ export async function firmwareRoutes(fastify: FastifyInstance): Promise<void> {
     schema: {
       tags: ['firmware'], summary: 'Upload an image',
       description: 'multipart/form-data: one file part and optional fields. An ESP-IDF app image supplies or checks type and version.',
-      response: { 201: FirmwareView, ...errors(400, 409, 413, 415) },
+      response: { 201: FirmwareView, ...errors(400, 409, 413, 415, 507) },
     },
   }, async (req, reply) => {
     if (!req.isMultipart()) throw new HttpError(415, 'send multipart/form-data with fields type, version (optional: channel, notes) and one file');
@@ -118,6 +118,7 @@ function translate(err: unknown): Error {
   if (code === 'FST_FILES_LIMIT') return new HttpError(400, 'one file per upload');
   if (err instanceof ImageTooLargeError) return new HttpError(413, err.message);
   if (err instanceof EmptyImageError) return new HttpError(400, 'the file is empty');
+  if (err instanceof ImageStoreFullError) return new HttpError(507, err.message);
   if (err instanceof DuplicateFirmwareError) return new HttpError(409, err.message);
   return err as Error;
 }

@@ -7,6 +7,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
+import { Agent, request } from 'undici';
+import * as states from '../src/rollouts/states.js';
 import { launchBrowser, type TestBrowser } from './support/browser.js';
 import { buildEspAppImage } from './support/esp-image.js';
 import { endAll } from './support/mqtt.js';
@@ -248,6 +250,37 @@ describe('web dashboard', () => {
     await page.getByText('The server no longer accepts your token').waitFor();
     await page.getByLabel('API token', { exact: true }).waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    assert.deepEqual(browser.problems, []);
+  });
+  test('takes the state vocabulary from the server: /states.js is src/rollouts/states.ts, revalidated by ETag', async (t) => {
+    const { page } = browser;
+    await page.goto(`${baseUrl}/`);
+    const inPage = await page.evaluate(async () => {
+      const vocabulary: Record<string, unknown> = await import('/states.js' as string);
+      const model = await import('/rollout-model.js' as string);
+      const plain = Object.fromEntries(Object.entries(vocabulary).map(([k, v]) => [k, v instanceof Set ? { set: [...v] } : v]));
+      const groups = Object.fromEntries((vocabulary.ATTEMPT_STATES as string[]).map((s) => [s, model.groupOf(s)]));
+      const finished = Object.fromEntries((vocabulary.ROLLOUT_STATES as string[]).map((s) => [s, model.isFinished(s)]));
+      return { plain, groups, finished };
+    });
+    const expected = Object.fromEntries(Object.entries(states).filter(([, v]) => typeof v !== 'function')
+      .map(([k, v]) => [k, v instanceof Set ? { set: [...v] } : v]));
+    assert.deepEqual(inPage.plain, expected);
+    // The progress bar's "Failed" group is exactly the failure states (rejected among them).
+    for (const s of states.ATTEMPT_STATES) assert.equal(inPage.groups[s] === 'failed', states.FAILURE_STATES.has(s), s);
+    for (const s of states.ROLLOUT_STATES) assert.equal(inPage.finished[s], states.isFinalRolloutState(s), s);
+
+    const agent = new Agent({ connect: { ca: server.pki.caPem } });
+    t.after(() => agent.close());
+    const first = await request(`${baseUrl}/states.js`, { dispatcher: agent });
+    assert.equal(first.statusCode, 200);
+    assert.match(String(first.headers['content-type']), /^text\/javascript/);
+    assert.match(String(first.headers['content-security-policy']), /default-src 'self'/);
+    await first.body.text();
+    const etag = String(first.headers.etag);
+    const again = await request(`${baseUrl}/states.js`, { dispatcher: agent, headers: { 'if-none-match': etag } });
+    assert.equal(again.statusCode, 304);
+    await again.body.text();
     assert.deepEqual(browser.problems, []);
   });
   test('reads server-sent events however the stream is cut into chunks', async () => {

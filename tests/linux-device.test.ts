@@ -10,13 +10,13 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { isTerminal } from '../src/rollouts/states.js';
 import { buildEspAppImage } from './support/esp-image.js';
 import { LinuxDevice, requireLinuxDevice, type LinuxDeviceOptions } from './support/linux-device.js';
 import { eventually, startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;
 const run = promisify(execFile);
-const TERMINAL = ['succeeded', 'failed', 'rolled_back', 'rejected', 'cancelled'];
 const SELFTEST_FAIL_MARKER = 'MQOTA_SELFTEST_FAIL';
 
 describe('mqota-linux-device against a real mqota', () => {
@@ -93,7 +93,7 @@ describe('mqota-linux-device against a real mqota', () => {
   function attemptEnd(device: LinuxDevice, id: string, rolloutId: string, timeoutMs?: number): Promise<Json> {
     return until(device, `the attempt of ${id} in ${rolloutId} to finish`, async () => {
       const a = (await getDevice(id)).attempts.find((x: Json) => x.rolloutId === rolloutId);
-      return a && TERMINAL.includes(a.state) ? a : null;
+      return a && isTerminal(a.state) ? a : null;
     }, timeoutMs);
   }
 

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import type { MqttClient } from 'mqtt';
 import { Agent, request } from 'undici';
 import type { FleetEventName } from '../src/events.js';
+import { isFinalRolloutState } from '../src/rollouts/states.js';
 import { buildEspAppImage } from './support/esp-image.js';
 import { closedWithin, collectMessages, connectDevice, endAll, nextMessage, subscribeCodes } from './support/mqtt.js';
 import { announce, eventually, report, startTestServer, type TestServer } from './support/server.js';
@@ -520,7 +521,7 @@ describe('monitoring', () => {
         for (const state of ['downloaded', 'rebooting', 'succeeded', 'failed']) assert.equal(delta(`mqota_attempt_transitions_total{state="${state}"}`), 1, state);
         for (const state of ['sent', 'accepted', 'downloading', 'downloaded', 'rebooting']) assert.equal(delta(`mqota_attempts_in_flight{state="${state}"}`), 0, state);
         const state = (await server.api.call<Json>('GET', `/api/rollouts/${r.id}`)).state;
-        if (['completed', 'cancelled', 'aborted'].includes(state)) {
+        if (isFinalRolloutState(state)) {
           assert.equal(after.has(`mqota_rollout_targets{rollout_id="${r.id}"}`), false);
         } else {
           assert.equal(after.get(`mqota_rollout_succeeded{rollout_id="${r.id}"}`), 1);

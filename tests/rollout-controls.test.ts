@@ -95,6 +95,21 @@ describe('rollout controls', () => {
     assert.equal((await rollout(r.id)).attempts, sentBefore, 'a paused rollout sends nothing');
   });
 
+  test('a device refusing the image counts against the failure threshold and is not retried', async () => {
+    await firmware('rj', '1.0.0');
+    const fw = await firmware('rj', '1.0.1');
+    const devices = await fleet('rj', 4, 'rj', '1.0.0', { behaviour: 'reject' });
+    // Without the threshold, four refusals would settle the wave and pause it on the success ratio instead.
+    const r = await server.api.call<Json>('POST', '/api/rollouts', {
+      firmwareId: fw.id, failureThreshold: { count: 3 }, onFailureThreshold: 'abort', maxRetries: 3, retryBackoffSeconds: 0,
+    });
+    const aborted = await until(r.id, (x) => x.state === 'aborted', 'aborted at the threshold');
+    assert.match(aborted.reason, /failure threshold reached: \d+ of \d+ finished attempts failed/);
+    assert.ok(aborted.counts.rejected >= 3, `rejected ${aborted.counts.rejected}`);
+    assert.equal(aborted.counts.rejected, aborted.attempts, 'every attempt was a refusal, none a retry');
+    assert.ok(devices.every((d) => d.updates().length <= 1), 'no device was sent the image twice');
+  });
+
   test('the rate limit holds: at most maxPerMinute commands, no burst over a second\'s share', async () => {
     await firmware('rl', '1.0.0');
     const fw = await firmware('rl', '1.0.1');

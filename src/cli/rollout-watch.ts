@@ -1,5 +1,6 @@
 // `mqota rollout watch`: live progress bars per attempt state, redrawn from the rollout view
 // whenever the server's event stream says something changed.
+import { ATTEMPT_STATES, FAILURE_STATES, isFinalRolloutState } from '../rollouts/states.js';
 import type { ApiClient } from './api-client.js';
 
 interface RolloutView {
@@ -7,8 +8,6 @@ interface RolloutView {
   waveSizes: number[]; counts: Record<string, number>; firmware: { type: string; version: string };
 }
 
-const STATES = ['pending', 'sent', 'accepted', 'downloading', 'downloaded', 'rebooting', 'succeeded', 'failed', 'rolled_back', 'timed_out', 'rejected', 'cancelled'];
-const FINAL = new Set(['completed', 'cancelled', 'aborted']);
 const WIDTH = 40;
 
 export function renderRollout(r: RolloutView, color: boolean): string {
@@ -18,12 +17,12 @@ export function renderRollout(r: RolloutView, color: boolean): string {
     `${r.name ?? r.id}  ${r.firmware.type} ${r.firmware.version}  ${paint(r.state === 'running' ? 32 : r.state === 'paused' ? 33 : 36, r.state)}`
       + `  wave ${r.currentWave + 1}/${r.waveSizes.length}  ${r.targets} targets${r.reason ? `  (${r.reason})` : ''}`,
   ];
-  for (const s of STATES) {
+  for (const s of ATTEMPT_STATES) {
     const n = r.counts[s] ?? 0;
     if (!n && !['succeeded', 'failed', 'downloading'].includes(s)) continue;
     const filled = Math.round((n / total) * WIDTH);
     const bar = '█'.repeat(Math.min(WIDTH, filled)).padEnd(WIDTH, '░');
-    const tint = s === 'succeeded' ? 32 : ['failed', 'rolled_back', 'timed_out', 'rejected'].includes(s) ? 31 : 34;
+    const tint = s === 'succeeded' ? 32 : FAILURE_STATES.has(s) ? 31 : 34;
     lines.push(`  ${s.padEnd(12)} ${paint(tint, bar)} ${String(n).padStart(6)}  ${((n / total) * 100).toFixed(0).padStart(3)} %`);
   }
   return lines.join('\n');
@@ -41,7 +40,7 @@ export async function watchRollout(api: ApiClient, id: string, out: NodeJS.Write
     drawnLines = text.split('\n').length;
   };
   draw();
-  if (FINAL.has(view.state)) return view;
+  if (isFinalRolloutState(view.state)) return view;
   const stop = new AbortController();
   let refresh: NodeJS.Timeout | null = null;
   const schedule = () => {
@@ -49,7 +48,7 @@ export async function watchRollout(api: ApiClient, id: string, out: NodeJS.Write
       refresh = null;
       view = await api.call<RolloutView>('GET', `/api/rollouts/${encodeURIComponent(id)}`);
       draw();
-      if (FINAL.has(view.state)) stop.abort();
+      if (isFinalRolloutState(view.state)) stop.abort();
     }, 200); // at most five redraws a second, however busy the fleet
   };
   process.once('SIGINT', () => stop.abort());

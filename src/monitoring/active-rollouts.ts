@@ -2,7 +2,7 @@
 // start and from `rollout` events after: what the progress topics republish after a restart and
 // what the per-rollout metrics cover.
 import type { FleetEvents } from '../events.js';
-import { FINAL_ROLLOUT_STATES } from './monitor-events.js';
+import { isFinalRolloutState } from '../rollouts/states.js';
 
 export class ActiveRollouts {
   private readonly active = new Set<string>();
@@ -13,7 +13,7 @@ export class ActiveRollouts {
 
   constructor(events: FleetEvents) {
     this.unsubscribe = events.on('rollout', ({ rolloutId, state }) => {
-      if (FINAL_ROLLOUT_STATES.has(state)) {
+      if (isFinalRolloutState(state)) {
         this.active.delete(rolloutId);
         if (this.loading) this.finishedDuringLoad.add(rolloutId);
       } else {

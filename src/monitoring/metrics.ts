@@ -5,14 +5,11 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Broker } from '../../broker/index.js';
 import type { FleetEvents } from '../events.js';
 import type { Logger } from '../logger.js';
-import { ATTEMPT_STATES, TERMINAL_STATES, type AttemptState } from '../rollouts/attempt-state.js';
+import { ATTEMPT_STATES, FAILURE_STATES, TERMINAL_STATES, type AttemptState } from '../rollouts/states.js';
 import type { RolloutLifecycle, RolloutProgress } from '../rollouts/lifecycle.js';
 import type { FleetRepository } from '../db/fleet-repository.js';
 import { REJECTION_REASONS } from '../protocol/rejections.js';
 import { ActiveRollouts } from './active-rollouts.js';
-
-/** Attempt states that count as a failure of the device in a rollout. */
-const FAILED_STATES = ['failed', 'rolled_back', 'rejected', 'timed_out'];
 
 export interface FleetMetricsDeps {
   events: FleetEvents;
@@ -117,7 +114,7 @@ export class FleetMetrics {
     rolloutGauge('mqota_rollout_targets', 'Devices targeted by a rollout not finished yet', (p) => p.targets);
     rolloutGauge('mqota_rollout_succeeded', 'Attempts that succeeded, per rollout not finished yet', (p) => p.counts.succeeded ?? 0);
     rolloutGauge('mqota_rollout_failed', 'Attempts that failed, rolled back, were rejected or timed out, per rollout not finished yet',
-      (p) => FAILED_STATES.reduce((n, s) => n + ((p.counts as Record<string, number>)[s] ?? 0), 0));
+      (p) => [...FAILURE_STATES].reduce((n, s) => n + ((p.counts as Record<string, number>)[s] ?? 0), 0));
     this.imageBytesServed = new Counter({ name: 'mqota_image_bytes_served_total', help: 'Firmware image bytes written to /firmware/ responses (Range responses included)', registers });
     this.httpErrors = new Counter({ name: 'mqota_http_errors_total', help: 'HTTP responses with an error status, by class (4xx, 5xx)', labelNames: ['class'] as const, registers });
 

@@ -46,6 +46,3 @@ export function toMonitorEvent<K extends FleetEventName>(type: K, event: FleetEv
   }
   throw new Error(`unknown fleet event ${String(type)}`);
 }
-
-/** Rollout states after which nothing more is sent; their progress is published at once. */
-export const FINAL_ROLLOUT_STATES: ReadonlySet<string> = new Set(['completed', 'cancelled', 'aborted']);

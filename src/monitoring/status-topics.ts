@@ -10,7 +10,8 @@ import type { FleetRepository } from '../db/fleet-repository.js';
 import type { Logger } from '../logger.js';
 import type { RolloutLifecycle } from '../rollouts/lifecycle.js';
 import { ActiveRollouts } from './active-rollouts.js';
-import { DEVICE_EVENT_TYPES, FINAL_ROLLOUT_STATES, toMonitorEvent } from './monitor-events.js';
+import { isFinalRolloutState } from '../rollouts/states.js';
+import { DEVICE_EVENT_TYPES, toMonitorEvent } from './monitor-events.js';
 import { ProgressThrottle } from './progress-throttle.js';
 
 export const PROGRESS_INTERVAL_MS = 500;
@@ -48,7 +49,7 @@ export async function startStatusTopics(deps: StatusTopicsDeps): Promise<() => P
     // A progress report alone (same state) changes no count.
     events.on('attempt', ({ rolloutId, state, previousState }) => { if (state !== previousState) throttle.changed(rolloutId); }),
     events.on('rollout', ({ rolloutId, state }) => {
-      if (FINAL_ROLLOUT_STATES.has(state)) throttle.now(rolloutId, true);
+      if (isFinalRolloutState(state)) throttle.now(rolloutId, true);
       else throttle.changed(rolloutId);
     }),
   ];

@@ -3,6 +3,7 @@
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { normaliseVersion } from '../firmware/version.js';
+import { REPORTED_STATES, type ReportedState } from '../rollouts/states.js';
 
 export const MAX_PAYLOAD_BYTES = 4096;
 
@@ -17,8 +18,7 @@ const AnnounceSchema = Type.Object({
   slot: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_]{1,16}$' })),
 });
 
-export const REPORTED_STATES = ['accepted', 'downloading', 'downloaded', 'rebooting', 'succeeded', 'failed', 'rolled_back', 'rejected'] as const;
-export type ReportedState = (typeof REPORTED_STATES)[number];
+export { REPORTED_STATES, type ReportedState };
 
 const StatusSchema = Type.Object({
   updateId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),

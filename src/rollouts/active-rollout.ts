@@ -9,10 +9,10 @@ import { alreadyThere } from './eligibility.js';
 import { failureThresholdReached, type RolloutPolicy } from './policy.js';
 import type { Targeting } from './targeting.js';
 import type { WavePlan } from './waves.js';
+import type { ActiveState } from './states.js';
 
-export type ActiveState = 'scheduled' | 'running' | 'paused';
-export type FinalState = 'completed' | 'cancelled' | 'aborted';
-export type RolloutState = ActiveState | FinalState;
+// The rollout states live in states.ts; re-exported for existing imports.
+export type { ActiveState, FinalState, RolloutState } from './states.js';
 
 export interface LatestAttempt {
   id: string;

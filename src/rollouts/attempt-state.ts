@@ -1,40 +1,16 @@
 // The update attempt state machine. States only move forward; a terminal state is final. This is
 // what keeps QoS 1 redeliveries and out-of-order reports from corrupting an attempt's history.
-import type { ReportedState } from '../protocol/messages.js';
+import { isTerminal, type AttemptState, type ReportedState } from './states.js';
 
-export const ATTEMPT_STATES = ['pending', 'sent', 'accepted', 'downloading', 'downloaded', 'rebooting',
-  'succeeded', 'failed', 'rolled_back', 'rejected', 'cancelled', 'timed_out'] as const;
-export type AttemptState = (typeof ATTEMPT_STATES)[number];
-
-export const TERMINAL_STATES: ReadonlySet<AttemptState> = new Set(['succeeded', 'failed', 'rolled_back', 'rejected', 'cancelled', 'timed_out']);
-
-/** States an attempt can still leave. */
-export const OPEN_STATES: readonly AttemptState[] = ATTEMPT_STATES.filter((s) => !TERMINAL_STATES.has(s));
-
-/** Outcomes that count against a rollout's failure threshold. */
-export const FAILURE_STATES: ReadonlySet<AttemptState> = new Set(['failed', 'rolled_back', 'timed_out']);
-
-/** Failures worth another attempt: the device may succeed next time with the same image. */
-export const RETRYABLE_STATES: ReadonlySet<AttemptState> = new Set(['failed', 'timed_out']);
+// The vocabulary lives in states.ts; these re-exports keep existing imports working.
+export {
+  ATTEMPT_STATES, FAILURE_STATES, isTerminal, notStarted, OPEN_STATES, RETRYABLE_STATES, TERMINAL_STATES, zeroCounts, type AttemptState,
+} from './states.js';
 
 const RANK: Record<AttemptState, number> = {
   pending: 0, sent: 1, accepted: 2, downloading: 3, downloaded: 4, rebooting: 5,
   succeeded: 6, failed: 6, rolled_back: 6, rejected: 6, cancelled: 6, timed_out: 6,
 };
-
-/** Attempts per state, all states present. */
-export function zeroCounts(): Record<AttemptState, number> {
-  return Object.fromEntries(ATTEMPT_STATES.map((s) => [s, 0])) as Record<AttemptState, number>;
-}
-
-export function isTerminal(state: AttemptState): boolean {
-  return TERMINAL_STATES.has(state);
-}
-
-/** States in which the device has not started work yet, so a resend or a cancel still makes sense. */
-export function notStarted(state: AttemptState): boolean {
-  return state === 'pending' || state === 'sent';
-}
 
 export type Transition =
   | { kind: 'advance'; state: AttemptState; progress: number | null }

@@ -2,7 +2,7 @@
 // what AWS IoT Jobs and hawkBit users expect: one wave, no rate limit, no soak, no retries.
 
 export interface FailureThreshold {
-  /** Pause once this many attempts have failed (failed, rolled_back, timed_out). */
+  /** Pause once this many attempts have failed (FAILURE_STATES in states.ts). */
   count?: number;
   /** Pause once failures reach this percentage of finished attempts... */
   percent?: number;

@@ -1,18 +1,16 @@
 // What the dashboard derives from a rollout view (GET /api/rollouts[/{id}]): progress by state
 // group, waves, the controls its state allows, and the live events applied in between reloads.
+// The states themselves and which ones fail or finish come from the server (GET /states.js).
+import { ACTIVE_ROLLOUT_STATES, FAILURE_STATES, FINAL_ROLLOUT_STATES, UPDATING_STATES, WAITING_STATES } from './states.js';
 
 /** Attempt states grouped as an operator reads them, in the order a progress bar shows them. */
 export const STATE_GROUPS = [
   { key: 'succeeded', label: 'Succeeded', states: ['succeeded'] },
-  { key: 'failed', label: 'Failed', states: ['failed', 'rolled_back', 'rejected', 'timed_out'] },
-  { key: 'active', label: 'Updating', states: ['accepted', 'downloading', 'downloaded', 'rebooting'] },
-  { key: 'waiting', label: 'Commanded', states: ['pending', 'sent'] },
+  { key: 'failed', label: 'Failed', states: [...FAILURE_STATES] },
+  { key: 'active', label: 'Updating', states: [...UPDATING_STATES] },
+  { key: 'waiting', label: 'Commanded', states: [...WAITING_STATES] },
   { key: 'cancelled', label: 'Cancelled', states: ['cancelled'] },
 ];
-
-/** Attempt states in the order an update goes through them, then the other outcomes. */
-export const ATTEMPT_STATES = ['pending', 'sent', 'accepted', 'downloading', 'downloaded', 'rebooting', 'succeeded',
-  'failed', 'rolled_back', 'rejected', 'timed_out', 'cancelled'];
 
 const GROUP_OF = new Map(STATE_GROUPS.flatMap((g) => g.states.map((s) => [s, g.key])));
 
@@ -24,7 +22,7 @@ export function groupOf(attemptState) {
 const CONTROLS = {
   pause: new Set(['running']),
   resume: new Set(['paused']),
-  cancel: new Set(['scheduled', 'running', 'paused']),
+  cancel: new Set(ACTIVE_ROLLOUT_STATES),
 };
 
 export function allowedControls(rolloutState) {
@@ -32,7 +30,7 @@ export function allowedControls(rolloutState) {
 }
 
 export function isFinished(rolloutState) {
-  return ['completed', 'cancelled', 'aborted'].includes(rolloutState);
+  return FINAL_ROLLOUT_STATES.includes(rolloutState);
 }
 
 /**

@@ -2,10 +2,15 @@
 // `schema: { tags, summary, params/querystring/body, response }` with these; plugins/external/swagger.ts
 // adds the bearer security and the 401/403 answers of /api routes.
 import { Type, type TSchema } from 'typebox';
+import { ATTEMPT_STATES, ROLLOUT_STATES } from '../../rollouts/states.js';
 
 export const DeviceId = Type.String({ pattern: '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$', description: 'device id (certificate CN)' });
 export const FirmwareType = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' });
 export const Id = Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_-]+$' });
+
+/** States as src/rollouts/states.ts names them, so the OpenAPI document lists them and answers are checked against them. */
+export const AttemptState = Type.String({ enum: [...ATTEMPT_STATES], description: 'update attempt state' });
+export const RolloutState = Type.String({ enum: [...ROLLOUT_STATES], description: 'rollout state' });
 
 export const IdParams = Type.Object({ id: Id });
 export const DeviceParams = Type.Object({ id: DeviceId });

@@ -1,7 +1,7 @@
 // The fleet and device provisioning.
 import { Type } from 'typebox';
 import { CertificateView } from './certificates.js';
-import { DateTime, DeviceId, FirmwareType, Nullable } from './common.js';
+import { AttemptState, DateTime, DeviceId, FirmwareType, Nullable } from './common.js';
 
 export const DeviceCreateBody = Type.Object({ id: DeviceId, type: FirmwareType }, { additionalProperties: false });
 
@@ -43,10 +43,10 @@ export const DeviceDetail = Type.Object({
   certificates: Type.Array(CertificateView, { description: 'client certificates on record, newest first' }),
   attempts: Type.Array(Type.Object({
     updateId: Type.String(), rolloutId: Type.String(), firmwareId: Type.String(), targetVersion: Type.String(), fromVersion: Nullable(Type.String()),
-    state: Type.String(), progress: Nullable(Type.Integer()), error: Nullable(Type.String()), reason: Nullable(Type.String()),
+    state: AttemptState, progress: Nullable(Type.Integer()), error: Nullable(Type.String()), reason: Nullable(Type.String()),
     createdAt: DateTime, updatedAt: DateTime, finishedAt: Nullable(DateTime),
     history: Type.Array(Type.Object({
-      state: Type.String(), progress: Nullable(Type.Integer()), error: Nullable(Type.String()), reason: Nullable(Type.String()), at: DateTime,
+      state: AttemptState, progress: Nullable(Type.Integer()), error: Nullable(Type.String()), reason: Nullable(Type.String()), at: DateTime,
     })),
   }), { description: 'the latest 50 update attempts, newest first' }),
 });

@@ -1,6 +1,7 @@
 // Request shapes of /api/rollouts: the targeting, waves and controls an operator can set.
 import { Type, type Static } from 'typebox';
-import { DateTime, DeviceId, Id, Nullable } from './common.js';
+import { ATTEMPT_STATES, FAILURE_STATES } from '../../rollouts/states.js';
+import { AttemptState, DateTime, DeviceId, Id, Nullable, RolloutState } from './common.js';
 
 const HHMM = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'UTC time of day' });
 
@@ -20,7 +21,7 @@ export const RolloutCreateBody = Type.Object({
     count: Type.Optional(Type.Integer({ minimum: 1 })),
     percent: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100 })),
     minSample: Type.Optional(Type.Integer({ minimum: 1 })),
-  }, { additionalProperties: false, description: 'pause (or abort) when failed + rolled_back + timed_out reach this' })),
+  }, { additionalProperties: false, description: `pause (or abort) when attempts in ${[...FAILURE_STATES].join(', ')} reach this` })),
   onFailureThreshold: Type.Optional(Type.Union([Type.Literal('pause'), Type.Literal('abort')])),
   attemptTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86400, description: 'an attempt with no progress for this long is timed_out' })),
   maxRetries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
@@ -34,23 +35,22 @@ export const RolloutCreateBody = Type.Object({
 export type RolloutCreate = Static<typeof RolloutCreateBody>;
 
 export const RolloutListQuery = Type.Object({
-  state: Type.Optional(Type.Union(['scheduled', 'running', 'paused', 'completed', 'cancelled', 'aborted'].map((s) => Type.Literal(s)))),
+  state: Type.Optional(RolloutState),
 });
 
 // ── Answers ──────────────────────────────────────────────────────────────────────────────────
-const State = Type.String({ description: 'scheduled | running | paused | completed | cancelled | aborted' });
 const Str = Type.String();
 const Int = Type.Integer();
 
 export const RolloutView = Type.Object({
-  id: Str, name: Nullable(Str), state: State, reason: Nullable(Str), firmwareId: Str,
+  id: Str, name: Nullable(Str), state: RolloutState, reason: Nullable(Str), firmwareId: Str,
   firmware: Type.Object({ type: Str, version: Str, sha256: Str }),
   targeting: Type.Object({ deviceIds: Nullable(Type.Array(Str)), tags: Type.Array(Str), versionRange: Nullable(Str), channel: Nullable(Str) }),
   policy: Type.Record(Type.String(), Type.Unknown(), { description: 'the controls in force (see the create body)' }),
   waveUnit: Type.String({ description: 'percent | count' }), waveSizes: Type.Array(Type.Number()), currentWave: Type.Integer({ description: '0-based' }),
   createdBy: Nullable(Str), createdAt: DateTime, startAt: Nullable(DateTime), updatedAt: DateTime, finishedAt: Nullable(DateTime),
   targets: Type.Integer({ description: 'devices in the target set' }),
-  counts: Type.Record(Type.String(), Int, { description: 'attempts per state' }), attempts: Int,
+  counts: Type.Object(Object.fromEntries(ATTEMPT_STATES.map((s) => [s, Int])), { description: 'attempts per state' }), attempts: Int,
   commanded: Type.Optional(Type.Integer({ description: 'on creation: online devices sent the command at once' })),
 });
 
@@ -62,8 +62,8 @@ export const RolloutDetail = Type.Object({
     succeeded: Type.Integer({ description: 'succeeded and healthy through the soak, or already on the version' }), failed: Int,
   })),
   devices: Type.Array(Type.Object({
-    deviceId: Str, wave: Int, updateId: Nullable(Str), state: Nullable(Str), retry: Nullable(Int), progress: Nullable(Int),
+    deviceId: Str, wave: Int, updateId: Nullable(Str), state: Nullable(AttemptState), retry: Nullable(Int), progress: Nullable(Int),
     error: Nullable(Str), reason: Nullable(Str), fromVersion: Nullable(Str), updatedAt: Nullable(DateTime),
   })),
-  history: Type.Array(Type.Object({ state: State, wave: Nullable(Int), reason: Nullable(Str), actor: Nullable(Str), at: DateTime })),
+  history: Type.Array(Type.Object({ state: RolloutState, wave: Nullable(Int), reason: Nullable(Str), actor: Nullable(Str), at: DateTime })),
 });

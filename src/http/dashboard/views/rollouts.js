@@ -4,17 +4,16 @@ import { h } from '../dom.js';
 import { dateTime } from '../format.js';
 import { keepLive } from '../live.js';
 import { applyAttemptEvent, applyRolloutEvent, summarize, waveCount } from '../rollout-model.js';
+import { ROLLOUT_STATES } from '../states.js';
 import { rolloutStateBadge } from '../ui/badge.js';
 import { field, messageArea } from '../ui/form.js';
 import { pageHeader, section } from '../ui/page.js';
 import { rolloutProgress } from '../ui/progress.js';
 import { cell, keyedRows } from '../ui/table.js';
 
-const STATES = ['scheduled', 'running', 'paused', 'completed', 'cancelled', 'aborted'];
-
 export function renderRollouts({ main, signal }) {
   const messages = messageArea();
-  const filter = h('select', {}, h('option', { value: '' }, 'All'), STATES.map((st) => h('option', { value: st }, st)));
+  const filter = h('select', {}, h('option', { value: '' }, 'All'), ROLLOUT_STATES.map((st) => h('option', { value: st }, st)));
   const tbody = h('tbody');
   const table = h('table', { class: 'data' },
     h('caption', { class: 'visually-hidden' }, 'Rollouts, newest first'),

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { RolloutPolicy } from '../../../rollouts/policy.js';
+import { FAILURE_STATES, isFinalRolloutState, type AttemptState } from '../../../rollouts/states.js';
 import { SINGLE_WAVE, type WavePlan } from '../../../rollouts/waves.js';
 import { notFound } from '../../errors.js';
 import { errors, IdParams, RolloutCreateBody, RolloutDetail, RolloutListQuery, RolloutView, type RolloutCreate } from '../../schemas/index.js';
@@ -38,7 +39,7 @@ export async function rolloutRoutes(fastify: FastifyInstance): Promise<void> {
     const { targets, attempts, history } = await repository.rolloutDetail(id);
     const latest = new Map(attempts.map((a) => [a.deviceId, a])); // ordered by time: the last one wins
     const live = rollouts.waveStandings(id);
-    const final = ['completed', 'cancelled', 'aborted'].includes(rollout.state);
+    const final = isFinalRolloutState(rollout.state);
     let cumulative = 0;
     const waves = plan.sizes.map((planned, index) => {
       const members = targets.filter((t) => t.wave === index);
@@ -48,7 +49,7 @@ export async function rolloutRoutes(fastify: FastifyInstance): Promise<void> {
       return {
         index, planned, size: cumulative, devices: members.length, state,
         succeeded: live?.[index]?.healthy ?? members.filter((m) => latest.get(m.deviceId)?.state === 'succeeded').length,
-        failed: live?.[index]?.failed ?? members.filter((m) => ['failed', 'rolled_back', 'timed_out', 'rejected'].includes(latest.get(m.deviceId)?.state ?? '')).length,
+        failed: live?.[index]?.failed ?? members.filter((m) => FAILURE_STATES.has(latest.get(m.deviceId)?.state as AttemptState)).length,
       };
     });
     const devices = targets.map((t) => {

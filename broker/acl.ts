@@ -1,7 +1,7 @@
 // Authorization rules, as pure functions of an identity and a topic (see broker/README.md for the
 // table). The Aedes hooks in broker/index.ts only translate these answers into MQTT behaviour.
 
-import type { Identity } from './identity.js';
+import type { Identity } from '../certs/identity.js';
 import { MONITOR_FILTERS, topics } from './topics.js';
 
 /** May this client PUBLISH to `topic`? Devices: their own announce and status. Monitors: nothing. */

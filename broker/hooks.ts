@@ -5,7 +5,8 @@
 import type { AedesOptions, AuthenticateError, Client, Subscription } from 'aedes';
 import type { Logger } from 'pino';
 import { MAX_GRANTED_QOS, mayPublish, mayReceive, maySubscribe } from './acl.js';
-import { identityFromConnection, identityOf, setIdentity } from './identity.js';
+import { identityFromConnection } from '../certs/identity.js';
+import { identityOf, setIdentity } from './identity.js';
 import type { RefusalReason } from './refusals.js';
 
 type Hooks = Required<Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'>>;

@@ -16,9 +16,7 @@ import { Refusals, type RefusalReason } from './refusals.js';
 import { storeOnlyAuthorizedSubscriptions } from './sessions.js';
 import { parseDeviceTopic } from './topics.js';
 
-export { DEVICE_ID_PATTERN, MONITOR_FILTERS, parseDeviceTopic, topics } from './topics.js';
-export type { Identity, Role } from './identity.js';
-export { identityFromConnection, normalizeSerial, type ConnectionIdentity } from './identity.js';
+export { MONITOR_FILTERS, parseDeviceTopic, topics } from './topics.js';
 export type { RevocationCheck } from './hooks.js';
 export { REFUSAL_REASONS, type RefusalReason } from './refusals.js';
 export type { HandshakeStats } from './handshake-gate.js';

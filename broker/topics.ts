@@ -1,8 +1,7 @@
 // The one place that knows the topic scheme (docs/protocol.md, "Topics"). Everything else builds
 // and parses topics through here, so a change of scheme is a change of this file.
 
-/** A device id, which is also its certificate CN, its MQTT client id and one topic level. */
-export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
+import { DEVICE_ID_PATTERN } from '../certs/identity.js';
 
 export type DeviceTopicKind = 'announce' | 'command' | 'status';
 

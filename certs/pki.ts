@@ -14,6 +14,7 @@ import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { invalidIdentity, subjectOf, type Identity } from './identity.js';
 
 const subtle = webcrypto.subtle as SubtleCrypto;
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -27,13 +28,6 @@ export interface PkiPaths {
   deviceCaCert: string;
   deviceCaKey: string;
 }
-
-export type ClientRole = 'device' | 'monitor';
-
-export const CLIENT_ROLES: readonly ClientRole[] = ['device', 'monitor'];
-
-/** Same rule as broker/topics.ts DEVICE_ID_PATTERN: the CN becomes an MQTT client id and a topic level. */
-export const CLIENT_ID_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
 
 const SERVER_CA_NAME = 'mqota server CA';
 const DEVICE_CA_NAME = 'mqota device CA';
@@ -147,16 +141,10 @@ export async function ensurePki(opts: { dir: string; hostnames?: string[] }): Pr
  */
 export async function issueClientCertificate(
   paths: PkiPaths,
-  opts: { id: string; role: ClientRole },
+  opts: Identity,
 ): Promise<{ certPem: string; keyPem: string; caPem: string; fingerprint: string; serial: string; notAfter: Date }> {
-  if (typeof opts.id !== 'string' || !CLIENT_ID_PATTERN.test(opts.id)) {
-    throw new Error(
-      `invalid client id ${JSON.stringify(opts.id)}: 1-64 characters from [A-Za-z0-9_.-], not starting with '.'`,
-    );
-  }
-  if (!CLIENT_ROLES.includes(opts.role)) {
-    throw new Error(`invalid client role ${JSON.stringify(opts.role)}: expected one of ${CLIENT_ROLES.join(', ')}`);
-  }
+  const invalid = invalidIdentity(opts);
+  if (invalid) throw new Error(invalid);
   if (!(await exists(paths.deviceCaKey))) {
     throw new Error(`cannot issue client certificates: device CA key ${paths.deviceCaKey} is absent`);
   }
@@ -169,7 +157,7 @@ export async function issueClientCertificate(
   const keys = await generateKeys();
   const days = opts.role === 'device' ? DEVICE_VALIDITY_DAYS : MONITOR_VALIDITY_DAYS;
   const cert = await signLeaf(signer, {
-    subject: [{ CN: [opts.id] }, { OU: [opts.role] }],
+    subject: subjectOf(opts),
     publicKey: keys.publicKey,
     days,
     extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],

@@ -9,10 +9,11 @@ import pino from 'pino';
 import type { Client, PublishPacket, Subscription } from 'aedes';
 import { filterWithin, mayPublish, mayReceive, maySubscribe, topicMatches } from '../broker/acl.js';
 import { createHooks } from '../broker/hooks.js';
-import { identityFromSubject, setIdentity, type Identity } from '../broker/identity.js';
+import { setIdentity } from '../broker/identity.js';
+import { DEVICE_ID_PATTERN, identityFromSubject, type Identity } from '../certs/identity.js';
 import { PacketSizeGuard } from '../broker/packet-size.js';
 import { Presence } from '../broker/presence.js';
-import { DEVICE_ID_PATTERN, parseDeviceTopic, topics } from '../broker/topics.js';
+import { parseDeviceTopic, topics } from '../broker/topics.js';
 
 const device: Identity = { id: 'dev-1', role: 'device' };
 const monitor: Identity = { id: 'ops', role: 'monitor' };

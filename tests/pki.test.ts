@@ -9,6 +9,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { identityFromSubject, normalizeSerial } from '../certs/identity.js';
 import { ensurePki, fingerprintOf, issueClientCertificate, type PkiPaths } from '../certs/pki.js';
 
 const hasOpenssl = (() => {
@@ -167,6 +168,9 @@ describe('issueClientCertificate', () => {
     assert.deepEqual(await readAll(paths), filesBefore, 'writes nothing');
     const cert = new NodeX509(issued.certPem);
     assert.equal(cert.subject, 'CN=dev-01.a_b\nOU=device');
+    // What the broker and the HTTPS server read back is what was issued, serial included.
+    assert.deepEqual(identityFromSubject(cert.subject), { id: 'dev-01.a_b', role: 'device' });
+    assert.equal(normalizeSerial(cert.serialNumber), issued.serial.replace(/^0+/, ''));
     assert.deepEqual(cert.keyUsage, ['1.3.6.1.5.5.7.3.2']);
     assert.equal(cert.ca, false);
     assert.ok(cert.checkPrivateKey(createPrivateKey(issued.keyPem)));

@@ -2,11 +2,9 @@
 // every one revoked. The device CA still vouches for a revoked certificate, so the TLS handshake
 // succeeds; the broker asks `isRevoked` at CONNECT and refuses it. The revoked serials are held
 // in memory for that (CONNECT must not wait on a query); the table is the truth at start-up.
-import { normalizeSerial } from '../../broker/index.js';
+import { normalizeSerial, type ClientRole } from '../../certs/identity.js';
 import { issueClientCertificate, type PkiPaths } from '../../certs/pki.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
-
-export type CertificateRole = 'device' | 'monitor';
 
 export interface CertificateRecord {
   serial: string;
@@ -45,7 +43,7 @@ export class CertificateLedger {
   isRevoked = (serial: string): boolean => this.revoked.has(serial);
 
   /** Issues a client certificate (CN = commonName, OU = role) from the device CA and records it, so it can be revoked. */
-  async issue(commonName: string, role: CertificateRole): Promise<Awaited<ReturnType<typeof issueClientCertificate>>> {
+  async issue(commonName: string, role: ClientRole): Promise<Awaited<ReturnType<typeof issueClientCertificate>>> {
     const issued = await issueClientCertificate(this.pki, { id: commonName, role });
     await this.prisma.clientCertificate.create({
       data: { serial: this.serial(issued.serial), commonName, role, fingerprint: issued.fingerprint, notAfter: issued.notAfter },
@@ -54,7 +52,7 @@ export class CertificateLedger {
   }
 
   /** The certificates of one device or operator, newest first. */
-  list(commonName: string, role: CertificateRole): Promise<CertificateRecord[]> {
+  list(commonName: string, role: ClientRole): Promise<CertificateRecord[]> {
     return this.prisma.clientCertificate.findMany({ where: { commonName, role }, orderBy: { createdAt: 'desc' } });
   }
 
@@ -64,7 +62,7 @@ export class CertificateLedger {
    * revoked yet; a live connection made with one of them is closed. Returns the certificates
    * revoked by this call. A serial already revoked, or belonging to another CN, is not touched.
    */
-  async revoke(q: { commonName: string; role: CertificateRole; serial?: string; actor: string; reason?: string }): Promise<{ revoked: CertificateRecord[]; disconnected: boolean }> {
+  async revoke(q: { commonName: string; role: ClientRole; serial?: string; actor: string; reason?: string }): Promise<{ revoked: CertificateRecord[]; disconnected: boolean }> {
     const now = new Date();
     const mark = { revokedAt: now, revokedBy: q.actor, reason: q.reason ?? null };
     let revoked: CertificateRecord[];

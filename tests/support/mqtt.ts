@@ -2,7 +2,7 @@
 // no automatic reconnects (a test decides when to reconnect), and small promise helpers that
 // resolve on what actually arrived on the wire.
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import type { ClientRole } from '../../certs/pki.js';
+import type { ClientRole } from '../../certs/identity.js';
 import type { ClientCredentials, TestPki } from './pki.js';
 
 export interface ConnectOptions {

@@ -4,7 +4,8 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ensurePki, issueClientCertificate, type ClientRole, type PkiPaths } from '../../certs/pki.js';
+import type { ClientRole } from '../../certs/identity.js';
+import { ensurePki, issueClientCertificate, type PkiPaths } from '../../certs/pki.js';
 
 /** What a client needs to connect: its certificate and key, and the server CA to verify the broker. */
 export interface ClientCredentials {

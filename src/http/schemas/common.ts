@@ -2,9 +2,10 @@
 // `schema: { tags, summary, params/querystring/body, response }` with these; plugins/external/swagger.ts
 // adds the bearer security and the 401/403 answers of /api routes.
 import { Type, type TSchema } from 'typebox';
+import { DEVICE_ID_PATTERN } from '../../../certs/identity.js';
 import { ATTEMPT_STATES, ROLLOUT_STATES } from '../../rollouts/states.js';
 
-export const DeviceId = Type.String({ pattern: '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$', description: 'device id (certificate CN)' });
+export const DeviceId = Type.String({ pattern: DEVICE_ID_PATTERN.source, description: 'device id (certificate CN)' });
 export const FirmwareType = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' });
 export const Id = Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_-]+$' });
 

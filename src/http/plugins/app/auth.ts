@@ -2,7 +2,7 @@
 // (src/auth/), the role each route needs, and an audit entry for every change attempted.
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { identityFromConnection, type ConnectionIdentity } from '../../../../broker/index.js';
+import { identityFromConnection, type ConnectionIdentity } from '../../../../certs/identity.js';
 import { AuditLog, sanitise } from '../../../auth/audit-log.js';
 import { defaultRole, roleAllows, type Principal, type Role } from '../../../auth/roles.js';
 import { ApiTokenStore } from '../../../auth/token-store.js';

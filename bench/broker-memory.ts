@@ -25,6 +25,7 @@ import mqtt from 'mqtt';
 import pino from 'pino';
 import { startBroker } from '../broker/index.js';
 import { ensurePki, issueClientCertificate } from '../certs/pki.js';
+import { topics } from '../src/topics.js';
 
 interface Credentials {
   id: string;
@@ -173,7 +174,7 @@ async function runClients(): Promise<void> {
       });
       clients.push(client);
       client.once('connect', () => {
-        client.subscribe(`devices/${c.id}/command`, { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+        client.subscribe(topics.command(c.id), { qos: 1 }, (err) => (err ? reject(err) : resolve()));
       });
       client.once('error', reject);
     });

@@ -10,6 +10,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import tls, { type SecureContext } from 'node:tls';
 import { MqttClient, type IClientOptions } from 'mqtt';
 import { tuneHeap } from '../src/heap-tuning.js';
+import { topics } from '../src/topics.js';
 import { now } from './clock.js';
 import { mapLimit } from './concurrency.js';
 import type {
@@ -79,7 +80,7 @@ class SimulatedDevice {
     client.removeAllListeners('error');
     client.removeAllListeners('close');
     client.on('error', () => undefined); // the phase that uses the client notices the failure
-    const granted = await client.subscribeAsync(`devices/${this.id}/command`, { qos: 1 });
+    const granted = await client.subscribeAsync(topics.command(this.id), { qos: 1 });
     if (granted[0]?.qos !== 1) throw new Error(`subscription granted qos ${granted[0]?.qos}`);
     return connectMs;
   }
@@ -88,7 +89,7 @@ class SimulatedDevice {
   async announce(body: Announce, deadline: Promise<never>): Promise<{ sentAt: number; answer: ReceivedCommand }> {
     const answer = new Promise<ReceivedCommand>((resolve) => { this.onAnswer = resolve; });
     const sentAt = now();
-    await Promise.race([this.client!.publishAsync(`devices/${this.id}/announce`, JSON.stringify(body), { qos: 1 }), deadline]);
+    await Promise.race([this.client!.publishAsync(topics.announce(this.id), JSON.stringify(body), { qos: 1 }), deadline]);
     return { sentAt, answer: await Promise.race([answer, deadline]) };
   }
 
@@ -98,7 +99,7 @@ class SimulatedDevice {
   }
 
   async report(body: Record<string, unknown>): Promise<void> {
-    await this.client!.publishAsync(`devices/${this.id}/status`, JSON.stringify(body), { qos: 1 });
+    await this.client!.publishAsync(topics.status(this.id), JSON.stringify(body), { qos: 1 });
   }
 
   async end(): Promise<void> {

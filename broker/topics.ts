@@ -1,5 +1,6 @@
-// The one place that knows the topic scheme (docs/protocol.md, "Topics"). Everything else builds
-// and parses topics through here, so a change of scheme is a change of this file.
+// The device topics (docs/protocol.md, "Topics"): the broker's contract with devices, and the
+// only place that spells one. The orchestrator's own topics (rollout progress, fleet events) are
+// src/monitoring/topics.ts; src/topics.ts gathers both for the server, the CLI, tests and bench.
 
 import { DEVICE_ID_PATTERN } from '../certs/identity.js';
 
@@ -7,6 +8,7 @@ export type DeviceTopicKind = 'announce' | 'command' | 'status';
 
 const DEVICE_KINDS: readonly DeviceTopicKind[] = ['announce', 'command', 'status'];
 
+/** `devices/{id}/{kind}`. With `+` as the id, the filter over every device. */
 export const topics = {
   /** device → server, after every connect */
   announce: (id: string): string => `devices/${id}/announce`,
@@ -14,14 +16,16 @@ export const topics = {
   command: (id: string): string => `devices/${id}/command`,
   /** device → server, update progress */
   status: (id: string): string => `devices/${id}/status`,
-  /** server → monitors, read-only */
-  rolloutProgress: (rolloutId: string): string => `rollouts/${rolloutId}/progress`,
-  /** server → monitors, read-only */
-  fleetEvents: (deviceId: string): string => `fleet/${deviceId}/events`,
 };
 
-/** Topic filters a monitor may subscribe to (or narrow down); monitors publish nothing. */
-export const MONITOR_FILTERS: readonly string[] = ['rollouts/#', 'fleet/#', 'devices/+/status'];
+/**
+ * Topic filters a monitor may subscribe to (or narrow down); monitors publish nothing. The
+ * broker's ACL needs them, so they sit here although `rollouts/#` and `fleet/#` are the
+ * orchestrator's topics (src/monitoring/topics.ts, whose test checks that every topic it builds
+ * falls within these). Passing them in as broker configuration instead needs a change to
+ * startBroker and createHooks.
+ */
+export const MONITOR_FILTERS: readonly string[] = ['rollouts/#', 'fleet/#', topics.status('+')];
 
 export function parseDeviceTopic(topic: string): { deviceId: string; kind: DeviceTopicKind } | null {
   const parts = topic.split('/');

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, FormData, request } from 'undici';
+import { topics } from '../src/topics.js';
 import { buildEspAppImage, CHIP_IDS } from './support/esp-image.js';
 import { closedWithin, connectDevice, endAll } from './support/mqtt.js';
 import { announce, eventually, startTestServer, type TestServer } from './support/server.js';
@@ -295,7 +296,7 @@ describe('operator API', () => {
 
     const dev = await connectDevice('door-7', { port: server.mqota.mqttPort, pki: server.pki, credentials: { certPem: cert, keyPem: key, caPem: ca } });
     try {
-      await dev.subscribeAsync('devices/door-7/command', { qos: 1 });
+      await dev.subscribeAsync(topics.command('door-7'), { qos: 1 });
       assert.deepEqual(await announce(dev, 'door-7', { type: 'door', version: '1.0.0' }), { action: 'none', reason: 'unknown-type' });
     } finally { await endAll(dev); }
     await assert.rejects(run(process.execPath, args), (e: any) => /already exists/.test(e.stderr));
@@ -316,7 +317,7 @@ describe('operator API', () => {
     const other = await server.device('small-1');
     try {
       const closed = closedWithin(big, 3_000);
-      big.publish('devices/big-1/announce', Buffer.alloc(80 * 1024, 0x20), { qos: 0 });
+      big.publish(topics.announce('big-1'), Buffer.alloc(80 * 1024, 0x20), { qos: 0 });
       assert.equal(await closed, true);
       const padded = JSON.stringify({ type: 'door', version: '1.0.0', idf: 'x'.repeat(5000) });
       const answer = await announce(other, 'small-1', padded);

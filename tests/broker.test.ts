@@ -4,7 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import pino from 'pino';
-import { startBroker, topics, type Broker, type DeviceMessage } from '../broker/index.js';
+import { startBroker, type Broker, type DeviceMessage } from '../broker/index.js';
+import { topics } from '../src/topics.js';
 import { createTestPki, type TestPki } from './support/pki.js';
 import {
   closedWithin,
@@ -116,7 +117,7 @@ describe('broker over mutual TLS', () => {
     const intruder = await connectDevice('dev-intruder', conn());
     let forger: Awaited<ReturnType<typeof connectDevice>> | undefined;
     try {
-      assert.deepEqual(await subscribeCodes(watcher, 'devices/+/status'), [1]);
+      assert.deepEqual(await subscribeCodes(watcher, topics.status('+')), [1]);
       assert.deepEqual(await subscribeCodes(victim, topics.command('dev-victim')), [1]);
       const seenByWatcher = collectMessages(watcher);
       const seenByVictim = collectMessages(victim);
@@ -128,7 +129,7 @@ describe('broker over mutual TLS', () => {
       assert.equal(seenByWatcher.length, 0, JSON.stringify(seenByWatcher));
       assert.equal(seenByVictim.length, 0, JSON.stringify(seenByVictim));
       assert.ok(!deviceMessages.some((m) => m.deviceId === 'dev-victim' || m.deviceId === 'dev-intruder'));
-      assert.ok(logged('publish refused', { deviceId: 'dev-intruder', topic: 'devices/dev-victim/status' }));
+      assert.ok(logged('publish refused', { deviceId: 'dev-intruder', topic: topics.status('dev-victim') }));
 
       // The same device may not write commands, not even its own.
       forger = await connectDevice('dev-intruder', conn());
@@ -142,7 +143,7 @@ describe('broker over mutual TLS', () => {
 
       // The others are unaffected.
       await victim.publishAsync(topics.status('dev-victim'), 'ok', { qos: 1 });
-      await waitFor(() => seenByWatcher.some((m) => m.topic === 'devices/dev-victim/status'), 'victim status to watcher');
+      await waitFor(() => seenByWatcher.some((m) => m.topic === topics.status('dev-victim')), 'victim status to watcher');
     } finally {
       await endAll(watcher, victim, intruder, forger);
     }
@@ -162,7 +163,7 @@ describe('broker over mutual TLS', () => {
   test('forbidden subscriptions get SUBACK 0x80, the connection stays up', async () => {
     const device = await connectDevice('dev-sub', conn());
     try {
-      for (const filter of [topics.command('dev-other'), '#', 'devices/+/command', 'devices/dev-sub/#', '$SYS/#', 'rollouts/#', topics.status('dev-sub')]) {
+      for (const filter of [topics.command('dev-other'), '#', topics.command('+'), 'devices/dev-sub/#', '$SYS/#', 'rollouts/#', topics.status('dev-sub')]) {
         assert.deepEqual(await subscribeCodes(device, filter), [0x80], filter);
       }
       // QoS 2 asked, QoS 1 granted [MQTT-3.8.4-5]; mixed packets get one code per filter.
@@ -184,7 +185,7 @@ describe('broker over mutual TLS', () => {
 
   test('a refused filter in a persistent session queues nothing for later', async () => {
     let device = await connectDevice('dev-greedy', conn());
-    assert.deepEqual(await subscribeCodes(device, [topics.command('dev-greedy'), 'devices/+/command'], 1), [1, 0x80]);
+    assert.deepEqual(await subscribeCodes(device, [topics.command('dev-greedy'), topics.command('+')], 1), [1, 0x80]);
     await device.endAsync();
     await broker.publish(topics.command('dev-bystander'), 'not for you', { qos: 1 });
     await broker.publish(topics.command('dev-greedy'), 'for you', { qos: 1 });
@@ -203,12 +204,12 @@ describe('broker over mutual TLS', () => {
     const monitor = await connectDevice('ops-1', conn({ role: 'monitor', clean: true }));
     const device = await connectDevice('dev-mon', conn());
     try {
-      assert.deepEqual(await subscribeCodes(monitor, ['rollouts/#', 'fleet/dev-mon/#', 'devices/dev-mon/status']), [1, 1, 1]);
-      for (const filter of ['#', 'devices/+/command', 'devices/#', '+/+/status', '$SYS/#', 'devices/dev-mon/announce']) {
+      assert.deepEqual(await subscribeCodes(monitor, ['rollouts/#', 'fleet/dev-mon/#', topics.status('dev-mon')]), [1, 1, 1]);
+      for (const filter of ['#', topics.command('+'), 'devices/#', '+/+/status', '$SYS/#', topics.announce('dev-mon')]) {
         assert.deepEqual(await subscribeCodes(monitor, filter), [0x80], filter);
       }
 
-      const progress = nextMessage(monitor, 'rollouts/r1/progress');
+      const progress = nextMessage(monitor, topics.rolloutProgress('r1'));
       await broker.publish(topics.rolloutProgress('r1'), '{"succeeded":3}', { retain: true });
       assert.equal((await progress).payload.toString(), '{"succeeded":3}');
 
@@ -219,8 +220,8 @@ describe('broker over mutual TLS', () => {
       // Retained rollout progress reaches a monitor that subscribes later.
       const late = await connectDevice('ops-2', conn({ role: 'monitor', clean: true }));
       try {
-        const retained = nextMessage(late, 'rollouts/r1/progress');
-        assert.deepEqual(await subscribeCodes(late, 'rollouts/+/progress'), [1]);
+        const retained = nextMessage(late, topics.rolloutProgress('r1'));
+        assert.deepEqual(await subscribeCodes(late, topics.rolloutProgress('+')), [1]);
         const r = await retained;
         assert.equal(r.payload.toString(), '{"succeeded":3}');
         assert.equal(r.packet.retain, true);
@@ -366,7 +367,7 @@ describe('broker over mutual TLS', () => {
     await connectFailure('dev-r-cn', conn({ clientId: 'dev-r-other' }));
     const prober = await connectDevice('dev-r-probe', conn());
     try {
-      assert.deepEqual(await subscribeCodes(prober, ['devices/+/command', '$SYS/#']), [0x80, 0x80]);
+      assert.deepEqual(await subscribeCodes(prober, [topics.command('+'), '$SYS/#']), [0x80, 0x80]);
       const closed = closedWithin(prober);
       prober.publish(topics.status('dev-r-victim'), '{}', { qos: 1 });
       assert.equal(await closed, true);
@@ -384,7 +385,7 @@ describe('broker over mutual TLS', () => {
   });
 
   test('broker.publish refuses topic filters', async () => {
-    await assert.rejects(broker.publish('devices/+/command', 'x'), /invalid topic name/);
+    await assert.rejects(broker.publish(topics.command('+'), 'x'), /invalid topic name/);
     await assert.rejects(broker.publish('', 'x'), /invalid topic name/);
   });
 });

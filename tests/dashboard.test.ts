@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { Agent, request } from 'undici';
 import * as states from '../src/rollouts/states.js';
+import { topics } from '../src/topics.js';
 import { launchBrowser, type TestBrowser } from './support/browser.js';
 import { buildEspAppImage } from './support/esp-image.js';
 import { endAll } from './support/mqtt.js';
@@ -27,7 +28,7 @@ type Json = Record<string, any>;
 async function simulatedDevice(server: TestServer, id: string, version: string): Promise<MqttClient> {
   const client = await server.device(id);
   const handled = new Set<string>();
-  const announce = (v: string) => client.publishAsync(`devices/${id}/announce`, JSON.stringify({ type: TYPE, version: v, chip: 'esp32' }), { qos: 1 });
+  const announce = (v: string) => client.publishAsync(topics.announce(id), JSON.stringify({ type: TYPE, version: v, chip: 'esp32' }), { qos: 1 });
   client.on('message', (_topic, payload) => {
     const cmd = JSON.parse(payload.toString());
     if (cmd.action !== 'update' || handled.has(cmd.updateId)) return;
@@ -37,7 +38,7 @@ async function simulatedDevice(server: TestServer, id: string, version: string):
         { state: 'downloading', progress: 100 }, { state: 'downloaded' }, { state: 'rebooting' }, { state: 'succeeded', version: cmd.version }];
       for (const step of steps) {
         await new Promise((r) => setTimeout(r, STEP_MS));
-        await client.publishAsync(`devices/${id}/status`, JSON.stringify({ updateId: cmd.updateId, ...step }), { qos: 1 });
+        await client.publishAsync(topics.status(id), JSON.stringify({ updateId: cmd.updateId, ...step }), { qos: 1 });
       }
       await announce(cmd.version);
     })().catch(() => undefined); // the client may be closed mid-update at the end of the run

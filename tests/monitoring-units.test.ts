@@ -11,9 +11,30 @@ import { FleetEvents } from '../src/events.js';
 import { eventRoutes } from '../src/http/routes/events/index.js';
 import { EventStream } from '../src/monitoring/event-stream.js';
 import { ProgressThrottle } from '../src/monitoring/progress-throttle.js';
+import { monitorTopics } from '../src/monitoring/topics.js';
+import { mayPublish, mayReceive, maySubscribe } from '../broker/acl.js';
+import { MONITOR_FILTERS, topics } from '../src/topics.js';
 import type { Services } from '../src/services.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('status topics', () => {
+  const monitor = { id: 'ops', role: 'monitor' } as const;
+  const device = { id: 'dev-1', role: 'device' } as const;
+
+  test('are spelled as docs/protocol.md says, and the broker lets monitors, and only them, read them', () => {
+    // Spelled out on purpose: monitoring clients in the field subscribe to these.
+    assert.equal(monitorTopics.rolloutProgress('r1'), 'rollouts/r1/progress');
+    assert.equal(monitorTopics.fleetEvents('dev-1'), 'fleet/dev-1/events');
+    assert.deepEqual(MONITOR_FILTERS, ['rollouts/#', 'fleet/#', 'devices/+/status']);
+    for (const topic of [monitorTopics.rolloutProgress('r1'), monitorTopics.fleetEvents('dev-1'), topics.status('dev-1')]) {
+      assert.ok(mayReceive(monitor, topic), topic);
+      assert.ok(!mayReceive(device, topic), topic);
+      assert.ok(!mayPublish(monitor, topic), topic);
+    }
+    for (const filter of [monitorTopics.rolloutProgress('+'), monitorTopics.fleetEvents('+'), ...MONITOR_FILTERS]) assert.ok(maySubscribe(monitor, filter), filter);
+  });
+});
 
 describe('ProgressThrottle', () => {
   function recorder(publishMs = 0) {

@@ -14,6 +14,7 @@ import type { MqttClient } from 'mqtt';
 import { Agent, request } from 'undici';
 import type { FleetEventName } from '../src/events.js';
 import { isFinalRolloutState } from '../src/rollouts/states.js';
+import { MONITOR_FILTERS, parseDeviceTopic, topics } from '../src/topics.js';
 import { buildEspAppImage } from './support/esp-image.js';
 import { closedWithin, collectMessages, connectDevice, endAll, nextMessage, subscribeCodes } from './support/mqtt.js';
 import { announce, eventually, report, startTestServer, type TestServer } from './support/server.js';
@@ -61,7 +62,7 @@ describe('monitoring', () => {
 
   /** Starts a rollout and resolves with it and the update command each device received. */
   async function rollout(firmwareId: string, devices: MqttClient[], ids: string[]): Promise<{ rollout: Json; commands: Json[] }> {
-    const commands = ids.map((id, i) => nextMessage(devices[i], `devices/${id}/command`));
+    const commands = ids.map((id, i) => nextMessage(devices[i], topics.command(id)));
     const r = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId, deviceIds: ids });
     return { rollout: r, commands: (await Promise.all(commands)).map((m) => JSON.parse(m.payload.toString())) };
   }
@@ -93,7 +94,7 @@ describe('monitoring', () => {
       assert.equal(res.bundle.caPem, server.pki.caPem);
       assert.equal(res.bundle.fingerprint, cert.fingerprint256);
       assert.equal(res.bundle.brokerUrl, `mqtts://127.0.0.1:${server.mqota.mqttPort}`);
-      assert.deepEqual(res.bundle.topics, ['rollouts/#', 'fleet/#', 'devices/+/status']);
+      assert.deepEqual(res.bundle.topics, MONITOR_FILTERS);
       assert.match(res.bundle.keyPem, /^-----BEGIN PRIVATE KEY-----/);
       assert.deepEqual(Object.keys(res.operator).sort(), ['createdAt', 'fingerprint', 'name', 'notAfter', 'role', 'serial']);
       assert.equal(res.operator.serial, cert.serialNumber.toLowerCase());
@@ -138,7 +139,7 @@ describe('monitoring', () => {
       // The files work: the bundle connects as a monitor.
       const client = await connectDevice('ops-1', { port: server.mqota.mqttPort, pki: server.pki, credentials: { certPem, keyPem, caPem }, clean: true });
       try {
-        assert.deepEqual(await subscribeCodes(client, ['rollouts/#', 'fleet/#', 'devices/+/status']), [1, 1, 1]);
+        assert.deepEqual(await subscribeCodes(client, [...MONITOR_FILTERS]), [1, 1, 1]);
       } finally { await endAll(client); }
       await assert.rejects(run(process.execPath, args), (e: any) => /already exists/.test(e.stderr));
       await assert.rejects(run(process.execPath, [...args.slice(0, -4), '--role', 'admin']), (e: any) => /--role/.test(e.stderr));
@@ -165,7 +166,7 @@ describe('monitoring', () => {
         await report(devices[2], ids[2], { updateId: commands[2].updateId, state: 'failed', error: 'sha256-mismatch' });
         await report(devices[2], ids[2], { updateId: commands[2].updateId, state: 'exploded' });
 
-        const progressTopic = `rollouts/${r.id}/progress`;
+        const progressTopic = topics.rolloutProgress(r.id);
         const progress = () => received.filter((m) => m.topic === progressTopic);
         // The last summary carries every outcome and the rollout's state as the API tells it (the policy decides which).
         const last = await eventually(async () => {
@@ -186,7 +187,7 @@ describe('monitoring', () => {
         assert.ok(progress().length < 2 + 22, `${progress().length} summaries for 22 transitions`);
 
         // Device events, one shape, in order, on each device's topic.
-        const eventsOf = (id: string) => received.filter((m) => m.topic === `fleet/${id}/events`).map((m) => JSON.parse(m.payload) as Json);
+        const eventsOf = (id: string) => received.filter((m) => m.topic === topics.fleetEvents(id)).map((m) => JSON.parse(m.payload) as Json);
         await eventually(() => eventsOf(ids[0]).some((e) => e.type === 'attempt' && e.state === 'succeeded'), 3_000, 'success event');
         const e0 = eventsOf(ids[0]);
         for (const e of e0) {
@@ -236,7 +237,7 @@ describe('monitoring', () => {
         const summaries: { state: string; at: number }[] = [];
         mon.on('message', (topic, payload) => { if (topic.endsWith('/progress')) summaries.push({ ...JSON.parse(payload.toString()), at: Date.now() }); });
         const { rollout: r } = await rollout(fw.id, [dev], ['blind-1']);
-        await subscribeCodes(mon, `rollouts/${r.id}/progress`);
+        await subscribeCodes(mon, topics.rolloutProgress(r.id));
         await eventually(() => summaries.length > 0, 3_000, 'first summary');
         await server.api.call('POST', `/api/rollouts/${r.id}/cancel`);
         const final = await eventually(() => summaries.find((s) => s.state === 'cancelled'), 3_000, 'cancelled summary');
@@ -254,24 +255,24 @@ describe('monitoring', () => {
       const dev = await server.device('victim-1');
       try {
         const seen = collectLive(watcher);
-        await subscribeCodes(watcher, ['rollouts/#', 'fleet/#', 'devices/+/status']);
+        await subscribeCodes(watcher, [...MONITOR_FILTERS]);
         const deviceSaw = collectMessages(dev);
-        rogue.publish('rollouts/ro_fake/progress', '{"state":"completed"}', { qos: 1, retain: true });
+        rogue.publish(topics.rolloutProgress('ro_fake'), '{"state":"completed"}', { qos: 1, retain: true });
         assert.equal(await closedWithin(rogue), true);
         const rogue2 = await monitor('mon-rogue');
-        rogue2.publish('devices/victim-1/command', '{"action":"update"}', { qos: 1 });
+        rogue2.publish(topics.command('victim-1'), '{"action":"update"}', { qos: 1 });
         assert.equal(await closedWithin(rogue2), true);
         const rogue3 = await monitor('mon-rogue');
-        rogue3.publish('devices/victim-1/status', '{"updateId":"u_x","state":"failed"}', { qos: 0 });
+        rogue3.publish(topics.status('victim-1'), '{"updateId":"u_x","state":"failed"}', { qos: 0 });
         assert.equal(await closedWithin(rogue3), true);
         await new Promise((r) => setTimeout(r, 200));
         // Other rollouts may legitimately publish meanwhile; nothing the rogues sent may arrive.
-        assert.deepEqual(seen.filter((m) => m.topic === 'rollouts/ro_fake/progress' || m.topic.startsWith('devices/victim-1/')), []);
+        assert.deepEqual(seen.filter((m) => m.topic === topics.rolloutProgress('ro_fake') || parseDeviceTopic(m.topic)?.deviceId === 'victim-1'), []);
         assert.deepEqual(deviceSaw, []);
         // The forged retained summary was not stored either.
         const late = await monitor('mon-watch-late');
         try {
-          const forged = nextMessage(late, 'rollouts/ro_fake/progress', 500);
+          const forged = nextMessage(late, topics.rolloutProgress('ro_fake'), 500);
           await subscribeCodes(late, 'rollouts/#');
           await assert.rejects(forged, /no message/);
         } finally { await endAll(late); }
@@ -281,7 +282,7 @@ describe('monitoring', () => {
     test('a device cannot subscribe to the monitoring topics', async () => {
       const dev = await server.device('nosy-1');
       try {
-        assert.deepEqual(await subscribeCodes(dev, ['rollouts/#', 'fleet/#', 'fleet/nosy-1/events', 'devices/+/status', 'rollouts/+/progress']), [0x80, 0x80, 0x80, 0x80, 0x80]);
+        assert.deepEqual(await subscribeCodes(dev, ['rollouts/#', 'fleet/#', topics.fleetEvents('nosy-1'), topics.status('+'), topics.rolloutProgress('+')]), [0x80, 0x80, 0x80, 0x80, 0x80]);
         assert.equal(dev.connected, true);
       } finally { await endAll(dev); }
     });

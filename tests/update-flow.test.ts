@@ -7,6 +7,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
+import { topics } from '../src/topics.js';
 import { buildEspAppImage } from './support/esp-image.js';
 import { endAll, nextMessage, openDevice } from './support/mqtt.js';
 import { announce, DATABASES, eventually, report, startTestServer, type TestServer } from './support/server.js';
@@ -62,7 +63,7 @@ for (const database of DATABASES) {
       try {
         await announce(dev, 'thermo-1', { type: 'thermo', version: '1.0.0', chip: 'esp32' });
         const fw = await upload(server, 'thermo', '1.1.0');
-        const command = nextMessage(dev, 'devices/thermo-1/command');
+        const command = nextMessage(dev, topics.command('thermo-1'));
         const rollout = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id });
         assert.equal(rollout.commanded, 1);
         const cmd = JSON.parse((await command).payload.toString());
@@ -122,7 +123,7 @@ for (const database of DATABASES) {
       try {
         await announce(dev, 'valve-1', { type: 'valve', version: '2.0.0' });
         const fw = await upload(server, 'valve', '2.1.0');
-        const command = nextMessage(dev, 'devices/valve-1/command');
+        const command = nextMessage(dev, topics.command('valve-1'));
         await server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['valve-1'] });
         const cmd = JSON.parse((await command).payload.toString());
         for (const state of ['accepted', 'downloading', 'downloaded', 'rebooting']) await report(dev, 'valve-1', { updateId: cmd.updateId, state });
@@ -144,7 +145,7 @@ for (const database of DATABASES) {
       try {
         await announce(a, 'fan-a', { type: 'fan', version: '1.0.0' });
         await announce(b, 'fan-b', { type: 'fan', version: '1.0.0' });
-        const cmdA = nextMessage(a, 'devices/fan-a/command');
+        const cmdA = nextMessage(a, topics.command('fan-a'));
         await server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['fan-a'] });
         const { updateId } = JSON.parse((await cmdA).payload.toString());
         await report(b, 'fan-b', { updateId, state: 'failed', error: 'forged' });
@@ -199,7 +200,7 @@ for (const database of DATABASES) {
       const fw = await upload(server, 'pump', '1.0.1');
       const dev = await server.device('pump-1');
       await announce(dev, 'pump-1', { type: 'pump', version: '1.0.0' });
-      const update = nextMessage(dev, 'devices/pump-1/command');
+      const update = nextMessage(dev, topics.command('pump-1'));
       const r = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id });
       const cmd = JSON.parse((await update).payload.toString());
       await endAll(dev);
@@ -209,7 +210,7 @@ for (const database of DATABASES) {
       // Listen before CONNACK: the queued command can arrive in the same read.
       const back = await openDevice('pump-1', { port: server.mqota.mqttPort, pki: server.pki });
       try {
-        const queued = await nextMessage(back, 'devices/pump-1/command');
+        const queued = await nextMessage(back, topics.command('pump-1'));
         assert.deepEqual(JSON.parse(queued.payload.toString()), { action: 'cancel', updateId: cmd.updateId });
       } finally { await endAll(back); }
     });
@@ -220,10 +221,10 @@ for (const database of DATABASES) {
       const dev = await server.device('gate-1');
       try {
         await announce(dev, 'gate-1', { type: 'gate', version: '1.0.0' });
-        const update = nextMessage(dev, 'devices/gate-1/command');
+        const update = nextMessage(dev, topics.command('gate-1'));
         const r = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id });
         const cmd = JSON.parse((await update).payload.toString());
-        const cancel = nextMessage(dev, 'devices/gate-1/command');
+        const cancel = nextMessage(dev, topics.command('gate-1'));
         const cancelled = await server.api.call<Json>('POST', `/api/rollouts/${r.id}/cancel`);
         assert.equal(cancelled.state, 'cancelled');
         assert.deepEqual(JSON.parse((await cancel).payload.toString()), { action: 'cancel', updateId: cmd.updateId });

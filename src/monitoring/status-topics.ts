@@ -4,7 +4,7 @@
 // away must not make the broker queue an unbounded backlog for it; the retained summary is the
 // state a returning monitor needs.
 import type { Broker } from '../../broker/index.js';
-import { topics } from '../../broker/topics.js';
+import { monitorTopics } from './topics.js';
 import type { FleetEvents } from '../events.js';
 import type { FleetRepository } from '../db/fleet-repository.js';
 import type { Logger } from '../logger.js';
@@ -34,7 +34,7 @@ export async function startStatusTopics(deps: StatusTopicsDeps): Promise<() => P
     intervalMs: deps.progressIntervalMs ?? PROGRESS_INTERVAL_MS,
     publish: async (rolloutId) => {
       const progress = await rollouts.progress(rolloutId);
-      if (progress) await broker.publish(topics.rolloutProgress(rolloutId), JSON.stringify(progress), { qos: 0, retain: true });
+      if (progress) await broker.publish(monitorTopics.rolloutProgress(rolloutId), JSON.stringify(progress), { qos: 0, retain: true });
     },
     onError: (err, rolloutId) => log.warn({ err, rolloutId }, 'rollout progress not published'),
   });
@@ -43,7 +43,7 @@ export async function startStatusTopics(deps: StatusTopicsDeps): Promise<() => P
     ...DEVICE_EVENT_TYPES.map((type) => events.on(type, (event) => {
       const message = toMonitorEvent(type, event);
       if (!message.deviceId) return; // a refusal of no one in particular has no device topic
-      broker.publish(topics.fleetEvents(message.deviceId), JSON.stringify(message), { qos: 0 })
+      broker.publish(monitorTopics.fleetEvents(message.deviceId), JSON.stringify(message), { qos: 0 })
         .catch((err: Error) => log.debug({ deviceId: message.deviceId, type, err: err.message }, 'fleet event not published'));
     })),
     // A progress report alone (same state) changes no count.

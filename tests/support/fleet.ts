@@ -1,6 +1,7 @@
 // Simulated devices for rollout tests: real mqtt.js TLS clients that announce and then act on
 // update commands the way a chosen behaviour says (succeed, fail, roll back, stay silent).
 import type { MqttClient } from 'mqtt';
+import { topics } from '../../src/topics.js';
 import { endAll, openDevice } from './mqtt.js';
 import type { TestServer } from './server.js';
 
@@ -36,12 +37,12 @@ export class SimulatedDevice {
       if (command.action === 'update') void this.act(command);
     });
     await new Promise<void>((resolve, reject) => { client.once('connect', () => resolve()); client.once('error', reject); });
-    await client.subscribeAsync(`devices/${this.id}/command`, { qos: 1 });
+    await client.subscribeAsync(topics.command(this.id), { qos: 1 });
     await this.announce();
   }
 
   async announce(): Promise<void> {
-    await this.client!.publishAsync(`devices/${this.id}/announce`, JSON.stringify({ type: this.type, version: this.version, ...this.extra }), { qos: 1 });
+    await this.client!.publishAsync(topics.announce(this.id), JSON.stringify({ type: this.type, version: this.version, ...this.extra }), { qos: 1 });
   }
 
   async stop(): Promise<void> {
@@ -60,7 +61,7 @@ export class SimulatedDevice {
     if (behaviour === 'silent') return; // as if the command was lost: a later resend is acted on
     if (this.handled.has(cmd.updateId)) return; // a duplicate of the update in progress
     this.handled.add(cmd.updateId);
-    const report = (body: Record<string, unknown>) => this.client?.publishAsync(`devices/${this.id}/status`, JSON.stringify({ updateId: cmd.updateId, ...body }), { qos: 1 });
+    const report = (body: Record<string, unknown>) => this.client?.publishAsync(topics.status(this.id), JSON.stringify({ updateId: cmd.updateId, ...body }), { qos: 1 });
     if (behaviour === 'reject') { await report({ state: 'rejected', reason: 'simulated' }); return; }
     await report({ state: 'accepted' });
     await report({ state: 'downloading', progress: 50 });

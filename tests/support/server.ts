@@ -8,6 +8,7 @@ import type { MqttClient } from 'mqtt';
 import { ApiClient } from '../../src/cli/api-client.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { startMqota, type Mqota } from '../../src/mqota.js';
+import { topics } from '../../src/topics.js';
 import { createTestPki, type TestPki } from './pki.js';
 import { connectDevice, nextMessage } from './mqtt.js';
 import { freshPostgresDatabase } from './postgres.js';
@@ -59,7 +60,7 @@ export async function startTestServer(opts: { database?: DatabaseKind; env?: Rec
     },
     async device(id) {
       const client = await connectDevice(id, { port: server.mqota.mqttPort, pki });
-      await client.subscribeAsync(`devices/${id}/command`, { qos: 1 });
+      await client.subscribeAsync(topics.command(id), { qos: 1 });
       return client;
     },
   };
@@ -68,13 +69,13 @@ export async function startTestServer(opts: { database?: DatabaseKind; env?: Rec
 
 /** Publishes an announce and resolves with the command the server answers. */
 export async function announce(client: MqttClient, id: string, body: unknown): Promise<Record<string, unknown>> {
-  const answer = nextMessage(client, `devices/${id}/command`);
-  await client.publishAsync(`devices/${id}/announce`, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 });
+  const answer = nextMessage(client, topics.command(id));
+  await client.publishAsync(topics.announce(id), typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 });
   return JSON.parse((await answer).payload.toString());
 }
 
 export async function report(client: MqttClient, id: string, body: Record<string, unknown>): Promise<void> {
-  await client.publishAsync(`devices/${id}/status`, JSON.stringify(body), { qos: 1 });
+  await client.publishAsync(topics.status(id), JSON.stringify(body), { qos: 1 });
 }
 
 /** Polls `probe` until it returns a truthy value; fails after timeoutMs with the last value seen. */

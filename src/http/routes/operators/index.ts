@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { MONITOR_FILTERS } from '../../../../broker/topics.js';
+import { MONITOR_FILTERS } from '../../../topics.js';
 import { HttpError } from '../../errors.js';
 import { DeviceId, errors, OperatorCreateBody, OperatorIssued, OperatorView, Revoked } from '../../schemas/index.js';
 

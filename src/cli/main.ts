@@ -7,6 +7,7 @@ import { ApiClient, ApiError } from './api-client.js';
 import { renderRollout, watchRollout } from './rollout-watch.js';
 import { ADMIN_TOKEN_FILE } from '../auth/admin-token.js';
 import { ROLES, type Role } from '../auth/roles.js';
+import { ROLLOUT_STATES } from '../rollouts/states.js';
 
 const program = new Command('mqota')
   .description('Push-based OTA firmware updates for ESP32 fleets')
@@ -215,7 +216,7 @@ rollout.command('create').description('start a rollout').requiredOption('--firmw
     const r = await api.call<Record<string, unknown>>('POST', '/api/rollouts', JSON.parse(JSON.stringify(body)));
     print(r, () => `rollout ${r.id} ${r.state}: ${r.targets} targets, ${r.commanded} commanded now`);
   }));
-rollout.command('list').description('list rollouts').option('--state <state>').action(async (o: { state?: string }) => withClient(async (api) => {
+rollout.command('list').description('list rollouts').addOption(new Option('--state <state>').choices([...ROLLOUT_STATES])).action(async (o: { state?: string }) => withClient(async (api) => {
   const rows = await api.call<Record<string, any>[]>('GET', `/api/rollouts${o.state ? `?state=${o.state}` : ''}`);
   print(rows, () => table(rows.map((r) => ({ ...r, version: `${r.firmware.type} ${r.firmware.version}`, wave: `${r.currentWave + 1}/${r.waveSizes.length}`, succeeded: r.counts.succeeded })),
     ['id', 'state', 'version', 'wave', 'targets', 'succeeded', 'createdAt']));

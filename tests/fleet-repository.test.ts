@@ -10,6 +10,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { openDatabase, type Database } from '../src/db/database.js';
 import { FleetRepository, type AttemptRow, type DeviceRow } from '../src/db/fleet-repository.js';
+import { isTerminal, type AttemptState } from '../src/rollouts/states.js';
 import { freshPostgresDatabase } from './support/postgres.js';
 
 const log = pino({ level: 'silent' });
@@ -19,7 +20,7 @@ function device(id: string, version: string): DeviceRow {
 }
 
 function attempt(id: string, rolloutId: string, deviceId: string, state: string, at = new Date()): AttemptRow {
-  const final = ['succeeded', 'failed', 'rolled_back', 'rejected', 'cancelled', 'timed_out'].includes(state);
+  const final = isTerminal(state as AttemptState);
   return { id, rolloutId, deviceId, firmwareId: 'fw-lamp', fromVersion: '1.0.0', retry: 0, state, progress: null, error: null, reason: null,
     createdAt: at, updatedAt: at, finishedAt: final ? at : null };
 }

@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import pino from 'pino';
 import { startBroker, type Broker } from '../broker/index.js';
 import { loadConfig } from '../src/config.js';
+import { topics } from '../src/topics.js';
 import { createTestPki, type TestPki } from './support/pki.js';
 import { connectDevice, endAll, subscribeCodes } from './support/mqtt.js';
 
@@ -74,7 +75,7 @@ describe('connect timeout', { timeout: 60_000 }, () => {
       assert.equal(broker.refusals().get('connect-timeout')! - before, 20);
       // The device's deadline passed at the same tick.
       assert.equal(device.connected, true);
-      assert.deepEqual(await subscribeCodes(device, 'devices/ct-device/command'), [1]);
+      assert.deepEqual(await subscribeCodes(device, topics.command('ct-device')), [1]);
       assert.equal(broker.connectedDevices(), 1);
     } finally {
       mock.timers.reset();

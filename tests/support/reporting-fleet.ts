@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import tls, { type SecureContext } from 'node:tls';
 import { MqttClient, type IClientOptions } from 'mqtt';
 import semver from 'semver';
+import { topics } from '../../src/topics.js';
 import type { TestPki } from './pki.js';
 
 /** A status report the broker acknowledged (its PUBACK arrived). */
@@ -150,7 +151,7 @@ export class ReportingDevice {
   private async onConnect(sessionPresent: boolean): Promise<void> {
     try {
       // [MQTT-3.2.2-2]: no session on the server (first connect, or a server that lost it): subscribe again.
-      if (!sessionPresent) await this.client.subscribeAsync(`devices/${this.id}/command`, { qos: 1 });
+      if (!sessionPresent) await this.client.subscribeAsync(topics.command(this.id), { qos: 1 });
       await this.announce();
     } catch {
       // The connection dropped again: the next connect does this once more.
@@ -211,7 +212,7 @@ export class ReportingDevice {
   private publish(topic: 'announce' | 'status', body: Record<string, unknown>): Promise<void> {
     return new Promise((resolve, reject) => {
       // The callback runs on PUBACK for QoS 1, or with an error if the client is ended first.
-      this.client.publish(`devices/${this.id}/${topic}`, JSON.stringify(body), { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+      this.client.publish(topics[topic](this.id), JSON.stringify(body), { qos: 1 }, (err) => (err ? reject(err) : resolve()));
     });
   }
 }

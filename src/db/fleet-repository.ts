@@ -8,7 +8,7 @@
 // rows are inserted once, a rollout transition applies only from the state it was decided in.
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
-import { zeroCounts, type AttemptState } from '../rollouts/attempt-state.js';
+import { ACTIVE_ROLLOUT_STATES, zeroCounts, type AttemptState } from '../rollouts/states.js';
 import { GroupCommit, type BatchSink, type CommitHealth, type GroupCommitOptions } from './group-commit.js';
 
 export interface DeviceRow {
@@ -226,7 +226,7 @@ export class FleetRepository {
   /** Scheduled, running and paused rollouts with their members. */
   loadActiveRollouts(): Promise<RolloutRecord[]> {
     return this.prisma.rollout.findMany({
-      where: { state: { in: ['scheduled', 'running', 'paused'] } },
+      where: { state: { in: [...ACTIVE_ROLLOUT_STATES] } },
       select: {
         id: true, firmwareId: true, state: true, currentWave: true, reason: true, deviceIds: true, targetTags: true, versionRange: true,
         channel: true, waves: true, policy: true, startAt: true, createdAt: true, targets: { select: { deviceId: true, wave: true } },
@@ -244,7 +244,7 @@ export class FleetRepository {
 
   /** Ids of the rollouts not finished (scheduled, running, paused). */
   async unfinishedRolloutIds(): Promise<string[]> {
-    const rows = await this.prisma.rollout.findMany({ where: { state: { in: ['scheduled', 'running', 'paused'] } }, select: { id: true } });
+    const rows = await this.prisma.rollout.findMany({ where: { state: { in: [...ACTIVE_ROLLOUT_STATES] } }, select: { id: true } });
     return rows.map((r) => r.id);
   }
 

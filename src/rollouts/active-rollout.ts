@@ -4,15 +4,13 @@
 // it only once committed, so what it decides, it decides on durable state. No I/O.
 import type { Firmware } from '../firmware/catalog.js';
 import type { Device } from '../fleet/device-registry.js';
-import { ATTEMPT_STATES, FAILURE_STATES, isTerminal, RETRYABLE_STATES, zeroCounts, type AttemptState } from './attempt-state.js';
+import { ATTEMPT_STATES, FAILURE_STATES, isTerminal, RETRYABLE_STATES, zeroCounts, type AttemptState } from './states.js';
 import { alreadyThere } from './eligibility.js';
 import { failureThresholdReached, type RolloutPolicy } from './policy.js';
 import type { Targeting } from './targeting.js';
 import type { WavePlan } from './waves.js';
 import type { ActiveState } from './states.js';
 
-// The rollout states live in states.ts; re-exported for existing imports.
-export type { ActiveState, FinalState, RolloutState } from './states.js';
 
 export interface LatestAttempt {
   id: string;

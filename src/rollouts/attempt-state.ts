@@ -2,11 +2,6 @@
 // what keeps QoS 1 redeliveries and out-of-order reports from corrupting an attempt's history.
 import { isTerminal, type AttemptState, type ReportedState } from './states.js';
 
-// The vocabulary lives in states.ts; these re-exports keep existing imports working.
-export {
-  ATTEMPT_STATES, FAILURE_STATES, isTerminal, notStarted, OPEN_STATES, RETRYABLE_STATES, TERMINAL_STATES, zeroCounts, type AttemptState,
-} from './states.js';
-
 const RANK: Record<AttemptState, number> = {
   pending: 0, sent: 1, accepted: 2, downloading: 3, downloaded: 4, rebooting: 5,
   succeeded: 6, failed: 6, rolled_back: 6, rejected: 6, cancelled: 6, timed_out: 6,

@@ -8,7 +8,7 @@ import type { AttemptEventRow, AttemptRow, FleetRepository } from '../db/fleet-r
 import type { FleetEvents } from '../events.js';
 import type { Logger } from '../logger.js';
 import type { ActiveRollout } from './active-rollout.js';
-import { isTerminal, type AttemptState } from './attempt-state.js';
+import { isTerminal, type AttemptState } from './states.js';
 
 export interface Attempt extends AttemptRow {
   state: AttemptState;

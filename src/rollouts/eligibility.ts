@@ -4,7 +4,7 @@ import semver from 'semver';
 import type { Device } from '../fleet/device-registry.js';
 import type { NoneReason } from '../protocol/messages.js';
 import type { ActiveRollout } from './active-rollout.js';
-import { isTerminal, RETRYABLE_STATES } from './attempt-state.js';
+import { isTerminal, RETRYABLE_STATES } from './states.js';
 import { withinWindow } from './policy.js';
 
 export interface FirmwareFacts { type: string; version: string; chip: string | null; secureVersion: number | null }

@@ -13,8 +13,8 @@ import type { FleetEvents } from '../events.js';
 import type { FirmwareCatalog } from '../firmware/catalog.js';
 import type { DeviceRegistry } from '../fleet/device-registry.js';
 import type { Logger } from '../logger.js';
-import { ActiveRollout, type ActiveState, type FinalState, type RolloutState, type WaveStats } from './active-rollout.js';
-import { isTerminal, notStarted, OPEN_STATES, type AttemptState } from './attempt-state.js';
+import { ActiveRollout, type WaveStats } from './active-rollout.js';
+import { isFinalRolloutState, isTerminal, notStarted, OPEN_STATES, type ActiveState, type AttemptState, type FinalState, type RolloutState } from './states.js';
 import type { AttemptTracker } from './attempts.js';
 import type { LiveRollouts } from './live-rollouts.js';
 import { DEFAULT_POLICY, policyFrom, type RolloutPolicy } from './policy.js';
@@ -265,7 +265,7 @@ export class RolloutLifecycle {
   private async move(r: ActiveRollout, state: RolloutState, wave: number, reason: string, actor: string | null): Promise<boolean> {
     const previousState = r.state;
     const at = new Date(this.now());
-    const final = state === 'completed' || state === 'cancelled' || state === 'aborted';
+    const final = isFinalRolloutState(state);
     const applied = await this.deps.repository.transition({
       rolloutId: r.id, from: { state: r.state, wave: r.currentWave }, to: { state, wave }, reason, actor, at, final,
     });
@@ -284,7 +284,7 @@ export class RolloutLifecycle {
 
   private async resync(r: ActiveRollout): Promise<void> {
     const header = await this.deps.repository.rolloutHeader(r.id);
-    if (!header || ['completed', 'cancelled', 'aborted'].includes(header.state)) {
+    if (!header || isFinalRolloutState(header.state)) {
       this.deps.rollouts.remove(r.id);
       return;
     }

@@ -51,6 +51,36 @@ const GROW_BELOW = 1.25;
 /** Per interval, the base latency rises by this factor unless a faster interval renews it (doubles in ~7 s at 100 ms). */
 const BASE_LATENCY_DRIFT = 1.01;
 
+/** How late the event loop runs; the gate reads it once per interval. */
+export interface LoopDelay {
+  /** The 90th percentile of the loop's lateness since the last call, in ms; starts a new measurement. */
+  takeLateMs(): number;
+  stop(): void;
+}
+
+/** The event-loop delay as `monitorEventLoopDelay` measures it. */
+export function measuredLoopDelay(): LoopDelay {
+  const histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: SAMPLE_MS });
+  histogram.enable();
+  return {
+    takeLateMs() {
+      // The 90th percentile of ~20 samples: a loop that keeps running late, not one garbage
+      // collection or database batch, which a narrower window would not shorten anyway.
+      const lateMs = histogram.count > 0 ? histogram.percentile(90) / 1e6 - SAMPLE_MS : 0;
+      histogram.reset();
+      return lateMs;
+    },
+    stop: () => histogram.disable(),
+  };
+}
+
+/** What the gate reads time from; tests pass a fake one so nothing depends on the machine's speed. */
+export interface HandshakeGateClock {
+  /** Milliseconds from an arbitrary origin, never decreasing (default performance.now()). */
+  now: () => number;
+  loopDelay: LoopDelay;
+}
+
 export interface HandshakeStats {
   inProgress: number;
   queued: number;
@@ -63,7 +93,7 @@ export class HandshakeGate {
   readonly #opts: HandshakeGateOptions;
   readonly #startHandshake: (socket: net.Socket) => void;
   readonly #onRefused: (socket: net.Socket) => void;
-  /** Handshakes running, with when each started (performance.now()). */
+  /** Handshakes running, with when each started (clock.now()). */
   readonly #inProgress = new Map<net.Socket, number>();
   // FIFO with a moving head: shift() on a long array is O(n) per call.
   #queue: (net.Socket | undefined)[] = [];
@@ -77,13 +107,16 @@ export class HandshakeGate {
   /** The lowest interval mean duration seen, forgotten slowly (devices and networks change). */
   #baseLatencyMs = Infinity;
   readonly #onClose: (this: net.Socket) => void;
-  readonly #delay: IntervalHistogram;
+  readonly #now: () => number;
+  readonly #delay: LoopDelay;
   readonly #timer: NodeJS.Timeout;
 
+  /** The window is adjusted every `intervalMs` by a `setInterval` timer (node:test mock timers drive it in tests). */
   constructor(
     startHandshake: (socket: net.Socket) => void,
     onRefused: (socket: net.Socket) => void,
     options: Partial<HandshakeGateOptions> = {},
+    clock: Partial<HandshakeGateClock> = {},
   ) {
     this.#opts = { ...DEFAULT_HANDSHAKE_GATE, ...options };
     if (this.#opts.minWindow < 1 || this.#opts.maxWindow < this.#opts.minWindow) {
@@ -96,8 +129,8 @@ export class HandshakeGate {
       release(this);
     };
     this.#window = Math.min(this.#opts.maxWindow, Math.max(this.#opts.minWindow, 16));
-    this.#delay = monitorEventLoopDelay({ resolution: SAMPLE_MS });
-    this.#delay.enable();
+    this.#now = clock.now ?? (() => performance.now());
+    this.#delay = clock.loopDelay ?? measuredLoopDelay();
     this.#timer = setInterval(() => this.#adjust(), this.#opts.intervalMs);
     this.#timer.unref();
   }
@@ -127,7 +160,7 @@ export class HandshakeGate {
     this.#inProgress.delete(socket);
     if (completed) {
       this.#completed++;
-      this.#completedMs += performance.now() - startedAt;
+      this.#completedMs += this.#now() - startedAt;
     }
     this.#pump();
   }
@@ -138,13 +171,13 @@ export class HandshakeGate {
 
   close(): void {
     clearInterval(this.#timer);
-    this.#delay.disable();
+    this.#delay.stop();
     this.#queue = [];
     this.#head = 0;
   }
 
   #start(socket: net.Socket): void {
-    this.#inProgress.set(socket, performance.now());
+    this.#inProgress.set(socket, this.#now());
     if (this.#inProgress.size >= this.#window) this.#fullSinceTick = true;
     // Whatever ends the handshake, the socket closes eventually: the backstop that keeps a slot
     // from leaking. One listener function for all sockets; it stays for the socket's life.
@@ -171,17 +204,14 @@ export class HandshakeGate {
    */
   #meanAgeMs(): number {
     if (this.#inProgress.size === 0 || !Number.isFinite(this.#baseLatencyMs)) return 0;
-    const now = performance.now();
+    const now = this.#now();
     let sum = 0;
     for (const startedAt of this.#inProgress.values()) sum += now - startedAt;
     return sum / this.#inProgress.size;
   }
 
   #adjust(): void {
-    // The 90th percentile of ~20 samples: a loop that keeps running late, not one garbage
-    // collection or database batch, which a narrower window would not shorten anyway.
-    const lateMs = this.#delay.count > 0 ? this.#delay.percentile(90) / 1e6 - SAMPLE_MS : 0;
-    this.#delay.reset();
+    const lateMs = this.#delay.takeLateMs();
     const meanMs = this.#completed > 0 ? this.#completedMs / this.#completed : null;
     this.#completed = 0;
     this.#completedMs = 0;

@@ -1,7 +1,7 @@
-// The monitoring parts on their own, with short intervals: the progress throttle's timing, an
-// event stream's framing, heartbeats and drop over a real HTTP connection, and the event route
+// The monitoring parts on their own: the progress throttle and the progress topics' wiring on
+// node:test mock timers, an event stream's framing, heartbeats and drop over a real HTTP connection, and the event route
 // letting the server close while a stream is open.
-import { after, describe, test } from 'node:test';
+import { after, afterEach, beforeEach, describe, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
@@ -14,9 +14,17 @@ import { ProgressThrottle } from '../src/monitoring/progress-throttle.js';
 import { monitorTopics } from '../src/monitoring/topics.js';
 import { mayPublish, mayReceive, maySubscribe } from '../broker/acl.js';
 import { MONITOR_FILTERS, topics } from '../src/topics.js';
+import { startStatusTopics, type StatusTopicsDeps } from '../src/monitoring/status-topics.js';
 import type { Services } from '../src/services.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Polls until `check` holds; the deadline only bounds a failure, generous for a loaded machine. */
+async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 describe('status topics', () => {
   const monitor = { id: 'ops', role: 'monitor' } as const;
@@ -36,9 +44,31 @@ describe('status topics', () => {
   });
 });
 
+/** Lets promise callbacks and I/O run (setImmediate is not among the mocked timers). */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Advances the mocked clock one millisecond at a time, running the timers due at each millisecond
+ * and letting the throttle's promise chain run after them: Node 20's tick(n) runs every timer due within n at the final time.
+ */
+async function advance(ms: number): Promise<void> {
+  for (let i = 0; i <= ms; i++) {
+    if (i > 0) mock.timers.tick(1);
+    await turn();
+    mock.timers.tick(0); // timers due now, set by what just ran (a zero delay fires at this millisecond)
+    await turn();
+  }
+}
+
+// On node:test mock timers: every time below is the mocked clock's, so each publication's start
+// is the one the throttle's rules give, whatever the machine's speed.
 describe('ProgressThrottle', () => {
+  beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 }));
+  afterEach(() => mock.timers.reset());
+
   function recorder(publishMs = 0) {
     const calls: { id: string; start: number; end: number }[] = [];
+    const errors: unknown[] = [];
     let running = 0;
     let maxRunning = 0;
     const throttle = new ProgressThrottle({
@@ -46,59 +76,141 @@ describe('ProgressThrottle', () => {
       publish: async (id) => {
         const start = Date.now();
         maxRunning = Math.max(maxRunning, ++running);
-        if (publishMs) await sleep(publishMs);
+        if (publishMs) await new Promise((r) => setTimeout(r, publishMs));
         running--;
         calls.push({ id, start, end: Date.now() });
+        if (id.startsWith('broken')) throw new Error('broker gone');
       },
-      onError: () => assert.fail('publish failed'),
+      onError: (err) => errors.push(err),
     });
-    return { throttle, calls, maxRunning: () => maxRunning };
+    return { throttle, calls, errors, maxRunning: () => maxRunning };
   }
 
   test('a burst gives a leading publication, at most one per interval, and a trailing one after the last change', async () => {
-    const { throttle, calls } = recorder();
-    const t0 = Date.now();
+    const { throttle, calls, errors } = recorder();
     let lastChange = 0;
-    for (let i = 0; i < 26; i++) {
+    for (let i = 0; i < 26; i++) { // a change every 10 ms, from 0 to 250 ms
       throttle.changed('ro_1');
       lastChange = Date.now();
-      await sleep(10);
+      await advance(10);
     }
-    await sleep(150);
+    await advance(150);
     await throttle.close();
-    const starts = calls.map((c) => c.start - t0);
-    assert.ok(calls.length >= 3 && calls.length <= 5, `${calls.length} publications: ${starts}`);
-    assert.ok(starts[0] < 50, `first after ${starts[0]} ms`);
-    for (let i = 1; i < starts.length; i++) assert.ok(starts[i] - starts[i - 1] >= 95, `publications ${starts}`);
+    // Leading at 0; the changes from 10 ms on wait for 100, 200; the one at 250 rides on the publication due at 300.
+    assert.deepEqual(calls.map((c) => c.start), [0, 100, 200, 300]);
     assert.ok(calls.at(-1)!.start >= lastChange, 'the last publication reads the state after the last change');
+    assert.deepEqual(errors, []);
   });
 
   test('now() publishes at once, after the one under way, never two at a time, and forgets a finished rollout', async () => {
     const { throttle, calls, maxRunning } = recorder(30);
     throttle.changed('ro_2');
-    await sleep(5);
-    throttle.changed('ro_2'); // schedules a trailing publication ~100 ms later
-    const finalAt = Date.now();
-    throttle.now('ro_2', true); // replaces it
-    await sleep(200);
-    assert.equal(calls.length, 2);
-    assert.ok(calls[1].start - finalAt < 60, `final publication started ${calls[1].start - finalAt} ms after now()`);
-    assert.ok(calls[1].start >= calls[0].end, 'publications do not overlap');
+    await advance(5); // the first publication started at 0 and runs until 30
+    throttle.changed('ro_2'); // schedules a trailing publication at 100
+    throttle.now('ro_2', true); // replaces it: runs as soon as the first one ends
+    await advance(200);
+    assert.deepEqual(calls.map((c) => [c.start, c.end]), [[0, 30], [30, 60]]);
     assert.equal(maxRunning(), 1);
     assert.equal(throttle.size, 0);
     await throttle.close();
     throttle.changed('ro_2');
-    await sleep(150);
+    throttle.now('ro_2');
+    await advance(200); // past any interval: a timer set now would have fired
     assert.equal(calls.length, 2, 'nothing after close');
   });
 
   test('rollouts are throttled independently', async () => {
     const { throttle, calls } = recorder();
     throttle.changed('a');
-    throttle.changed('b');
-    await sleep(30);
-    assert.deepEqual(calls.map((c) => c.id).sort(), ['a', 'b']);
+    await advance(40);
+    throttle.changed('a'); // waits for 100
+    throttle.changed('b'); // its first: at once
+    await advance(100);
+    assert.deepEqual(calls.map((c) => [c.id, c.start]), [['a', 0], ['b', 40], ['a', 100]]);
     await throttle.close();
+  });
+
+  test('a failed publication is reported and the next one still runs', async () => {
+    const { throttle, calls, errors } = recorder();
+    throttle.changed('broken-1');
+    await advance(1);
+    throttle.changed('broken-1');
+    await advance(100);
+    assert.deepEqual(calls.map((c) => c.start), [0, 100]);
+    assert.equal(errors.length, 2);
+    assert.match(String(errors[0]), /broker gone/);
+    await throttle.close();
+  });
+});
+
+// The status topics' wiring on the same mocked clock: which fleet events move the retained
+// progress summary, and that a final state is not held back by the throttle. The broker, the
+// rollouts and the repository are stand-ins that record or answer nothing; monitoring.test.ts
+// runs the same wiring on the real stack.
+describe('rollout progress topics', () => {
+  beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 }));
+  afterEach(() => mock.timers.reset());
+
+  async function statusTopics() {
+    const events = new FleetEvents(pino({ level: 'silent' }));
+    const state = new Map<string, string>();
+    /** The progress summaries (the device events go to fleet/ topics, not recorded here). */
+    const published: { at: number; topic: string; state: string; retain: boolean }[] = [];
+    const stop = await startStatusTopics({
+      events,
+      rollouts: { progress: async (rolloutId: string) => ({ rolloutId, state: state.get(rolloutId) ?? 'running' }) } as unknown as StatusTopicsDeps['rollouts'],
+      broker: { publish: async (topic: string, payload: string | Buffer, opts?: { retain?: boolean }) => { if (topic.startsWith('rollouts/')) published.push({ at: Date.now(), topic, state: JSON.parse(String(payload)).state, retain: opts?.retain === true }); } } as StatusTopicsDeps['broker'],
+      repository: { unfinishedRolloutIds: async () => [] },
+      logger: pino({ level: 'silent' }),
+      progressIntervalMs: 500,
+    });
+    const attempt = (rolloutId: string, state: string, previousState: string | null) => events.emit('attempt', {
+      updateId: 'u_1', rolloutId, deviceId: 'd-1', firmwareId: 'fw_1', retry: 0, state, previousState, progress: null, error: null, reason: null, at: new Date(),
+    });
+    const rollout = (rolloutId: string, to: string) => {
+      state.set(rolloutId, to);
+      events.emit('rollout', { rolloutId, state: to, previousState: 'running', wave: 0, reason: null, actor: null, at: new Date() });
+    };
+    return { published, attempt, rollout, stop };
+  }
+
+  test('state changes publish a retained summary at most every interval; progress within a state does not count', async () => {
+    const { published, attempt, stop } = await statusTopics();
+    try {
+      attempt('ro_1', 'sent', 'pending');
+      await advance(100);
+      attempt('ro_1', 'downloading', 'downloading'); // a progress report: no change of counts
+      await advance(500);
+      assert.deepEqual(published.map((p) => p.at), [0], 'a progress report alone published a summary');
+      attempt('ro_1', 'downloaded', 'downloading');
+      attempt('ro_1', 'rebooting', 'downloaded');
+      await advance(10);
+      assert.equal(published.length, 2);
+      attempt('ro_1', 'succeeded', 'rebooting');
+      await advance(600);
+      assert.deepEqual(published.map((p) => p.at), [0, 600, 1100]);
+      assert.ok(published.every((p) => p.topic === 'rollouts/ro_1/progress' && p.retain));
+    } finally {
+      await stop();
+    }
+  });
+
+  test('a final state is published at once, not held back by the throttle', async () => {
+    const { published, attempt, rollout, stop } = await statusTopics();
+    try {
+      attempt('ro_2', 'sent', 'pending');
+      await advance(50);
+      attempt('ro_2', 'accepted', 'sent'); // due at 500
+      rollout('ro_2', 'cancelled');
+      await advance(1);
+      assert.deepEqual(published.map((p) => [p.at, p.state]), [[0, 'running'], [50, 'cancelled']]);
+      // The attempt cancelled right after: the finished rollout was forgotten, so this lands at once too.
+      attempt('ro_2', 'cancelled', 'accepted');
+      await advance(600);
+      assert.deepEqual(published.map((p) => p.at), [0, 50, 51]);
+    } finally {
+      await stop();
+    }
   });
 });
 
@@ -122,7 +234,7 @@ describe('EventStream over HTTP', () => {
     res.on('data', (c) => { body += c; });
     const ended = new Promise((resolve) => res.on('end', resolve));
     assert.equal(stream.send('attempt', { state: 'failed', reason: 'line one\nline two' }), true);
-    await sleep(130);
+    await waitFor(() => (body.match(/^: heartbeat$/gm) ?? []).length >= 2, 'two heartbeats');
     stream.end();
     await ended;
     assert.equal(stream.send('attempt', {}), false);
@@ -141,7 +253,7 @@ describe('EventStream over HTTP', () => {
     const closed = stream.closed;
     let sent = 0;
     const chunk = { pad: 'y'.repeat(16 * 1024) };
-    while (stream.send('presence', chunk) && sent < 4096) { sent++; if (sent % 16 === 0) await sleep(1); }
+    while (stream.send('presence', chunk) && sent < 4096) { sent++; if (sent % 16 === 0) await turn(); }
     await closed;
     assert.ok(dropped > 256 * 1024, `dropped with ${dropped} bytes waiting`);
     assert.ok(sent < 4096, 'dropped before 64 MiB');
@@ -163,14 +275,22 @@ describe('GET /api/events route', () => {
     let body = '';
     res.on('data', (c) => { body += c; });
     const ended = new Promise((resolve) => res.on('end', resolve));
-    await sleep(20);
-    events.emit('presence', { deviceId: 'd-1', online: true, at: new Date(0) });
+    await waitFor(() => body.includes(': connected'), 'the stream open');
+    // The announce is not among the types asked for; the presence after it is the marker that
+    // proves the stream carried on past it.
     events.emit('announce', { deviceId: 'd-1', type: 't', version: '1.0.0', chip: null, at: new Date(0) });
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<boolean>((resolve) => { timer = setTimeout(() => { res.destroy(); resolve(true); }, 2_000); });
-    assert.equal(await Promise.race([app.close().then(() => false), waited]), false, 'close waited for the open stream');
-    clearTimeout(timer);
-    await ended;
+    events.emit('presence', { deviceId: 'd-1', online: true, at: new Date(0) });
+    // If close() waited for the stream, it would wait for this client, which never hangs up on its
+    // own; the client gives up only after a minute, far beyond what closing takes even on a loaded machine.
+    let gaveUp = false;
+    const timer = setTimeout(() => { gaveUp = true; res.destroy(); }, 60_000);
+    try {
+      await app.close();
+      assert.equal(gaveUp, false, 'close waited for the open stream');
+      await ended;
+    } finally {
+      clearTimeout(timer);
+    }
     assert.ok(body.endsWith('event: presence\ndata: {"type":"presence","deviceId":"d-1","at":"1970-01-01T00:00:00.000Z","online":true}\n\n'), body);
     assert.ok(!body.includes('announce'));
   });

@@ -154,8 +154,8 @@ describe('monitoring', () => {
       const devices: MqttClient[] = [];
       try {
         assert.deepEqual(await subscribeCodes(mon, ['rollouts/#', 'fleet/#']), [1, 1]);
-        const received: { topic: string; payload: string; at: number; retain: boolean }[] = [];
-        mon.on('message', (topic, payload, packet) => received.push({ topic, payload: payload.toString(), at: Date.now(), retain: packet.retain }));
+        const received: { topic: string; payload: string; retain: boolean }[] = [];
+        mon.on('message', (topic, payload, packet) => received.push({ topic, payload: payload.toString(), retain: packet.retain }));
         devices.push(...await fleet('heater', ids, '1.0.0'));
         const fw = await upload('heater', '1.1.0');
         const { rollout: r, commands } = await rollout(fw.id, devices, ids);
@@ -181,10 +181,11 @@ describe('monitoring', () => {
         assert.equal(Object.values(last.counts as Record<string, number>).reduce((a, b) => a + b, 0), 3);
         assert.equal(last.targets ?? 3, 3);
         assert.equal(typeof last.wave, 'number');
-        // Throttled: no two summaries of one rollout closer than 500 ms (but a final state, which is not reached here).
-        const times = progress().map((m) => m.at);
-        for (let i = 1; i < times.length; i++) assert.ok(times[i] - times[i - 1] >= 450, `progress ${i} came ${times[i] - times[i - 1]} ms after the previous one`);
-        assert.ok(progress().length < 2 + 22, `${progress().length} summaries for 22 transitions`);
+        // Publications of one rollout never overlap, so no summary lands after a newer one: the
+        // finished count never goes back. (How often they come is the throttle's, tested on a
+        // mocked clock in monitoring-units.test.ts: here it would depend on the machine's speed.)
+        const finished = progress().map((m) => { const c = JSON.parse(m.payload).counts; return c.succeeded + c.failed; });
+        for (let i = 1; i < finished.length; i++) assert.ok(finished[i] >= finished[i - 1], `summaries out of order: ${finished}`);
 
         // Device events, one shape, in order, on each device's topic.
         const eventsOf = (id: string) => received.filter((m) => m.topic === topics.fleetEvents(id)).map((m) => JSON.parse(m.payload) as Json);
@@ -228,24 +229,24 @@ describe('monitoring', () => {
       } finally { await endAll(mon, ...devices); }
     });
 
-    test('a final state is published at once, not held back by the throttle', async () => {
+    // That the final summary is not held back by the throttle is tested on a mocked clock in
+    // monitoring-units.test.ts; here, that it and the cancelled attempt reach a monitor.
+    test('a cancelled rollout publishes its final summary, then its cancelled attempt', async () => {
       await upload('blind', '1.0.0');
       const mon = await monitor('mon-final');
       const [dev] = await fleet('blind', ['blind-1'], '1.0.0');
       try {
         const fw = await upload('blind', '2.0.0');
-        const summaries: { state: string; at: number }[] = [];
-        mon.on('message', (topic, payload) => { if (topic.endsWith('/progress')) summaries.push({ ...JSON.parse(payload.toString()), at: Date.now() }); });
+        const summaries: Json[] = [];
+        mon.on('message', (topic, payload) => { if (topic.endsWith('/progress')) summaries.push(JSON.parse(payload.toString())); });
         const { rollout: r } = await rollout(fw.id, [dev], ['blind-1']);
         await subscribeCodes(mon, topics.rolloutProgress(r.id));
         await eventually(() => summaries.length > 0, 3_000, 'first summary');
         await server.api.call('POST', `/api/rollouts/${r.id}/cancel`);
-        const final = await eventually(() => summaries.find((s) => s.state === 'cancelled'), 3_000, 'cancelled summary');
-        const before = summaries[summaries.indexOf(final) - 1];
-        if (before) assert.ok(final.at - before.at < 450, `final summary came ${final.at - before.at} ms after the previous one`);
+        await eventually(() => summaries.find((s) => s.state === 'cancelled'), 10_000, 'cancelled summary');
         // The attempt is cancelled right after the rollout; that change lands too (trailing edge).
-        await eventually(() => (summaries.at(-1) as Json).counts.cancelled === 1, 3_000, 'cancelled attempt counted');
-        assert.equal((summaries.at(-1) as Json).state, 'cancelled');
+        await eventually(() => summaries.at(-1)!.counts.cancelled === 1, 10_000, 'cancelled attempt counted');
+        assert.equal(summaries.at(-1)!.state, 'cancelled');
       } finally { await endAll(mon, dev); }
     });
 
@@ -265,17 +266,24 @@ describe('monitoring', () => {
         const rogue3 = await monitor('mon-rogue');
         rogue3.publish(topics.status('victim-1'), '{"updateId":"u_x","state":"failed"}', { qos: 0 });
         assert.equal(await closedWithin(rogue3), true);
-        await new Promise((r) => setTimeout(r, 200));
+        // Markers sent after every rogue was refused, on the topics the rogues aimed at: when they
+        // arrive, anything the broker had let through from the rogues would have arrived before them.
+        const marker = '{"marker":true}';
+        await dev.publishAsync(topics.status('victim-1'), marker, { qos: 1 });
+        const answer = await announce(dev, 'victim-1', { type: 'victim', version: '1.0.0' });
+        await eventually(() => seen.some((m) => m.topic === topics.status('victim-1') && m.payload === marker), 10_000, 'the status marker');
         // Other rollouts may legitimately publish meanwhile; nothing the rogues sent may arrive.
-        assert.deepEqual(seen.filter((m) => m.topic === topics.rolloutProgress('ro_fake') || parseDeviceTopic(m.topic)?.deviceId === 'victim-1'), []);
-        assert.deepEqual(deviceSaw, []);
-        // The forged retained summary was not stored either.
-        const late = await monitor('mon-watch-late');
-        try {
-          const forged = nextMessage(late, topics.rolloutProgress('ro_fake'), 500);
-          await subscribeCodes(late, 'rollouts/#');
-          await assert.rejects(forged, /no message/);
-        } finally { await endAll(late); }
+        assert.deepEqual(seen.filter((m) => m.topic === topics.rolloutProgress('ro_fake') || parseDeviceTopic(m.topic)?.deviceId === 'victim-1'), [{ topic: topics.status('victim-1'), payload: marker }]);
+        assert.deepEqual(deviceSaw.map((m) => [m.topic, JSON.parse(m.payload)]), [[topics.command('victim-1'), answer]]);
+        // The forged retained summary was not stored either: the broker's retained messages hold
+        // a marker retained the same way, and not the forgery.
+        const broker = server.mqota.services.broker;
+        await broker.publish(topics.rolloutProgress('ro_marker'), marker, { qos: 0, retain: true });
+        const retained: string[] = [];
+        for await (const packet of (broker.aedes as unknown as { persistence: { createRetainedStream(pattern: string): AsyncIterable<{ topic: string }> } }).persistence.createRetainedStream('rollouts/#')) retained.push(packet.topic);
+        await broker.publish(topics.rolloutProgress('ro_marker'), '', { qos: 0, retain: true }); // an empty retained message clears it [MQTT-3.3.1-10]
+        assert.ok(retained.includes(topics.rolloutProgress('ro_marker')), JSON.stringify(retained));
+        assert.ok(!retained.includes(topics.rolloutProgress('ro_fake')), JSON.stringify(retained));
       } finally { await endAll(watcher, rogue, dev); }
     });
 

@@ -5,7 +5,7 @@
 
 interface Entry {
   timer: NodeJS.Timeout | null;
-  /** When the last publication started (0: never). */
+  /** When the last publication started (-Infinity: never, so the first one need not wait whatever the clock reads). */
   lastAt: number;
   /** The publications of this rollout, one after the other. */
   chain: Promise<void>;
@@ -52,7 +52,7 @@ export class ProgressThrottle {
 
   private entry(rolloutId: string): Entry {
     let entry = this.entries.get(rolloutId);
-    if (!entry) this.entries.set(rolloutId, (entry = { timer: null, lastAt: 0, chain: Promise.resolve() }));
+    if (!entry) this.entries.set(rolloutId, (entry = { timer: null, lastAt: Number.NEGATIVE_INFINITY, chain: Promise.resolve() }));
     return entry;
   }
 

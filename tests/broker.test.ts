@@ -21,8 +21,8 @@ import {
 
 type LogLine = { level: number; msg: string; [k: string]: unknown };
 
-/** Polls until `check` holds; fails the test after timeoutMs. */
-async function waitFor(check: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
+/** Polls until `check` holds; fails the test after timeoutMs, a bound generous for a loaded machine. */
+async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
@@ -125,25 +125,34 @@ describe('broker over mutual TLS', () => {
       const closed = closedWithin(intruder);
       intruder.publish(topics.status('dev-victim'), '{"updateId":"u1","state":"succeeded"}', { qos: 1 });
       assert.equal(await closed, true, 'intruder disconnected');
-      await sleep(200);
-      assert.equal(seenByWatcher.length, 0, JSON.stringify(seenByWatcher));
-      assert.equal(seenByVictim.length, 0, JSON.stringify(seenByVictim));
-      assert.ok(!deviceMessages.some((m) => m.deviceId === 'dev-victim' || m.deviceId === 'dev-intruder'));
+      // Markers on the same topics, sent after the refusal: had the forgery got through, it would
+      // have arrived before them.
+      await victim.publishAsync(topics.status('dev-victim'), 'marker', { qos: 1 });
+      await broker.publish(topics.command('dev-victim'), 'marker', { qos: 1 });
+      await waitFor(() => seenByWatcher.length > 0 && seenByVictim.length > 0, 'the markers');
+      assert.deepEqual(seenByWatcher, [{ topic: topics.status('dev-victim'), payload: 'marker' }]);
+      assert.deepEqual(seenByVictim, [{ topic: topics.command('dev-victim'), payload: 'marker' }]);
+      assert.deepEqual(deviceMessages.filter((m) => m.deviceId === 'dev-victim' || m.deviceId === 'dev-intruder').map((m) => [m.deviceId, m.payload.toString()]), [['dev-victim', 'marker']]);
       assert.ok(logged('publish refused', { deviceId: 'dev-intruder', topic: topics.status('dev-victim') }));
 
       // The same device may not write commands, not even its own.
       forger = await connectDevice('dev-intruder', conn());
       assert.deepEqual(await subscribeCodes(forger, topics.command('dev-intruder')), [1]);
-      const seenByForger = collectMessages(forger);
       const forgerClosed = closedWithin(forger);
       forger.publish(topics.command('dev-intruder'), '{"action":"update"}', { qos: 1 });
       assert.equal(await forgerClosed, true);
-      await sleep(100);
-      assert.equal(seenByForger.length, 0, JSON.stringify(seenByForger));
+      // Its persistent session keeps the command subscription: a marker published now reaches it
+      // when it comes back, after anything the forgery would have queued.
+      await broker.publish(topics.command('dev-intruder'), 'marker', { qos: 1 });
+      await endAll(forger);
+      forger = await openDevice('dev-intruder', conn());
+      const seenByForger = collectMessages(forger);
+      await waitFor(() => seenByForger.length > 0, 'the marker queued for the forger');
+      assert.deepEqual(seenByForger, [{ topic: topics.command('dev-intruder'), payload: 'marker' }]);
 
       // The others are unaffected.
       await victim.publishAsync(topics.status('dev-victim'), 'ok', { qos: 1 });
-      await waitFor(() => seenByWatcher.some((m) => m.topic === topics.status('dev-victim')), 'victim status to watcher');
+      await waitFor(() => seenByWatcher.some((m) => m.payload === 'ok'), 'victim status to watcher');
     } finally {
       await endAll(watcher, victim, intruder, forger);
     }
@@ -189,12 +198,12 @@ describe('broker over mutual TLS', () => {
     await device.endAsync();
     await broker.publish(topics.command('dev-bystander'), 'not for you', { qos: 1 });
     await broker.publish(topics.command('dev-greedy'), 'for you', { qos: 1 });
+    await broker.publish(topics.command('dev-greedy'), 'marker', { qos: 1 }); // queued last: when it arrives, all queued did
     device = await openDevice('dev-greedy', conn());
     const received = collectMessages(device);
     try {
-      await waitFor(() => received.length >= 1, 'queued command');
-      await sleep(150);
-      assert.deepEqual(received, [{ topic: topics.command('dev-greedy'), payload: 'for you' }]);
+      await waitFor(() => received.some((m) => m.payload === 'marker'), 'the queued marker');
+      assert.deepEqual(received.map((m) => m.payload), ['for you', 'marker']);
     } finally {
       await endAll(device);
     }
@@ -321,12 +330,15 @@ describe('broker over mutual TLS', () => {
     await waitFor(() => events().length === 1, 'online');
     assert.deepEqual(events(), [true]);
     assert.equal(broker.connectedDevices(), 1);
+    // The broker's side of the first connection: once it has closed, every event it causes has run.
+    const firstOnServer = (broker.aedes as unknown as { clients: Record<string, { conn: { closed: boolean } }> }).clients[id].conn;
 
     const firstClosed = closedWithin(first);
     const second = await connectDevice(id, conn());
     try {
       assert.equal(await firstClosed, true, 'the old connection is taken over [MQTT-3.1.4-2]');
-      await sleep(200);
+      await waitFor(() => firstOnServer.closed, 'the old connection closed on the broker');
+      await new Promise((resolve) => setImmediate(resolve));
       assert.equal(events().at(-1), true, `last presence event must be online, got ${JSON.stringify(events())}`);
       assert.equal(broker.connectedDevices(), 1);
       assert.ok(second.connected);
@@ -350,8 +362,10 @@ describe('broker over mutual TLS', () => {
       await waitFor(() => logged('last will refused', { deviceId: 'dev-will-forger' }), 'forged will refused');
       honest.stream.destroy();
       await waitFor(() => seen.length > 0, 'own will');
-      await sleep(200);
-      assert.deepEqual(seen.map((m) => m.payload), ['{"gone":1}']);
+      // A marker after the wills: a second will, or the forged one, would have arrived before it.
+      await broker.publish(topics.status('dev-will'), 'marker', { qos: 1 });
+      await waitFor(() => seen.some((m) => m.payload === 'marker'), 'the marker after the wills');
+      assert.deepEqual(seen.map((m) => m.payload), ['{"gone":1}', 'marker']);
       assert.deepEqual(deviceMessages.filter((m) => m.deviceId === 'dev-will').map((m) => m.payload.toString()), ['{"gone":1}']);
     } finally {
       await endAll(watcher, honest, forger);
@@ -399,7 +413,9 @@ describe('broker lifecycle', () => {
     await pki?.cleanup();
   });
 
-  test('close() ends connected clients and half-open handshakes promptly', async () => {
+  // Promptly: without ending them, close() would wait for an idle socket that never ends, and the
+  // test runner's timeout (a bound for a failure only) would end the test.
+  test('close() ends connected clients and half-open handshakes promptly', { timeout: 60_000 }, async () => {
     const broker = await startBroker({ port: 0, host: '127.0.0.1', tls: pki.serverTls, logger: pino({ level: 'silent' }) });
     const device = await connectDevice('dev-close', { port: broker.port, pki });
     const idle = net.connect(broker.port, '127.0.0.1'); // TCP only, never starts TLS
@@ -407,9 +423,7 @@ describe('broker lifecycle', () => {
     await new Promise((resolve) => idle.once('connect', resolve));
     const deviceClosed = closedWithin(device);
     const idleClosed = new Promise<void>((resolve) => idle.once('close', () => resolve()));
-    const started = Date.now();
     await broker.close();
-    assert.ok(Date.now() - started < 2_000, `close took ${Date.now() - started} ms`);
     assert.equal(await deviceClosed, true);
     await idleClosed;
     await broker.close(); // idempotent
@@ -434,7 +448,9 @@ describe('broker lifecycle', () => {
         return c;
       });
       await waitFor(() => broker.handshakes().queued === 1, 'the device queued');
-      await sleep(300);
+      // Queued, it stays there while the slot is taken (the gate's tests prove it on a mocked
+      // clock); what can be seen here is the order: the device connects only after the slot frees.
+      assert.deepEqual(broker.handshakes(), { inProgress: 1, queued: 1, window: 1, refused: 0 });
       assert.equal(connected, false, 'the device must not handshake while the slot is taken');
 
       silent.destroy();

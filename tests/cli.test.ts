@@ -31,7 +31,7 @@ describe('mqota CLI', () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'mqota-cli-'));
     for (const v of ['1.0.0', '1.1.0', '1.2.0']) await writeFile(path.join(tmp, `cl-${v}.bin`), buildEspAppImage({ projectName: 'cl', version: v, payloadBytes: 4096 }));
     fleet = await startFleet(server, 'cl', 4, 'cl', '1.0.0');
-    await eventually(() => fleet.every((d) => d.commands.length >= 1), 5_000, 'fleet up');
+    await eventually(() => fleet.every((d) => d.commands.length >= 1), 30_000, 'fleet up');
   });
   after(async () => { await stopFleet(fleet); await server?.close(); });
 

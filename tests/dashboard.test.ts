@@ -66,7 +66,7 @@ describe('web dashboard', () => {
     }
     devices = await Promise.all(DEVICES.map((id) => simulatedDevice(server, id, '1.0.0')));
     // Every device announced (and so is known, online, at 1.0.0) before the browser looks.
-    const deadline = Date.now() + 5_000;
+    const deadline = Date.now() + 30_000; // a failure bound, generous for a loaded machine
     for (;;) {
       const known = await server.api.call<Json[]>('GET', `/api/devices?type=${TYPE}&online=true`);
       if (known.filter((d) => d.version === '1.0.0').length === DEVICES.length) break;

@@ -99,7 +99,7 @@ for (const database of DATABASES) {
         const after = await eventually(async () => {
           const d = await server.api.call<Json>('GET', '/api/devices/thermo-1');
           return d.attempts[0]?.state === 'succeeded' ? d : null;
-        }, 5_000, 'attempt succeeded');
+        }, 30_000, 'attempt succeeded');
         assert.equal(after.version, '1.1.0');
         assert.deepEqual(after.attempts[0].history.map((h: Json) => h.state),
           ['pending', 'sent', 'accepted', 'downloading', 'downloading', 'downloaded', 'rebooting', 'succeeded']);
@@ -107,7 +107,7 @@ for (const database of DATABASES) {
         const done = await eventually(async () => {
           const r = await server.api.call<Json>('GET', `/api/rollouts/${rollout.id}`);
           return r.state === 'completed' ? r : null;
-        }, 5_000, 'rollout completed');
+        }, 30_000, 'rollout completed');
         assert.equal(done.counts.succeeded, 1);
 
         // After success the device announces its new version and is up to date.
@@ -154,7 +154,7 @@ for (const database of DATABASES) {
         const d = await eventually(async () => {
           const x = await server.api.call<Json>('GET', '/api/devices/fan-a');
           return x.attempts[0]?.state === 'accepted' ? x : null;
-        }, 5_000, 'fan-a accepted');
+        }, 30_000, 'fan-a accepted');
         assert.deepEqual(d.attempts[0].history.map((h: Json) => h.state), ['pending', 'sent', 'accepted']);
         assert.equal((await server.api.call<Json>('GET', '/api/devices/fan-b')).attempts.length, 0);
       } finally { await endAll(a, b); }
@@ -166,7 +166,7 @@ for (const database of DATABASES) {
       let dev = await server.device('meter-1');
       await announce(dev, 'meter-1', { type: 'meter', version: '1.0.0' });
       await endAll(dev);
-      await eventually(() => !server.mqota.services.registry.get('meter-1')?.online, 3_000, 'meter-1 offline');
+      await eventually(() => !server.mqota.services.registry.get('meter-1')?.online, 30_000, 'meter-1 offline');
       const rollout = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id });
       assert.equal(rollout.commanded, 0);
 
@@ -177,7 +177,7 @@ for (const database of DATABASES) {
         assert.equal(cmd.action, 'update');
         assert.equal(cmd.version, '1.2.0');
         await report(dev, 'meter-1', { updateId: cmd.updateId, state: 'accepted' });
-        await eventually(async () => (await server.api.call<Json>('GET', '/api/devices/meter-1')).attempts[0]?.state === 'accepted', 5_000, 'accepted');
+        await eventually(async () => (await server.api.call<Json>('GET', '/api/devices/meter-1')).attempts[0]?.state === 'accepted', 30_000, 'accepted');
 
         // Restart mid-update: the device reconnects, announces the old version and is sent the same update again.
         await endAll(dev);
@@ -204,7 +204,7 @@ for (const database of DATABASES) {
       const r = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id });
       const cmd = JSON.parse((await update).payload.toString());
       await endAll(dev);
-      await eventually(() => !server.mqota.services.registry.get('pump-1')?.online, 3_000, 'pump-1 offline');
+      await eventually(() => !server.mqota.services.registry.get('pump-1')?.online, 30_000, 'pump-1 offline');
       // The operator cancels while the device is away: the cancel waits in its session.
       await server.api.call('POST', `/api/rollouts/${r.id}/cancel`);
       // Listen before CONNACK: the queued command can arrive in the same read.

@@ -66,7 +66,7 @@ export class LinuxDevice {
   get pid(): number | undefined { return this.child.pid; }
 
   /** Resolves with the first stderr line (already seen or to come) matching `pattern`. */
-  waitForLine(pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  waitForLine(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
     return new Promise((resolve, reject) => {
       const check = () => {
         const line = this.lines.find((l) => pattern.test(l));
@@ -84,8 +84,8 @@ export class LinuxDevice {
     });
   }
 
-  /** SIGTERM (a clean shutdown, exit status 0) or SIGKILL (power loss); SIGKILL anyway after timeoutMs. */
-  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM', timeoutMs = 5_000): Promise<DeviceExit> {
+  /** SIGTERM (a clean shutdown, exit status 0) or SIGKILL (power loss); SIGKILL anyway after timeoutMs (generous: a clean stop on a loaded machine is slow). */
+  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM', timeoutMs = 30_000): Promise<DeviceExit> {
     if (this.exit) return this.exit;
     this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);

@@ -39,7 +39,7 @@ export async function openDevice(id: string, opts: ConnectOptions): Promise<Mqtt
     ...(creds ? { cert: creds.certPem, key: creds.keyPem } : {}),
     rejectUnauthorized: true,
     reconnectPeriod: 0,
-    connectTimeout: 5_000,
+    connectTimeout: 30_000, // a failure bound: a connect storm on a loaded machine is slow, not broken
     keepalive: 30,
     ...opts.mqtt,
   });
@@ -107,8 +107,8 @@ export function subscribeCodes(client: MqttClient, filters: string | string[], q
   });
 }
 
-/** Resolves with the next PUBLISH received on `topic` (any topic if omitted); rejects after timeoutMs. */
-export function nextMessage(client: MqttClient, topic?: string, timeoutMs = 3_000): Promise<{ topic: string; payload: Buffer; packet: IPublishPacket }> {
+/** Resolves with the next PUBLISH received on `topic` (any topic if omitted); rejects after timeoutMs (a failure bound). */
+export function nextMessage(client: MqttClient, topic?: string, timeoutMs = 30_000): Promise<{ topic: string; payload: Buffer; packet: IPublishPacket }> {
   return new Promise((resolve, reject) => {
     const onMessage = (t: string, payload: Buffer, packet: IPublishPacket) => {
       if (topic !== undefined && t !== topic) return;
@@ -131,8 +131,8 @@ export function collectMessages(client: MqttClient): { topic: string; payload: s
   return received;
 }
 
-/** Resolves true when the client's connection closes within timeoutMs, false otherwise. */
-export function closedWithin(client: MqttClient, timeoutMs = 3_000): Promise<boolean> {
+/** Resolves true when the client's connection closes within timeoutMs (a failure bound), false otherwise. */
+export function closedWithin(client: MqttClient, timeoutMs = 30_000): Promise<boolean> {
   if (!client.connected && client.disconnected) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {

@@ -78,8 +78,11 @@ export async function report(client: MqttClient, id: string, body: Record<string
   await client.publishAsync(topics.status(id), JSON.stringify(body), { qos: 1 });
 }
 
-/** Polls `probe` until it returns a truthy value; fails after timeoutMs with the last value seen. */
-export async function eventually<T>(probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 5_000, what = 'condition'): Promise<T> {
+/**
+ * Polls `probe` until it returns a truthy value; fails after timeoutMs with the last value seen.
+ * The timeout only bounds a failure: it is generous so that a loaded machine is slower, not red.
+ */
+export async function eventually<T>(probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 30_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | null | undefined | false;
   while (Date.now() < deadline) {

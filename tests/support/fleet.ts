@@ -1,27 +1,38 @@
 // Simulated devices for rollout tests: real mqtt.js TLS clients that announce and then act on
-// update commands the way a chosen behaviour says (succeed, fail, roll back, stay silent).
+// update commands the way a chosen behaviour says (succeed, fail, roll back, stay silent, fall back).
 import type { MqttClient } from 'mqtt';
 import { topics } from '../../src/topics.js';
 import { endAll, openDevice } from './mqtt.js';
 import type { TestServer } from './server.js';
 
-export type Behaviour = 'succeed' | 'fail' | 'rollback' | 'silent' | 'reject';
+/**
+ * `fall-back`: succeeds, then comes back on the old version (the bootloader fell back after a
+ * later reboot), as soon as it announced the new one.
+ */
+export type Behaviour = 'succeed' | 'fail' | 'rollback' | 'silent' | 'reject' | 'fall-back';
 
 export interface Received { at: number; command: Record<string, any> }
 
 export class SimulatedDevice {
   client: MqttClient | null = null;
   readonly commands: Received[] = [];
-  /** What to do with the next update command; may be changed between commands. */
+  /** What to do with an update command once `plan` is used up; may be changed between commands. */
   behaviour: Behaviour;
+  /**
+   * What to do with the next update commands, one entry each, before `behaviour` applies. Set
+   * before the commands come, it decides without racing the server (a test that changed
+   * `behaviour` after seeing one command could be too late for the next on a loaded machine).
+   */
+  plan: Behaviour[];
   version: string;
-  /** When the device last reported `succeeded` (before publishing it). */
+  /** When the device last reported `succeeded` (taken before publishing it, so before the server knew). */
   succeededAt = 0;
 
   constructor(private readonly server: TestServer, readonly id: string, readonly type: string, version: string,
-    opts: { behaviour?: Behaviour; secureVersion?: number; chip?: string } = {}) {
+    opts: { behaviour?: Behaviour; plan?: Behaviour[]; secureVersion?: number; chip?: string } = {}) {
     this.version = version;
     this.behaviour = opts.behaviour ?? 'succeed';
+    this.plan = [...(opts.plan ?? [])];
     this.extra = { ...(opts.chip ? { chip: opts.chip } : {}), ...(opts.secureVersion !== undefined ? { secureVersion: opts.secureVersion } : {}) };
   }
 
@@ -57,9 +68,12 @@ export class SimulatedDevice {
   private handled = new Set<string>();
 
   private async act(cmd: Record<string, any>): Promise<void> {
-    const behaviour = this.behaviour;
-    if (behaviour === 'silent') return; // as if the command was lost: a later resend is acted on
-    if (this.handled.has(cmd.updateId)) return; // a duplicate of the update in progress
+    if (this.handled.has(cmd.updateId)) return; // a duplicate of the update in progress (or one already ignored)
+    const behaviour = this.plan.shift() ?? this.behaviour;
+    if (behaviour === 'silent') {
+      // As if the command was lost: a later resend of the same update is acted on.
+      return;
+    }
     this.handled.add(cmd.updateId);
     const report = (body: Record<string, unknown>) => this.client?.publishAsync(topics.status(this.id), JSON.stringify({ updateId: cmd.updateId, ...body }), { qos: 1 });
     if (behaviour === 'reject') { await report({ state: 'rejected', reason: 'simulated' }); return; }
@@ -69,10 +83,15 @@ export class SimulatedDevice {
     await report({ state: 'downloaded' });
     await report({ state: 'rebooting' });
     if (behaviour === 'rollback') { await report({ state: 'rolled_back', error: 'self-test-failed' }); await this.announce(); return; }
+    const previous = this.version;
     this.version = cmd.version;
     this.succeededAt = Date.now();
     await report({ state: 'succeeded', version: cmd.version });
     await this.announce();
+    if (behaviour === 'fall-back') {
+      this.version = previous;
+      await this.announce();
+    }
   }
 }
 

@@ -121,7 +121,7 @@ describe('web dashboard', () => {
     await page.waitForURL(/#\/rollouts\/[A-Za-z0-9_-]+$/);
     await page.getByRole('heading', { name: 'Rollout thermo 1.1.0 to everyone' }).waitFor();
     const summary = page.locator('#rollout-summary');
-    await summary.filter({ hasText: '5/5 succeeded · 100 %' }).waitFor({ timeout: 20_000 });
+    await summary.filter({ hasText: '5/5 succeeded · 100 %' }).waitFor({ timeout: 60_000 });
     const bar = page.getByRole('progressbar', { name: 'Rollout progress' });
     assert.equal(await bar.getAttribute('aria-valuenow'), '5');
     assert.equal(await bar.getAttribute('aria-valuemax'), '5');

@@ -35,11 +35,12 @@ export async function launchBrowser(): Promise<TestBrowser> {
     viewport: { width: 1280, height: 800 },
     // The test server's certificate comes from a throwaway CA the browser does not know.
     ignoreHTTPSErrors: true,
-    timeout: 20_000,
+    timeout: 60_000,
   });
   const page = context.pages()[0] ?? await context.newPage();
-  // A condition that takes longer than this is a failure: fail fast, with the locator in the message.
-  page.setDefaultTimeout(10_000);
+  // A condition that takes longer than this is a failure, with the locator in the message. The
+  // bound is generous: Chromium beside a CPU-heavy process is slow, not broken.
+  page.setDefaultTimeout(30_000);
   const problems: string[] = [];
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => {

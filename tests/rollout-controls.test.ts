@@ -77,6 +77,8 @@ describe('rollout controls', () => {
     const paused = await until(r.id, (x) => x.state === 'paused', 'paused');
     assert.match(paused.reason, /wave 1 finished with 0 % success, below the required 50 %/);
     const waveOf = new Map(paused.devices.map((d: Json) => [d.deviceId, d.wave]));
+    // The server's record, not only what reached the devices (a command in flight would not have yet).
+    assert.ok(paused.devices.filter((d: Json) => d.wave === 1).every((d: Json) => d.updateId === null), JSON.stringify(paused.devices));
     assert.equal(devices.filter((d) => waveOf.get(d.id) === 1 && d.updates().length > 0).length, 0);
     assert.equal(paused.counts.rolled_back, 2);
     // Resuming re-evaluates the same wave: still below the ratio, so it pauses again.
@@ -226,6 +228,7 @@ describe('rollout controls', () => {
     assert.deepEqual(tagged.tags, ['site-a', 'floor-2']);
     await eventually(() => devices[1].version === '1.5.0', 30_000, 'late joiner updated');
     assert.equal(devices[2].updates().length, 0);
+    assert.deepEqual((await server.api.call<Json>('GET', '/api/devices/lj-2')).attempts, [], 'no attempt for the untagged device');
     assert.equal((await rollout(r.id)).targets, 2);
     await server.api.call('POST', `/api/rollouts/${r.id}/cancel`);
   });

@@ -48,7 +48,7 @@ function recordingSink(fail: () => boolean = () => false): BatchSink<string[]> &
 test('a write lands at once; writes within the floor share the next commit', async () => {
   const time = fakeTime();
   const sink = recordingSink();
-  const q = new GroupCommit(sink, log, { minIntervalMs: 25, ...time });
+  const q = new GroupCommit(sink, log, { minIntervalMs: 25, floorFromRows: 1, ...time });
   const first = q.add((b) => b.push('a'));
   await settle();
   await first;
@@ -65,10 +65,28 @@ test('a write lands at once; writes within the floor share the next commit', asy
   assert.equal(q.commits, 2);
 });
 
+test('the floor holds a batch only after one that showed load: a device alone is not kept waiting', async () => {
+  const time = fakeTime();
+  const sink = recordingSink();
+  const q = new GroupCommit(sink, log, { minIntervalMs: 25, floorFromRows: 3, ...time });
+  await q.add((b) => b.push('a'));
+  await q.add((b) => b.push('b')); // right after a batch of one: no floor
+  assert.deepEqual(sink.committed, [['a'], ['b']]);
+  const big = q.add((b) => b.push('c', 'd', 'e'));
+  await big;
+  let landed = false;
+  const after = q.add((b) => b.push('f')).then(() => { landed = true; });
+  await settle();
+  assert.equal(landed, false, 'after a batch of three the floor applies');
+  await time.advance(25);
+  await after;
+  assert.deepEqual(sink.committed, [['a'], ['b'], ['c', 'd', 'e'], ['f']]);
+});
+
 test('flush() starts what is gathering without waiting for the floor', async () => {
   const time = fakeTime();
   const sink = recordingSink();
-  const q = new GroupCommit(sink, log, { minIntervalMs: 60_000, ...time });
+  const q = new GroupCommit(sink, log, { minIntervalMs: 60_000, floorFromRows: 1, ...time });
   await settle();
   await Promise.all([q.add((b) => b.push('a')), settle()]);
   const queued = q.add((b) => b.push('b'));

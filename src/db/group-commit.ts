@@ -9,10 +9,12 @@
 // waits until the backlog has landed (the broker then stops reading and acknowledging device
 // messages, which devices keep and resend).
 //
-// Commits start at most once per `minIntervalMs`. Without that floor the benchmark's connect storm
-// (1,000 devices, PostgreSQL) committed 1,254 times, 3 devices each; with 25 ms, 152 times. Each
-// commit costs the event loop per query, not per row (Prisma's ≈0.5 ms of CPU a query, PGlite's
-// SQL on the main thread).
+// Under load, commits start at most once per `minIntervalMs`. Without a floor the benchmark's
+// connect storm (1,000 devices, PostgreSQL) committed 1,254 times, 3 devices each; with 25 ms, 152
+// times. Each commit costs the event loop per query, not per row (Prisma's ≈0.5 ms of CPU a query,
+// PGlite's SQL on the main thread). Since acknowledgements wait for their batch, the floor is a
+// latency too: 10 ms (bench/README.md has the figures), and it applies only once a batch shows
+// load (at least `floorFromRows` rows), so a device alone is not held at all.
 import type { Logger } from '../logger.js';
 
 /** What a batch is and how it is committed; the repository that owns the SQL provides it. */
@@ -26,8 +28,10 @@ export interface BatchSink<B> {
 }
 
 export interface GroupCommitOptions {
-  /** Floor between the starts of two commits. Default 25 ms. */
+  /** Floor between the starts of two commits under load. Default 10 ms. */
   minIntervalMs?: number;
+  /** The floor applies only after a batch of at least this many rows (a sign of load). Default 4. */
+  floorFromRows?: number;
   /** Past this many queued rows `room()` waits. Default 20,000. */
   maxBacklogRows?: number;
   /** Back-off of retries: from `initial`, doubling, at most `max`. Default 50 ms to 5 s. */
@@ -61,6 +65,7 @@ export class GroupCommit<B> {
   private pending: Pending<B> | null = null;
   private inFlight: { rows: number; done: Promise<void> } | null = null;
   private lastStartedAt = -Infinity;
+  private lastRows = 0;
   private timer: unknown = null;
   /** Someone waits in flush(): the next batch starts without waiting for the floor. */
   private urgent = false;
@@ -73,6 +78,7 @@ export class GroupCommit<B> {
   private roomWaiters: Array<() => void> = [];
   private heldCount = 0;
   private readonly minIntervalMs: number;
+  private readonly floorFromRows: number;
   readonly maxBacklogRows: number;
   private readonly retryDelay: { initial: number; max: number };
   private readonly now: () => number;
@@ -80,7 +86,8 @@ export class GroupCommit<B> {
   private readonly clearTimer: (handle: unknown) => void;
 
   constructor(private readonly sink: BatchSink<B>, private readonly log: Logger, opts: GroupCommitOptions = {}) {
-    this.minIntervalMs = opts.minIntervalMs ?? 25;
+    this.minIntervalMs = opts.minIntervalMs ?? 10;
+    this.floorFromRows = opts.floorFromRows ?? 4;
     this.maxBacklogRows = opts.maxBacklogRows ?? 20_000;
     this.retryDelay = opts.retryDelayMs ?? { initial: 50, max: 5_000 };
     this.now = opts.now ?? (() => performance.now());
@@ -178,7 +185,8 @@ export class GroupCommit<B> {
   private drain(): void {
     const next = this.pending;
     if (!next || this.inFlight || this.timer !== null) return;
-    const wait = this.urgent ? 0 : this.lastStartedAt + this.minIntervalMs - this.now();
+    const loaded = this.lastRows >= this.floorFromRows;
+    const wait = this.urgent || !loaded ? 0 : this.lastStartedAt + this.minIntervalMs - this.now();
     if (wait > 0) {
       this.timer = this.setTimer(() => { this.timer = null; this.drain(); }, wait);
       return;
@@ -187,6 +195,7 @@ export class GroupCommit<B> {
     this.urgent = false;
     this.pending = null;
     const rows = this.sink.rows(next.batch);
+    this.lastRows = rows;
     const done = this.commitUntilDone(next);
     this.inFlight = { rows, done };
     void done.finally(() => {

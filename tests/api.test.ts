@@ -252,6 +252,21 @@ describe('operator API', () => {
     } finally { await endAll(dev); }
   });
 
+  test('a device provisioned without a type takes the type of its first announce, then keeps it', async () => {
+    const created = await server.api.call<Json>('POST', '/api/devices', { id: 'untyped-1' });
+    assert.equal(created.device.type, null);
+    assert.equal(created.bundle.type, null);
+    const dev = await server.device('untyped-1');
+    try {
+      const first = await announce(dev, 'untyped-1', { type: 'blinky', version: '0.0.1' });
+      assert.notEqual(first.reason, 'type-mismatch');
+      assert.equal((await server.api.call<Json>('GET', '/api/devices/untyped-1')).type, 'blinky');
+      const other = await announce(dev, 'untyped-1', { type: 'raw', version: '0.0.1' });
+      assert.equal(other.reason, 'type-mismatch');
+      assert.equal((await server.api.call<Json>('GET', '/api/devices/untyped-1')).type, 'blinky');
+    } finally { await endAll(dev); }
+  });
+
   test('firmware used by a running rollout cannot be deleted; otherwise deletion removes the file', async () => {
     const dev = await server.device('raw-1');
     try {

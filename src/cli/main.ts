@@ -53,15 +53,15 @@ program.command('start').description('run the service (the same as npm start)').
 const device = program.command('device').description('provision devices, rotate and revoke their certificates');
 device.command('add <deviceId>')
   .description('issue a device certificate (CN = deviceId) and write a bundle ready to flash')
-  .requiredOption('--type <firmwareType>', 'firmware type the device runs')
+  .option('--type <firmwareType>', 'firmware type the device runs (without it, the type of its first announce, then kept)')
   .option('--out <dir>', 'bundle folder (default ./<deviceId>)')
-  .action(async (deviceId: string, o: { type: string; out?: string }) => withClient(async (api) => {
+  .action(async (deviceId: string, o: { type?: string; out?: string }) => withClient(async (api) => {
     const res = await api.call<{ bundle: { deviceId: string; type: string; brokerUrl: string; certPem: string; keyPem: string; caPem: string; fingerprint: string } }>(
       'POST', '/api/devices', { id: deviceId, type: o.type });
     const dir = path.resolve(o.out ?? deviceId);
     await writeBundle(dir, res.bundle);
     print({ ...res, bundle: { ...res.bundle, keyPem: undefined, dir } }, () =>
-      `device ${deviceId} (${o.type}) provisioned; bundle in ${dir}\n  certificate fingerprint ${res.bundle.fingerprint}\n  broker ${res.bundle.brokerUrl}`);
+      `device ${deviceId} (${o.type ?? "type taken from its first announce"}) provisioned; bundle in ${dir}\n  certificate fingerprint ${res.bundle.fingerprint}\n  broker ${res.bundle.brokerUrl}`);
   }));
 
 async function writeBundle(dir: string, b: { deviceId: string; type: string; brokerUrl: string; certPem: string; keyPem: string; caPem: string }): Promise<void> {

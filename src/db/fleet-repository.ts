@@ -12,7 +12,8 @@ import { ACTIVE_ROLLOUT_STATES, zeroCounts, type AttemptState } from '../rollout
 import { GroupCommit, type BatchSink, type CommitHealth, type GroupCommitOptions } from './group-commit.js';
 
 export interface DeviceRow {
-  id: string; type: string; version: string | null; chip: string | null; idfVersion: string | null;
+  /** null: provisioned without a type, none announced yet. */
+  id: string; type: string | null; version: string | null; chip: string | null; idfVersion: string | null;
   secureVersion: number | null; slot: string | null; online: boolean; lastSeenAt: Date | null;
 }
 

@@ -46,8 +46,8 @@ export class DeviceRegistry {
     return n;
   }
 
-  /** A device provisioned by an operator before it ever connects. */
-  register(id: string, type: string): Promise<void> {
+  /** A device provisioned by an operator before it ever connects; without a type, its first announce gives it one. */
+  register(id: string, type: string | null): Promise<void> {
     return this.save({ id, type, version: null, chip: null, idfVersion: null, secureVersion: null, slot: null, online: false, lastSeenAt: null, tags: [], channel: 'stable' });
   }
 
@@ -57,7 +57,7 @@ export class DeviceRegistry {
    */
   recordAnnounce(id: string, a: Announce, now: Date): { device: Device; typeMismatch: boolean } {
     const prev = this.devices.get(id);
-    if (prev && prev.type !== a.type) {
+    if (prev && prev.type !== null && prev.type !== a.type) {
       const row = { ...prev, online: true, lastSeenAt: now };
       void this.save(row);
       return { device: row, typeMismatch: true };
@@ -111,8 +111,9 @@ export class DeviceRegistry {
 
   private put(row: DeviceState): void {
     const prev = this.devices.get(row.id);
-    if (prev && prev.type !== row.type) this.byType.get(prev.type)?.delete(row.id);
+    if (prev?.type != null && prev.type !== row.type) this.byType.get(prev.type)?.delete(row.id);
     this.devices.set(row.id, row);
+    if (row.type === null) return;
     let ids = this.byType.get(row.type);
     if (!ids) this.byType.set(row.type, (ids = new Set()));
     ids.add(row.id);

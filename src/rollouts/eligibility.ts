@@ -12,8 +12,8 @@ export interface DeviceFacts { type: string; version: string; chip: string | nul
 
 export type VersionDecision = { ok: true; downgrade: boolean } | { ok: false; reason: NoneReason };
 
-/** A device that has announced: it has a version. */
-export type AnnouncedDevice = Device & { version: string };
+/** A device that has announced: it has a type and a version. */
+export type AnnouncedDevice = Device & { type: string; version: string };
 
 export type Offer = { ok: true; retry: number } | { ok: false; reason: NoneReason };
 

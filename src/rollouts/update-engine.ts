@@ -122,7 +122,7 @@ export class UpdateEngine {
   /** Tags or channel changed: the device may now belong to running rollouts. */
   async deviceLabelsChanged(deviceId: string): Promise<void> {
     const device = this.deps.registry.get(deviceId);
-    if (!device?.version) return;
+    if (!device?.version || !device.type) return;
     this.join(device, this.deps.rollouts.ofType(device.type));
     await this.deps.repository.durable();
   }

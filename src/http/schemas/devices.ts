@@ -3,7 +3,8 @@ import { Type } from 'typebox';
 import { CertificateView } from './certificates.js';
 import { AttemptState, DateTime, DeviceId, FirmwareType, Nullable } from './common.js';
 
-export const DeviceCreateBody = Type.Object({ id: DeviceId, type: FirmwareType }, { additionalProperties: false });
+/** Without `type` the device takes the type of its first announce, then keeps it. */
+export const DeviceCreateBody = Type.Object({ id: DeviceId, type: Type.Optional(FirmwareType) }, { additionalProperties: false });
 
 export const DeviceLabelsBody = Type.Object({
   tags: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' }), { maxItems: 32, uniqueItems: true })),
@@ -23,7 +24,7 @@ export const DeviceListQuery = Type.Object({
 });
 
 export const DeviceView = Type.Object({
-  id: Type.String(), type: Type.String(), version: Nullable(Type.String()), chip: Nullable(Type.String()),
+  id: Type.String(), type: Nullable(Type.String()), version: Nullable(Type.String()), chip: Nullable(Type.String()),
   idfVersion: Nullable(Type.String()), secureVersion: Nullable(Type.Integer()), slot: Nullable(Type.String()),
   online: Type.Boolean(), lastSeenAt: Nullable(DateTime),
   tags: Type.Array(Type.String(), { description: 'operator labels; rollouts can target by tag' }),
@@ -32,7 +33,7 @@ export const DeviceView = Type.Object({
 export const DeviceProvisioned = Type.Object({
   device: DeviceView,
   bundle: Type.Object({
-    deviceId: Type.String(), type: Type.String(), brokerUrl: Type.String(),
+    deviceId: Type.String(), type: Nullable(Type.String()), brokerUrl: Type.String(),
     certPem: Type.String(), keyPem: Type.String({ description: 'the device\'s private key: returned once, not kept' }), caPem: Type.String(),
     fingerprint: Type.String(), notAfter: DateTime,
   }),

@@ -25,7 +25,7 @@ export function renderDevice({ main, params: [id], signal }) {
       messages.clear();
       const row = (label, value) => [h('dt', {}, label), h('dd', {}, value)];
       fill(properties,
-        ...row('Type', d.type), ...row('Version', orDash(d.version)), ...row('Presence', presenceBadge(d.online)),
+        ...row('Type', orDash(d.type)), ...row('Version', orDash(d.version)), ...row('Presence', presenceBadge(d.online)),
         ...row('Last seen', dateTime(d.lastSeenAt)), ...row('Chip', orDash(d.chip)), ...row('ESP-IDF', orDash(d.idfVersion)),
         ...row('Secure version', orDash(d.secureVersion)), ...row('Running slot', orDash(d.slot)));
       fill(attempts, d.attempts.length ? d.attempts.map(attemptCard) : h('p', { class: 'muted' }, 'This device has not been sent an update yet.'));

@@ -31,7 +31,7 @@ export function renderDevices({ main, signal }) {
       if (online.value) q.set('online', online.value);
       if (version.value.trim()) q.set('version', version.value.trim());
       const [devices, all] = await Promise.all([call('GET', `/api/devices?${q}`, { signal }), call('GET', '/api/devices', { signal })]);
-      return { devices, types: [...new Set(all.map((d) => d.type))].sort() };
+      return { devices, types: [...new Set(all.map((d) => d.type).filter((t) => t !== null))].sort() };
     },
     render({ devices, types }) {
       messages.clear();
@@ -58,7 +58,7 @@ function deviceRow(d) {
   return {
     el: h('tr', {}, h('td', {}, h('a', { href: `#/devices/${encodeURIComponent(d.id)}` }, d.id)), cells.map((c) => c.el)),
     update(d) {
-      cells[0].set(d.type);
+      cells[0].set(d.type, orDash);
       cells[1].set(d.version, orDash);
       cells[2].set(d.chip, orDash);
       cells[3].set(d.slot, orDash);

@@ -28,7 +28,8 @@ export async function deviceRoutes(fastify: FastifyInstance): Promise<void> {
       body: DeviceCreateBody, response: { 201: DeviceProvisioned, ...errors(400, 409) },
     },
   }, async (req, reply) => {
-    const { id, type } = req.body;
+    const { id } = req.body;
+    const type = req.body.type ?? null;
     if (registry.get(id)) throw new HttpError(409, `device ${id} already exists`);
     if (await prisma.operatorCertificate.findUnique({ where: { name: id }, select: { name: true } })) throw new HttpError(409, `${id} is the name of an operator certificate; a device needs another id`);
     const bundle = await issueBundle(id, type);
@@ -38,7 +39,7 @@ export async function deviceRoutes(fastify: FastifyInstance): Promise<void> {
   });
 
   /** A new device certificate, recorded in the ledger (so it can be revoked), and its bundle. */
-  async function issueBundle(id: string, type: string) {
+  async function issueBundle(id: string, type: string | null) {
     const issued = await services.certificates.issue(id, 'device');
     return {
       deviceId: id, type, brokerUrl: services.links.brokerUrl(),

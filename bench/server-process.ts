@@ -4,10 +4,10 @@
 // event-loop delay and its memory after garbage collection when asked.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
+import { collectLines, freePort, withoutMqotaSettings } from '../tests/support/child-process.js';
 import { processCpuMs } from './machine.js';
 
 export interface ServerOptions {
@@ -216,14 +216,14 @@ export class ServerProcess {
   }
 
   private collectLogs(): void {
-    lines(this.child.stdout!, (line) => {
+    collectLines(this.child.stdout!, (line) => {
       let entry: { level?: number; msg?: string };
       try { entry = JSON.parse(line); } catch { entry = { level: PINO_WARN, msg: line }; }
       if ((entry.level ?? 0) < PINO_WARN) return;
       const key = entry.msg ?? '(no message)';
       this.log.warnings[key] = (this.log.warnings[key] ?? 0) + 1;
     });
-    lines(this.child.stderr!, (line) => {
+    collectLines(this.child.stderr!, (line) => {
       if (line.includes(PROBE_TAG) && this.probeWaiter) {
         this.probeWaiter(JSON.parse(line));
         this.probeWaiter = null;
@@ -233,29 +233,4 @@ export class ServerProcess {
       if (this.log.stderrTail.length > 20) this.log.stderrTail.shift();
     });
   }
-}
-
-function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
-  let rest = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    const parts = (rest + chunk).split('\n');
-    rest = parts.pop()!;
-    for (const p of parts) if (p.trim()) onLine(p);
-  });
-}
-
-/** The caller's own mqota settings must not leak into the benchmarked server. */
-function withoutMqotaSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const names = /^(MQOTA_|MQTT_|HTTPS_PORT$|PUBLIC_URL$|DATABASE_URL$|LOG_LEVEL$|LOG_FORMAT$)/;
-  return Object.fromEntries(Object.entries(env).filter(([k]) => !names.test(k)));
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    }).on('error', reject);
-  });
 }

@@ -2,11 +2,11 @@
 // configuration in the environment), for tests that must kill it: SIGKILL at any moment, then a
 // start on the same data, certificates and ports. Nothing of the test runs in its process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
+import { collectLines, freePort, withoutMqotaSettings } from './child-process.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const START_TIMEOUT_MS = 90_000;
@@ -151,29 +151,4 @@ export class ServerProcess {
 export async function killAllServers(): Promise<void> {
   for (const child of running) child.kill('SIGKILL');
   while (running.size) await sleep(20);
-}
-
-function collectLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
-  let rest = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    const parts = (rest + chunk).split('\n');
-    rest = parts.pop()!;
-    for (const p of parts) if (p.trim()) onLine(p);
-  });
-}
-
-/** The test runner's own mqota settings must not leak into the server. */
-function withoutMqotaSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const names = /^(MQOTA_|MQTT_|HTTPS_PORT$|PUBLIC_URL$|DATABASE_URL$|LOG_LEVEL$|LOG_FORMAT$)/;
-  return Object.fromEntries(Object.entries(env).filter(([k]) => !names.test(k)));
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    }).on('error', reject);
-  });
 }

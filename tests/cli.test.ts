@@ -242,5 +242,10 @@ describe('mqota CLI', () => {
     await writeFile(otherCa, server.pki.serverTls.clientCa); // the device CA: a real CA, but not the one that signed the server
     const badCa = await mqotaIn({ cwd: elsewhere, env: { ...env, MQOTA_SERVER: url, MQOTA_CA: otherCa } }, 'device', 'list');
     assert.match(badCa.stderr, new RegExp(`cannot trust ${url.replace(/[.]/g, '\\.')} \\(server from MQOTA_SERVER\\).*the CA came from MQOTA_CA ${otherCa}`));
+
+    // A config file broken by hand: named when it is needed, and no obstacle when every setting is given.
+    await writeFile(file, '{ not json');
+    assert.match((await mqotaIn({ cwd: elsewhere, env }, 'device', 'list')).stderr, new RegExp(`${file} is not valid JSON`));
+    assert.equal((await mqotaIn({ cwd: elsewhere, env }, '--server', url, '--token', server.config.adminToken!, '--ca', server.pki.paths.caCert, 'device', 'list')).code, 0);
   });
 });

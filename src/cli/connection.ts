@@ -54,8 +54,10 @@ export async function resolveConnection(flags: ConnectionFlags, env: NodeJS.Proc
 }
 
 async function chooseProfile(flags: ConnectionFlags, env: NodeJS.ProcessEnv, file: string): Promise<{ profile?: Profile; profileName: string }> {
-  const config = await readCliConfig(file);
   const asked = flags.profile ?? env.MQOTA_PROFILE;
+  // With every setting given, the profiles are not read: a broken config file stops nothing.
+  if (!asked && (flags.server ?? env.MQOTA_SERVER) && (flags.token ?? env.MQOTA_TOKEN) && (flags.ca ?? env.MQOTA_CA)) return { profileName: '' };
+  const config = await readCliConfig(file);
   if (asked) {
     const profile = config.profiles[asked];
     if (!profile) throw new Error(`no profile "${asked}" in ${file}: create it with \`mqota login --profile ${asked} --server URL --ca FILE\``);

@@ -1,5 +1,5 @@
-# mqota: build the TypeScript once, run the compiled service as an unprivileged user.
-FROM node:20-bookworm-slim AS build
+# mqota: build the TypeScript once, run the compiled service as an unprivileged user, on Node.js 24 LTS.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY scripts/prisma-generate.mjs scripts/
@@ -12,7 +12,7 @@ COPY broker ./broker
 COPY certs/*.ts ./certs/
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     MQOTA_DATA_DIR=/data \
     MQOTA_CERTS_DIR=/certs \

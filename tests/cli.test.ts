@@ -1,11 +1,13 @@
 // The `mqota` CLI as an operator runs it: a real process against a real server, human output and
 // --json, firmware upload, rollout create with controls, live watch to completion, pause/resume,
-// device labels and fleet filters, certificate rotation and revocation.
+// device labels and fleet filters, certificate rotation and revocation; login profiles, the
+// environment and flags that choose a server, and errors that say which server was tried.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +27,25 @@ describe('mqota CLI', () => {
   const base = () => ['--server', server.mqota.publicUrl, '--token', server.config.adminToken!, '--ca', server.pki.paths.caCert];
   const mqota = async (...args: string[]) => (await run(process.execPath, [cli, ...base(), ...args])).stdout;
   const mqotaJson = async (...args: string[]) => JSON.parse(await mqota('--json', ...args)) as Json;
+  /** The CLI as a user runs it elsewhere: only the given environment (no MQOTA_* of this process), any folder, optional stdin. */
+  const mqotaIn = (opts: { cwd: string; env: Record<string, string>; input?: string }, ...args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MQOTA_') && k !== 'HTTPS_PORT' && k !== 'XDG_CONFIG_HOME')) as Record<string, string>;
+    const child = spawn(process.execPath, [cli, ...args], { cwd: opts.cwd, env: { ...env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdin.end(opts.input ?? '');
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  /** A loopback port nothing listens on: one the kernel just gave out and that was closed again. */
+  const closedPort = async () => {
+    const s = createServer();
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    const { port } = s.address() as { port: number };
+    await new Promise((resolve) => s.close(resolve));
+    return port;
+  };
 
   before(async () => {
     server = await startTestServer({ env: { MQOTA_ROLLOUT_TICK_MS: '50' } });
@@ -66,6 +87,39 @@ describe('mqota CLI', () => {
     assert.match(show, /DEVICEID\s+WAVE\s+STATE/);
   });
 
+  test('device history shows each attempt with its states; device list, and devices list as a hidden alias', async () => {
+    const attempts = await mqotaJson('device', 'history', 'cl-2') as unknown as Json[];
+    const done = attempts.find((a) => a.targetVersion === '1.1.0');
+    assert.ok(done, JSON.stringify(attempts));
+    assert.equal(done.state, 'succeeded');
+    assert.equal(done.history.at(-1).state, 'succeeded');
+    assert.ok(done.history.length >= 2, 'the states before success are in the history too');
+    const human = await mqota('device', 'history', 'cl-2');
+    assert.match(human, /^device cl-2 \(cl, now on 1\.1\.0\)/);
+    assert.match(human, new RegExp(`${done.updateId}\\s+1\\.0\\.0 → 1\\.1\\.0\\s+succeeded\\s+rollout ro_`));
+    assert.match(human, /^ {2}AT\s+STATE\s+PROGRESS/m);
+    await assert.rejects(mqota('device', 'history', 'cl-nobody'), (e: any) => /device cl-nobody.*not found.*\(HTTP 404\)/i.test(e.stderr));
+
+    const listed = (await mqotaJson('device', 'list', '--type', 'cl')).map((d: Json) => d.id).sort();
+    assert.deepEqual(listed, ['cl-0', 'cl-1', 'cl-2', 'cl-3']);
+    assert.deepEqual((await mqotaJson('devices', 'list', '--type', 'cl')).map((d: Json) => d.id).sort(), listed);
+    const help = await mqota('--help');
+    assert.doesNotMatch(help, /^ {2}devices\b/m);
+    assert.match(help, /^ {2}device\s/m);
+  });
+
+  test('firmware show and delete', async () => {
+    const [fw] = (await mqotaJson('firmware', 'list')).filter((f: Json) => f.version === '1.0.0');
+    const shown = await mqota('firmware', 'show', fw.id);
+    assert.match(shown, new RegExp(`^${fw.id}: cl 1\\.0\\.0 \\(stable\\), \\d+ bytes`));
+    assert.match(shown, new RegExp(`sha256 ${fw.sha256}`));
+    assert.match(shown, /image: cl 1\.0\.0, chip/);
+    assert.equal((await mqotaJson('firmware', 'show', fw.id)).sha256, fw.sha256);
+    assert.match(await mqota('firmware', 'delete', fw.id), new RegExp(`firmware ${fw.id} deleted`));
+    await assert.rejects(mqota('firmware', 'show', fw.id), (e: any) => /not found.*\(HTTP 404\)/i.test(e.stderr));
+    assert.ok(!(await mqotaJson('firmware', 'list')).some((f: Json) => f.id === fw.id));
+  });
+
   test('pause and resume; labels and filters', async () => {
     const fw = await mqotaJson('firmware', 'upload', path.join(tmp, 'cl-1.2.0.bin'));
     for (const d of fleet) d.behaviour = 'silent';
@@ -73,6 +127,7 @@ describe('mqota CLI', () => {
     assert.match(await mqota('rollout', 'pause', r.id), /paused/);
     await assert.rejects(mqota('rollout', 'pause', r.id), (e: any) => /already paused \(HTTP 409\)/.test(e.stderr));
     assert.match(await mqota('rollout', 'resume', r.id), /running/);
+    await assert.rejects(mqota('firmware', 'delete', fw.id), (e: any) => /used by a running rollout.*\(HTTP 409\)/.test(e.stderr));
     assert.match(await mqota('rollout', 'cancel', r.id), /cancelled/);
 
     const labelled = await mqotaJson('device', 'label', 'cl-1', '--tags', 'lab,floor-2', '--channel', 'beta');
@@ -101,5 +156,96 @@ describe('mqota CLI', () => {
 
     await mqota('operator', 'add', 'cl-grafana', '--role', 'monitor', '--out', path.join(tmp, 'cl-grafana'));
     assert.match(await mqota('operator', 'revoke', 'cl-grafana'), /operator cl-grafana: 1 certificate\(s\) revoked/);
+  });
+
+  test('login saves a 0600 profile that works from any folder; logout forgets it', async () => {
+    const config = await mkdtemp(path.join(os.tmpdir(), 'mqota-xdg-'));
+    const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'mqota-elsewhere-'));
+    const env = { XDG_CONFIG_HOME: config };
+    const file = path.join(config, 'mqota', 'config.json');
+    const url = server.mqota.publicUrl;
+
+    // Not logged in, and not in a server folder: no token, and the error says how to get one.
+    const before = await mqotaIn({ cwd: elsewhere, env }, 'firmware', 'list');
+    assert.equal(before.code, 1);
+    assert.match(before.stderr, /no API token for https:\/\/localhost:8443: run `mqota login`/);
+
+    // A wrong token is refused and nothing is saved.
+    const wrong = await mqotaIn({ cwd: elsewhere, env }, 'login', '--server', url, '--ca', server.pki.paths.caCert, '--token', 'not-a-token-0123456789');
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /nothing saved: .*refused the API token \(HTTP 401.*the token came from --token/);
+    await assert.rejects(stat(file), { code: 'ENOENT' });
+
+    // The token from a pipe (no terminal), as `echo $TOKEN | mqota login …` gives it.
+    const login = await mqotaIn({ cwd: elsewhere, env, input: `${server.config.adminToken}\n` }, 'login', '--server', url, '--ca', server.pki.paths.caCert);
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stdout, new RegExp(`logged in to ${url.replace(/[.]/g, '\\.')} as \\S+ \\(admin\\); profile "default" \\(default\\) saved in ${file}`));
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    assert.equal((await stat(path.dirname(file))).mode & 0o777, 0o700);
+    const saved = JSON.parse(await readFile(file, 'utf8'));
+    assert.equal(saved.defaultProfile, 'default');
+    assert.deepEqual(saved.profiles.default, { server: url, token: server.config.adminToken, caPem: server.pki.caPem });
+
+    const listed = await mqotaIn({ cwd: elsewhere, env }, '--json', 'firmware', 'list');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok(JSON.parse(listed.stdout).some((f: Json) => f.type === 'cl'));
+
+    // A second profile, chosen by name; the default stays.
+    const second = await mqotaIn({ cwd: elsewhere, env }, 'login', '--profile', 'lab', '--server', url, '--ca', server.pki.paths.caCert, '--token', server.config.adminToken!);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /profile "lab" saved/);
+    assert.equal((await mqotaIn({ cwd: elsewhere, env }, '--profile', 'lab', 'device', 'list')).code, 0);
+    const unknown = await mqotaIn({ cwd: elsewhere, env }, '--profile', 'nope', 'device', 'list');
+    assert.match(unknown.stderr, /no profile "nope" in .*mqota login --profile nope/);
+
+    const out = await mqotaIn({ cwd: elsewhere, env }, 'logout');
+    assert.match(out.stdout, /profile "default" \(https:.*\) removed/);
+    assert.deepEqual(Object.keys(JSON.parse(await readFile(file, 'utf8')).profiles), ['lab']);
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    const after = await mqotaIn({ cwd: elsewhere, env }, 'firmware', 'list');
+    assert.match(after.stderr, /no API token/);
+  });
+
+  test('the environment beats the profile, flags beat the environment; a failed connection names the server and its source', async () => {
+    const config = await mkdtemp(path.join(os.tmpdir(), 'mqota-xdg-'));
+    const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'mqota-elsewhere-'));
+    const url = server.mqota.publicUrl;
+    const dead = `https://127.0.0.1:${await closedPort()}`;
+    const file = path.join(config, 'mqota', 'config.json');
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, JSON.stringify({ defaultProfile: 'gone', profiles: { gone: { server: dead, token: server.config.adminToken, caPem: server.pki.caPem } } }));
+    const env = { XDG_CONFIG_HOME: config };
+
+    const fromProfile = await mqotaIn({ cwd: elsewhere, env }, 'device', 'list');
+    assert.equal(fromProfile.code, 1);
+    assert.match(fromProfile.stderr, new RegExp(`cannot reach ${dead} \\(server from profile "gone" \\(${file}\\)\\): connection refused.*ECONNREFUSED`));
+    assert.match(fromProfile.stderr, /mqota login --server URL --ca FILE.*MQOTA_SERVER/);
+
+    // MQOTA_SERVER beats the profile (its token and CA still come from it).
+    const fromEnv = await mqotaIn({ cwd: elsewhere, env: { ...env, MQOTA_SERVER: url } }, '--json', 'device', 'list');
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.equal(JSON.parse(fromEnv.stdout).length >= 4, true);
+
+    // --server beats MQOTA_SERVER, in both directions.
+    const flagDead = await mqotaIn({ cwd: elsewhere, env: { ...env, MQOTA_SERVER: url } }, '--server', dead, 'device', 'list');
+    assert.match(flagDead.stderr, new RegExp(`cannot reach ${dead} \\(server from --server\\)`));
+    const envDead = await mqotaIn({ cwd: elsewhere, env: { ...env, MQOTA_SERVER: dead } }, 'device', 'list');
+    assert.match(envDead.stderr, new RegExp(`cannot reach ${dead} \\(server from MQOTA_SERVER\\)`));
+    assert.equal((await mqotaIn({ cwd: elsewhere, env: { ...env, MQOTA_SERVER: dead } }, '--server', url, 'device', 'list')).code, 0);
+
+    // A token the server refuses: the error names the server and where the token came from.
+    const badToken = await mqotaIn({ cwd: elsewhere, env: { ...env, MQOTA_SERVER: url, MQOTA_TOKEN: 'wrong-token-0123456789' } }, 'device', 'list');
+    assert.match(badToken.stderr, new RegExp(`${url.replace(/[.]/g, '\\.')} \\(server from MQOTA_SERVER\\) refused the API token \\(HTTP 401.*the token came from MQOTA_TOKEN`));
+
+    // A CA that did not sign the server certificate: the error names the CA's source.
+    const otherCa = path.join(elsewhere, 'other-ca.crt');
+    await writeFile(otherCa, server.pki.serverTls.clientCa); // the device CA: a real CA, but not the one that signed the server
+    const badCa = await mqotaIn({ cwd: elsewhere, env: { ...env, MQOTA_SERVER: url, MQOTA_CA: otherCa } }, 'device', 'list');
+    assert.match(badCa.stderr, new RegExp(`cannot trust ${url.replace(/[.]/g, '\\.')} \\(server from MQOTA_SERVER\\).*the CA came from MQOTA_CA ${otherCa}`));
+
+    // A config file broken by hand: named when it is needed, and no obstacle when every setting is given.
+    await writeFile(file, '{ not json');
+    assert.match((await mqotaIn({ cwd: elsewhere, env }, 'device', 'list')).stderr, new RegExp(`${file} is not valid JSON`));
+    assert.equal((await mqotaIn({ cwd: elsewhere, env }, '--server', url, '--token', server.config.adminToken!, '--ca', server.pki.paths.caCert, 'device', 'list')).code, 0);
   });
 });

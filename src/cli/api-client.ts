@@ -11,7 +11,7 @@ export class ApiError extends Error {
   constructor(readonly statusCode: number, message: string, readonly body: unknown) { super(message); }
 }
 
-export interface ApiClientOptions { baseUrl: string; token: string; caPem: string }
+export interface ApiClientOptions { baseUrl: string; token: string; caPem?: string }
 
 export class ApiClient {
   private readonly dispatcher: Agent;

@@ -1,32 +1,31 @@
 // `mqota` command line. Everything that touches the catalog goes through the HTTPS API, so the
 // CLI works while the service runs (PGlite admits one process).
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ApiClient, ApiError } from './api-client.js';
+import { explainConnectionFailure, resolveConnection, type Connection } from './connection.js';
+import { registerLogin } from './login.js';
 import { renderRollout, watchRollout } from './rollout-watch.js';
-import { ADMIN_TOKEN_FILE } from '../auth/admin-token.js';
 import { ROLES, type Role } from '../auth/roles.js';
 import { ROLLOUT_STATES } from '../rollouts/states.js';
 
 const program = new Command('mqota')
   .description('Push-based OTA firmware updates for ESP32 fleets')
-  .addOption(new Option('--server <url>', 'mqota HTTPS base URL').env('MQOTA_SERVER'))
-  .addOption(new Option('--token <token>', 'operator API token (default: the data folder\'s admin-token)').env('MQOTA_ADMIN_TOKEN'))
-  .addOption(new Option('--ca <file>', 'CA certificate that signed the server certificate').env('MQOTA_CA'))
+  .option('--server <url>', 'mqota HTTPS base URL (else MQOTA_SERVER, the login profile, or https://localhost:8443 in the server\'s folder)')
+  .option('--token <token>', 'operator API token (else MQOTA_TOKEN, the login profile, or the server folder\'s data/admin-token)')
+  .option('--ca <file>', 'CA certificate that signed the server certificate (else MQOTA_CA, the login profile, or ./certs/ca.crt)')
+  .option('--profile <name>', 'login profile to use (else MQOTA_PROFILE, or the default profile)')
   .option('--json', 'print JSON instead of text')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .addHelpText('after', '\nFrom any folder: `mqota login --server https://host:8443 --ca ca.crt` once, then any command.');
+
+/** The connection of this run, kept so a failure can say which server was tried and why. */
+let connection: Connection | undefined;
 
 async function client(): Promise<ApiClient> {
-  const o = program.opts<{ server?: string; token?: string; ca?: string }>();
-  const dataDir = path.resolve(process.env.MQOTA_DATA_DIR ?? './data');
-  const certsDir = path.resolve(process.env.MQOTA_CERTS_DIR ?? './certs');
-  const token = o.token ?? (await readFile(path.join(dataDir, ADMIN_TOKEN_FILE), 'utf8').catch(() => '')).trim();
-  if (!token) throw new Error(`no API token: pass --token, set MQOTA_ADMIN_TOKEN, or run where ${path.join(dataDir, ADMIN_TOKEN_FILE)} exists`);
-  const caFile = o.ca ?? path.join(certsDir, 'ca.crt');
-  const caPem = await readFile(caFile, 'utf8').catch(() => { throw new Error(`cannot read the CA certificate ${caFile}: pass --ca`); });
-  const baseUrl = o.server ?? `https://localhost:${process.env.HTTPS_PORT ?? 8443}`;
-  return new ApiClient({ baseUrl, token, caPem });
+  connection = await resolveConnection(program.opts());
+  return new ApiClient({ baseUrl: connection.baseUrl, token: connection.token, caPem: connection.caPem });
 }
 
 function print(value: unknown, text: () => string): void {
@@ -46,11 +45,13 @@ async function withClient<T>(fn: (api: ApiClient) => Promise<T>): Promise<T> {
   try { return await fn(api); } finally { await api.close(); }
 }
 
+registerLogin(program);
+
 program.command('start').description('run the service (the same as npm start)').action(async () => {
   await import('../main.js');
 });
 
-const device = program.command('device').description('provision devices, rotate and revoke their certificates');
+const device = program.command('device').description('the fleet: list devices, their update history; provision devices, rotate and revoke their certificates');
 device.command('add <deviceId>')
   .description('issue a device certificate (CN = deviceId) and write a bundle ready to flash')
   .option('--type <firmwareType>', 'firmware type the device runs (without it, the type of its first announce, then kept)')
@@ -97,14 +98,14 @@ device.command('certificate <deviceId>')
 device.command('revoke <deviceId>')
   .description('revoke a device\'s certificates: the broker refuses them and drops its connection')
   .option('--serial <serial>', 'only this certificate (also one from your own CA); default: every one on record')
-  .option('--reason <text>')
+  .option('--reason <text>', 'why, kept in the audit log')
   .action(async (deviceId: string, o: { serial?: string; reason?: string }) => withClient(async (api) => {
     const r = await api.call<RevokedAnswer>('POST', `/api/devices/${encodeURIComponent(deviceId)}/revoke`, JSON.parse(JSON.stringify({ serial: o.serial, reason: o.reason })));
     print(r, () => revokedText(`device ${deviceId}`, r));
   }));
 
 device.command('label <deviceId>').description('set a device\'s tags and release channel (rollouts can target them)')
-  .option('--tags <tags>', 'comma-separated tags (replaces the current ones)').option('--channel <channel>')
+  .option('--tags <tags>', 'comma-separated tags (replaces the current ones)').option('--channel <channel>', 'release channel the device follows')
   .action(async (deviceId: string, o: { tags?: string; channel?: string }) => withClient(async (api) => {
     const body = { tags: o.tags === undefined ? undefined : o.tags.split(',').map((t) => t.trim()).filter(Boolean), channel: o.channel };
     const d = await api.call<Record<string, any>>('PUT', `/api/devices/${encodeURIComponent(deviceId)}`, JSON.parse(JSON.stringify(body)));
@@ -153,17 +154,44 @@ operator.command('revoke <name>')
     print(r, () => revokedText(`operator ${name}`, r));
   }));
 
-program.command('devices').description('the fleet').command('list').description('list devices, with filters')
-  .option('--type <type>').option('--version <semverRange>').option('--tag <tag>').option('--channel <channel>').option('--online', 'only online devices')
-  .action(async (o: { type?: string; version?: string; tag?: string; channel?: string; online?: boolean }) => withClient(async (api) => {
-    const q = new URLSearchParams(Object.entries({ type: o.type, version: o.version, tag: o.tag, channel: o.channel, online: o.online ? 'true' : undefined }).filter(([, v]) => v) as [string, string][]);
-    const rows = await api.call<Record<string, unknown>[]>('GET', `/api/devices?${q}`);
-    print(rows, () => table(rows.map((d) => ({ ...d, tags: (d.tags as string[]).join(',') })), ['id', 'type', 'version', 'chip', 'channel', 'tags', 'online', 'lastSeenAt']));
+// `device list` is the command; `devices list` stays (hidden) so scripts written for it keep working.
+type DeviceFilters = { type?: string; version?: string; tag?: string; channel?: string; online?: boolean };
+const deviceFilters = (cmd: Command) => cmd
+  .option('--type <type>', 'only devices of this firmware type')
+  .option('--version <semverRange>', 'only devices on this version or semver range, e.g. ">=1.2.0 <2"')
+  .option('--tag <tag>', 'only devices carrying this tag')
+  .option('--channel <channel>', 'only devices following this release channel')
+  .option('--online', 'only online devices');
+const listDevices = async (o: DeviceFilters) => withClient(async (api) => {
+  const q = new URLSearchParams(Object.entries({ type: o.type, version: o.version, tag: o.tag, channel: o.channel, online: o.online ? 'true' : undefined }).filter(([, v]) => v) as [string, string][]);
+  const rows = await api.call<Record<string, unknown>[]>('GET', `/api/devices?${q}`);
+  print(rows, () => table(rows.map((d) => ({ ...d, tags: (d.tags as string[]).join(',') })), ['id', 'type', 'version', 'chip', 'channel', 'tags', 'online', 'lastSeenAt']));
+});
+deviceFilters(device.command('list').description('list devices, with filters')).action(listDevices);
+deviceFilters(program.command('devices', { hidden: true }).description('the fleet (old name of `device`)').command('list').description('list devices (use `mqota device list`)')).action(listDevices);
+
+type AttemptHistory = {
+  updateId: string; rolloutId: string | null; targetVersion: string; fromVersion: string | null; state: string; error: string | null; reason: string | null;
+  createdAt: string; finishedAt: string | null; history: { state: string; progress: number | null; error: string | null; reason: string | null; at: string }[];
+};
+device.command('history <deviceId>').description('a device\'s update attempts (latest 50, newest first), each with its state history')
+  .action(async (deviceId: string) => withClient(async (api) => {
+    const d = await api.call<{ id: string; type: string | null; version: string | null; attempts: AttemptHistory[] }>('GET', `/api/devices/${encodeURIComponent(deviceId)}`);
+    print(d.attempts, () => {
+      if (!d.attempts.length) return `device ${d.id}: no update attempts`;
+      return [`device ${d.id} (${d.type ?? 'type not yet known'}, now on ${d.version ?? 'unknown version'})`, ...d.attempts.map((a) => [
+        '', `${a.updateId}  ${a.fromVersion ?? '?'} → ${a.targetVersion}  ${a.state}${a.rolloutId ? `  rollout ${a.rolloutId}` : ''}${a.error ? `  error: ${a.error}` : ''}`,
+        table(a.history.map((h) => ({ ...h, progress: h.progress === null ? null : `${h.progress} %` })), ['at', 'state', 'progress', 'error', 'reason']).replace(/^/gm, '  '),
+      ].join('\n'))].join('\n');
+    });
   }));
 
 const firmware = program.command('firmware').description('the firmware catalog');
 firmware.command('upload <file>').description('upload an image (type/version default to the ESP-IDF image\'s own)')
-  .option('--type <type>').option('--version <semver>').option('--channel <channel>').option('--notes <text>')
+  .option('--type <type>', 'firmware type (default: the image\'s project name)')
+  .option('--version <semver>', 'version (default: the image\'s own version string)')
+  .option('--channel <channel>', 'release channel (default: stable)')
+  .option('--notes <text>', 'release notes shown with the firmware')
   .action(async (file: string, o: Record<string, string | undefined>) => withClient(async (api) => {
     const tty = process.stderr.isTTY;
     const fw = await api.uploadFirmware<Record<string, unknown>>(file, o, (sent, total) => {
@@ -177,25 +205,41 @@ firmware.command('list').description('list firmware').action(async () => withCli
   const rows = await api.call<Record<string, unknown>[]>('GET', '/api/firmware');
   print(rows, () => table(rows, ['id', 'type', 'version', 'channel', 'size', 'createdAt']));
 }));
+firmware.command('show <id>').description('one firmware: version, hash, download URL and what its ESP-IDF image header says')
+  .action(async (id: string) => withClient(async (api) => {
+    const fw = await api.call<Record<string, any>>('GET', `/api/firmware/${encodeURIComponent(id)}`);
+    const img = fw.image as Record<string, unknown> | null;
+    print(fw, () => [
+      `${fw.id}: ${fw.type} ${fw.version} (${fw.channel}), ${fw.size} bytes, uploaded ${fw.createdAt}`,
+      `  sha256 ${fw.sha256}`, `  ${fw.url}`,
+      img ? `  image: ${img.projectName} ${img.version}, chip ${img.chip ?? '-'}, ESP-IDF ${img.idfVersion ?? '-'}, secure version ${img.secureVersion ?? '-'}` : '  image: not an ESP-IDF app image',
+      ...(fw.notes ? [`  notes: ${fw.notes}`] : []),
+    ].join('\n'));
+  }));
+firmware.command('delete <id>').description('delete firmware and its file (refused while a running rollout uses it)')
+  .action(async (id: string) => withClient(async (api) => {
+    await api.call('DELETE', `/api/firmware/${encodeURIComponent(id)}`);
+    print({ id, deleted: true }, () => `firmware ${id} deleted`);
+  }));
 
 const rollout = program.command('rollout').description('rollouts: targets, waves and controls');
 const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
 const num = (v: string) => { const n = Number(v); if (!Number.isFinite(n)) throw new Error(`not a number: ${v}`); return n; };
-rollout.command('create').description('start a rollout').requiredOption('--firmware <id>')
-  .option('--name <name>')
+rollout.command('create').description('start a rollout').requiredOption('--firmware <id>', 'firmware id (fw_…, see `mqota firmware list`)')
+  .option('--name <name>', 'a name to find the rollout by')
   .option('--devices <ids>', 'comma-separated device ids (default: every device of the firmware\'s type)', list)
   .option('--tags <tags>', 'only devices carrying all these tags', list)
   .option('--version-range <range>', 'only devices now on this semver range')
   .option('--channel <channel>', 'only devices following this channel')
   .option('--waves <sizes>', 'cumulative wave sizes, e.g. 1,10,50,100', (v) => list(v).map(num))
-  .addOption(new Option('--wave-unit <unit>').choices(['percent', 'count']))
+  .addOption(new Option('--wave-unit <unit>', 'whether wave sizes are percentages of the targets or device counts').choices(['percent', 'count']))
   .option('--min-success <ratio>', 'share of a wave that must succeed before the next (0..1)', num)
   .option('--soak <seconds>', 'healthy time after succeeded before a device counts', num)
   .option('--max-per-minute <n>', 'rate limit of new commands', num)
   .option('--failure-count <n>', 'pause after this many failures', num)
   .option('--failure-percent <p>', 'pause when failures reach this % of finished attempts', num)
   .option('--failure-min-sample <n>', 'finished attempts needed before the percentage applies', num)
-  .addOption(new Option('--on-failure <action>').choices(['pause', 'abort']))
+  .addOption(new Option('--on-failure <action>', 'what reaching the failure threshold does').choices(['pause', 'abort']))
   .option('--timeout <seconds>', 'an attempt without progress for this long times out', num)
   .option('--retries <n>', 'retries per device after failed or timed out', num)
   .option('--retry-backoff <seconds>', 'first retry delay (doubles each time)', num)
@@ -216,12 +260,12 @@ rollout.command('create').description('start a rollout').requiredOption('--firmw
     const r = await api.call<Record<string, unknown>>('POST', '/api/rollouts', JSON.parse(JSON.stringify(body)));
     print(r, () => `rollout ${r.id} ${r.state}: ${r.targets} targets, ${r.commanded} commanded now`);
   }));
-rollout.command('list').description('list rollouts').addOption(new Option('--state <state>').choices([...ROLLOUT_STATES])).action(async (o: { state?: string }) => withClient(async (api) => {
+rollout.command('list').description('list rollouts').addOption(new Option('--state <state>', 'only rollouts in this state').choices([...ROLLOUT_STATES])).action(async (o: { state?: string }) => withClient(async (api) => {
   const rows = await api.call<Record<string, any>[]>('GET', `/api/rollouts${o.state ? `?state=${o.state}` : ''}`);
   print(rows, () => table(rows.map((r) => ({ ...r, version: `${r.firmware.type} ${r.firmware.version}`, wave: `${r.currentWave + 1}/${r.waveSizes.length}`, succeeded: r.counts.succeeded })),
     ['id', 'state', 'version', 'wave', 'targets', 'succeeded', 'createdAt']));
 }));
-rollout.command('show <id>').action(async (id: string) => withClient(async (api) => {
+rollout.command('show <id>').description('a rollout: progress, waves, and every target device').action(async (id: string) => withClient(async (api) => {
   const r = await api.call<Record<string, any>>('GET', `/api/rollouts/${encodeURIComponent(id)}`);
   print(r, () => `${renderRollout(r as never, false)}\n\n${table(r.devices, ['deviceId', 'wave', 'state', 'progress', 'error', 'updatedAt'])}`);
 }));
@@ -255,7 +299,8 @@ token.command('revoke <name>').description('revoke a token at once').action(asyn
 }));
 
 program.parseAsync().catch((err) => {
-  const message = err instanceof ApiError ? `${err.message} (HTTP ${err.statusCode})` : (err as Error).message;
+  const message = (connection && explainConnectionFailure(err, connection))
+    ?? (err instanceof ApiError ? `${err.message} (HTTP ${err.statusCode})` : (err as Error).message);
   process.stderr.write(`mqota: ${message}\n`);
   process.exit(1);
 });

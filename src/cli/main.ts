@@ -5,6 +5,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ApiClient, ApiError } from './api-client.js';
 import { renderRollout, watchRollout } from './rollout-watch.js';
+import { registerSimulate } from './simulate.js';
+import { registerMakeTestImage } from './test-image.js';
 import { ADMIN_TOKEN_FILE } from '../auth/admin-token.js';
 import { ROLES, type Role } from '../auth/roles.js';
 import { ROLLOUT_STATES } from '../rollouts/states.js';
@@ -177,6 +179,9 @@ firmware.command('list').description('list firmware').action(async () => withCli
   const rows = await api.call<Record<string, unknown>[]>('GET', '/api/firmware');
   print(rows, () => table(rows, ['id', 'type', 'version', 'channel', 'size', 'createdAt']));
 }));
+
+registerMakeTestImage(firmware, print);
+registerSimulate(program, client);
 
 const rollout = program.command('rollout').description('rollouts: targets, waves and controls');
 const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { ensurePki, issueClientCertificate } from '../certs/pki.js';
 import { now } from './clock.js';
 import type { DeviceCredentials, FleetCredentials } from './fleet-protocol.js';
-import { mapLimit } from './concurrency.js';
+import { mapLimit } from '../src/simulation/concurrency.js';
 
 export interface IssuedFleet {
   /** JSON file the fleet process reads (FleetCredentials). */

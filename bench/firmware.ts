@@ -2,7 +2,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ApiClient } from '../src/cli/api-client.js';
-import { buildEspAppImage } from '../tests/support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 
 export const FIRMWARE_TYPE = 'bench';
 

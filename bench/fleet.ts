@@ -1,6 +1,6 @@
 // The simulated fleet: real mqtt.js devices over mutual TLS, each with its own certificate, a
 // persistent session and a QoS 1 subscription to its command topic, as docs/protocol.md
-// describes. It runs as a child process of the benchmark (so its CPU and memory are not the
+// describes (src/simulation/mqtt-device.ts, shared with `mqota simulate`). It runs as a child process of the benchmark (so its CPU and memory are not the
 // server's) and does what run.ts asks over IPC (fleet-protocol.ts).
 //
 //   forked by fleet-process.ts: node --import tsx bench/fleet.ts <credentials.json>
@@ -8,11 +8,10 @@ import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import tls, { type SecureContext } from 'node:tls';
-import { MqttClient, type IClientOptions } from 'mqtt';
 import { tuneHeap } from '../src/heap-tuning.js';
-import { topics } from '../src/topics.js';
+import { MqttDevice } from '../src/simulation/mqtt-device.js';
 import { now } from './clock.js';
-import { mapLimit } from './concurrency.js';
+import { mapLimit } from '../src/simulation/concurrency.js';
 import type {
   Announce, AnnounceResult, AutoCompleteRecord, AutoCompleteStats, ConnectResult, DeviceCredentials, ExpectedUpdate, FleetCredentials, FleetMessage, FleetResponse, FleetResult, ReportResult, UpdatesResult,
 } from './fleet-protocol.js';
@@ -44,26 +43,12 @@ class SimulatedDevice {
   readonly commands: ReceivedCommand[] = [];
   /** Index in `commands` of the answer to the latest announce. */
   answerIndex = -1;
-  private client: MqttClient | null = null;
+  private readonly link: MqttDevice;
   /** Resolves the pending announce's answer. */
   private onAnswer: ((c: ReceivedCommand) => void) | null = null;
 
-  constructor(readonly id: string, private readonly secureContext: SecureContext) {}
-
-  get online(): boolean {
-    return this.client?.connected ?? false;
-  }
-
-  /** Connects (persistent session) and subscribes to the command topic; resolves with the time to CONNACK. */
-  async connect(port: number): Promise<number> {
-    const options: IClientOptions = {
-      protocolVersion: 4, clientId: this.id, clean: false,
-      reconnectPeriod: 0, connectTimeout: 30_000, keepalive: 120,
-    };
-    const started = now();
-    const client = new MqttClient(() => connectTls(port, this.secureContext), options);
-    this.client = client;
-    client.on('message', (_topic, payload) => {
+  constructor(readonly id: string, secureContext: SecureContext) {
+    this.link = new MqttDevice(id, secureContext, (payload) => {
       const received: ReceivedCommand = { at: now(), raw: payload.toString(), command: null };
       try { received.command = JSON.parse(received.raw); } catch { /* kept raw, counted as malformed */ }
       this.commands.push(received);
@@ -71,17 +56,17 @@ class SimulatedDevice {
       this.onAnswer = null;
       commandEvents.emit('command', this);
     });
-    await new Promise<void>((resolve, reject) => {
-      client.once('connect', () => resolve());
-      client.once('error', reject);
-      client.once('close', () => reject(new Error('closed before CONNACK')));
-    });
-    const connectMs = now() - started;
-    client.removeAllListeners('error');
-    client.removeAllListeners('close');
-    client.on('error', () => undefined); // the phase that uses the client notices the failure
-    const granted = await client.subscribeAsync(topics.command(this.id), { qos: 1 });
-    if (granted[0]?.qos !== 1) throw new Error(`subscription granted qos ${granted[0]?.qos}`);
+  }
+
+  get online(): boolean {
+    return this.link.online;
+  }
+
+  /** Connects (persistent session) and subscribes to the command topic; resolves with the time to CONNACK. */
+  async connect(port: number): Promise<number> {
+    const started = now();
+    let connectMs = 0;
+    await this.link.connect({ host: BROKER_HOST, port }, { onConnack: () => { connectMs = now() - started; } });
     return connectMs;
   }
 
@@ -89,7 +74,7 @@ class SimulatedDevice {
   async announce(body: Announce, deadline: Promise<never>): Promise<{ sentAt: number; answer: ReceivedCommand }> {
     const answer = new Promise<ReceivedCommand>((resolve) => { this.onAnswer = resolve; });
     const sentAt = now();
-    await Promise.race([this.client!.publishAsync(topics.announce(this.id), JSON.stringify(body), { qos: 1 }), deadline]);
+    await Promise.race([this.link.announce({ ...body }), deadline]);
     return { sentAt, answer: await Promise.race([answer, deadline]) };
   }
 
@@ -99,29 +84,12 @@ class SimulatedDevice {
   }
 
   async report(body: Record<string, unknown>): Promise<void> {
-    await this.client!.publishAsync(topics.status(this.id), JSON.stringify(body), { qos: 1 });
+    await this.link.report(body);
   }
 
   async end(): Promise<void> {
-    await this.client?.endAsync(true).catch(() => undefined);
-    this.client = null;
+    await this.link.end();
   }
-}
-
-/**
- * A TLS connection to the broker, verified like mqtt.js's own (chain against the CA, then the
- * server's name) but cheaper for a process that simulates a thousand devices. Node checks the
- * name with getPeerCertificate(true), which turns the whole chain into JS objects with three
- * fingerprints per certificate: 0.68 ms a connection, 13 % of the fleet's CPU while connecting.
- * The name check needs only the subject alternative names, which getPeerX509Certificate gives.
- */
-function connectTls(port: number, secureContext: SecureContext): tls.TLSSocket {
-  const socket = tls.connect({ host: BROKER_HOST, port, secureContext, rejectUnauthorized: true });
-  socket.getPeerCertificate = () => {
-    const cert = socket.getPeerX509Certificate();
-    return { subject: {}, subjectaltname: cert?.subjectAltName ?? '' } as tls.DetailedPeerCertificate;
-  };
-  return socket;
 }
 
 const { caPem, devices: identities } = JSON.parse(readFileSync(process.argv[2], 'utf8')) as FleetCredentials;

@@ -18,8 +18,11 @@ async function main(): Promise<void> {
   const heap = tuneHeap(config.heapGrowingPercent);
   const logger = createLogger(config);
   const mqota = await startMqota(config, logger);
+  const listen = (port: number) => `${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({
-    https: mqota.publicUrl, mqtt: mqota.services.links.brokerUrl(), database: mqota.services.db.kind, dataDir: config.dataDir,
+    dashboard: `${mqota.publicUrl}/`, docs: `${mqota.publicUrl}/docs`, mqtt: mqota.services.links.brokerUrl(),
+    listening: { https: listen(mqota.httpsPort), mqtt: listen(mqota.mqttPort) },
+    database: mqota.services.db.kind, dataDir: config.dataDir,
     certsDir: config.certsDir, fingerprints: mqota.fingerprints,
     heapGrowingPercent: heap === 'mqota' ? config.heapGrowingPercent : heap,
   }, mqota.pkiCreated ? 'mqota started with newly generated development certificates' : 'mqota started');

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { Agent, FormData, request } from 'undici';
 import { topics } from '../src/topics.js';
-import { buildEspAppImage, CHIP_IDS } from './support/esp-image.js';
+import { buildEspAppImage, CHIP_IDS } from '../src/firmware/test-image.js';
 import { closedWithin, connectDevice, endAll } from './support/mqtt.js';
 import { announce, eventually, startTestServer, type TestServer } from './support/server.js';
 

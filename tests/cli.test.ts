@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { buildEspAppImage } from './support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { startFleet, stopFleet, type SimulatedDevice } from './support/fleet.js';
 import { connectDevice, connectFailure } from './support/mqtt.js';
 import { eventually, startTestServer, type TestServer } from './support/server.js';

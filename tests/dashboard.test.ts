@@ -11,7 +11,7 @@ import { Agent, request } from 'undici';
 import * as states from '../src/rollouts/states.js';
 import { topics } from '../src/topics.js';
 import { launchBrowser, type TestBrowser } from './support/browser.js';
-import { buildEspAppImage } from './support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { endAll } from './support/mqtt.js';
 import { startTestServer, type TestServer } from './support/server.js';
 

@@ -10,7 +10,7 @@ import {
   type EspAppImage,
 } from '../src/firmware/esp-image.js';
 import { compareVersions, normaliseVersion, resolveFirmwareIdentity } from '../src/firmware/version.js';
-import { CHIP_IDS, buildEspAppImage } from './support/esp-image.js';
+import { CHIP_IDS, buildEspAppImage } from '../src/firmware/test-image.js';
 
 const ARDUINO_VERSION = 'heads/idf-release/v4.4-0-gd4572';
 

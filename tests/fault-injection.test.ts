@@ -25,7 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { ApiClient, ApiError } from '../src/cli/api-client.js';
 import { auditRollout, describeAudit, pgliteQuery, postgresQuery, type RolloutAudit } from './support/attempt-audit.js';
-import { buildEspAppImage } from './support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { createTestPki, type TestPki } from './support/pki.js';
 import { startPostgresCluster, type PostgresCluster } from './support/postgres-cluster.js';
 import { freshPostgresDatabase } from './support/postgres.js';

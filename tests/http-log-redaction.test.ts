@@ -15,7 +15,8 @@ describe('query-string credentials in the log', () => {
   const lines: string[] = [];
 
   before(async () => {
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    // Access logs are at debug (src/http/app.ts).
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
     server = await startTestServer({ logger });
     agent = new Agent({ connect: { ca: server.pki.caPem } });
   });
@@ -45,6 +46,21 @@ describe('query-string credentials in the log', () => {
     assert.ok(!logged.includes(SECRET), 'the secret is in the log');
     assert.ok(!lines.join('').includes(server.config.adminToken!), 'the admin token is in the log');
   });
+});
+
+test('access logs are at debug; info keeps the events', async () => {
+  const lines: Record<string, any>[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const server = await startTestServer({ logger });
+  try {
+    await server.api.call('GET', '/api/firmware');
+    await server.api.call('POST', '/api/devices', { id: 'log-1', type: 'lg' });
+    // The positive control: the event of the second request is at info.
+    assert.ok(lines.some((l) => l.msg === 'device provisioned' && l.deviceId === 'log-1'), JSON.stringify(lines));
+    assert.deepEqual(lines.filter((l) => l.component === 'http' && (l.req || l.res)).map((l) => l.msg), []);
+  } finally {
+    await server.close();
+  }
 });
 
 test('redactUrl keeps everything but the values of secret parameters', () => {

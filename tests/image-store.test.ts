@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ESP_IMAGE_HEADER_BYTES } from '../src/firmware/esp-image.js';
 import { EmptyImageError, ImageStore, ImageTooLargeError } from '../src/firmware/image-store.js';
-import { buildEspAppImage } from './support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { isTerminal } from '../src/rollouts/states.js';
-import { buildEspAppImage } from './support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { LinuxDevice, requireLinuxDevice, type LinuxDeviceOptions } from './support/linux-device.js';
 import { eventually, startTestServer, type TestServer } from './support/server.js';
 

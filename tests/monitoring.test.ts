@@ -15,7 +15,7 @@ import { Agent, request } from 'undici';
 import type { FleetEventName } from '../src/events.js';
 import { isFinalRolloutState } from '../src/rollouts/states.js';
 import { MONITOR_FILTERS, parseDeviceTopic, topics } from '../src/topics.js';
-import { buildEspAppImage } from './support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { closedWithin, collectMessages, connectDevice, endAll, nextMessage, subscribeCodes } from './support/mqtt.js';
 import { announce, eventually, report, startTestServer, type TestServer } from './support/server.js';
 

@@ -10,7 +10,7 @@ import { Agent, FormData, request } from 'undici';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { buildApp } from '../src/http/app.js';
-import { buildEspAppImage } from './support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;

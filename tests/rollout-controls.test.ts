@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildEspAppImage } from './support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { SimulatedDevice, startFleet, stopFleet } from './support/fleet.js';
 import { eventually, startTestServer, type TestServer } from './support/server.js';
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Agent, FormData, request } from 'undici';
 import { sanitise } from '../src/auth/audit-log.js';
-import { buildEspAppImage } from './support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { topics } from '../src/topics.js';
-import { buildEspAppImage } from './support/esp-image.js';
+import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { endAll, nextMessage, openDevice } from './support/mqtt.js';
 import { announce, DATABASES, eventually, report, startTestServer, type TestServer } from './support/server.js';
 

@@ -7,6 +7,8 @@ import { ApiClient, ApiError } from './api-client.js';
 import { explainConnectionFailure, resolveConnection, type Connection } from './connection.js';
 import { registerLogin } from './login.js';
 import { renderRollout, watchRollout } from './rollout-watch.js';
+import { registerSimulate } from './simulate.js';
+import { registerMakeTestImage } from './test-image.js';
 import { ROLES, type Role } from '../auth/roles.js';
 import { ROLLOUT_STATES } from '../rollouts/states.js';
 
@@ -221,6 +223,9 @@ firmware.command('delete <id>').description('delete firmware and its file (refus
     await api.call('DELETE', `/api/firmware/${encodeURIComponent(id)}`);
     print({ id, deleted: true }, () => `firmware ${id} deleted`);
   }));
+
+registerMakeTestImage(firmware, print);
+registerSimulate(program, client);
 
 const rollout = program.command('rollout').description('rollouts: targets, waves and controls');
 const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);

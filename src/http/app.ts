@@ -21,6 +21,9 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
     https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', ca: tls.clientCa, requestCert: true, rejectUnauthorized: false },
     // Our `req` serializer wins over Fastify's: query-string credentials never reach the log.
     loggerInstance: services.logger.child({ component: 'http' }, { serializers: logSerializers }),
+    // Access logs are one `debug` line per request (the hook below), so `info` shows device,
+    // update and rollout events rather than every dashboard poll and image range request.
+    disableRequestLogging: true,
     bodyLimit: 1024 * 1024,
     // Path tricks are answered by the router (404) or the name check on /firmware, never the file system.
     routerOptions: { maxParamLength: 200 },
@@ -48,6 +51,9 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
     }
     req.log[status >= 500 ? 'warn' : 'info']({ code: err.code, message: err.message }, 'request rejected');
     return reply.code(status).send({ statusCode: status, error: httpReason(status), message: err.message });
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.debug({ req, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `${req.method} ${req.url.split('?')[0]} not found` }));
 

@@ -1,5 +1,5 @@
-// Synthetic ESP-IDF application images for tests, the benchmark and the
-// end-to-end device tests.
+// Synthetic ESP-IDF application images for `mqota firmware make-test-image`
+// (demos with a simulated fleet), the tests and the benchmark.
 //
 // Real, and checked by the bootloader's rules (components/bootloader_support/
 // src/esp_image_format.c):

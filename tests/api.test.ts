@@ -13,7 +13,8 @@ import { Agent, FormData, request } from 'undici';
 import { topics } from '../src/topics.js';
 import { buildEspAppImage, CHIP_IDS } from '../src/firmware/test-image.js';
 import { closedWithin, connectDevice, endAll } from './support/mqtt.js';
-import { announce, eventually, startTestServer, type TestServer } from './support/server.js';
+import { eventually } from './support/eventually.js';
+import { announce, startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;
 const run = promisify(execFile);

@@ -1,6 +1,5 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import pino from 'pino';
@@ -18,17 +17,9 @@ import {
   subscribeCodes,
   type ConnectOptions,
 } from './support/mqtt.js';
+import { eventually } from './support/eventually.js';
 
 type LogLine = { level: number; msg: string; [k: string]: unknown };
-
-/** Polls until `check` holds; fails the test after timeoutMs, a bound generous for a loaded machine. */
-async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 describe('broker over mutual TLS', () => {
   let pki: TestPki;
@@ -59,17 +50,17 @@ describe('broker over mutual TLS', () => {
     const device = await connectDevice('dev-good', conn());
     try {
       assert.equal(device.options.clean, false);
-      await waitFor(() => presence.some((p) => p.deviceId === 'dev-good' && p.online), 'online presence');
+      await eventually(() => presence.some((p) => p.deviceId === 'dev-good' && p.online), 30_000, 'online presence');
       const announce = '{"type":"thermostat","version":"1.2.0"}';
       await device.publishAsync(topics.announce('dev-good'), announce, { qos: 1 });
-      await waitFor(() => deviceMessages.some((m) => m.deviceId === 'dev-good'), 'announce');
+      await eventually(() => deviceMessages.some((m) => m.deviceId === 'dev-good'), 30_000, 'announce');
       const m = deviceMessages.find((x) => x.deviceId === 'dev-good')!;
       assert.equal(m.kind, 'announce');
       assert.ok(Buffer.isBuffer(m.payload));
       assert.equal(m.payload.toString(), announce);
 
       await device.publishAsync(topics.status('dev-good'), '{"updateId":"u1","state":"accepted"}', { qos: 1 });
-      await waitFor(() => deviceMessages.some((x) => x.deviceId === 'dev-good' && x.kind === 'status'), 'status');
+      await eventually(() => deviceMessages.some((x) => x.deviceId === 'dev-good' && x.kind === 'status'), 30_000, 'status');
     } finally {
       await endAll(device);
     }
@@ -94,7 +85,7 @@ describe('broker over mutual TLS', () => {
     const r = await connectFailure('dev-foreign', conn({ credentials: await pki.issueForeign('dev-foreign') }));
     assert.equal(r.connected, false);
     assert.equal(r.returnCode, undefined);
-    await waitFor(() => logs.slice(before).some((l) => l.msg.includes('TLS handshake failed')), 'handshake failure log');
+    await eventually(() => logs.slice(before).some((l) => l.msg.includes('TLS handshake failed')), 30_000, 'handshake failure log');
     assert.ok(!presence.some((p) => p.deviceId === 'dev-foreign'));
   });
 
@@ -129,7 +120,7 @@ describe('broker over mutual TLS', () => {
       // have arrived before them.
       await victim.publishAsync(topics.status('dev-victim'), 'marker', { qos: 1 });
       await broker.publish(topics.command('dev-victim'), 'marker', { qos: 1 });
-      await waitFor(() => seenByWatcher.length > 0 && seenByVictim.length > 0, 'the markers');
+      await eventually(() => seenByWatcher.length > 0 && seenByVictim.length > 0, 30_000, 'the markers');
       assert.deepEqual(seenByWatcher, [{ topic: topics.status('dev-victim'), payload: 'marker' }]);
       assert.deepEqual(seenByVictim, [{ topic: topics.command('dev-victim'), payload: 'marker' }]);
       assert.deepEqual(deviceMessages.filter((m) => m.deviceId === 'dev-victim' || m.deviceId === 'dev-intruder').map((m) => [m.deviceId, m.payload.toString()]), [['dev-victim', 'marker']]);
@@ -147,12 +138,12 @@ describe('broker over mutual TLS', () => {
       await endAll(forger);
       forger = await openDevice('dev-intruder', conn());
       const seenByForger = collectMessages(forger);
-      await waitFor(() => seenByForger.length > 0, 'the marker queued for the forger');
+      await eventually(() => seenByForger.length > 0, 30_000, 'the marker queued for the forger');
       assert.deepEqual(seenByForger, [{ topic: topics.command('dev-intruder'), payload: 'marker' }]);
 
       // The others are unaffected.
       await victim.publishAsync(topics.status('dev-victim'), 'ok', { qos: 1 });
-      await waitFor(() => seenByWatcher.some((m) => m.payload === 'ok'), 'victim status to watcher');
+      await eventually(() => seenByWatcher.some((m) => m.payload === 'ok'), 30_000, 'victim status to watcher');
     } finally {
       await endAll(watcher, victim, intruder, forger);
     }
@@ -181,7 +172,7 @@ describe('broker over mutual TLS', () => {
 
       // Still connected and heard.
       await device.publishAsync(topics.announce('dev-sub'), '{}', { qos: 1 });
-      await waitFor(() => deviceMessages.some((m) => m.deviceId === 'dev-sub'), 'announce after refusals');
+      await eventually(() => deviceMessages.some((m) => m.deviceId === 'dev-sub'), 30_000, 'announce after refusals');
 
       // The refused '#' of the mixed packet is not part of the stored session.
       const persistence = (broker.aedes as unknown as { persistence: { subscriptionsByClient(c: { id: string }): Promise<{ topic: string; qos: number }[]> } }).persistence;
@@ -202,7 +193,7 @@ describe('broker over mutual TLS', () => {
     device = await openDevice('dev-greedy', conn());
     const received = collectMessages(device);
     try {
-      await waitFor(() => received.some((m) => m.payload === 'marker'), 'the queued marker');
+      await eventually(() => received.some((m) => m.payload === 'marker'), 30_000, 'the queued marker');
       assert.deepEqual(received.map((m) => m.payload), ['for you', 'marker']);
     } finally {
       await endAll(device);
@@ -253,7 +244,7 @@ describe('broker over mutual TLS', () => {
     try {
       // Just under the 64 KiB default passes...
       await big.publishAsync(topics.status('dev-big'), Buffer.alloc(60 * 1024, 0x61), { qos: 1 });
-      await waitFor(() => deviceMessages.some((m) => m.deviceId === 'dev-big'), 'a large but allowed packet');
+      await eventually(() => deviceMessages.some((m) => m.deviceId === 'dev-big'), 30_000, 'a large but allowed packet');
       // ...just over does not.
       const closed = closedWithin(big);
       big.publish(topics.status('dev-big'), Buffer.alloc(64 * 1024, 0x62), { qos: 1 });
@@ -262,7 +253,7 @@ describe('broker over mutual TLS', () => {
       assert.equal(deviceMessages.filter((m) => m.deviceId === 'dev-big').length, 1);
 
       await bystander.publishAsync(topics.announce('dev-small'), '{"type":"t","version":"1.0.0"}', { qos: 1 });
-      await waitFor(() => deviceMessages.some((m) => m.deviceId === 'dev-small'), 'bystander announce');
+      await eventually(() => deviceMessages.some((m) => m.deviceId === 'dev-small'), 30_000, 'bystander announce');
     } finally {
       await endAll(bystander, big);
     }
@@ -284,7 +275,7 @@ describe('broker over mutual TLS', () => {
     const first = await connectDevice('dev-offline', conn());
     assert.deepEqual(await subscribeCodes(first, topics.command('dev-offline')), [1]);
     await first.endAsync();
-    await waitFor(() => presence.some((p) => p.deviceId === 'dev-offline' && !p.online), 'offline presence');
+    await eventually(() => presence.some((p) => p.deviceId === 'dev-offline' && !p.online), 30_000, 'offline presence');
 
     const command = '{"action":"update","updateId":"u_1"}';
     await broker.publish(topics.command('dev-offline'), command, { qos: 1 });
@@ -324,10 +315,10 @@ describe('broker over mutual TLS', () => {
   test('presence: online, offline, and a takeover never leaves the new connection marked offline', async () => {
     const id = 'dev-presence';
     const events = () => presence.filter((p) => p.deviceId === id).map((p) => p.online);
-    await waitFor(() => broker.connectedDevices() === 0, 'earlier tests to disconnect');
+    await eventually(() => broker.connectedDevices() === 0, 30_000, 'earlier tests to disconnect');
 
     const first = await connectDevice(id, conn());
-    await waitFor(() => events().length === 1, 'online');
+    await eventually(() => events().length === 1, 30_000, 'online');
     assert.deepEqual(events(), [true]);
     assert.equal(broker.connectedDevices(), 1);
     // The broker's side of the first connection: once it has closed, every event it causes has run.
@@ -337,7 +328,7 @@ describe('broker over mutual TLS', () => {
     const second = await connectDevice(id, conn());
     try {
       assert.equal(await firstClosed, true, 'the old connection is taken over [MQTT-3.1.4-2]');
-      await waitFor(() => firstOnServer.closed, 'the old connection closed on the broker');
+      await eventually(() => firstOnServer.closed, 30_000, 'the old connection closed on the broker');
       await new Promise((resolve) => setImmediate(resolve));
       assert.equal(events().at(-1), true, `last presence event must be online, got ${JSON.stringify(events())}`);
       assert.equal(broker.connectedDevices(), 1);
@@ -345,7 +336,7 @@ describe('broker over mutual TLS', () => {
     } finally {
       await second.endAsync();
     }
-    await waitFor(() => events().at(-1) === false, 'offline after the new connection ends');
+    await eventually(() => events().at(-1) === false, 30_000, 'offline after the new connection ends');
     assert.equal(broker.connectedDevices(), 0);
     await endAll(first);
   });
@@ -359,12 +350,12 @@ describe('broker over mutual TLS', () => {
     try {
       // No DISCONNECT: the wills are due now [MQTT-3.1.2-8].
       forger.stream.destroy();
-      await waitFor(() => logged('last will refused', { deviceId: 'dev-will-forger' }), 'forged will refused');
+      await eventually(() => logged('last will refused', { deviceId: 'dev-will-forger' }), 30_000, 'forged will refused');
       honest.stream.destroy();
-      await waitFor(() => seen.length > 0, 'own will');
+      await eventually(() => seen.length > 0, 30_000, 'own will');
       // A marker after the wills: a second will, or the forged one, would have arrived before it.
       await broker.publish(topics.status('dev-will'), 'marker', { qos: 1 });
-      await waitFor(() => seen.some((m) => m.payload === 'marker'), 'the marker after the wills');
+      await eventually(() => seen.some((m) => m.payload === 'marker'), 30_000, 'the marker after the wills');
       assert.deepEqual(seen.map((m) => m.payload), ['{"gone":1}', 'marker']);
       assert.deepEqual(deviceMessages.filter((m) => m.deviceId === 'dev-will').map((m) => m.payload.toString()), ['{"gone":1}']);
     } finally {
@@ -394,7 +385,7 @@ describe('broker over mutual TLS', () => {
     assert.equal(await closed, true);
     await endAll(big);
 
-    await waitFor(() => (delta()['tls-handshake'] ?? 0) >= 1, 'the handshake failure counted');
+    await eventually(() => (delta()['tls-handshake'] ?? 0) >= 1, 30_000, 'the handshake failure counted');
     assert.deepEqual(delta(), { 'tls-handshake': 1, 'no-identity': 1, 'client-id': 1, subscribe: 2, publish: 1, 'packet-too-large': 1 });
   });
 
@@ -439,7 +430,7 @@ describe('broker lifecycle', () => {
     try {
       const silent = net.connect(broker.port, '127.0.0.1'); // holds the only slot, sends no ClientHello
       silent.on('error', () => undefined);
-      await waitFor(() => broker.handshakes().inProgress === 1, 'the silent connection in its handshake');
+      await eventually(() => broker.handshakes().inProgress === 1, 30_000, 'the silent connection in its handshake');
 
       let connected = false;
       const waiting = connectDevice('dev-queued', { port: broker.port, pki }).then((c) => {
@@ -447,7 +438,7 @@ describe('broker lifecycle', () => {
         clients.push(c);
         return c;
       });
-      await waitFor(() => broker.handshakes().queued === 1, 'the device queued');
+      await eventually(() => broker.handshakes().queued === 1, 30_000, 'the device queued');
       // Queued, it stays there while the slot is taken (the gate's tests prove it on a mocked
       // clock); what can be seen here is the order: the device connects only after the slot frees.
       assert.deepEqual(broker.handshakes(), { inProgress: 1, queued: 1, window: 1, refused: 0 });
@@ -455,14 +446,14 @@ describe('broker lifecycle', () => {
 
       silent.destroy();
       await waiting;
-      await waitFor(() => broker.handshakes().inProgress === 0, 'slots free after the handshake');
+      await eventually(() => broker.handshakes().inProgress === 0, 30_000, 'slots free after the handshake');
 
       // Failed handshakes, one after another, each release the single slot for the next.
       for (const id of ['dev-foreign-1', 'dev-foreign-2']) {
         const r = await connectFailure(id, { port: broker.port, pki, credentials: await pki.issueForeign(id) });
         assert.equal(r.connected, false);
       }
-      await waitFor(() => broker.handshakes().inProgress === 0, 'slots free after failed handshakes');
+      await eventually(() => broker.handshakes().inProgress === 0, 30_000, 'slots free after failed handshakes');
       clients.push(await connectDevice('dev-after-failures', { port: broker.port, pki }));
       assert.deepEqual(broker.handshakes(), { inProgress: 0, queued: 0, window: 1, refused: 0 });
     } finally {

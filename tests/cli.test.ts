@@ -14,7 +14,8 @@ import { promisify } from 'node:util';
 import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { startFleet, stopFleet, type SimulatedDevice } from './support/fleet.js';
 import { connectDevice, connectFailure } from './support/mqtt.js';
-import { eventually, startTestServer, type TestServer } from './support/server.js';
+import { eventually } from './support/eventually.js';
+import { startTestServer, type TestServer } from './support/server.js';
 
 const run = promisify(execFile);
 type Json = Record<string, any>;

@@ -14,6 +14,7 @@ import { launchBrowser, type TestBrowser } from './support/browser.js';
 import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { endAll } from './support/mqtt.js';
 import { startTestServer, type TestServer } from './support/server.js';
+import { eventually } from './support/eventually.js';
 
 const TYPE = 'thermo';
 const DEVICES = ['thermo-1', 'thermo-2', 'thermo-3', 'thermo-4', 'thermo-5'];
@@ -66,13 +67,8 @@ describe('web dashboard', () => {
     }
     devices = await Promise.all(DEVICES.map((id) => simulatedDevice(server, id, '1.0.0')));
     // Every device announced (and so is known, online, at 1.0.0) before the browser looks.
-    const deadline = Date.now() + 30_000; // a failure bound, generous for a loaded machine
-    for (;;) {
-      const known = await server.api.call<Json[]>('GET', `/api/devices?type=${TYPE}&online=true`);
-      if (known.filter((d) => d.version === '1.0.0').length === DEVICES.length) break;
-      if (Date.now() > deadline) throw new Error(`devices did not announce: ${JSON.stringify(known)}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await eventually(async () => (await server.api.call<Json[]>('GET', `/api/devices?type=${TYPE}&online=true`))
+      .filter((d) => d.version === '1.0.0').length === DEVICES.length, 30_000, 'every device announced');
     browser = await launchBrowser();
   });
 

@@ -162,6 +162,15 @@ async function rolloutOutcome(api: Api, id: string, timeoutMs: number): Promise<
   return { view, error: `still ${view?.state} after ${timeoutMs / 1000} s, counts ${JSON.stringify(view?.counts)}` };
 }
 
+/** Reads what the database holds of the rollout against what the fleet was acknowledged, then closes the connection. */
+async function auditDatabase(db: Awaited<ReturnType<typeof postgresQuery>>, rolloutId: string, fleet: ReportingFleet): Promise<RolloutAudit> {
+  try {
+    return await auditRollout(db.query, rolloutId, fleet.acknowledged, fleet.devices.map((d) => d.id));
+  } finally {
+    await db.close();
+  }
+}
+
 /** The guarantees, asserted in the order that explains a failure best. */
 function assertGuarantees(t: TestContext, audit: RolloutAudit, outcome: { view: RolloutView | null; error: string | null }): void {
   const summary = describeAudit(audit);
@@ -206,13 +215,7 @@ describe('kill -9 during a rollout', () => {
       // What is durable, and only that: the server dies once more before the database is read.
       await server.kill();
       await fleet.close();
-      const db = kind === 'postgres' ? await postgresQuery(databaseUrl!) : await pgliteQuery(dataDir);
-      let audit: RolloutAudit;
-      try {
-        audit = await auditRollout(db.query, rollout.id, fleet.acknowledged, fleet.devices.map((d) => d.id));
-      } finally {
-        await db.close();
-      }
+      const audit = await auditDatabase(kind === 'postgres' ? await postgresQuery(databaseUrl!) : await pgliteQuery(dataDir), rollout.id, fleet);
       assertGuarantees(t, audit, outcome);
     });
   }
@@ -247,13 +250,7 @@ describe('PostgreSQL stopped for 30 s while devices report', () => {
 
     const outcome = await rolloutOutcome(api, rollout.id, ROLLOUT_TIMEOUT_MS);
     mark(`rollout ${outcome.view?.state ?? outcome.error}`);
-    const db = await postgresQuery(databaseUrl);
-    let audit: RolloutAudit;
-    try {
-      audit = await auditRollout(db.query, rollout.id, fleet.acknowledged, fleet.devices.map((d) => d.id));
-    } finally {
-      await db.close();
-    }
+    const audit = await auditDatabase(await postgresQuery(databaseUrl), rollout.id, fleet);
     assertGuarantees(t, audit, outcome);
     assert.ok('statusCode' in health, `/healthz did not answer while the database was down: ${JSON.stringify(health)}`);
     assert.equal(health.statusCode, 503, `/healthz answered ${health.statusCode} while the database was down`);

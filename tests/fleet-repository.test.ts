@@ -12,6 +12,7 @@ import { openDatabase, type Database } from '../src/db/database.js';
 import { FleetRepository, type AttemptRow, type DeviceRow } from '../src/db/fleet-repository.js';
 import { isTerminal, type AttemptState } from '../src/rollouts/states.js';
 import { freshPostgresDatabase } from './support/postgres.js';
+import { eventually } from './support/eventually.js';
 
 const log = pino({ level: 'silent' });
 
@@ -50,7 +51,7 @@ for (const kind of ['pglite', 'postgres'] as const) {
       await opened;
       // The attempt's rollout does not exist yet: the foreign key refuses the batch, device row included.
       const both = Promise.all([repo.saveDevice(device('r-tx', '2.0.0')), repo.saveAttempt(attempt('u-tx', 'ro-later', 'r-tx', 'pending'))]);
-      await waitFor(() => repo.commitFailures >= 3);
+      await eventually(() => repo.commitFailures >= 3, 30_000, 'failed commits being retried');
       assert.equal(await db.prisma.device.count({ where: { id: 'r-tx' } }), 0);
       assert.equal(repo.health().ok, false);
       await createRollout('ro-later');
@@ -93,12 +94,4 @@ for (const kind of ['pglite', 'postgres'] as const) {
       assert.deepEqual(row?.events.map((e) => e.state), ['completed']);
     });
   });
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }

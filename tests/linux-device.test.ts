@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 import { isTerminal } from '../src/rollouts/states.js';
 import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { LinuxDevice, requireLinuxDevice, type LinuxDeviceOptions } from './support/linux-device.js';
-import { eventually, startTestServer, type TestServer } from './support/server.js';
+import { eventually } from './support/eventually.js';
+import { startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;
 const run = promisify(execFile);

@@ -16,15 +16,7 @@ import { mayPublish, mayReceive, maySubscribe } from '../broker/acl.js';
 import { MONITOR_FILTERS, topics } from '../src/topics.js';
 import { startStatusTopics, type StatusTopicsDeps } from '../src/monitoring/status-topics.js';
 import type { Services } from '../src/services.js';
-
-/** Polls until `check` holds; the deadline only bounds a failure, generous for a loaded machine. */
-async function waitFor(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+import { eventually } from './support/eventually.js';
 
 describe('status topics', () => {
   const monitor = { id: 'ops', role: 'monitor' } as const;
@@ -234,7 +226,7 @@ describe('EventStream over HTTP', () => {
     res.on('data', (c) => { body += c; });
     const ended = new Promise((resolve) => res.on('end', resolve));
     assert.equal(stream.send('attempt', { state: 'failed', reason: 'line one\nline two' }), true);
-    await waitFor(() => (body.match(/^: heartbeat$/gm) ?? []).length >= 2, 'two heartbeats');
+    await eventually(() => (body.match(/^: heartbeat$/gm) ?? []).length >= 2, 30_000, 'two heartbeats');
     stream.end();
     await ended;
     assert.equal(stream.send('attempt', {}), false);
@@ -275,7 +267,7 @@ describe('GET /api/events route', () => {
     let body = '';
     res.on('data', (c) => { body += c; });
     const ended = new Promise((resolve) => res.on('end', resolve));
-    await waitFor(() => body.includes(': connected'), 'the stream open');
+    await eventually(() => body.includes(': connected'), 30_000, 'the stream open');
     // The announce is not among the types asked for; the presence after it is the marker that
     // proves the stream carried on past it.
     events.emit('announce', { deviceId: 'd-1', type: 't', version: '1.0.0', chip: null, at: new Date(0) });

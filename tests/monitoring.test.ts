@@ -17,7 +17,8 @@ import { isFinalRolloutState } from '../src/rollouts/states.js';
 import { MONITOR_FILTERS, parseDeviceTopic, topics } from '../src/topics.js';
 import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { closedWithin, collectMessages, connectDevice, endAll, nextMessage, subscribeCodes } from './support/mqtt.js';
-import { announce, eventually, report, startTestServer, type TestServer } from './support/server.js';
+import { eventually } from './support/eventually.js';
+import { announce, report, startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;
 const run = promisify(execFile);

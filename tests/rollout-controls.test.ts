@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { SimulatedDevice, startFleet, stopFleet } from './support/fleet.js';
-import { eventually, startTestServer, type TestServer } from './support/server.js';
+import { eventually } from './support/eventually.js';
+import { startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;
 

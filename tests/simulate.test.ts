@@ -10,7 +10,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { eventually, startTestServer, type TestServer } from './support/server.js';
+import { eventually } from './support/eventually.js';
+import { startTestServer, type TestServer } from './support/server.js';
 
 const run = promisify(execFile);
 type Json = Record<string, any>;

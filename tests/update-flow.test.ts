@@ -10,7 +10,8 @@ import { Agent, request } from 'undici';
 import { topics } from '../src/topics.js';
 import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { endAll, nextMessage, openDevice } from './support/mqtt.js';
-import { announce, DATABASES, eventually, report, startTestServer, type TestServer } from './support/server.js';
+import { eventually } from './support/eventually.js';
+import { announce, DATABASES, report, startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;
 

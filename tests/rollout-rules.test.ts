@@ -83,7 +83,7 @@ describe('rate limit', () => {
     assert.equal(sent, 2, 'one second\'s share at once');
     assert.equal(r.rateAllows(T0 + 499), false);
     assert.equal(r.rateAllows(T0 + 500), true, 'one more token after half a second');
-    r.seedDispatches([T0 + 500]);
+    r.seedDispatches(T0 + 500);
     assert.equal(r.rateAllows(T0 + 500), false, 'after a restart the bucket starts empty');
   });
 });

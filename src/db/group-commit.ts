@@ -72,8 +72,8 @@ export class GroupCommit<B> {
   private closed = false;
   private committedCount = 0;
   private failedCount = 0;
-  private failingSince: number | null = null;
-  private failingSinceWall: string | null = null;
+  /** Since when commits fail (ISO time), or null while they succeed. */
+  private failingSince: string | null = null;
   private lastError: string | null = null;
   private roomWaiters: Array<() => void> = [];
   private heldCount = 0;
@@ -157,11 +157,11 @@ export class GroupCommit<B> {
     const backlogRows = this.backlogRows;
     let reason: string | null = null;
     if (this.failingSince !== null) {
-      reason = `database writes failing since ${this.failingSinceWall}: ${this.lastError}; ${backlogRows} rows waiting, retried until the database answers`;
+      reason = `database writes failing since ${this.failingSince}: ${this.lastError}; ${backlogRows} rows waiting, retried until the database answers`;
     } else if (backlogRows >= this.maxBacklogRows) {
       reason = `write backlog full (${backlogRows} of ${this.maxBacklogRows} rows): device messages wait for it to land`;
     }
-    return { ok: reason === null, reason, backlogRows, maxBacklogRows: this.maxBacklogRows, failingSince: this.failingSinceWall, lastError: this.lastError };
+    return { ok: reason === null, reason, backlogRows, maxBacklogRows: this.maxBacklogRows, failingSince: this.failingSince, lastError: this.lastError };
   }
 
   /** Waits for everything queued (however long the database takes), then refuses new writes. */
@@ -214,7 +214,6 @@ export class GroupCommit<B> {
         if (this.failingSince !== null) {
           this.log.warn({ attempts: attempt, rows: this.sink.rows(p.batch) }, 'database writes succeed again; the backlog lands');
           this.failingSince = null;
-          this.failingSinceWall = null;
           this.lastError = null;
         }
         p.resolve();
@@ -226,10 +225,7 @@ export class GroupCommit<B> {
         if (this.failingSince === null || attempt % 20 === 0) {
           this.log.error({ err, attempt, rows: this.sink.rows(p.batch), nextRetryMs: delay }, 'batched write failed; retrying until the database answers');
         }
-        if (this.failingSince === null) {
-          this.failingSince = this.now();
-          this.failingSinceWall = new Date().toISOString();
-        }
+        this.failingSince ??= new Date().toISOString();
         this.lastError = message;
         await new Promise<void>((resolve) => this.setTimer(resolve, delay));
         delay = Math.min(delay * 2, this.retryDelay.max);

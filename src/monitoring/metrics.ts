@@ -8,7 +8,7 @@ import type { Logger } from '../logger.js';
 import { ATTEMPT_STATES, FAILURE_STATES, TERMINAL_STATES, type AttemptState } from '../rollouts/states.js';
 import type { RolloutLifecycle, RolloutProgress } from '../rollouts/lifecycle.js';
 import type { FleetRepository } from '../db/fleet-repository.js';
-import { REJECTION_REASONS } from '../protocol/rejections.js';
+import { REJECTION_KINDS, REJECTION_REASONS } from '../protocol/rejections.js';
 import { ActiveRollouts } from './active-rollouts.js';
 
 export interface FleetMetricsDeps {
@@ -121,7 +121,7 @@ export class FleetMetrics {
     // Every label value known in advance starts at 0, so rate() sees the first increase.
     for (const action of ['update', 'none', 'cancel']) commands.inc({ action }, 0);
     for (const kind of ['announce', 'status', 'mqtt']) rejections.inc({ kind }, 0);
-    for (const reason of REJECTION_REASONS) messageRejections.inc({ kind: reason.endsWith('announce') || reason === 'type-mismatch' ? 'announce' : 'status', reason }, 0);
+    for (const reason of REJECTION_REASONS) messageRejections.inc({ kind: REJECTION_KINDS[reason], reason }, 0);
     for (const state of ATTEMPT_STATES) transitions.inc({ state }, 0);
     for (const c of ['4xx', '5xx']) this.httpErrors.inc({ class: c }, 0);
 

@@ -4,8 +4,13 @@
 import type { FleetEvents } from '../events.js';
 import type { Logger } from '../logger.js';
 
-export const REJECTION_REASONS = ['malformed-announce', 'malformed-status', 'type-mismatch', 'unknown-update', 'foreign-update'] as const;
-export type RejectionReason = (typeof REJECTION_REASONS)[number];
+/** Each reason, and the kind of device message it refuses. */
+export const REJECTION_KINDS = {
+  'malformed-announce': 'announce', 'type-mismatch': 'announce',
+  'malformed-status': 'status', 'unknown-update': 'status', 'foreign-update': 'status',
+} as const;
+export type RejectionReason = keyof typeof REJECTION_KINDS;
+export const REJECTION_REASONS = Object.keys(REJECTION_KINDS) as RejectionReason[];
 
 const LOG_INTERVAL_MS = 60_000;
 
@@ -16,7 +21,8 @@ export class DeviceMessageRejections {
 
   constructor(private readonly deps: { events: FleetEvents; logger: Logger; now?: () => number }) {}
 
-  reject(deviceId: string, kind: 'announce' | 'status', reason: RejectionReason, detail: string): void {
+  reject(deviceId: string, reason: RejectionReason, detail: string): void {
+    const kind = REJECTION_KINDS[reason];
     this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
     const now = (this.deps.now ?? Date.now)();
     this.deps.events.emit('rejection', { deviceId, kind, reason, error: detail, at: new Date(now) });

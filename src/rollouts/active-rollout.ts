@@ -89,9 +89,9 @@ export class ActiveRollout {
   }
 
   /** After a restart the bucket starts empty when commands went out in the last minute. */
-  seedDispatches(times: number[]): void {
-    if (this.policy.maxPerMinute === null || !times.length) return;
-    this.tokensAt = Math.max(...times);
+  seedDispatches(lastAt: number): void {
+    if (this.policy.maxPerMinute === null) return;
+    this.tokensAt = lastAt;
     this.tokens = 0;
   }
 

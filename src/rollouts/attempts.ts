@@ -14,8 +14,6 @@ export interface Attempt extends AttemptRow {
   state: AttemptState;
   /** The state the database holds (null: not yet written). */
   committedState: AttemptState | null;
-  /** Resolves once the attempt's first row is committed: no command goes out for an attempt the database does not know. */
-  persisted: Promise<void>;
 }
 
 export interface AttemptChange {
@@ -58,14 +56,10 @@ export class AttemptTracker {
     return out;
   }
 
-  all(): IterableIterator<Attempt> {
-    return this.byId.values();
-  }
-
   /** An attempt as loaded from the database at start-up (committed, not final). */
   adopt(row: AttemptRow): void {
     const state = row.state as AttemptState;
-    this.track({ ...row, state, committedState: state, persisted: Promise.resolve() });
+    this.track({ ...row, state, committedState: state });
   }
 
   /** A new attempt for the device, `pending` until its command is published. */
@@ -73,11 +67,11 @@ export class AttemptTracker {
     const attempt: Attempt = {
       id: `u_${randomUUID().replace(/-/g, '')}`, rolloutId: rollout.id, deviceId: device.id, firmwareId: rollout.firmware.id,
       fromVersion: device.version, retry, state: 'pending', committedState: null, progress: null, error: null, reason: null,
-      createdAt: now, updatedAt: now, finishedAt: null, persisted: Promise.resolve(),
+      createdAt: now, updatedAt: now, finishedAt: null,
     };
     this.track(attempt);
     rollout.noteDispatch(now.getTime());
-    attempt.persisted = this.persist(attempt, null);
+    void this.persist(attempt, null);
     return attempt;
   }
 

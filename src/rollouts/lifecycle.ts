@@ -76,14 +76,15 @@ export class RolloutLifecycle {
       rollouts.add(rollout);
     }
     const minuteAgo = this.now() - 60_000;
-    const recent = new Map<string, number[]>();
+    const lastDispatch = new Map<string, number>(); // per rollout, within the last minute
     for (const a of await repository.loadAttempts(rollouts.all().map((r) => r.id), OPEN_STATES)) {
       const state = a.state as AttemptState;
       rollouts.get(a.rolloutId)?.recordAttempt(a.deviceId, { id: a.id, state, retry: a.retry, finishedAt: a.finishedAt?.getTime() ?? null }, null);
-      if (a.createdAt.getTime() > minuteAgo) recent.set(a.rolloutId, [...(recent.get(a.rolloutId) ?? []), a.createdAt.getTime()]);
+      const at = a.createdAt.getTime();
+      if (at > minuteAgo && at > (lastDispatch.get(a.rolloutId) ?? 0)) lastDispatch.set(a.rolloutId, at);
       if (!isTerminal(state)) attempts.adopt(a);
     }
-    for (const [id, times] of recent) rollouts.get(id)?.seedDispatches(times);
+    for (const [id, at] of lastDispatch) rollouts.get(id)?.seedDispatches(at);
     this.log.info({ active: rollouts.size, inFlight: attempts.size }, 'rollouts loaded');
   }
 

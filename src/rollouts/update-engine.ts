@@ -50,13 +50,13 @@ export class UpdateEngine {
     const { registry, repository, events } = this.deps;
     const parsed = parseAnnounce(payload);
     if (!parsed.ok) {
-      this.deps.rejections.reject(deviceId, 'announce', 'malformed-announce', parsed.error);
+      this.deps.rejections.reject(deviceId, 'malformed-announce', parsed.error);
       await this.send(deviceId, { action: 'none', reason: 'invalid-announce', error: parsed.error });
       return;
     }
     const { device: recorded, typeMismatch } = registry.recordAnnounce(deviceId, parsed.value, new Date());
     if (typeMismatch) {
-      this.deps.rejections.reject(deviceId, 'announce', 'type-mismatch', `announced type ${parsed.value.type}, registered as ${recorded.type}`);
+      this.deps.rejections.reject(deviceId, 'type-mismatch', `announced type ${parsed.value.type}, registered as ${recorded.type}`);
       await repository.durable();
       await this.send(deviceId, { action: 'none', reason: 'type-mismatch', error: `this device is registered as type ${recorded.type}` });
       return;
@@ -87,7 +87,7 @@ export class UpdateEngine {
   async handleStatus(deviceId: string, payload: Buffer): Promise<void> {
     const parsed = parseStatus(payload);
     if (!parsed.ok) {
-      this.deps.rejections.reject(deviceId, 'status', 'malformed-status', parsed.error);
+      this.deps.rejections.reject(deviceId, 'malformed-status', parsed.error);
       return;
     }
     const report = parsed.value;
@@ -97,7 +97,7 @@ export class UpdateEngine {
       return;
     }
     if (attempt.deviceId !== deviceId) {
-      this.deps.rejections.reject(deviceId, 'status', 'foreign-update', `updateId ${report.updateId} belongs to another device`);
+      this.deps.rejections.reject(deviceId, 'foreign-update', `updateId ${report.updateId} belongs to another device`);
       return;
     }
     const t = applyReport(attempt, report);
@@ -119,8 +119,8 @@ export class UpdateEngine {
     this.deps.events.emit('presence', { deviceId, online, at });
   }
 
-  /** Tags or channel changed: the device may now belong to running rollouts. */
-  async deviceLabelsChanged(deviceId: string): Promise<void> {
+  /** An operator changed the device's tags, channel or type: it may now belong to running rollouts. */
+  async deviceChanged(deviceId: string): Promise<void> {
     const device = this.deps.registry.get(deviceId);
     if (!device?.version || !device.type) return;
     this.join(device, this.deps.rollouts.ofType(device.type));
@@ -158,14 +158,12 @@ export class UpdateEngine {
     await this.resend(attempt);
   }
 
-  /** Publishes the attempt's command once its row is committed; a pending attempt becomes sent. */
+  /**
+   * Publishes the attempt's command; a pending attempt becomes sent. Callers wait for
+   * `repository.durable()` first, which covers the attempt's row: no command goes out for an
+   * attempt the database does not know.
+   */
   private async resend(attempt: Attempt): Promise<void> {
-    try {
-      await attempt.persisted;
-    } catch (err) {
-      this.log.error({ err, deviceId: attempt.deviceId, updateId: attempt.id }, 'attempt not persisted; command withheld');
-      return;
-    }
     const fw = this.firmwareOf(attempt);
     await this.send(attempt.deviceId, {
       action: 'update', updateId: attempt.id, type: fw.type, version: fw.version, url: this.deps.imageUrl(fw.sha256), sha256: fw.sha256, size: fw.size,
@@ -231,7 +229,7 @@ export class UpdateEngine {
     if (known && known.deviceId === deviceId) {
       this.log.debug({ deviceId, updateId: report.updateId, state: report.state, final: known.state }, 'status for a finished update ignored');
     } else {
-      this.deps.rejections.reject(deviceId, 'status', 'unknown-update', `unknown updateId ${report.updateId}`);
+      this.deps.rejections.reject(deviceId, 'unknown-update', `unknown updateId ${report.updateId}`);
     }
   }
 

@@ -110,7 +110,7 @@ export async function deviceRoutes(fastify: FastifyInstance): Promise<void> {
   }, async (req) => {
     const device = await registry.setLabels(req.params.id, req.body);
     if (!device) throw notFound(`device ${req.params.id}`);
-    await services.engine.deviceLabelsChanged(device.id); // it may join running rollouts now
+    await services.engine.deviceChanged(device.id); // it may join running rollouts now
     req.log.info({ deviceId: device.id, tags: device.tags, channel: device.channel }, 'device labels set');
     return deviceView(device);
   });
@@ -128,7 +128,7 @@ export async function deviceRoutes(fastify: FastifyInstance): Promise<void> {
     if (!before) throw notFound(`device ${req.params.id}`);
     const device = (await registry.setType(before.id, req.body.type))!;
     req.log.warn({ deviceId: device.id, from: before.type, to: device.type, actor: req.principal.name }, 'device type changed');
-    await services.engine.deviceLabelsChanged(device.id); // rollouts of its new type may target it
+    await services.engine.deviceChanged(device.id); // rollouts of its new type may target it
     return deviceView(device);
   });
 

@@ -12,8 +12,11 @@ import { TLSSocket } from 'node:tls';
  */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
 
-/** What a client certificate may do on the broker: a device updates itself, a monitor only watches. */
-export const CLIENT_ROLES = ['device', 'monitor'] as const;
+/**
+ * What a client certificate may do on the broker: a device updates itself, a monitor only watches,
+ * a claim certificate (shared by a batch of new devices) only asks for a device certificate.
+ */
+export const CLIENT_ROLES = ['device', 'monitor', 'claim'] as const;
 export type ClientRole = (typeof CLIENT_ROLES)[number];
 
 export interface Identity {

@@ -8,6 +8,8 @@ import { createBroker } from '../broker/index.js';
 import { ensurePki } from '../certs/pki.js';
 import { resolveAdminToken } from './auth/admin-token.js';
 import { CertificateLedger } from './auth/certificate-ledger.js';
+import { DeviceProvisioning } from './fleet/device-provisioning.js';
+import { ClaimService } from './fleet/claims.js';
 import { publicBaseUrl, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { FleetRepository } from './db/fleet-repository.js';
@@ -96,9 +98,15 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const links: Links = { imageUrl, brokerUrl: () => `mqtts://${brokerHost}:${broker.port}` };
     stack.push(await startStatusTopics({ events, rollouts: lifecycle, broker, repository, logger })); // rollouts/{id}/progress, fleet/{id}/events
 
+    const provisioning = new DeviceProvisioning({ registry, certificates, prisma: db.prisma, brokerUrl: links.brokerUrl });
+    const claims = new ClaimService({
+      prisma: db.prisma, certificates, provisioning, brokerUrl: links.brokerUrl, logger: logger.child({ component: 'provisioning' }),
+      publish: (topic, payload) => broker.publish(topic, payload, { qos: 1 }),
+    });
+    broker.onClaimRequest((request) => claims.handleRequest(request));
     const services: Services = {
       config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,
-      adminToken: adminToken.token, links,
+      provisioning, claims, adminToken: adminToken.token, links,
     };
     const app = await buildApp(services, { key, cert, clientCa });
     await app.listen({ port: httpsPort, host: config.host });

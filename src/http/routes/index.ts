@@ -12,6 +12,7 @@ import { healthRoutes } from './health/index.js';
 import { imageRoutes } from './images/index.js';
 import { metricsRoutes } from './metrics/index.js';
 import { operatorRoutes } from './operators/index.js';
+import { provisioningRoutes } from './provisioning/index.js';
 import { rolloutRoutes } from './rollouts/index.js';
 import { tokenRoutes } from './tokens/index.js';
 
@@ -36,6 +37,7 @@ export async function routes(app: FastifyInstance): Promise<void> {
       await api.register(rolloutRoutes);
       await api.register(eventRoutes);
       await api.register(operatorRoutes);
+      await api.register(provisioningRoutes);
     }, { prefix: '/api' });
   });
 }

@@ -51,7 +51,8 @@ export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => f
       const session = sessionIdentity(identity, client.id, client.clean);
       if ('refused' in session) {
         refused('client-id');
-        logger.warn({ deviceId: identity.id, clientId: client.id, role: identity.role }, `mqtt: connection refused: ${session.refused}`);
+        logger.warn({ deviceId: identity.id, clientId: client.id, role: identity.role },
+          identity.role === 'claim' ? `mqtt: connection refused: ${session.refused}` : 'mqtt: connection refused: client id differs from certificate CN');
         return callback(notAuthorized(session.refused), false);
       }
       setIdentity(client, { ...session.identity, serial: identity.serial } as typeof identity);

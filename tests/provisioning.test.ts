@@ -14,6 +14,9 @@ import type { MqttClient } from 'mqtt';
 import { ApiError } from '../src/cli/api-client.js';
 import { importDevices, readImportFile, ImportError } from '../src/cli/device-import.js';
 import { ClaimService } from '../src/fleet/claims.js';
+import { parseExpiry } from '../src/cli/provision.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { provisionTopics } from '../src/topics.js';
 import { closedWithin, connectDevice, connectFailure, nextMessage, subscribeCodes } from './support/mqtt.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -292,5 +295,33 @@ describe('provisioning by claim', () => {
     assert.ok(await closed, 'the live claim connection was closed');
     const opts = { port: server.mqota.mqttPort, pki: server.pki, clean: true, credentials: { certPem: claim.certPem, keyPem: claim.keyPem, caPem: claim.caPem } };
     assert.equal((await connectFailure(`${claim.claimId}:rv-1`, opts)).returnCode, 5);
+  });
+});
+
+describe('CLI: provision', () => {
+  const run = promisify(execFile);
+  const cli = (...args: string[]) => run(process.execPath, [path.resolve('bin/mqota.js'), '--server', server.mqota.publicUrl, '--token', server.config.adminToken!,
+    '--ca', server.pki.paths.caCert, ...args]);
+
+  test('--expires takes a duration or an ISO time', () => {
+    const now = new Date('2027-01-01T00:00:00Z');
+    assert.equal(parseExpiry('30d', now).toISOString(), '2027-01-31T00:00:00.000Z');
+    assert.equal(parseExpiry('12h', now).toISOString(), '2027-01-01T12:00:00.000Z');
+    assert.equal(parseExpiry('2027-03-01T00:00:00Z', now).toISOString(), '2027-03-01T00:00:00.000Z');
+    assert.throws(() => parseExpiry('soon', now), /expected a duration/);
+  });
+
+  test('claim create writes the claim bundle with its NVS CSV; provision list shows the requests', async () => {
+    const out = path.join(tmp, 'cli-claim');
+    const { stdout } = await cli('--json', 'provision', 'claim', 'create', '--count', '3', '--expires', '2h', '--type', 'demo', '--out', out);
+    const answer = JSON.parse(stdout) as { bundle: { claimId: string; keyPem?: string } };
+    assert.equal(answer.bundle.keyPem, undefined, 'the key is not printed');
+    assert.deepEqual((await readdir(out)).sort(), ['ca.crt', 'claim.crt', 'claim.json', 'claim.key', 'nvs.csv']);
+    assert.match(await readFile(path.join(out, 'nvs.csv'), 'utf8'), new RegExp(`^key,type,encoding,value\nmqota,namespace,,\nclaim_id,data,string,${answer.bundle.claimId}\n`));
+    const list = await cli('provision', 'claim', 'list');
+    assert.match(list.stdout, new RegExp(`${answer.bundle.claimId} +demo +0/3`));
+    const requests = await cli('provision', 'list', '--state', 'pending');
+    assert.match(requests.stdout, /DEVICEID|none/);
+    await assert.rejects(cli('provision', 'approve', 'nobody-asked'), /no provisioning request for device nobody-asked/);
   });
 });

@@ -15,6 +15,7 @@
 #include "freertos/task.h"
 #include "mbedtls/ecp.h"
 #include "mbedtls/pk.h"
+#include "mbedtls/platform_util.h"
 #include "mbedtls/x509_csr.h"
 #include "mqtt_client.h"
 #include "ota_agent/claim.h"

@@ -27,6 +27,9 @@ const EnvSchema = Type.Object({
   MQOTA_RATE_LIMIT_TOKEN_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 3000 }),
   MQOTA_RATE_LIMIT_FAILED_AUTH_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 30 }),
   MQOTA_HEAP_GROWING_PERCENT: Type.Integer({ minimum: 0, maximum: 400, default: 100 }),
+  MQOTA_REQUIRE_SIGNED_IMAGES: Type.Boolean({ default: false }),
+  MQOTA_SIGN_COMMANDS: Type.Boolean({ default: true }),
+  MQOTA_COMMAND_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 30 * 86_400, default: 86_400 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   LOG_FORMAT: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('pretty')])),
 });
@@ -59,6 +62,12 @@ export interface Config {
   rateLimitFailedAuthMax: number;
   /** How far V8's old generation grows past its live size before a full collection (src/heap-tuning.ts); 0: V8's own. */
   heapGrowingPercent: number;
+  /** Refuse uploads that no registered, active signing key signed (src/firmware/image-signatures.ts). */
+  requireSignedImages: boolean;
+  /** Sign update commands with the command key (src/protocol/command-signature.ts); bundles then carry its public half. */
+  signCommands: boolean;
+  /** How long a signed update command stays valid for the device. */
+  commandTtlSeconds: number;
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
@@ -96,6 +105,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitTokenMax: raw.MQOTA_RATE_LIMIT_TOKEN_MAX,
     rateLimitFailedAuthMax: raw.MQOTA_RATE_LIMIT_FAILED_AUTH_MAX,
     heapGrowingPercent: raw.MQOTA_HEAP_GROWING_PERCENT,
+    requireSignedImages: raw.MQOTA_REQUIRE_SIGNED_IMAGES,
+    signCommands: raw.MQOTA_SIGN_COMMANDS,
+    commandTtlSeconds: raw.MQOTA_COMMAND_TTL_SECONDS,
     logLevel: raw.LOG_LEVEL,
     logFormat: raw.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
   };

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { createBroker } from '../broker/index.js';
+import { ensureCommandKey } from '../certs/command-key.js';
 import { ensurePki } from '../certs/pki.js';
 import { resolveAdminToken } from './auth/admin-token.js';
 import { CertificateLedger } from './auth/certificate-ledger.js';
@@ -14,10 +15,12 @@ import { FleetRepository } from './db/fleet-repository.js';
 import { FleetEvents } from './events.js';
 import { FirmwareCatalog } from './firmware/catalog.js';
 import { ImageStore } from './firmware/image-store.js';
+import { SigningKeys } from './firmware/signing-keys.js';
 import { DeviceRegistry } from './fleet/device-registry.js';
 import { buildApp } from './http/app.js';
 import type { Logger } from './logger.js';
 import { startStatusTopics } from './monitoring/status-topics.js';
+import { commandSigner } from './protocol/command-signature.js';
 import { encodeCommand } from './protocol/messages.js';
 import { DeviceMessageRejections } from './protocol/rejections.js';
 import { AttemptTracker } from './rollouts/attempts.js';
@@ -57,7 +60,10 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const catalog = new FirmwareCatalog(db.prisma, images);
     const registry = new DeviceRegistry(repository);
     const certificates = new CertificateLedger(db.prisma, pki.paths);
-    await Promise.all([catalog.load(), registry.load(), certificates.load()]);
+    const signingKeys = new SigningKeys(db.prisma);
+    await Promise.all([catalog.load(), registry.load(), certificates.load(), signingKeys.load()]);
+    const commandKey = config.signCommands ? await ensureCommandKey(config.certsDir) : null;
+    const signed = commandSigner({ key: commandKey?.privateKey ?? null, ttlSeconds: config.commandTtlSeconds });
 
     // The broker, not listening yet, and the addresses devices are given.
     const broker = await createBroker({
@@ -78,7 +84,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const attempts = new AttemptTracker({ repository, rollout: (id) => rollouts.get(id), events, logger: logger.child({ component: 'rollouts' }) });
     const engine = new UpdateEngine({
       repository, registry, catalog, attempts, rollouts, rejections, imageUrl, events, logger,
-      commands: { send: (deviceId, command) => broker.publish(topics.command(deviceId), encodeCommand(command), { qos: 1 }) },
+      commands: { send: (deviceId, command) => broker.publish(topics.command(deviceId), encodeCommand(signed(deviceId, command)), { qos: 1 }) },
     });
     const lifecycle = new RolloutLifecycle({ repository, registry, catalog, attempts, rollouts, engine, events, logger, tickMs: config.rolloutTickMs });
     await lifecycle.load();
@@ -98,7 +104,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
 
     const services: Services = {
       config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,
-      adminToken: adminToken.token, links,
+      adminToken: adminToken.token, links, signingKeys, commandKeyPem: commandKey?.publicPem ?? null,
     };
     const app = await buildApp(services, { key, cert, clientCa });
     await app.listen({ port: httpsPort, host: config.host });

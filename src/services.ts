@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import type { FleetRepository } from './db/fleet-repository.js';
 import type { FirmwareCatalog } from './firmware/catalog.js';
+import type { SigningKeys } from './firmware/signing-keys.js';
 import type { DeviceRegistry } from './fleet/device-registry.js';
 import type { FleetEvents } from './events.js';
 import type { Logger } from './logger.js';
@@ -39,4 +40,8 @@ export interface Services {
   certificates: CertificateLedger;
   adminToken: string;
   links: Links;
+  /** Public keys that sign firmware images (Secure Boot v2). */
+  signingKeys: SigningKeys;
+  /** Public half of the command key (certs/command-key.ts), for device bundles; null when commands are not signed. */
+  commandKeyPem: string | null;
 }

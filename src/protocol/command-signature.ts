@@ -18,10 +18,11 @@ export function commandSigningText(deviceId: string, c: UpdateCommand & { expire
   return [COMMAND_SIGNATURE_CONTEXT, deviceId, c.updateId, c.type, c.version, c.imageVersion ?? '', c.sha256, String(c.size), String(c.expires)].join('\n');
 }
 
-/** The update command with `expires` and `sig` added; other commands unchanged (they move nothing onto the device). */
+/** The update command with `deviceId`, `expires` and `sig` added; other commands unchanged (they move nothing onto the device). */
 export function signCommand(key: KeyObject, deviceId: string, command: Command, expires: number): Command {
   if (command.action !== 'update') return command;
-  const withExpiry = { ...command, expires };
+  // deviceId is also signed (first line of the text): a device tells a command for another one by it.
+  const withExpiry = { ...command, deviceId, expires };
   const sig = sign('sha256', Buffer.from(commandSigningText(deviceId, withExpiry), 'utf8'), { key, dsaEncoding: 'der' }).toString('base64');
   return { ...withExpiry, sig };
 }

@@ -91,8 +91,8 @@ export type Command =
     action: 'update'; updateId: string; type: string; version: string; url: string; sha256: string; size: number;
     /** The image's own version (app descriptor) when it differs from the catalog version: what the device checks the image against. */
     imageVersion?: string;
-    /** Signed commands (src/protocol/command-signature.ts): Unix seconds after which the device refuses it, and the signature. */
-    expires?: number; sig?: string;
+    /** Signed commands (src/protocol/command-signature.ts): the device it is for, Unix seconds after which it is refused, the signature. */
+    deviceId?: string; expires?: number; sig?: string;
   }
   | { action: 'none'; reason: NoneReason; error?: string }
   | { action: 'cancel'; updateId: string };

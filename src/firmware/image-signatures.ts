@@ -1,7 +1,8 @@
 // What an uploaded image's Secure Boot v2 signature blocks say, checked against the fleet's
 // signing keys, and whether the catalog may take it. One decision, used by the upload route.
-import { readFile } from 'node:fs/promises';
-import { readSignatureSector, verifyBlock, type SigningAlgorithm } from './signature-block.js';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { blockVerifier, hasSignatureSectorLength, parseSignatureSector, SECTOR_BYTES, type SignatureSector, type SigningAlgorithm } from './signature-block.js';
 import type { SigningKeys } from './signing-keys.js';
 
 /** One block as stored with the firmware (Firmware.signatures). */
@@ -19,13 +20,28 @@ export type SignatureDecision =
   | { ok: true; signatures: ImageSignature[] | null; warnings: string[] }
   | { ok: false; message: string };
 
+/** Reads the signature sector at the end of the stored image and checks each block, streaming the signed bytes once. */
 export async function inspectImageSignatures(path: string, keys: SigningKeys): Promise<ImageSignature[] | null> {
-  const image = await readFile(path);
-  const sector = readSignatureSector(image);
+  const file = await open(path, 'r');
+  let sector: SignatureSector | null;
+  try {
+    const { size } = await file.stat();
+    if (!hasSignatureSectorLength(size)) return null;
+    const tail = Buffer.alloc(SECTOR_BYTES);
+    await file.read(tail, 0, SECTOR_BYTES, size - SECTOR_BYTES);
+    sector = parseSignatureSector(tail, size - SECTOR_BYTES);
+  } finally {
+    await file.close();
+  }
   if (!sector) return null;
-  const signed = image.subarray(0, sector.signedLength);
-  return sector.blocks.map((b) => ({
-    index: b.index, algorithm: b.algorithm, keyDigest: b.keyDigest, keyId: keys.byDigest(b.keyDigest)?.id ?? null, verified: verifyBlock(b, signed),
+  const verifiers = sector.blocks.map(blockVerifier);
+  if (sector.signedLength > 0) {
+    for await (const chunk of createReadStream(path, { start: 0, end: sector.signedLength - 1 })) {
+      for (const v of verifiers) v.update(chunk as Buffer);
+    }
+  }
+  return sector.blocks.map((b, i) => ({
+    index: b.index, algorithm: b.algorithm, keyDigest: b.keyDigest, keyId: keys.byDigest(b.keyDigest)?.id ?? null, verified: verifiers[i].verify(),
   }));
 }
 

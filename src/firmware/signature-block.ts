@@ -20,7 +20,7 @@
 // - The key digest the chip trusts (burnt into eFuse with Secure Boot v2, or taken from the
 //   running app's first block without it) is the SHA-256 of the block's key part: bytes 36..811
 //   (n, e, rinv, m') for RSA, bytes 36..100 (curve id and point) for ECDSA P-256.
-import { createHash, createPublicKey, sign as cryptoSign, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, createVerify, sign as cryptoSign, constants, type KeyObject } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 export const SECTOR_BYTES = 4096;
@@ -69,12 +69,22 @@ export class SignatureFormatError extends Error {}
  * the first invalid one are ignored, as espsecure and ESP-IDF do. Never throws.
  */
 export function readSignatureSector(image: Buffer): SignatureSector | null {
-  if (image.length < 2 * SECTOR_BYTES || image.length % SECTOR_BYTES !== 0) return null;
-  const signedLength = image.length - SECTOR_BYTES;
+  if (!hasSignatureSectorLength(image.length)) return null;
+  return parseSignatureSector(image.subarray(image.length - SECTOR_BYTES), image.length - SECTOR_BYTES);
+}
+
+/** Whether an image of this many bytes can end in a signature sector. */
+export function hasSignatureSectorLength(size: number): boolean {
+  return size >= 2 * SECTOR_BYTES && size % SECTOR_BYTES === 0;
+}
+
+/** The blocks of a signature sector (the image's last 4096 bytes) that follows `signedLength` bytes. */
+export function parseSignatureSector(sector: Buffer, signedLength: number): SignatureSector | null {
+  if (sector.length !== SECTOR_BYTES) return null;
   const blocks: SignatureBlock[] = [];
   for (let i = 0; i < MAX_SIG_BLOCKS; i++) {
-    const at = signedLength + i * SIG_BLOCK_BYTES;
-    const block = parseBlock(image.subarray(at, at + SIG_BLOCK_BYTES), i);
+    const at = i * SIG_BLOCK_BYTES;
+    const block = parseBlock(sector.subarray(at, at + SIG_BLOCK_BYTES), i);
     if (!block) break;
     blocks.push(block);
   }
@@ -116,11 +126,27 @@ function parseBlock(raw: Buffer, index: number): SignatureBlock | null {
 
 /** Whether the block's signature over `signedData` (the image without its signature sector) holds. */
 export function verifyBlock(block: SignatureBlock, signedData: Buffer): boolean {
-  const digest = sha256(signedData);
-  if (!digest.equals(block.imageDigest)) return false;
-  return block.algorithm === 'rsa3072-pss'
-    ? cryptoVerify('sha256', signedData, { key: block.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, block.signature)
-    : cryptoVerify('sha256', signedData, { key: block.publicKey, dsaEncoding: 'ieee-p1363' }, block.signature);
+  const verifier = blockVerifier(block);
+  verifier.update(signedData);
+  return verifier.verify();
+}
+
+/**
+ * A streaming check of one block: feed it the signed bytes in order (a large image need not be
+ * in memory), then `verify()`: the digest must be the block's and the signature must hold.
+ */
+export function blockVerifier(block: SignatureBlock): { update(chunk: Buffer): void; verify(): boolean } {
+  const hash = createHash('sha256');
+  const verifier = createVerify('sha256');
+  return {
+    update(chunk) { hash.update(chunk); verifier.update(chunk); },
+    verify() {
+      if (!hash.digest().equals(block.imageDigest)) return false;
+      return block.algorithm === 'rsa3072-pss'
+        ? verifier.verify({ key: block.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, block.signature)
+        : verifier.verify({ key: block.publicKey, dsaEncoding: 'ieee-p1363' }, block.signature);
+    },
+  };
 }
 
 /** What a public key is to Secure Boot v2: its scheme and the digest the chip trusts. */

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { migrate, type SqlDriver } from './migrate.js';
+import { firstStartTemplate, PGLITE_START_PARAMS } from './pglite-settings.js';
 
 export { PrismaClient };
 
@@ -68,7 +69,7 @@ async function openPglite(dir: string, log: Logger): Promise<Database> {
   await mkdir(dir, { recursive: true });
   const releaseLock = await lockDirectory(dir);
   try {
-    const db = await PGlite.create(dir);
+    const db = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...firstStartTemplate(dir) });
     await migrate(pgliteDriver(db), log, { lock: false });
     const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
     log.info({ dir }, 'PGlite ready');

@@ -22,6 +22,7 @@ const EnvSchema = Type.Object({
   MQOTA_MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, maximum: 1024 * 1024 * 1024, default: 16 * 1024 * 1024 }),
   MQOTA_ROLLOUT_TICK_MS: Type.Integer({ minimum: 20, maximum: 60_000, default: 1000 }),
   MQOTA_DB_BACKLOG_ROWS: Type.Integer({ minimum: 100, maximum: 10_000_000, default: 20_000 }),
+  MQOTA_IMAGE_CACHE_BYTES: Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024 }),
   MQOTA_IMAGE_ACCESS: Type.Union([Type.Literal('certificate'), Type.Literal('public')], { default: 'certificate' }),
   MQOTA_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
   MQOTA_RATE_LIMIT_TOKEN_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 3000 }),
@@ -56,6 +57,8 @@ export interface Config {
   dbBacklogRows: number;
   /** Who may download images: a device with its client certificate or a token holder, or anyone (a CDN or mirror in front). */
   imageAccess: 'certificate' | 'public';
+  /** Memory for whole images served from RAM (image-cache.ts); 0: every download streams from disk. */
+  imageCacheBytes: number;
   /** The API's rate-limit window, and the requests allowed in it per valid token and per address without one. */
   rateLimitWindowMs: number;
   rateLimitTokenMax: number;
@@ -101,6 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rolloutTickMs: raw.MQOTA_ROLLOUT_TICK_MS,
     dbBacklogRows: raw.MQOTA_DB_BACKLOG_ROWS,
     imageAccess: raw.MQOTA_IMAGE_ACCESS,
+    imageCacheBytes: raw.MQOTA_IMAGE_CACHE_BYTES,
     rateLimitWindowMs: raw.MQOTA_RATE_LIMIT_WINDOW_MS,
     rateLimitTokenMax: raw.MQOTA_RATE_LIMIT_TOKEN_MAX,
     rateLimitFailedAuthMax: raw.MQOTA_RATE_LIMIT_FAILED_AUTH_MAX,

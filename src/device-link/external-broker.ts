@@ -29,6 +29,17 @@ export const SERVICE_SUBSCRIPTIONS = {
   own: [topics.presence('+')],
 };
 
+/** Tells mqtt.js's publish handler to go on without sending the PUBACK itself (see acknowledge()). */
+const ACK_DEFERRED = Object.assign(new Error('acknowledged later by mqota'), { deferred: true });
+
+/**
+ * Sends a packet on the current connection. `_sendPacket` is mqtt.js's own (private in its types,
+ * the same since v1); checked at connect.
+ */
+function sendPacket(client: MqttClient, packet: { cmd: 'puback'; messageId: number; reasonCode: number }): void {
+  (client as unknown as { _sendPacket(p: unknown): void })._sendPacket(packet);
+}
+
 export function connectExternalBroker(opts: ExternalBrokerOptions): DeviceLink {
   const { logger } = opts;
   const url = new URL(opts.url);
@@ -62,29 +73,49 @@ export function connectExternalBroker(opts: ExternalBrokerOptions): DeviceLink {
   }
 
   /**
-   * Every PUBLISH from the broker comes here before mqtt.js acknowledges it: the PUBACK is sent when
-   * `done` is called without an error [MQTT-4.3.2-2: the receiver owns the message once it sent
-   * PUBACK]. mqtt.js handles one incoming packet at a time, so PUBACKs also leave in the order the
-   * messages arrived [MQTT-4.6.0-2].
+   * Acknowledgements in the order the messages arrived [MQTT-4.6.0-2], each once its handler
+   * finished. mqtt.js would send the PUBACK when handleMessage calls back, and handles the next
+   * packet only then: a handler waiting for its commit would hold up every packet behind it,
+   * including the PUBACKs of the commands it publishes (a deadlock). So handleMessage calls back
+   * at once with a marker error, which makes mqtt.js move on without a PUBACK, and the PUBACK is
+   * sent here. The queue belongs to one connection: after a reconnect the broker resends what was
+   * not acknowledged [MQTT-4.4.0-1], and late completions from before are dropped.
    */
-  function handleMessage(packet: IPublishPacket, done: (err?: Error) => void): void {
+  let acks: { messageId: number; done: boolean }[] = [];
+  function acknowledge(queue: typeof acks): void {
+    if (queue !== acks || !client) return;
+    while (acks.length && acks[0].done) {
+      const { messageId } = acks.shift()!;
+      sendPacket(client, { cmd: 'puback', messageId, reasonCode: 0 });
+    }
+  }
+
+  function handleMessage(packet: IPublishPacket, callback: (err?: Error) => void): void {
     const parsed = parseDeviceTopic(packet.topic);
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const entry = packet.qos === 1 && packet.messageId !== undefined ? { messageId: packet.messageId, done: false } : null;
+    const queue = acks;
+    if (entry) queue.push(entry);
+    const finished = () => {
+      if (!entry) return;
+      entry.done = true;
+      acknowledge(queue);
+    };
+    callback(entry ? ACK_DEFERRED : undefined);
     if (parsed?.kind === 'presence') {
       presence(parsed.deviceId, payload);
-      return done();
+      return finished();
     }
     if (!parsed || (parsed.kind !== 'announce' && parsed.kind !== 'status')) {
       // The ACL lets only device topics reach us; anything else is acknowledged and dropped.
       logger.warn({ topic: packet.topic }, 'mqtt: message on a topic mqota does not read; dropped');
-      return done();
+      return finished();
     }
     const message: DeviceMessage = { deviceId: parsed.deviceId, kind: parsed.kind, payload };
-    Promise.all(messageHandlers.map(async (handler) => handler(message))).then(() => done(), (err: Error) => {
+    Promise.all(messageHandlers.map(async (handler) => handler(message))).then(finished, (err: Error) => {
       // Not acknowledged: the broker keeps it in our session and sends it again after a reconnect.
       logger.error({ err, deviceId: message.deviceId, topic: packet.topic }, 'mqtt: device message not handled; reconnecting to have it sent again');
-      done(err);
-      client?.stream?.destroy();
+      if (queue === acks) client?.stream?.destroy();
     });
   }
 
@@ -111,8 +142,13 @@ export function connectExternalBroker(opts: ExternalBrokerOptions): DeviceLink {
           // mqtt.js must not resubscribe on its own (we do, and check the SUBACK).
           resubscribe: false,
         });
+        if (typeof (c as unknown as { _sendPacket?: unknown })._sendPacket !== 'function') {
+          c.end(true);
+          return reject(new Error('this mqtt.js has no _sendPacket: acknowledgements after commit need it (see external-broker.ts)'));
+        }
         c.handleMessage = handleMessage as MqttClient['handleMessage'];
         client = c;
+        c.on('close', () => { acks = []; }); // a new connection, a new order of PUBACKs
         let first = true;
         c.on('connect', (connack) => {
           logger.info({ url: opts.url, clientId: opts.clientId, sessionPresent: connack.sessionPresent }, 'mqtt: connected to the external broker');

@@ -58,7 +58,7 @@ const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
 /**
  * mqota's own client certificate for the external broker (role service), kept in the certs folder
  * as service-{id}.crt/.key. Issued through the ledger (so it can be revoked and the broker's ACL
- * names it) when missing, revoked, near its end, or from another device CA.
+ * names it) when missing, revoked, unknown to the ledger, near its end, or from another device CA.
  */
 export async function ensureServiceCertificate(pki: PkiPaths, ledger: CertificateLedger, serviceId: string, logger: Logger): Promise<{ certPem: string; keyPem: string }> {
   const certFile = path.join(pki.dir, `service-${serviceId}.crt`);
@@ -69,7 +69,9 @@ export async function ensureServiceCertificate(pki: PkiPaths, ledger: Certificat
     const cert = new X509Certificate(certPem);
     const ca = new X509Certificate(await readFile(pki.deviceCaCert, 'utf8'));
     const serial = normalizeSerial(cert.serialNumber) ?? '';
-    if (cert.checkIssued(ca) && !ledger.isRevoked(serial) && new Date(cert.validTo).getTime() - Date.now() > RENEW_BEFORE_MS) return { certPem, keyPem };
+    // Only one the ledger knows: the broker's ACL names the service certificates on record.
+    const recorded = (await ledger.list(serviceId, 'service')).some((c) => c.serial === serial && !c.revokedAt);
+    if (recorded && cert.checkIssued(ca) && new Date(cert.validTo).getTime() - Date.now() > RENEW_BEFORE_MS) return { certPem, keyPem };
   }
   const issued = await ledger.issue(serviceId, 'service');
   await atomicWrite(keyFile, issued.keyPem, 0o600);

@@ -175,11 +175,12 @@ export async function issueClientCertificate(
 
 /**
  * A CRL of the device CA listing these serials (hex, any spelling normalizeSerial accepts), as
- * PEM: what an external broker (Mosquitto's `crlfile`) checks client certificates against. Valid
- * for `days`; OpenSSL refuses every client once a CRL it checks has passed its nextUpdate, so the
- * caller writes a fresh one well before that (RFC 5280 §5.1.2.5).
+ * PEM: what an external broker (Mosquitto's `crlfile`) checks client certificates against. Its
+ * nextUpdate is far away on purpose: OpenSSL refuses every client certificate once the CRL it
+ * holds has passed its nextUpdate (RFC 5280 §5.1.2.5), and a broker holds the file it loaded until
+ * it is reloaded; mqota rewrites the file on every revocation, it is never fetched from elsewhere.
  */
-export async function issueDeviceCrl(paths: PkiPaths, serials: readonly string[], days = 30): Promise<string> {
+export async function issueDeviceCrl(paths: PkiPaths, serials: readonly string[], days = CA_VALIDITY_DAYS): Promise<string> {
   if (!(await exists(paths.deviceCaKey))) throw new Error(`cannot sign a CRL: device CA key ${paths.deviceCaKey} is absent`);
   const signer = await loadSigner(await readFile(paths.deviceCaCert, 'utf8'), await readFile(paths.deviceCaKey, 'utf8'));
   const now = Date.now();

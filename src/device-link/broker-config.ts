@@ -55,8 +55,9 @@ export function mosquittoConf(req: BrokerConfigRequest): string {
   const at = (file: string) => path.posix.join(req.brokerDir, file);
   return `# ${HEADER('mosquitto')}
 # Mosquitto 2.0. Devices, monitors and mqota itself connect here with client certificates from
-# mqota's device CA; the certificate CN is the username and the client id, the OU-less ACL below
-# names what each may do. Reload (SIGHUP) re-reads the ACL; a new CRL needs a restart (docs/scaling.md).
+# mqota's device CA; the certificate CN is the username and the client id, and the ACL file says
+# what each may do (by CN: Mosquitto does not see the certificate's OU, the role). mqota rewrites
+# the ACL and the CRL; SIGHUP makes Mosquitto read them again (docs/scaling.md).
 
 per_listener_settings false
 allow_anonymous false

@@ -60,7 +60,9 @@ export function connectExternalBroker(opts: ExternalBrokerOptions): DeviceLink {
       logger.warn({ deviceId, payload: payload.toString().slice(0, 100) }, `mqtt: presence message is not ${PRESENCE_PAYLOAD.online} or ${PRESENCE_PAYLOAD.offline}; ignored`);
       return;
     }
-    if (isOnline === online.has(deviceId)) return; // a retained copy of what we know, or a will after a takeover's online
+    // A retained copy of what is known already (every resubscribe brings them all); an offline
+    // device mqota never saw online is offline in the registry already (loaded so at start).
+    if (isOnline === online.has(deviceId)) return;
     if (isOnline) online.add(deviceId);
     else online.delete(deviceId);
     for (const handler of presenceHandlers) {

@@ -18,7 +18,7 @@ import { isClaim, type ClaimIdentity } from './acl.js';
 import type { ConnectionIdentity } from '../certs/identity.js';
 import { MAX_CLIENT_ID_LENGTH, parseDeviceTopic, provisionTopics } from './topics.js';
 
-export { MONITOR_FILTERS, parseDeviceTopic, provisionTopics, topics } from './topics.js';
+export { MONITOR_FILTERS, PRESENCE_PAYLOAD, SERVICE_SHARE_GROUP, parseDeviceTopic, provisionTopics, topics } from './topics.js';
 export type { RevocationCheck } from './hooks.js';
 export { REFUSAL_REASONS, type RefusalReason } from './refusals.js';
 export type { HandshakeStats } from './handshake-gate.js';
@@ -101,6 +101,8 @@ export interface Broker {
   listen(): Promise<void>;
   /** Closes the listeners, every client connection and Aedes. */
   close(): Promise<void>;
+  /** Whether devices can be heard (Aedes not closed), for /healthz. */
+  healthy(): boolean;
 }
 
 /** A broker listening on its ports. */
@@ -143,7 +145,8 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     if (identity?.role !== 'device' || !messageHandlers.length) return null;
     const parsed = parseDeviceTopic(packet.topic);
     // authorizePublish already held devices to their own topics; this is the second look.
-    if (!parsed || parsed.deviceId !== identity.id || parsed.kind === 'command') return null;
+    // Presence comes from the connection here; the presence topic is for external brokers.
+    if (!parsed || parsed.deviceId !== identity.id || (parsed.kind !== 'announce' && parsed.kind !== 'status')) return null;
     const message: DeviceMessage = {
       deviceId: parsed.deviceId,
       kind: parsed.kind,
@@ -427,6 +430,10 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
 
     handshakes() {
       return gate.stats();
+    },
+
+    healthy() {
+      return !aedes.closed;
     },
 
     refusals() {

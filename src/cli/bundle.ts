@@ -19,6 +19,10 @@ export interface DeviceBundleFiles {
   /** Null when the device made its own key (CSR): no device.key, no client_key in NVS. */
   keyPem: string | null;
   caPem: string;
+  /** The command key's public half: with it, the device acts only on update commands the server signed. */
+  commandKeyPem?: string | null;
+  /** Digests of the image signing keys the Linux device accepts (an ESP32 takes them from eFuse). */
+  imageKeyDigests?: string[];
 }
 
 export interface ClaimBundleFiles {
@@ -30,6 +34,8 @@ export interface ClaimBundleFiles {
   caPem: string;
   expiresAt: string;
   maxDevices: number;
+  commandKeyPem?: string | null;
+  imageKeyDigests?: string[];
 }
 
 async function writeSecret(file: string, text: string): Promise<void> {
@@ -43,7 +49,7 @@ function csv(rows: string[][]): string {
 }
 
 /** The NVS rows of a device bundle, in nvs_partition_gen.py's CSV format. */
-export function deviceNvsCsv(b: { deviceId: string; brokerUrl: string; ownKey: boolean }): string {
+export function deviceNvsCsv(b: { deviceId: string; brokerUrl: string; ownKey: boolean; commandKey?: boolean }): string {
   return csv([
     [NVS_NAMESPACE, 'namespace', '', ''],
     ['device_id', 'data', 'string', b.deviceId],
@@ -51,11 +57,12 @@ export function deviceNvsCsv(b: { deviceId: string; brokerUrl: string; ownKey: b
     ['client_cert', 'file', 'string', 'device.crt'],
     ...(b.ownKey ? [] : [['client_key', 'file', 'string', 'device.key']]),
     ['ca_cert', 'file', 'string', 'ca.crt'],
+    ...(b.commandKey ? [['command_key', 'file', 'string', 'command-key.pem']] : []),
   ]);
 }
 
 /** The NVS rows of a claim bundle: no device id and no device certificate; the device claims them on first boot. */
-export function claimNvsCsv(b: { claimId: string; brokerUrl: string }): string {
+export function claimNvsCsv(b: { claimId: string; brokerUrl: string; commandKey?: boolean }): string {
   return csv([
     [NVS_NAMESPACE, 'namespace', '', ''],
     ['claim_id', 'data', 'string', b.claimId],
@@ -63,6 +70,7 @@ export function claimNvsCsv(b: { claimId: string; brokerUrl: string }): string {
     ['claim_cert', 'file', 'string', 'claim.crt'],
     ['claim_key', 'file', 'string', 'claim.key'],
     ['ca_cert', 'file', 'string', 'ca.crt'],
+    ...(b.commandKey ? [['command_key', 'file', 'string', 'command-key.pem']] : []),
   ]);
 }
 
@@ -74,9 +82,12 @@ export async function writeDeviceBundle(dir: string, b: DeviceBundleFiles): Prom
   await writeFile(path.join(dir, 'device.crt'), b.certPem);
   if (b.keyPem !== null) await writeSecret(path.join(dir, 'device.key'), b.keyPem);
   await writeFile(path.join(dir, 'ca.crt'), b.caPem);
-  await writeFile(path.join(dir, 'device.json'), `${JSON.stringify({ deviceId: b.deviceId, type: b.type, brokerUrl: b.brokerUrl }, null, 2)}\n`);
+  if (b.commandKeyPem) await writeFile(path.join(dir, 'command-key.pem'), b.commandKeyPem);
+  await writeFile(path.join(dir, 'device.json'), `${JSON.stringify({
+    deviceId: b.deviceId, type: b.type, brokerUrl: b.brokerUrl, ...(b.imageKeyDigests?.length ? { imageKeyDigests: b.imageKeyDigests } : {}),
+  }, null, 2)}\n`);
   // Per-device secrets live in NVS, not in the firmware.
-  await writeFile(path.join(dir, 'nvs.csv'), deviceNvsCsv({ deviceId: b.deviceId, brokerUrl: b.brokerUrl, ownKey: b.keyPem === null }));
+  await writeFile(path.join(dir, 'nvs.csv'), deviceNvsCsv({ deviceId: b.deviceId, brokerUrl: b.brokerUrl, ownKey: b.keyPem === null, commandKey: Boolean(b.commandKeyPem) }));
 }
 
 export async function writeClaimBundle(dir: string, b: ClaimBundleFiles): Promise<void> {
@@ -84,6 +95,10 @@ export async function writeClaimBundle(dir: string, b: ClaimBundleFiles): Promis
   await writeFile(path.join(dir, 'claim.crt'), b.certPem);
   await writeSecret(path.join(dir, 'claim.key'), b.keyPem);
   await writeFile(path.join(dir, 'ca.crt'), b.caPem);
-  await writeFile(path.join(dir, 'claim.json'), `${JSON.stringify({ claimId: b.claimId, type: b.type, brokerUrl: b.brokerUrl, expiresAt: b.expiresAt, maxDevices: b.maxDevices }, null, 2)}\n`);
-  await writeFile(path.join(dir, 'nvs.csv'), claimNvsCsv({ claimId: b.claimId, brokerUrl: b.brokerUrl }));
+  if (b.commandKeyPem) await writeFile(path.join(dir, 'command-key.pem'), b.commandKeyPem);
+  await writeFile(path.join(dir, 'claim.json'), `${JSON.stringify({
+    claimId: b.claimId, type: b.type, brokerUrl: b.brokerUrl, expiresAt: b.expiresAt, maxDevices: b.maxDevices,
+    ...(b.imageKeyDigests?.length ? { imageKeyDigests: b.imageKeyDigests } : {}),
+  }, null, 2)}\n`);
+  await writeFile(path.join(dir, 'nvs.csv'), claimNvsCsv({ claimId: b.claimId, brokerUrl: b.brokerUrl, commandKey: Boolean(b.commandKeyPem) }));
 }

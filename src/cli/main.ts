@@ -7,9 +7,11 @@ import { ApiClient, ApiError } from './api-client.js';
 import { explainConnectionFailure, resolveConnection, type Connection } from './connection.js';
 import { NVS_GENERATE_COMMAND, writeDeviceBundle, type DeviceBundleFiles } from './bundle.js';
 import { importDevices, readImportFile } from './device-import.js';
+import { registerBrokerConfig } from './broker-config.js';
 import { registerLogin } from './login.js';
 import { registerProvision } from './provision.js';
 import { renderRollout, watchRollout } from './rollout-watch.js';
+import { registerSigning } from './signing.js';
 import { registerSimulate } from './simulate.js';
 import { registerMakeTestImage } from './test-image.js';
 import { ROLES, type Role } from '../auth/roles.js';
@@ -51,6 +53,7 @@ async function withClient<T>(fn: (api: ApiClient) => Promise<T>): Promise<T> {
 }
 
 registerLogin(program);
+registerBrokerConfig(program, print);
 
 program.command('start').description('run the service (the same as npm start)').action(async () => {
   await import('../main.js');
@@ -227,7 +230,10 @@ firmware.command('upload <file>').description('upload an image (type/version def
       const pct = total ? Math.floor((sent / total) * 100) : 100;
       process.stderr.write(`\r  uploading ${'█'.repeat(pct / 4).padEnd(25, '░')} ${String(pct).padStart(3)} %${sent === total ? '\n' : ''}`);
     });
-    print(fw, () => `uploaded ${fw.type} ${fw.version} as ${fw.id}\n  sha256 ${fw.sha256}, ${fw.size} bytes\n  ${fw.url}`);
+    const warnings = (fw.warnings as string[] | undefined) ?? [];
+    for (const w of warnings) if (!program.opts().json) process.stderr.write(`warning: ${w}\n`);
+    const signer = fw.signedBy as { name: string } | null;
+    print(fw, () => `uploaded ${fw.type} ${fw.version} as ${fw.id}\n  sha256 ${fw.sha256}, ${fw.size} bytes\n  ${fw.url}${signer ? `\n  signed by ${signer.name}` : ''}`);
   }));
 firmware.command('list').description('list firmware').action(async () => withClient(async (api) => {
   const rows = await api.call<Record<string, unknown>[]>('GET', '/api/firmware');
@@ -241,6 +247,9 @@ firmware.command('show <id>').description('one firmware: version, hash, download
       `${fw.id}: ${fw.type} ${fw.version} (${fw.channel}), ${fw.size} bytes, uploaded ${fw.createdAt}`,
       `  sha256 ${fw.sha256}`, `  ${fw.url}`,
       img ? `  image: ${img.projectName} ${img.version}, chip ${img.chip ?? '-'}, ESP-IDF ${img.idfVersion ?? '-'}, secure version ${img.secureVersion ?? '-'}` : '  image: not an ESP-IDF app image',
+      fw.signedBy ? `  signed by ${fw.signedBy.name}${fw.signedBy.retired ? ' (retired)' : ''}` : '  signed by: no registered key',
+      ...(fw.signatures as Record<string, any>[]).map((sig) =>
+        `    block ${sig.index}: ${sig.algorithm}, key digest ${sig.keyDigest}, ${sig.keyName ?? 'unknown key'}, ${sig.verified ? 'verifies' : 'DOES NOT VERIFY'}`),
       ...(fw.notes ? [`  notes: ${fw.notes}`] : []),
     ].join('\n'));
   }));
@@ -251,6 +260,7 @@ firmware.command('delete <id>').description('delete firmware and its file (refus
   }));
 
 registerMakeTestImage(firmware, print);
+registerSigning(program, firmware, { withClient, print, table });
 registerSimulate(program, client);
 
 const rollout = program.command('rollout').description('rollouts: targets, waves and controls');

@@ -85,6 +85,7 @@ export class ClaimService {
       bundle: {
         claimId: id, type: claim.type, brokerUrl: this.deps.brokerUrl(), certPem: issued.certPem, keyPem: issued.keyPem!, caPem: issued.caPem,
         fingerprint: issued.fingerprint, expiresAt: q.expiresAt, maxDevices: q.maxDevices,
+        ...this.deps.provisioning.trust(),
       },
     };
   }

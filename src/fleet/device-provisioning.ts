@@ -19,6 +19,17 @@ export interface DeviceBundle {
   caPem: string;
   fingerprint: string;
   notAfter: Date;
+  commandKeyPem: string | null;
+  imageKeyDigests: string[];
+}
+
+/**
+ * What a device is told to trust besides the device CA: the public command key (null when commands
+ * are not signed) and the digests of the active image signing keys.
+ */
+export interface DeviceTrust {
+  commandKeyPem: string | null;
+  imageKeyDigests: string[];
 }
 
 /** Why a provisioning request is refused: `status` 400 for bad input, 409 for an id already in use. */
@@ -46,7 +57,13 @@ export class DeviceProvisioning {
     certificates: CertificateLedger;
     prisma: PrismaClient;
     brokerUrl: () => string;
+    trust: () => DeviceTrust;
   }) {}
+
+  /** The trust anchors every bundle carries (a device bundle, a claim bundle). */
+  trust(): DeviceTrust {
+    return this.deps.trust();
+  }
 
   /** Why `id` cannot be a new device, or null. */
   async idTaken(id: string): Promise<string | null> {
@@ -123,6 +140,7 @@ export class DeviceProvisioning {
     return {
       deviceId: id, type, brokerUrl: this.deps.brokerUrl(),
       certPem: c.certPem, keyPem: c.keyPem, caPem: c.caPem, fingerprint: c.fingerprint, notAfter: c.notAfter,
+      ...this.deps.trust(),
     };
   }
 }

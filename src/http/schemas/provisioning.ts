@@ -22,6 +22,8 @@ export const ClaimCreated = Type.Object({
     claimId: Type.String(), type: Nullable(Type.String()), brokerUrl: Type.String(),
     certPem: Type.String(), keyPem: Type.String({ description: 'the claim key, shared by the batch: returned once, not kept' }), caPem: Type.String(),
     fingerprint: Type.String(), expiresAt: DateTime, maxDevices: Type.Integer(),
+    commandKeyPem: Nullable(Type.String({ description: 'public half of the command key, kept by the devices that claim with this bundle' })),
+    imageKeyDigests: Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$' }), { description: 'digests of the active image signing keys, kept by the devices that claim with this bundle' }),
   }),
 });
 

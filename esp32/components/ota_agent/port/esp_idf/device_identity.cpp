@@ -113,8 +113,10 @@ esp_err_t write(const char* ns, const char* key, const char* value) {
 
 esp_err_t load_device_identity(DeviceIdentity* out, ClaimIdentity* claim) {
     DeviceIdentity id;
-    // broker_uri is optional (CONFIG_OTA_AGENT_BROKER_URI otherwise).
+    // broker_uri is optional (CONFIG_OTA_AGENT_BROKER_URI otherwise); command_key only when the
+    // server signs update commands (docs/security.md), in a device bundle and a claim bundle alike.
     nvs_text::read(kNamespace, "broker_uri", &id.broker_uri);
+    nvs_text::read(kNamespace, "command_key", &id.command_key);
 
     // 1. A device bundle from the factory.
     Field bundle[] = {{kNamespace, "device_id", &id.device_id}, {kNamespace, "client_cert", &id.client_cert},
@@ -137,12 +139,15 @@ esp_err_t load_device_identity(DeviceIdentity* out, ClaimIdentity* claim) {
                             {kNamespace, "claim_key", &c.claim_key}, {kNamespace, "ca_cert", &c.ca_cert}};
     if (read_all(claim_fields, sizeof(claim_fields) / sizeof(claim_fields[0]), false) == ESP_OK) {
         *claim = c;
+        // Read again, with the claimed identity, after the restart that follows the claim.
+        free(id.command_key);
         return ESP_ERR_NOT_FINISHED;
     }
     ESP_LOGE(TAG, "NVS namespace \"%s\" holds neither a device bundle (device_id, client_cert, client_key, ca_cert) nor a "
                   "claim bundle (claim_id, claim_cert, claim_key, ca_cert): flash the nvs.bin made from a bundle's nvs.csv",
              kNamespace);
     free(id.broker_uri);
+    free(id.command_key);
     return ESP_ERR_NOT_FOUND;
 }
 

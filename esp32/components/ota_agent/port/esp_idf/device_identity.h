@@ -7,6 +7,7 @@
 //   device_id, client_cert, client_key    a device bundle: the identity, key made by mqota
 //   claim_id, claim_cert, claim_key       a claim bundle: no identity yet, the device claims one
 //   broker_uri, ca_cert                   both
+//   command_key                           both, when the server signs update commands (docs/security.md)
 // Namespace "mqota_dev", written by the device itself when it claimed its identity:
 //   key (made here with mbedTLS, never sent), cert (from the server), device_id.
 #pragma once
@@ -21,6 +22,7 @@ struct DeviceIdentity {
     char* client_cert = nullptr;  // PEM
     char* client_key = nullptr;   // PEM (PKCS#8 from mqota, SEC1 when made on the device)
     char* ca_cert = nullptr;      // PEM: the mqota server CA, for the broker and the image server
+    char* command_key = nullptr;  // PEM public key; nullptr: update commands are not signature-checked
 };
 
 // A device with a claim certificate and no identity yet.

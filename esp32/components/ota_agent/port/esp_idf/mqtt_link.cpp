@@ -19,6 +19,9 @@ constexpr int kQos = 1;
 
 esp_err_t MqttLink::start(const DeviceIdentity& identity, const char* broker_uri, QueueHandle_t events) {
     events_ = events;
+    if (!topics_.init(identity.device_id)) {
+        return ESP_ERR_INVALID_ARG;
+    }
     // C++ has no nested designated initialisers: zero the config, then set what differs.
     esp_mqtt_client_config_t cfg = {};
     cfg.broker.address.uri = broker_uri;
@@ -31,6 +34,12 @@ esp_err_t MqttLink::start(const DeviceIdentity& identity, const char* broker_uri
     cfg.session.protocol_ver = MQTT_PROTOCOL_V_3_1_1;
     // The delay before each new attempt is the ReconnectPolicy's (schedule_reconnect).
     cfg.network.disable_auto_reconnect = true;
+    // Published, retained, by the broker when the connection drops without DISCONNECT [MQTT-3.1.2-8].
+    cfg.session.last_will.topic = topics_.presence();
+    cfg.session.last_will.msg = kPresenceOffline;
+    cfg.session.last_will.msg_len = static_cast<int>(strlen(kPresenceOffline));
+    cfg.session.last_will.qos = kQos;
+    cfg.session.last_will.retain = 1;
     cfg.network.timeout_ms = 10000;
     // Commands (at most 4 KiB) longer than the buffer arrive as several MQTT_EVENT_DATA and are
     // reassembled; status and announce payloads are far below it.
@@ -168,6 +177,9 @@ void MqttLink::on_event(void* arg, esp_event_base_t, int32_t event_id, void* eve
         case MQTT_EVENT_CONNECTED:
             self->policy_.on_connected();
             self->save_tls_session();
+            // Retained, so whoever subscribes later learns it; it replaces the last will's offline.
+            esp_mqtt_client_enqueue(self->client_, self->topics_.presence(), kPresenceOnline,
+                                    static_cast<int>(strlen(kPresenceOnline)), kQos, 1, true);
             self->post(AgentEvent::connected, event->session_present != 0);  // [MQTT-3.2.2-2]
             break;
         case MQTT_EVENT_DISCONNECTED:

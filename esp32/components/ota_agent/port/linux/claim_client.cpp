@@ -160,9 +160,27 @@ bool load_claim_bundle(const std::string& dir, ClaimBundle* out, std::string* er
     ClaimBundle b;
     const bool ok = cJSON_IsObject(root) && json_string(root, "claimId", &b.claim_id) && json_string(root, "brokerUrl", &b.broker_url);
     json_string(root, "type", &b.type);
+    // Checked here as strings of 64 hex digits; load_device_bundle reads them once claimed.
+    bool digests_ok = true;
+    const cJSON* digests = cJSON_GetObjectItemCaseSensitive(root, "imageKeyDigests");
+    if (digests != nullptr) {
+        const cJSON* d = nullptr;
+        digests_ok = cJSON_IsArray(digests) && cJSON_GetArraySize(digests) <= 16;
+        cJSON_ArrayForEach(d, digests) {
+            digests_ok = digests_ok && cJSON_IsString(d) && strlen(d->valuestring) == 64 &&
+                         strspn(d->valuestring, "0123456789abcdefABCDEF") == 64;
+            if (digests_ok) {
+                b.image_key_digests.emplace_back(d->valuestring);
+            }
+        }
+    }
     cJSON_Delete(root);
     if (!ok || !is_valid_device_id(b.claim_id.c_str())) {
         *error = path + ": expected {\"claimId\", \"brokerUrl\"}";
+        return false;
+    }
+    if (!digests_ok) {
+        *error = path + ": imageKeyDigests must be a list of SHA-256 digests in hex";
         return false;
     }
     if (!parse_broker_url(b.broker_url, &b.broker_host, &b.broker_port, error)) {
@@ -176,6 +194,9 @@ bool load_claim_bundle(const std::string& dir, ClaimBundle* out, std::string* er
             *error = "cannot read " + *f;
             return false;
         }
+    }
+    if (access((dir + "/command-key.pem").c_str(), F_OK) == 0) {
+        b.command_key_file = dir + "/command-key.pem";
     }
     *out = std::move(b);
     return true;
@@ -261,9 +282,24 @@ bool claim_identity(const ClaimBundle& claim, const std::string& device_id, cons
         mosquitto_disconnect(mosq);
         mosquitto_destroy(mosq);
         if (x.answered && x.answer.status == ClaimStatus::issued) {
+            std::string digests;
+            for (const std::string& d : claim.image_key_digests) {
+                digests += (digests.empty() ? "\"" : ",\"") + d + "\"";
+            }
             const std::string json = std::string("{\"deviceId\":\"") + device_id + "\",\"type\":\"" + claim.type +
-                                     "\",\"brokerUrl\":\"" + claim.broker_url + "\"}\n";
+                                     "\",\"brokerUrl\":\"" + claim.broker_url + "\"" +
+                                     (digests.empty() ? "" : ",\"imageKeyDigests\":[" + digests + "]") + "}\n";
             std::string ca;
+            std::string command_key;
+            if (!claim.command_key_file.empty()) {
+                if (!read_text_file(claim.command_key_file, &command_key, 64 * 1024)) {
+                    *error = "cannot read " + claim.command_key_file;
+                    return false;
+                }
+                if (!write_file_atomic(identity_dir + "/command-key.pem", command_key.data(), command_key.size(), error)) {
+                    return false;
+                }
+            }
             if (!read_text_file(claim.ca_file, &ca, 64 * 1024) ||
                 !write_file_atomic(identity_dir + "/ca.crt", ca.data(), ca.size(), error) ||
                 !write_file_atomic(identity_dir + "/device.crt", x.cert, strlen(x.cert), error) ||

@@ -2,11 +2,14 @@
 // (`mqota provision claim create`: claim.json, claim.crt, claim.key, ca.crt) and no identity of its
 // own yet, the device makes an ECDSA P-256 key with OpenSSL in its state directory (it never
 // leaves it), asks for its certificate with the claim (the core's claim.h says how) and writes a
-// device bundle there (device.json, device.crt, device.key, ca.crt), which it then runs with.
+// device bundle there (device.json, device.crt, device.key, ca.crt), which it then runs with. What
+// the claim bundle says the device trusts (command-key.pem, claim.json "imageKeyDigests") goes
+// into that device bundle as it is.
 #pragma once
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 #include "ota_agent/reconnect_policy.h"
 
@@ -21,6 +24,8 @@ struct ClaimBundle {
     std::string ca_file;
     std::string cert_file;
     std::string key_file;
+    std::string command_key_file;                // "" when the bundle has none
+    std::vector<std::string> image_key_digests;  // hex, as in claim.json
 };
 
 // True if `dir` holds a claim bundle (claim.json).

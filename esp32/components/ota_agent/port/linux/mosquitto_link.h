@@ -1,9 +1,10 @@
 // MQTT 3.1.1 over mutual TLS with libmosquitto: client id = device id (the certificate CN, which
-// the broker requires), clean session off, QoS 1, no last will (docs/protocol.md: the server tracks
-// presence from the connection itself). The link's own thread connects, runs the network loop and,
-// after a failure, waits as the core's ReconnectPolicy says: a short jittered retry after a network
-// error, an exponential back-off after the broker refused the certificate (CONNACK 5). Its
-// callbacks only queue AgentEvents.
+// the broker requires), clean session off, QoS 1. Presence for external brokers (docs/protocol.md
+// "Presence"): a retained offline last will, a retained online message after every connect, and
+// an offline one before a clean stop (a DISCONNECT discards the will [MQTT-3.1.2-10]). The link's
+// own thread connects, runs the network loop and, after a failure, waits as the core's
+// ReconnectPolicy says: a short jittered retry after a network error, an exponential back-off
+// after the broker refused the certificate (CONNACK 5). Its callbacks only queue AgentEvents.
 #pragma once
 
 #include <stdint.h>
@@ -18,6 +19,7 @@
 #include "agent_events.h"
 #include "device_bundle.h"
 #include "ota_agent/reconnect_policy.h"
+#include "ota_agent/protocol.h"
 
 struct mosquitto;
 struct mosquitto_message;
@@ -48,6 +50,7 @@ private:
 
     void run();
     bool wait_or_stop(uint32_t ms);
+    bool publish_message(const char* topic, const char* payload, size_t len, bool retain);
 
     const DeviceBundle& bundle_;
     AgentEventQueue& events_;
@@ -60,6 +63,7 @@ private:
     std::mt19937 random_;
     ReconnectPolicy policy_;  // used from the link thread only
     int connack_ = -1;        // CONNACK return code of the current attempt, -1 before one
+    Topics topics_;
 
     std::mutex publish_mutex_;
     std::condition_variable acked_cv_;

@@ -161,10 +161,12 @@ describe('import', () => {
     const result = await importDevices(server.api, rows, out);
     assert.deepEqual(result.bundles.map((b) => [b.deviceId, b.ownKey]), [['fab-1', false], ['fab-2', true], ['fab-3', false]]);
     assert.deepEqual((await readdir(out)).sort(), ['fab-1', 'fab-2', 'fab-3'], 'no staging folder left');
-    assert.deepEqual((await readdir(path.join(out, 'fab-2'))).sort(), ['ca.crt', 'device.crt', 'device.json', 'nvs.csv']);
+    // Commands are signed (the default): every bundle carries the command key, in a file and in NVS.
+    assert.deepEqual((await readdir(path.join(out, 'fab-2'))).sort(), ['ca.crt', 'command-key.pem', 'device.crt', 'device.json', 'nvs.csv']);
+    assert.equal(await readFile(path.join(out, 'fab-2', 'command-key.pem'), 'utf8'), server.mqota.services.commandKeyPem);
     assert.equal(await readFile(path.join(out, 'fab-1', 'nvs.csv'), 'utf8'), [
       'key,type,encoding,value', 'mqota,namespace,,', 'device_id,data,string,fab-1', `broker_uri,data,string,${server.mqota.services.links.brokerUrl()}`,
-      'client_cert,file,string,device.crt', 'client_key,file,string,device.key', 'ca_cert,file,string,ca.crt', '',
+      'client_cert,file,string,device.crt', 'client_key,file,string,device.key', 'ca_cert,file,string,ca.crt', 'command_key,file,string,command-key.pem', '',
     ].join('\n'));
     assert.doesNotMatch(await readFile(path.join(out, 'fab-2', 'nvs.csv'), 'utf8'), /client_key/);
     const fab1 = await server.api.call<{ type: string; tags: string[] }>('GET', '/api/devices/fab-1');
@@ -316,8 +318,12 @@ describe('CLI: provision', () => {
     const { stdout } = await cli('--json', 'provision', 'claim', 'create', '--count', '3', '--expires', '2h', '--type', 'demo', '--out', out);
     const answer = JSON.parse(stdout) as { bundle: { claimId: string; keyPem?: string } };
     assert.equal(answer.bundle.keyPem, undefined, 'the key is not printed');
-    assert.deepEqual((await readdir(out)).sort(), ['ca.crt', 'claim.crt', 'claim.json', 'claim.key', 'nvs.csv']);
-    assert.match(await readFile(path.join(out, 'nvs.csv'), 'utf8'), new RegExp(`^key,type,encoding,value\nmqota,namespace,,\nclaim_id,data,string,${answer.bundle.claimId}\n`));
+    // The devices of the batch trust what a device bundle would have them trust: the command key.
+    assert.deepEqual((await readdir(out)).sort(), ['ca.crt', 'claim.crt', 'claim.json', 'claim.key', 'command-key.pem', 'nvs.csv']);
+    assert.equal(await readFile(path.join(out, 'command-key.pem'), 'utf8'), server.mqota.services.commandKeyPem);
+    const nvs = await readFile(path.join(out, 'nvs.csv'), 'utf8');
+    assert.match(nvs, new RegExp(`^key,type,encoding,value\nmqota,namespace,,\nclaim_id,data,string,${answer.bundle.claimId}\n`));
+    assert.match(nvs, /\ncommand_key,file,string,command-key.pem\n/);
     const list = await cli('provision', 'claim', 'list');
     assert.match(list.stdout, new RegExp(`${answer.bundle.claimId} +demo +0/3`));
     const requests = await cli('provision', 'list', '--state', 'pending');

@@ -70,6 +70,9 @@ describe('mqota-linux-device: provisioning by claim and back-off after refusals'
     assert.equal(first.type, 'sensor', 'registered with the claim\'s type');
     await device.waitForLine(/claim: made a new ECDSA P-256 key/);
     await device.waitForLine(new RegExp(`claim: certificate of ${id} received`));
+    // It trusts what the claim bundle said: update commands only signed with the server's command key.
+    assert.equal(await readFile(path.join(state, 'identity', 'command-key.pem'), 'utf8'), server.mqota.services.commandKeyPem);
+    await device.waitForLine(/main: update commands: signed by the command key only/);
 
     // The key never left the device: the certificate is for the key in its state directory, which only the device can read.
     const keyFile = path.join(state, 'identity', 'device.key');

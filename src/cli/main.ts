@@ -11,6 +11,7 @@ import { registerSimulate } from './simulate.js';
 import { registerMakeTestImage } from './test-image.js';
 import { ROLES, type Role } from '../auth/roles.js';
 import { ROLLOUT_STATES } from '../rollouts/states.js';
+import { HEALTH_COLUMNS, healthColumns, type DeviceHealthView } from './health-columns.js';
 
 const program = new Command('mqota')
   .description('Push-based OTA firmware updates for ESP32 fleets')
@@ -157,17 +158,20 @@ operator.command('revoke <name>')
   }));
 
 // `device list` is the command; `devices list` stays (hidden) so scripts written for it keep working.
-type DeviceFilters = { type?: string; version?: string; tag?: string; channel?: string; online?: boolean };
+type DeviceFilters = { type?: string; version?: string; tag?: string; channel?: string; online?: boolean; wide?: boolean };
 const deviceFilters = (cmd: Command) => cmd
   .option('--type <type>', 'only devices of this firmware type')
   .option('--version <semverRange>', 'only devices on this version or semver range, e.g. ">=1.2.0 <2"')
   .option('--tag <tag>', 'only devices carrying this tag')
   .option('--channel <channel>', 'only devices following this release channel')
-  .option('--online', 'only online devices');
+  .option('--online', 'only online devices')
+  .option('--wide', 'add the health columns of each device\'s latest announce: slot, RSSI, free/minimum heap, uptime, reset reason');
 const listDevices = async (o: DeviceFilters) => withClient(async (api) => {
   const q = new URLSearchParams(Object.entries({ type: o.type, version: o.version, tag: o.tag, channel: o.channel, online: o.online ? 'true' : undefined }).filter(([, v]) => v) as [string, string][]);
   const rows = await api.call<Record<string, unknown>[]>('GET', `/api/devices?${q}`);
-  print(rows, () => table(rows.map((d) => ({ ...d, tags: (d.tags as string[]).join(',') })), ['id', 'type', 'version', 'chip', 'channel', 'tags', 'online', 'lastSeenAt']));
+  const columns = ['id', 'type', 'version', 'chip', 'channel', 'tags', 'online', 'lastSeenAt'];
+  print(rows, () => table(rows.map((d) => ({ ...d, tags: (d.tags as string[]).join(','), ...(o.wide ? healthColumns(d.health as DeviceHealthView | null) : {}) })),
+    o.wide ? [...columns, ...HEALTH_COLUMNS] : columns));
 });
 deviceFilters(device.command('list').description('list devices, with filters')).action(listDevices);
 deviceFilters(program.command('devices', { hidden: true }).description('the fleet (old name of `device`)').command('list').description('list devices (use `mqota device list`)')).action(listDevices);

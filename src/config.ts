@@ -27,6 +27,8 @@ const EnvSchema = Type.Object({
   MQOTA_RATE_LIMIT_TOKEN_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 3000 }),
   MQOTA_RATE_LIMIT_FAILED_AUTH_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 30 }),
   MQOTA_HEAP_GROWING_PERCENT: Type.Integer({ minimum: 0, maximum: 400, default: 100 }),
+  MQOTA_WEBHOOK_ALLOW_HTTP: Type.Boolean({ default: false }),
+  MQOTA_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   LOG_FORMAT: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('pretty')])),
 });
@@ -59,6 +61,9 @@ export interface Config {
   rateLimitFailedAuthMax: number;
   /** How far V8's old generation grows past its live size before a full collection (src/heap-tuning.ts); 0: V8's own. */
   heapGrowingPercent: number;
+  /** Webhook receivers may be plain http:// URLs, and on loopback/private/link-local addresses (SSRF guard off). */
+  webhookAllowHttp: boolean;
+  webhookAllowPrivate: boolean;
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
@@ -96,6 +101,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitTokenMax: raw.MQOTA_RATE_LIMIT_TOKEN_MAX,
     rateLimitFailedAuthMax: raw.MQOTA_RATE_LIMIT_FAILED_AUTH_MAX,
     heapGrowingPercent: raw.MQOTA_HEAP_GROWING_PERCENT,
+    webhookAllowHttp: raw.MQOTA_WEBHOOK_ALLOW_HTTP,
+    webhookAllowPrivate: raw.MQOTA_WEBHOOK_ALLOW_PRIVATE,
     logLevel: raw.LOG_LEVEL,
     logFormat: raw.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
   };

@@ -26,6 +26,7 @@ import { LiveRollouts } from './rollouts/live-rollouts.js';
 import { UpdateEngine } from './rollouts/update-engine.js';
 import { topics } from '../broker/topics.js';
 import type { Links, Services } from './services.js';
+import { startWebhooks, type Clock } from './webhooks/index.js';
 
 export interface Mqota {
   services: Services;
@@ -39,7 +40,10 @@ export interface Mqota {
   close(): Promise<void>;
 }
 
-export async function startMqota(config: Config, logger: Logger): Promise<Mqota> {
+/** Test seams: the clock of webhook retries. */
+export interface MqotaOptions { webhookClock?: Clock }
+
+export async function startMqota(config: Config, logger: Logger, opts: MqotaOptions = {}): Promise<Mqota> {
   const stack: Array<() => Promise<void> | void> = [];
   const close = async () => { for (const stop of stack.reverse()) await stop(); stack.length = 0; };
   try {
@@ -95,10 +99,15 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const brokerHost = new URL(publicUrl).hostname;
     const links: Links = { imageUrl, brokerUrl: () => `mqtts://${brokerHost}:${broker.port}` };
     stack.push(await startStatusTopics({ events, rollouts: lifecycle, broker, repository, logger })); // rollouts/{id}/progress, fleet/{id}/events
+    const webhooks = await startWebhooks({
+      prisma: db.prisma, events, updateOf: (deviceId) => attempts.ofDevice(deviceId), logger, clock: opts.webhookClock,
+      policy: { allowHttp: config.webhookAllowHttp, allowPrivate: config.webhookAllowPrivate },
+    });
+    stack.push(() => webhooks.close());
 
     const services: Services = {
       config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,
-      adminToken: adminToken.token, links,
+      adminToken: adminToken.token, links, webhooks,
     };
     const app = await buildApp(services, { key, cert, clientCa });
     await app.listen({ port: httpsPort, host: config.host });

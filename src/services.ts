@@ -12,6 +12,7 @@ import type { Logger } from './logger.js';
 import type { DeviceMessageRejections } from './protocol/rejections.js';
 import type { RolloutLifecycle } from './rollouts/lifecycle.js';
 import type { UpdateEngine } from './rollouts/update-engine.js';
+import type { WebhookService } from './webhooks/index.js';
 
 export interface Links {
   /** HTTPS link of an image, as devices download it. */
@@ -39,4 +40,6 @@ export interface Services {
   certificates: CertificateLedger;
   adminToken: string;
   links: Links;
+  /** Webhook receivers and their delivery logs. */
+  webhooks: WebhookService;
 }

@@ -14,6 +14,7 @@ import { metricsRoutes } from './metrics/index.js';
 import { operatorRoutes } from './operators/index.js';
 import { rolloutRoutes } from './rollouts/index.js';
 import { tokenRoutes } from './tokens/index.js';
+import { webhookRoutes } from './webhooks/index.js';
 
 export async function routes(app: FastifyInstance): Promise<void> {
   const { imageAccess } = app.services.config;
@@ -36,6 +37,7 @@ export async function routes(app: FastifyInstance): Promise<void> {
       await api.register(rolloutRoutes);
       await api.register(eventRoutes);
       await api.register(operatorRoutes);
+      await api.register(webhookRoutes);
     }, { prefix: '/api' });
   });
 }

@@ -27,6 +27,7 @@ import { UpdateEngine } from './rollouts/update-engine.js';
 import { topics } from '../broker/topics.js';
 import type { Links, Services } from './services.js';
 import { startWebhooks, type Clock } from './webhooks/index.js';
+import { FleetHistory } from './monitoring/fleet-history.js';
 
 export interface Mqota {
   services: Services;
@@ -104,10 +105,12 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
       policy: { allowHttp: config.webhookAllowHttp, allowPrivate: config.webhookAllowPrivate },
     });
     stack.push(() => webhooks.close());
+    const history = new FleetHistory({ prisma: db.prisma, registry, logger, sampleMs: config.versionSampleMs });
+    stack.push(history.start());
 
     const services: Services = {
       config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,
-      adminToken: adminToken.token, links, webhooks,
+      adminToken: adminToken.token, links, webhooks, history,
     };
     const app = await buildApp(services, { key, cert, clientCa });
     await app.listen({ port: httpsPort, host: config.host });

@@ -13,6 +13,7 @@ import type { DeviceMessageRejections } from './protocol/rejections.js';
 import type { RolloutLifecycle } from './rollouts/lifecycle.js';
 import type { UpdateEngine } from './rollouts/update-engine.js';
 import type { WebhookService } from './webhooks/index.js';
+import type { FleetHistory } from './monitoring/fleet-history.js';
 
 export interface Links {
   /** HTTPS link of an image, as devices download it. */
@@ -42,4 +43,6 @@ export interface Services {
   links: Links;
   /** Webhook receivers and their delivery logs. */
   webhooks: WebhookService;
+  /** Rollout timelines and sampled versions per type, for the dashboard's charts. */
+  history: FleetHistory;
 }

@@ -15,6 +15,7 @@ import { operatorRoutes } from './operators/index.js';
 import { rolloutRoutes } from './rollouts/index.js';
 import { tokenRoutes } from './tokens/index.js';
 import { webhookRoutes } from './webhooks/index.js';
+import { historyRoutes } from './history/index.js';
 
 export async function routes(app: FastifyInstance): Promise<void> {
   const { imageAccess } = app.services.config;
@@ -38,6 +39,7 @@ export async function routes(app: FastifyInstance): Promise<void> {
       await api.register(eventRoutes);
       await api.register(operatorRoutes);
       await api.register(webhookRoutes);
+      await api.register(historyRoutes);
     }, { prefix: '/api' });
   });
 }

@@ -264,4 +264,28 @@ describe('webhooks over the network', () => {
     assert.equal(new Set(failing.got.map((g) => g.headers['x-mqota-delivery'])).size, 1);
     await server.api.call('POST', `/api/rollouts/${r.id}/cancel`);
   });
+
+  test('on PostgreSQL too: queued, leased, retried after the back-off and delivered', async () => {
+    const pgClock = new ManualClock(Date.now());
+    const pg = await startTestServer({ database: 'postgres', env: { MQOTA_WEBHOOK_ALLOW_HTTP: 'true', MQOTA_WEBHOOK_ALLOW_PRIVATE: 'true' }, webhookClock: pgClock });
+    const failing = await receiver([500]);
+    receivers.push(failing);
+    try {
+      const hook = await pg.api.call<Json>('POST', '/api/webhooks', { url: failing.url, events: ['rollout.state'] });
+      const file = path.join(tmp, 'pg-1.0.0.bin');
+      await writeFile(file, buildEspAppImage({ projectName: 'pg', version: '1.0.0', payloadBytes: 1024 }));
+      const fw = await pg.api.uploadFirmware<Json>(file, {});
+      const t0 = pgClock.now();
+      await pg.api.call('POST', '/api/rollouts', { firmwareId: fw.id, startAt: new Date(Date.now() + 86_400_000).toISOString() });
+      const deliveries = () => pg.api.call<Json[]>('GET', `/api/webhooks/${hook.id}/deliveries`);
+      const first = await eventually(async () => { const [d] = await deliveries(); return d?.attempts === 1 ? d : null; }, 30_000, 'first try');
+      assert.equal(Date.parse(first.nextAttemptAt), t0 + DEFAULT_RETRY.baseDelayMs);
+      pgClock.advanceTo(t0 + DEFAULT_RETRY.baseDelayMs);
+      const done = await eventually(async () => { const [d] = await deliveries(); return d?.state === 'delivered' ? d : null; }, 30_000, 'delivered');
+      assert.equal(done.attempts, 2);
+      assert.equal(failing.got.length, 2);
+    } finally {
+      await pg.close();
+    }
+  });
 });

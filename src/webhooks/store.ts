@@ -15,12 +15,14 @@ export interface DeliveryRecord {
 
 export const newId = (prefix: string) => `${prefix}_${randomBytes(9).toString('base64url')}`;
 
+// Times go in as ISO text cast to timestamp (UTC, as Prisma stores them), never as a driver's
+// Date, which PostgreSQL could read in the session's time zone.
 // Due deliveries, each leased (nextAttemptAt moved to the lease's end) in the statement that picks
 // it: two instances over one PostgreSQL never send the same try, and a try cut short by a crash is
 // picked up again when its lease ends.
 const CLAIM_DUE = `
-UPDATE "WebhookDelivery" d SET "nextAttemptAt" = $2
-WHERE d.id IN (SELECT id FROM "WebhookDelivery" WHERE state = 'pending' AND "nextAttemptAt" <= $1
+UPDATE "WebhookDelivery" d SET "nextAttemptAt" = $2::timestamp
+WHERE d.id IN (SELECT id FROM "WebhookDelivery" WHERE state = 'pending' AND "nextAttemptAt" <= $1::timestamp
   ORDER BY "nextAttemptAt" LIMIT $3 FOR UPDATE SKIP LOCKED)
 RETURNING d.id, d."webhookId", d.event, d.body, d.attempts`;
 
@@ -52,7 +54,7 @@ export class WebhookStore {
   }
 
   async claimDue(now: Date, leaseUntil: Date, limit: number): Promise<Array<{ id: string; webhookId: string; event: string; body: string; attempts: number }>> {
-    return this.prisma.$queryRawUnsafe(CLAIM_DUE, now, leaseUntil, limit);
+    return this.prisma.$queryRawUnsafe(CLAIM_DUE, now.toISOString(), leaseUntil.toISOString(), limit);
   }
 
   /** When the next pending delivery is due, if any. */

@@ -31,6 +31,12 @@ const EnvSchema = Type.Object({
   MQOTA_REQUIRE_SIGNED_IMAGES: Type.Boolean({ default: false }),
   MQOTA_SIGN_COMMANDS: Type.Boolean({ default: true }),
   MQOTA_COMMAND_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 30 * 86_400, default: 86_400 }),
+  MQOTA_BROKER: Type.Union([Type.Literal('embedded'), Type.Literal('external')], { default: 'embedded' }),
+  MQOTA_BROKER_URL: Type.Optional(Type.String({ pattern: '^mqtts://[^/?#]+/?$' })),
+  MQOTA_BROKER_CA: Type.Optional(Type.String({ minLength: 1 })),
+  MQOTA_SERVICE_ID: Type.String({ default: 'mqota', pattern: '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$' }),
+  MQOTA_BROKER_SESSION_EXPIRY_S: Type.Integer({ minimum: 60, maximum: 4_294_967_295, default: 7 * 24 * 3600 }),
+  MQOTA_BROKER_CONFIG_DIR: Type.Optional(Type.String({ minLength: 1 })),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   LOG_FORMAT: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('pretty')])),
 });
@@ -71,9 +77,27 @@ export interface Config {
   signCommands: boolean;
   /** How long a signed update command stays valid for the device. */
   commandTtlSeconds: number;
+  /** Where devices connect: the embedded broker, or an external one mqota is a client of (src/device-link/). */
+  broker: BrokerConfig;
   logLevel: string;
   logFormat: 'json' | 'pretty';
 }
+
+export type BrokerConfig =
+  | { mode: 'embedded' }
+  | {
+    mode: 'external';
+    /** mqtts://host:port of the external broker, for mqota and for devices. */
+    url: string;
+    /** PEM file of the CA that signed the external broker's server certificate; null: mqota's own server CA. */
+    caFile: string | null;
+    /** This instance's client id and service certificate CN. */
+    serviceId: string;
+    /** How long the broker keeps mqota's session (and queues device messages for it) while mqota is away. */
+    sessionExpirySeconds: number;
+    /** Where `mqota broker config` wrote the broker's files; mqota keeps their ACL and CRL current. */
+    configDir: string | null;
+  };
 
 export class ConfigError extends Error {}
 
@@ -112,8 +136,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requireSignedImages: raw.MQOTA_REQUIRE_SIGNED_IMAGES,
     signCommands: raw.MQOTA_SIGN_COMMANDS,
     commandTtlSeconds: raw.MQOTA_COMMAND_TTL_SECONDS,
+    broker: brokerConfig(raw),
     logLevel: raw.LOG_LEVEL,
     logFormat: raw.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
+  };
+}
+
+function brokerConfig(raw: Static<typeof EnvSchema>): BrokerConfig {
+  if (raw.MQOTA_BROKER === 'embedded') {
+    for (const name of ['MQOTA_BROKER_URL', 'MQOTA_BROKER_CA', 'MQOTA_BROKER_CONFIG_DIR'] as const) {
+      if (raw[name] !== undefined) throw new ConfigError(`invalid configuration: ${name} is set but MQOTA_BROKER is embedded; set MQOTA_BROKER=external to use an external broker`);
+    }
+    return { mode: 'embedded' };
+  }
+  if (!raw.MQOTA_BROKER_URL) throw new ConfigError('invalid configuration: MQOTA_BROKER=external needs MQOTA_BROKER_URL (mqtts://host:port)');
+  return {
+    mode: 'external',
+    url: raw.MQOTA_BROKER_URL.replace(/\/$/, ''),
+    caFile: raw.MQOTA_BROKER_CA ? path.resolve(raw.MQOTA_BROKER_CA) : null,
+    serviceId: raw.MQOTA_SERVICE_ID,
+    sessionExpirySeconds: raw.MQOTA_BROKER_SESSION_EXPIRY_S,
+    configDir: raw.MQOTA_BROKER_CONFIG_DIR ? path.resolve(raw.MQOTA_BROKER_CONFIG_DIR) : null,
   };
 }
 

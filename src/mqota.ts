@@ -4,7 +4,6 @@
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { createBroker } from '../broker/index.js';
 import { ensureCommandKey } from '../certs/command-key.js';
 import { ensurePki } from '../certs/pki.js';
 import { resolveAdminToken } from './auth/admin-token.js';
@@ -17,6 +16,7 @@ import { FirmwareCatalog } from './firmware/catalog.js';
 import { ImageStore } from './firmware/image-store.js';
 import { SigningKeys } from './firmware/signing-keys.js';
 import { DeviceRegistry } from './fleet/device-registry.js';
+import { createDeviceLink } from './device-link/index.js';
 import { buildApp } from './http/app.js';
 import type { Logger } from './logger.js';
 import { startStatusTopics } from './monitoring/status-topics.js';
@@ -65,12 +65,8 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const commandKey = config.signCommands ? await ensureCommandKey(config.certsDir) : null;
     const signed = commandSigner({ key: commandKey?.privateKey ?? null, ttlSeconds: config.commandTtlSeconds });
 
-    // The broker, not listening yet, and the addresses devices are given.
-    const broker = await createBroker({
-      port: config.mqttPort, host: config.host, tls: { key, cert, clientCa },
-      plaintextPort: config.mqttPlaintextPort ?? undefined, maxPacketBytes: config.mqttMaxPacketBytes, connectTimeoutMs: config.mqttConnectTimeoutMs, logger: logger.child({ component: 'mqtt' }),
-      isRevoked: certificates.isRevoked,
-    });
+    // The broker (embedded, or mqota's connection to an external one), not listening yet, and the addresses devices are given.
+    const broker = await createDeviceLink(config, { tls: { key, cert, clientCa }, pki: pki.paths, certificates, logger });
     stack.push(() => broker.close());
     certificates.onRevoke((commonName, serial) => broker.disconnectCertificate(commonName, serial));
     const httpsPort = config.httpsPort || await freePort(config.host);
@@ -99,7 +95,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     broker.onPresence((deviceId, online) => engine.handlePresence(deviceId, online));
     await broker.listen();
     const brokerHost = new URL(publicUrl).hostname;
-    const links: Links = { imageUrl, brokerUrl: () => `mqtts://${brokerHost}:${broker.port}` };
+    const links: Links = { imageUrl, brokerUrl: () => broker.publicUrl ?? `mqtts://${brokerHost}:${broker.port}` };
     stack.push(await startStatusTopics({ events, rollouts: lifecycle, broker, repository, logger })); // rollouts/{id}/progress, fleet/{id}/events
 
     const services: Services = {

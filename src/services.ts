@@ -1,9 +1,9 @@
 // What the HTTP routes and the CLI-facing API need, assembled once by src/mqota.ts.
-import type { Broker } from '../broker/index.js';
 import type { PkiPaths } from '../certs/pki.js';
 import type { CertificateLedger } from './auth/certificate-ledger.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
+import type { DeviceLink } from './device-link/index.js';
 import type { FleetRepository } from './db/fleet-repository.js';
 import type { FirmwareCatalog } from './firmware/catalog.js';
 import type { SigningKeys } from './firmware/signing-keys.js';
@@ -35,7 +35,8 @@ export interface Services {
   rollouts: RolloutLifecycle;
   rejections: DeviceMessageRejections;
   events: FleetEvents;
-  broker: Broker;
+  /** The embedded broker or the connection to an external one. */
+  broker: DeviceLink;
   pki: PkiPaths;
   certificates: CertificateLedger;
   adminToken: string;

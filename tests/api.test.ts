@@ -402,6 +402,13 @@ describe('operator API', () => {
     assert.equal(loadConfig({}).heapGrowingPercent, 100);
     assert.throws(() => loadConfig({ MQOTA_HEAP_GROWING_PERCENT: '-1' }), /MQOTA_HEAP_GROWING_PERCENT/);
     assert.throws(() => loadConfig({ MQOTA_IMAGE_ACCESS: 'open' }), /MQOTA_IMAGE_ACCESS/);
+    assert.deepEqual(loadConfig({}).broker, { mode: 'embedded' });
+    assert.throws(() => loadConfig({ MQOTA_BROKER: 'external' }), /MQOTA_BROKER_URL/);
+    assert.throws(() => loadConfig({ MQOTA_BROKER: 'external', MQOTA_BROKER_URL: 'mqtt://plain:1883' }), /MQOTA_BROKER_URL/);
+    assert.throws(() => loadConfig({ MQOTA_BROKER_URL: 'mqtts://b:8883' }), /MQOTA_BROKER_URL is set but MQOTA_BROKER is embedded/);
+    assert.throws(() => loadConfig({ MQOTA_BROKER: 'cloud' }), /MQOTA_BROKER/);
+    const external = loadConfig({ MQOTA_BROKER: 'external', MQOTA_BROKER_URL: 'mqtts://broker.example:8883' }).broker;
+    assert.equal(external.mode === 'external' && `${external.url} ${external.serviceId} ${external.caFile} ${external.configDir}`, 'mqtts://broker.example:8883 mqota null null');
   });
 });
 

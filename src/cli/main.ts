@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ApiClient, ApiError } from './api-client.js';
 import { explainConnectionFailure, resolveConnection, type Connection } from './connection.js';
+import { registerBrokerConfig } from './broker-config.js';
 import { registerLogin } from './login.js';
 import { renderRollout, watchRollout } from './rollout-watch.js';
 import { registerSigning } from './signing.js';
@@ -49,6 +50,7 @@ async function withClient<T>(fn: (api: ApiClient) => Promise<T>): Promise<T> {
 }
 
 registerLogin(program);
+registerBrokerConfig(program, print);
 
 program.command('start').description('run the service (the same as npm start)').action(async () => {
   await import('../main.js');

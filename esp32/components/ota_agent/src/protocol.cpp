@@ -235,6 +235,7 @@ bool Topics::init(const char* device_id) {
     snprintf(command_, sizeof(command_), "devices/%s/command", device_id);
     snprintf(announce_, sizeof(announce_), "devices/%s/announce", device_id);
     snprintf(status_, sizeof(status_), "devices/%s/status", device_id);
+    snprintf(presence_, sizeof(presence_), "devices/%s/presence", device_id);
     return true;
 }
 

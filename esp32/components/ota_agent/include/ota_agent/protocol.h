@@ -12,19 +12,26 @@ namespace mqota {
 // docs/protocol.md "Connection": 1-64 characters from [A-Za-z0-9_.-], not starting with '.'.
 bool is_valid_device_id(const char* id);
 
-// devices/{id}/command, devices/{id}/announce, devices/{id}/status.
+// devices/{id}/command, devices/{id}/announce, devices/{id}/status, devices/{id}/presence.
 class Topics {
 public:
     bool init(const char* device_id);  // false for an invalid device id
     const char* command() const { return command_; }
     const char* announce() const { return announce_; }
     const char* status() const { return status_; }
+    // Retained kPresenceOnline after every connect, kPresenceOffline as the last will: how a
+    // server behind an external broker knows who is connected (docs/protocol.md "Presence").
+    const char* presence() const { return presence_; }
 
 private:
     char command_[kTopicMax + 1] = {};
     char announce_[kTopicMax + 1] = {};
     char status_[kTopicMax + 1] = {};
+    char presence_[kTopicMax + 1] = {};
 };
+
+constexpr const char* kPresenceOnline = "{\"online\":true}";
+constexpr const char* kPresenceOffline = "{\"online\":false}";
 
 enum class CommandAction : uint8_t { update, none, cancel };
 

@@ -11,3 +11,4 @@ export * from './operators.js';
 export * from './rollouts.js';
 export * from './tokens.js';
 export * from './webhooks.js';
+export * from './keys.js';

@@ -16,6 +16,8 @@ import { operatorRoutes } from './operators/index.js';
 import { provisioningRoutes } from './provisioning/index.js';
 import { rolloutRoutes } from './rollouts/index.js';
 import { tokenRoutes } from './tokens/index.js';
+import { webhookRoutes } from './webhooks/index.js';
+import { historyRoutes } from './history/index.js';
 
 export async function routes(app: FastifyInstance): Promise<void> {
   const { imageAccess } = app.services.config;
@@ -39,6 +41,8 @@ export async function routes(app: FastifyInstance): Promise<void> {
       await api.register(eventRoutes);
       await api.register(operatorRoutes);
       await api.register(provisioningRoutes);
+      await api.register(webhookRoutes);
+      await api.register(historyRoutes);
       await api.register(keyRoutes);
     }, { prefix: '/api' });
   });

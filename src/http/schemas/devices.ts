@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { CertificateView } from './certificates.js';
 import { MAX_CSR_PEM_LENGTH } from '../../../certs/csr.js';
 import { MAX_IMPORT_DEVICES } from '../../fleet/device-provisioning.js';
+import { HealthSchema } from '../../protocol/messages.js';
 import { AttemptState, DateTime, DeviceId, FirmwareType, Nullable } from './common.js';
 
 const CsrPem = Type.String({
@@ -47,6 +48,7 @@ export const DeviceView = Type.Object({
   online: Type.Boolean(), lastSeenAt: Nullable(DateTime),
   tags: Type.Array(Type.String(), { description: 'operator labels; rollouts can target by tag' }),
   channel: Type.String({ description: 'the release channel the device follows' }),
+  health: Nullable(Type.Object({ ...HealthSchema.properties, at: DateTime }, { description: 'the latest health report of an announce (docs/protocol.md#health), and when it came' })),
 });
 export const DeviceBundle = Type.Object({
   deviceId: Type.String(), type: Nullable(Type.String()), brokerUrl: Type.String(),

@@ -11,4 +11,5 @@ export * from './operators.js';
 export * from './rollouts.js';
 export * from './tokens.js';
 export * from './provisioning.js';
+export * from './webhooks.js';
 export * from './keys.js';

@@ -2,7 +2,7 @@
 import { ConfigError, loadConfig } from './config.js';
 import { tuneHeap } from './heap-tuning.js';
 import { createLogger } from './logger.js';
-import { startMqota } from './mqota.js';
+import { openPgliteEarly, pgliteDir } from './db/pglite-store.js';
 
 async function main(): Promise<void> {
   let config;
@@ -17,6 +17,9 @@ async function main(): Promise<void> {
   }
   const heap = tuneHeap(config.heapGrowingPercent);
   const logger = createLogger(config);
+  // The embedded database starts in its worker thread while the rest of mqota loads here.
+  if (!config.databaseUrl) openPgliteEarly(pgliteDir(config.dataDir), logger);
+  const { startMqota } = await import('./mqota.js');
   const mqota = await startMqota(config, logger);
   const listen = (port: number) => `${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   logger.info({

@@ -1,7 +1,5 @@
 // Opens the catalog database: embedded PGlite in the data folder by default, PostgreSQL when
 // DATABASE_URL is set. Same Prisma schema and migrations on both.
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
-import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaPg } from '@prisma/adapter-pg';
@@ -9,7 +7,7 @@ import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { migrate, type SqlDriver } from './migrate.js';
-import { openPgliteThread } from './pglite-thread.js';
+import { openPgliteStore, pgliteDir, takeEarlyPglite } from './pglite-store.js';
 
 export { PrismaClient };
 
@@ -20,7 +18,7 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export class DatabaseLockedError extends Error {}
+export { DatabaseLockedError } from './pglite-store.js';
 
 // Connection-level failures: the server is down, restarting or unreachable. PostgreSQL's class 08
 // (connection exception) and 57P01-3 (shutting down, cannot connect now), the socket's errno,
@@ -42,7 +40,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 
 export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; logger: Logger }): Promise<Database> {
   const log = opts.logger.child({ component: 'db' });
-  return opts.databaseUrl ? openPostgres(opts.databaseUrl, log) : openPglite(path.join(opts.dataDir, 'pglite'), log);
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, log) : openPglite(pgliteDir(opts.dataDir), log);
 }
 
 async function openPostgres(url: string, log: Logger): Promise<Database> {
@@ -66,12 +64,9 @@ async function openPostgres(url: string, log: Logger): Promise<Database> {
 }
 
 async function openPglite(dir: string, log: Logger): Promise<Database> {
-  await mkdir(dir, { recursive: true });
-  const releaseLock = await lockDirectory(dir);
+  // Begun early by main.ts (pglite-store.ts) while the other modules load, or here.
+  const { db, releaseLock } = await (takeEarlyPglite(dir) ?? openPgliteStore(dir, log));
   try {
-    // In a worker thread (pglite-thread.ts), so its SQL does not stall the event loop.
-    const db = await openPgliteThread(dir);
-    await migrate(pgliteDriver(db), log, { lock: false });
     const prisma = new PrismaClient({ adapter: new PrismaPGlite(db as PGlite) });
     log.info({ dir }, 'PGlite ready');
     return {
@@ -81,34 +76,10 @@ async function openPglite(dir: string, log: Logger): Promise<Database> {
       close: async () => { await prisma.$disconnect(); await db.close(); await releaseLock(); },
     };
   } catch (err) {
+    await db.close().catch(() => undefined);
     await releaseLock();
     throw err;
   }
-}
-
-// PGlite is one in-process PostgreSQL: two processes on one folder would corrupt it.
-async function lockDirectory(dir: string): Promise<() => Promise<void>> {
-  const lockFile = path.join(dir, '..', 'pglite.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(lockFile, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return () => rm(lockFile, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number((await readFile(lockFile, 'utf8').catch(() => '')).trim());
-      if (pid && pid !== process.pid && isAlive(pid)) {
-        throw new DatabaseLockedError(`the embedded database in ${dir} is in use by process ${pid}; use the API (or DATABASE_URL) while the service runs`);
-      }
-      await rm(lockFile, { force: true }); // stale lock from a crashed process
-    }
-  }
-  throw new DatabaseLockedError(`could not lock ${dir}`);
-}
-
-function isAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
 function pgDriver(client: pg.PoolClient): SqlDriver {
@@ -118,12 +89,6 @@ function pgDriver(client: pg.PoolClient): SqlDriver {
   };
 }
 
-function pgliteDriver(db: Pick<PGlite, 'exec' | 'query'>): SqlDriver {
-  return {
-    exec: async (sql) => { await db.exec(sql); },
-    query: async <T>(sql: string, params?: unknown[]) => (await db.query<T>(sql, params)).rows,
-  };
-}
 
 function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

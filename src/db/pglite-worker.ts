@@ -2,10 +2,18 @@
 // PostgreSQL runs as WebAssembly on this thread's stack, so a long batch of SQL no longer holds up
 // device traffic on the main event loop. Same data folder, same settings, same synchronous file
 // writes as in-process: a statement has reached the file system when its answer is sent.
+import v8 from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
-import { PGlite, types, type Transaction } from '@electric-sql/pglite';
+import type { Transaction } from '@electric-sql/pglite';
 import { firstStartTemplate, PGLITE_START_PARAMS } from './pglite-settings.js';
 import type { ThreadRequest, ThreadResponse, WireError, WireResult } from './pglite-thread.js';
+
+// PostgreSQL's 8.7 MB of WebAssembly compiled by Liftoff only, never tiered up to TurboFan: the
+// process idles ~50 MiB lower after a restart (bench/README.md, "Start-up and memory"); SQL runs
+// ~10 % slower, off the main thread. A V8 flag is process-wide: it is set before PGlite's module is
+// compiled, and Prisma's query compiler (compiled later on the main thread) gets it too.
+v8.setFlagsFromString('--liftoff-only');
+const { PGlite, types } = await import('@electric-sql/pglite');
 
 const port = parentPort!;
 /** Values leave this thread as PostgreSQL's text; the main thread parses them with its caller's parsers. */

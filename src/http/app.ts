@@ -6,6 +6,7 @@ import { isDatabaseUnavailable } from '../db/database.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { HttpError } from './errors.js';
+import { lazySchemaCompilers } from './lazy-schema-compilers.js';
 import { logSerializers } from './log-serializers.js';
 import { appPlugins } from './plugins/app/index.js';
 import { servicesPlugin } from './plugins/app/services.js';
@@ -30,6 +31,8 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
     // Fastify's Ajv strips properties a schema does not allow; a misspelt field (`waves` as
     // `wave`) would then be ignored in silence. Refuse it with a 400 that names it instead.
     ajv: { customOptions: { removeAdditional: false } },
+    // Each route's schemas are compiled on its first request, not while a start waits.
+    schemaController: lazySchemaCompilers,
     // Fastify's own wording, except that an unknown field is named.
     schemaErrorFormatter: (errors, dataVar) =>
       new Error(errors.map((e) => (e.keyword === 'additionalProperties'

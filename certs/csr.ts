@@ -2,11 +2,9 @@
 // mqota accepts before the device CA signs the key in one. The private key never leaves the
 // device; the CSR proves the device holds it (its signature), and mqota writes the subject itself
 // (CN = the device id, OU = the role), so nothing else the CSR asks for reaches the certificate.
-import 'reflect-metadata';
-import { createHash, createPublicKey, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
-
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+import { createHash, createPublicKey } from 'node:crypto';
+import type * as x509 from '@peculiar/x509';
+import { x509Library } from './x509-library.js';
 
 /** A CSR mqota will not sign; the message says why, for a 400 or a device's `refused`. */
 export class CsrError extends Error {}
@@ -34,6 +32,7 @@ export async function checkCsr(pem: string, expectedId: string): Promise<Checked
   if (typeof pem !== 'string' || pem.length > MAX_CSR_PEM_LENGTH) throw new CsrError(`a CSR is a PEM text of at most ${MAX_CSR_PEM_LENGTH} characters`);
   const block = /-----BEGIN (?:NEW )?CERTIFICATE REQUEST-----([A-Za-z0-9+/=\s]+)-----END (?:NEW )?CERTIFICATE REQUEST-----/.exec(pem);
   if (!block) throw new CsrError('not a PEM certificate signing request (expected -----BEGIN CERTIFICATE REQUEST-----)');
+  const x509 = await x509Library();
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(Buffer.from(block[1].replace(/\s+/g, ''), 'base64'));

@@ -6,18 +6,16 @@
 // Two CAs on purpose: devices trust only the server CA (ca.crt), the broker trusts only the
 // device CA for client certificates, so neither key can mint the other side's identities.
 
-// @peculiar/x509 registers its algorithms through tsyringe, which needs the Reflect metadata API.
-import 'reflect-metadata';
 import { X509Certificate as NodeX509, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import * as x509 from '@peculiar/x509';
+import type * as x509 from '@peculiar/x509';
+import { x509Library } from './x509-library.js';
 import { invalidIdentity, subjectOf, type Identity } from './identity.js';
 
 const subtle = webcrypto.subtle as SubtleCrypto;
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 export interface PkiPaths {
   dir: string;
@@ -164,6 +162,7 @@ export async function issueClientCertificate(
   paths: PkiPaths,
   opts: Identity & { publicKey?: x509.PublicKey; notAfter?: Date },
 ): Promise<IssuedClientCertificate> {
+  const x509 = await x509Library();
   const invalid = invalidIdentity(opts);
   if (invalid) throw new Error(invalid);
   if (!(await exists(paths.deviceCaKey))) {
@@ -203,6 +202,7 @@ export async function issueClientCertificate(
  * it is reloaded; mqota rewrites the file on every revocation, it is never fetched from elsewhere.
  */
 export async function issueDeviceCrl(paths: PkiPaths, serials: readonly string[], days = CA_VALIDITY_DAYS): Promise<string> {
+  const x509 = await x509Library();
   if (!(await exists(paths.deviceCaKey))) throw new Error(`cannot sign a CRL: device CA key ${paths.deviceCaKey} is absent`);
   const signer = await loadSigner(await readFile(paths.deviceCaCert, 'utf8'), await readFile(paths.deviceCaKey, 'utf8'));
   const now = Date.now();
@@ -244,6 +244,7 @@ async function generateKeys(): Promise<CryptoKeyPair> {
 }
 
 async function exportKeyPem(key: CryptoKey): Promise<string> {
+  const x509 = await x509Library();
   const der = await subtle.exportKey('pkcs8', key);
   return x509.PemConverter.encode(der, 'PRIVATE KEY') + '\n';
 }
@@ -264,6 +265,7 @@ function validity(days: number, cap?: Date): { notBefore: Date; notAfter: Date }
 }
 
 async function createCa(commonName: string): Promise<Issued> {
+  const x509 = await x509Library();
   const keys = await generateKeys();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
@@ -281,6 +283,7 @@ async function createCa(commonName: string): Promise<Issued> {
 }
 
 async function createServerCertificate(signer: Signer, names: string[]): Promise<Issued> {
+  const x509 = await x509Library();
   const keys = await generateKeys();
   const cert = await signLeaf(signer, {
     subject: [{ CN: [SERVER_NAME] }, { O: ['mqota'] }],
@@ -300,6 +303,7 @@ async function signLeaf(
   signer: Signer,
   leaf: { subject: x509.JsonName; publicKey: CryptoKey | x509.PublicKey; days: number; notAfter?: Date; extensions: x509.Extension[] },
 ): Promise<x509.X509Certificate> {
+  const x509 = await x509Library();
   const ski = signer.cert.getExtension(x509.SubjectKeyIdentifierExtension);
   return x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
@@ -324,6 +328,7 @@ async function signLeaf(
 
 /** Loads a CA for signing. Accepts any PEM private key Node reads (PKCS#8, SEC1, PKCS#1), so an operator's own EC or RSA CA works. */
 async function loadSigner(certPem: string, keyPem: string): Promise<Signer> {
+  const x509 = await x509Library();
   const cert = new x509.X509Certificate(certPem);
   const keyObject = createPrivateKey(keyPem);
   const der = keyObject.export({ type: 'pkcs8', format: 'der' });

@@ -2,8 +2,7 @@
 // DATABASE_URL is set. Same Prisma schema and migrations on both.
 import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
-import { PrismaPg } from '@prisma/adapter-pg';
-import pg from 'pg';
+import type pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { migrate, type SqlDriver } from './migrate.js';
@@ -44,6 +43,8 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
 }
 
 async function openPostgres(url: string, log: Logger): Promise<Database> {
+  // Loaded only here: the embedded default never needs them (bench/README.md, "Start-up and memory").
+  const [{ default: pg }, { PrismaPg }] = await Promise.all([import('pg'), import('@prisma/adapter-pg')]);
   // A bounded connect wait: during an outage a commit fails and is retried, instead of hanging.
   const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5_000 });
   pool.on('error', (err) => log.warn({ err }, 'idle PostgreSQL connection failed'));

@@ -11,7 +11,6 @@ import type { CertificateLedger } from '../auth/certificate-ledger.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { certificateState, readBrokerConfigRequest, writeBrokerConfig } from './broker-config.js';
-import { connectExternalBroker } from './external-broker.js';
 
 export type { ClaimRequest, DeviceMessage } from '../../broker/index.js';
 
@@ -44,6 +43,8 @@ export async function createDeviceLink(config: Config, deps: DeviceLinkDeps): Pr
   }
   const service = await ensureServiceCertificate(deps.pki, deps.certificates, broker.serviceId, logger);
   if (broker.configDir) await keepBrokerConfigCurrent(broker.configDir, deps, logger);
+  // Loaded only here: mqtt.js is not part of an embedded start (bench/README.md, "Start-up and memory").
+  const { connectExternalBroker } = await import('./external-broker.js');
   return connectExternalBroker({
     url: broker.url,
     ca: await readFile(broker.caFile ?? deps.pki.caCert, 'utf8'),

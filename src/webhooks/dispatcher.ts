@@ -1,7 +1,7 @@
 // Delivers webhook events: every matching webhook gets a delivery row, then a pump sends what is
 // due, signed, and on failure schedules the next try with exponential back-off until it gives up.
 // Time comes from an injected clock, so back-off is tested without waiting.
-import { Agent, request } from 'undici';
+import type { Agent, request } from 'undici';
 import type { Logger } from '../logger.js';
 import { encodeBody, type WebhookEvent, type WebhookFormat } from './events.js';
 import { SIGNATURE_HEADER, sign } from './signature.js';
@@ -43,7 +43,8 @@ const CLAIM_BATCH = 20;
 const ERROR_MAX = 300;
 
 export class WebhookDispatcher {
-  private readonly agent: Agent;
+  /** undici, loaded with the first delivery: most starts send none (bench/README.md, "Start-up and memory"). */
+  private client: Promise<{ agent: Agent; request: typeof request }> | null = null;
   private webhooks: WebhookRecord[] = [];
   private timer: { cancel(): void } | null = null;
   private pumping: Promise<void> | null = null;
@@ -53,11 +54,17 @@ export class WebhookDispatcher {
 
   constructor(private readonly deps: {
     store: WebhookStore; clock: Clock; policy: TargetPolicy; retry: RetryPolicy; logger: Logger; userAgent: string;
-  }) {
-    this.agent = new Agent({
-      connect: { lookup: guardedLookup(deps.policy), timeout: REQUEST_TIMEOUT_MS },
-      headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 1000,
-    });
+  }) {}
+
+  private undici(): Promise<{ agent: Agent; request: typeof request }> {
+    this.client ??= import('undici').then(({ Agent, request }) => ({
+      agent: new Agent({
+        connect: { lookup: guardedLookup(this.deps.policy), timeout: REQUEST_TIMEOUT_MS },
+        headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 1000,
+      }),
+      request,
+    }));
+    return this.client;
   }
 
   /** Loads the webhooks and sends what was queued before a restart. */
@@ -103,7 +110,7 @@ export class WebhookDispatcher {
     this.timer?.cancel();
     await this.pumping;
     await Promise.allSettled([...this.inFlight]);
-    await this.agent.close();
+    if (this.client) await (await this.client).agent.close();
   }
 
   private async pump(): Promise<void> {
@@ -132,8 +139,9 @@ export class WebhookDispatcher {
     let status: number | null = null;
     let error: string | null = null;
     try {
+      const { agent, request } = await this.undici();
       const res = await request(webhook.url, {
-        method: 'POST', dispatcher: this.agent, body: d.body,
+        method: 'POST', dispatcher: agent, body: d.body,
         headers: {
           'content-type': 'application/json', 'user-agent': this.deps.userAgent,
           'x-mqota-event': d.event, 'x-mqota-delivery': d.id,

@@ -1,34 +1,58 @@
 // The command pacer (src/rollouts/command-pacer.ts): a burst of sends is spread over turns of the
-// event loop, a lone send does not wait.
+// event loop by the time its sends take (an injected clock), a lone send does not wait.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CommandPacer } from '../src/rollouts/command-pacer.js';
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-test('a burst goes out perTurn at a time, one turn of the event loop apart, in order', async () => {
-  const pacer = new CommandPacer(100);
+/** A clock that only moves when a send says it took time. */
+function manualClock() {
+  let t = 0;
+  return { now: () => t, spend: (ms: number) => { t += ms; } };
+}
+
+test('a burst runs while the turn has time left; the rest on later turns, in order', async () => {
+  const clock = manualClock();
+  const pacer = new CommandPacer({ budgetMs: 5, now: clock.now });
   const sent: number[] = [];
-  const all = Array.from({ length: 250 }, (_, i) => pacer.slot().then(() => { sent.push(i); }));
-  await Promise.resolve();
-  await Promise.resolve();
-  assert.equal(sent.length, 100, 'the first turn');
+  // Each send takes 1 ms of the (manual) clock: five fit in a turn's 5 ms.
+  const all = Array.from({ length: 23 }, (_, i) => pacer.run(async () => { clock.spend(1); sent.push(i); }));
+  assert.equal(sent.length, 5, 'the first turn');
   let turns = 0;
-  while (sent.length < 250 && turns < 10) { await nextTurn(); turns++; }
-  assert.equal(sent.length, 250);
-  assert.ok(turns >= 2, `${turns} more turns for the other 150`);
+  const perTurn: number[] = [];
+  while (sent.length < 23 && turns < 20) {
+    const before = sent.length;
+    await nextTurn();
+    turns++;
+    perTurn.push(sent.length - before);
+  }
+  assert.equal(sent.length, 23);
+  assert.ok(perTurn.every((n) => n <= 5), `no later turn ran more than its budget: ${perTurn}`);
+  assert.ok(turns >= 4, `${turns} more turns for the other 18`);
   assert.deepEqual(sent, [...sent].sort((a, b) => a - b));
   await Promise.all(all);
 });
 
-test('a lone send, or a few per turn, never waits', async () => {
-  const pacer = new CommandPacer(100);
+test('a lone send, or a few quick ones per turn, run at once', async () => {
+  const clock = manualClock();
+  const pacer = new CommandPacer({ budgetMs: 5, now: clock.now });
   for (let turn = 0; turn < 3; turn++) {
     let done = 0;
-    for (let i = 0; i < 10; i++) void pacer.slot().then(() => { done++; });
-    await Promise.resolve();
-    await Promise.resolve();
+    for (let i = 0; i < 10; i++) void pacer.run(async () => { done++; });
     assert.equal(done, 10);
+    clock.spend(100); // time passing between turns does not count against the next one
     await nextTurn();
   }
+});
+
+test('a send that throws is rejected, and the sends behind it still go', async () => {
+  const clock = manualClock();
+  const pacer = new CommandPacer({ budgetMs: 1, now: clock.now });
+  const first = pacer.run(async () => { clock.spend(2); });
+  const failing = pacer.run((): Promise<void> => { throw new Error('no key'); });
+  const after = pacer.run(async () => 'sent');
+  await first;
+  await assert.rejects(failing, /no key/);
+  assert.equal(await after, 'sent');
 });

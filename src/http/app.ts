@@ -16,6 +16,7 @@ import { routes } from './routes/index.js';
 export type App = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
 
 export async function buildApp(services: Services, tls: { key: string; cert: string; clientCa: string }): Promise<App> {
+  const schemas = lazySchemaCompilers();
   const app = Fastify({
     // A client certificate is asked for and verified against the device CA, never required here:
     // devices present theirs for image downloads, browsers and API clients carry a token instead.
@@ -32,7 +33,7 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
     // `wave`) would then be ignored in silence. Refuse it with a 400 that names it instead.
     ajv: { customOptions: { removeAdditional: false } },
     // Each route's schemas are compiled on its first request, not while a start waits.
-    schemaController: lazySchemaCompilers,
+    schemaController: schemas.schemaController,
     // Fastify's own wording, except that an unknown field is named.
     schemaErrorFormatter: (errors, dataVar) =>
       new Error(errors.map((e) => (e.keyword === 'additionalProperties'
@@ -58,6 +59,10 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
   app.addHook('onResponse', async (req, reply) => {
     req.log.debug({ req, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   });
+  // Schemas not used yet are compiled one per turn once the app listens.
+  let stopWarmUp = () => {};
+  app.addHook('onListen', async () => { stopWarmUp = schemas.warmUp(); });
+  app.addHook('onClose', async () => stopWarmUp());
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `${req.method} ${req.url.split('?')[0]} not found` }));
 
   // The layers, in order: the parts of mqota as a decorator, third-party plugins, mqota's own, the routes.

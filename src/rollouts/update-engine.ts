@@ -177,8 +177,7 @@ export class UpdateEngine {
 
   private async send(deviceId: string, command: Command): Promise<void> {
     try {
-      await this.pacer.slot();
-      await this.deps.commands.send(deviceId, command);
+      await this.pacer.run(() => this.deps.commands.send(deviceId, command));
       this.deps.events.emit('command', {
         deviceId, action: command.action, updateId: command.action === 'none' ? null : command.updateId,
         reason: command.action === 'none' ? command.reason : null, at: new Date(),

@@ -21,6 +21,9 @@ import { matchesTargeting } from './targeting.js';
 import { unhealthyReason } from '../fleet/health.js';
 import { waveForLateJoiner } from './waves.js';
 
+/** How long dispatchReady runs before it lets the event loop take a turn. */
+const DISPATCH_SLICE_MS = 5;
+
 /** Where commands go: the broker in production. */
 export interface CommandChannel {
   send(deviceId: string, command: Command): Promise<void>;
@@ -136,7 +139,15 @@ export class UpdateEngine {
     if (r.state !== 'running') return 0;
     const now = Date.now();
     const sends: Promise<void>[] = [];
+    let sliceStart = performance.now();
     for (const [deviceId, member] of r.members) {
+      // Opening 1,000 attempts in one go held the event loop for tens of ms during a fan-out
+      // (bench/README.md, "Loop delay during a fan-out"): the loop gets a turn every few ms.
+      if (performance.now() - sliceStart > DISPATCH_SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (r.state !== 'running') break;
+        sliceStart = performance.now();
+      }
       // Cheap checks first: this runs for every member on every tick.
       if (member.wave > r.currentWave || member.latest?.state === 'succeeded' || this.deps.attempts.ofDevice(deviceId)) continue;
       const device = this.deps.registry.get(deviceId);

@@ -2,6 +2,8 @@
 import type { Broker } from '../broker/index.js';
 import type { PkiPaths } from '../certs/pki.js';
 import type { CertificateLedger } from './auth/certificate-ledger.js';
+import type { Cluster } from './cluster/cluster.js';
+import type { SharedCaches } from './cluster/shared-caches.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import type { FleetRepository } from './db/fleet-repository.js';
@@ -39,4 +41,8 @@ export interface Services {
   certificates: CertificateLedger;
   adminToken: string;
   links: Links;
+  /** In-memory tables kept equal across instances. */
+  sharedCaches: SharedCaches;
+  /** The other instances over the same PostgreSQL; null on PGlite. */
+  cluster: Cluster | null;
 }

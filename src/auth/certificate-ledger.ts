@@ -5,6 +5,7 @@
 import { normalizeSerial, type ClientRole } from '../../certs/identity.js';
 import { issueClientCertificate, type PkiPaths } from '../../certs/pki.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import type { SharedCaches } from '../cluster/shared-caches.js';
 
 export interface CertificateRecord {
   serial: string;
@@ -27,7 +28,19 @@ export class CertificateLedger {
   private readonly revoked = new Set<string>();
   private disconnect: Disconnect = () => false;
 
-  constructor(private readonly prisma: PrismaClient, private readonly pki: PkiPaths) {}
+  constructor(private readonly prisma: PrismaClient, private readonly pki: PkiPaths, private readonly shared?: SharedCaches) {
+    shared?.register('certificates', () => this.reloadRevoked());
+  }
+
+  /** Another instance revoked certificates: refuse them here too, and cut their connections. */
+  private async reloadRevoked(): Promise<void> {
+    const before = new Set(this.revoked);
+    const rows = await this.prisma.clientCertificate.findMany({ where: { revokedAt: { not: null } }, select: { serial: true, commonName: true } });
+    for (const { serial, commonName } of rows) {
+      this.revoked.add(serial);
+      if (!before.has(serial)) this.disconnect(commonName, serial);
+    }
+  }
 
   /** Who cuts off live connections when a certificate is revoked (the broker, once it runs). */
   onRevoke(disconnect: Disconnect): void {
@@ -88,6 +101,7 @@ export class CertificateLedger {
       this.revoked.add(c.serial);
       if (this.disconnect(c.commonName, c.serial)) disconnected = true;
     }
+    if (revoked.length) await this.shared?.changed('certificates');
     return { revoked, disconnected };
   }
 

@@ -8,7 +8,9 @@
 // rows are inserted once, a rollout transition applies only from the state it was decided in.
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
+import { ATTEMPT_RANK } from '../rollouts/attempt-state.js';
 import { ACTIVE_ROLLOUT_STATES, zeroCounts, type AttemptState } from '../rollouts/states.js';
+import type { ChangeFeedWriter, FeedChange } from '../cluster/change-feed.js';
 import { GroupCommit, type BatchSink, type CommitHealth, type GroupCommitOptions } from './group-commit.js';
 
 export interface DeviceRow {
@@ -59,9 +61,15 @@ interface Batch {
   devices: Map<string, DeviceRow>;
   targets: Array<{ r: string; d: string; w: number }>;
   attempts: Map<string, AttemptRow>;
+  /** Per attempt row, set by the commit: whether the database took it (see UPSERT_ATTEMPTS). */
+  applied: Set<string>;
   events: AttemptEventRow[];
   transitions: RolloutTransition[];
 }
+
+// Attempt states in the order an attempt moves through them (all final states last and equal), as SQL.
+const RANK_SQL = (column: string) => `CASE ${column} ${Object.entries(ATTEMPT_RANK).map(([s, r]) => `WHEN '${s}' THEN ${r}`).join(' ')} END`;
+
 
 // json_to_recordset turns one JSON parameter into rows: one round trip whatever the batch size.
 const UPSERT_DEVICES = `
@@ -78,8 +86,9 @@ INSERT INTO "RolloutTarget" ("rolloutId", "deviceId", wave)
 SELECT x.r, x.d, x.w FROM json_to_recordset($1::json) AS x(r text, d text, w integer)
 ON CONFLICT DO NOTHING`;
 
-// A final attempt row never changes again: whatever arrives later (a late report, a retried
-// batch) cannot end it a second time.
+// A final attempt row never changes again, and an open one only moves forward: whatever arrives
+// later (a late report, a retried batch, another instance's older view of the same attempt)
+// cannot end it a second time or take it back. The ids returned are the rows that applied.
 const UPSERT_ATTEMPTS = `
 INSERT INTO "UpdateAttempt" (id, "rolloutId", "deviceId", "firmwareId", "fromVersion", retry, state, progress, error, reason, "createdAt", "updatedAt", "finishedAt")
 SELECT id, "rolloutId", "deviceId", "firmwareId", "fromVersion", retry, state, progress, error, reason, "createdAt", "updatedAt", "finishedAt"
@@ -87,11 +96,13 @@ FROM json_to_recordset($1::json) AS x(id text, "rolloutId" text, "deviceId" text
   state text, progress integer, error text, reason text, "createdAt" timestamp, "updatedAt" timestamp, "finishedAt" timestamp)
 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, progress = EXCLUDED.progress, error = EXCLUDED.error,
   reason = EXCLUDED.reason, "updatedAt" = EXCLUDED."updatedAt", "finishedAt" = EXCLUDED."finishedAt"
-WHERE "UpdateAttempt"."finishedAt" IS NULL`;
+WHERE "UpdateAttempt"."finishedAt" IS NULL AND ${RANK_SQL('EXCLUDED.state')} >= ${RANK_SQL('"UpdateAttempt".state')}
+RETURNING id`;
 
 // Idempotent: a history row already there (same attempt, state, progress and time) is not added
 // again. Rows keep the order they were queued in (ids follow it; the history is read by id): the
-// anti-join alone may reorder them.
+// anti-join alone may reorder them. Every report is kept, also one that came after the attempt
+// ended (the row keeps the state that ended it).
 const INSERT_EVENTS = `
 INSERT INTO "AttemptEvent" ("attemptId", state, progress, error, reason, at)
 SELECT x."attemptId", x.state, x.progress, x.error, x.reason, x.at
@@ -117,14 +128,20 @@ moved AS (
 INSERT INTO "RolloutEvent" ("rolloutId", state, wave, reason, actor, at)
 SELECT moved.id, t.state, t.wave, t.reason, t.actor, t.at FROM moved, t`;
 
+// The change feed (src/cluster/change-feed.ts): delivered to the other instances on commit, in commit order.
+const NOTIFY = `SELECT pg_notify($1, c) FROM json_array_elements_text($2::json) AS c`;
+
 const TARGET_INSERT_CHUNK = 20_000;
 
 export class FleetRepository {
   private readonly queue: GroupCommit<Batch>;
+  private readonly feed: ChangeFeedWriter | null;
 
-  constructor(private readonly prisma: PrismaClient, log: Logger, opts: GroupCommitOptions = {}) {
+  /** With `feed`, every commit tells the other instances what it changed (PostgreSQL only). */
+  constructor(private readonly prisma: PrismaClient, log: Logger, opts: GroupCommitOptions & { feed?: ChangeFeedWriter | null } = {}) {
+    this.feed = opts.feed ?? null;
     const sink: BatchSink<Batch> = {
-      create: () => ({ devices: new Map(), targets: [], attempts: new Map(), events: [], transitions: [] }),
+      create: () => ({ devices: new Map(), targets: [], attempts: new Map(), applied: new Set(), events: [], transitions: [] }),
       rows: (b) => b.devices.size + b.targets.length + b.attempts.size + b.events.length + b.transitions.length,
       commit: (b) => this.commit(b),
     };
@@ -138,12 +155,19 @@ export class FleetRepository {
     return this.queue.add((b) => { b.devices.set(row.id, copy); });
   }
 
-  saveAttempt(row: AttemptRow, event?: AttemptEventRow): Promise<void> {
+  /**
+   * Resolves once committed, with whether the row applied: false when the database already held
+   * the attempt further on (finished, or moved on by another instance).
+   */
+  async saveAttempt(row: AttemptRow, event?: AttemptEventRow): Promise<boolean> {
     const copy = { ...row };
-    return this.queue.add((b) => {
+    let batch: Batch | undefined;
+    await this.queue.add((b) => {
+      batch = b;
       b.attempts.set(row.id, copy);
       if (event) b.events.push({ ...event });
     });
+    return batch!.applied.has(row.id);
   }
 
   /** A device that joined a running rollout. */
@@ -195,18 +219,35 @@ export class FleetRepository {
   }
 
   private async commit(b: Batch): Promise<void> {
-    const { prisma } = this;
     // Parents before children: devices, then rollout members and attempts, then their history.
-    const statements = [];
-    if (b.devices.size) statements.push(prisma.$executeRawUnsafe(UPSERT_DEVICES, JSON.stringify([...b.devices.values()])));
-    if (b.targets.length) statements.push(prisma.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(b.targets)));
-    if (b.attempts.size) statements.push(prisma.$executeRawUnsafe(UPSERT_ATTEMPTS, JSON.stringify([...b.attempts.values()])));
-    if (b.events.length) statements.push(prisma.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(b.events)));
-    for (const t of b.transitions) statements.push(prisma.$executeRawUnsafe(TRANSITION, JSON.stringify(transitionRecord(t))));
+    const attempts = [...b.attempts.values()];
+    const steps: Array<(db: Sql) => Promise<void>> = [];
+    if (b.devices.size) steps.push(async (db) => { await db.$executeRawUnsafe(UPSERT_DEVICES, JSON.stringify([...b.devices.values()])); });
+    if (b.targets.length) steps.push(async (db) => { await db.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(b.targets)); });
+    if (attempts.length) {
+      steps.push(async (db) => {
+        const rows = await db.$queryRawUnsafe<Array<{ id: string }>>(UPSERT_ATTEMPTS, JSON.stringify(attempts));
+        b.applied.clear();
+        for (const r of rows) b.applied.add(r.id);
+      });
+    }
+    if (b.events.length) steps.push(async (db) => { await db.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(b.events)); });
+    for (const t of b.transitions) steps.push(async (db) => { t.applied = Number(await db.$executeRawUnsafe(TRANSITION, JSON.stringify(transitionRecord(t)))) > 0; });
+    const feed = this.feed;
+    if (feed) {
+      // Only what applied: another instance takes these as committed facts.
+      steps.push(async (db) => {
+        const change: FeedChange = {
+          devices: [...b.devices.values()], targets: b.targets,
+          attempts: attempts.filter((a) => b.applied.has(a.id)), transitions: b.transitions.filter((t) => t.applied),
+        };
+        const chunks = feed.encode(change);
+        if (chunks.length) await db.$executeRawUnsafe(NOTIFY, feed.channel, JSON.stringify(chunks));
+      });
+    }
     // One statement needs no BEGIN/COMMIT: one round trip, not three.
-    const counts = statements.length === 1 ? [await statements[0]] : await prisma.$transaction(statements);
-    const first = counts.length - b.transitions.length;
-    b.transitions.forEach((t, i) => { t.applied = Number(counts[first + i]) > 0; });
+    if (steps.length === 1) await steps[0]!(this.prisma);
+    else await this.prisma.$transaction(async (tx) => { for (const step of steps) await step(tx); }, { timeout: 60_000, maxWait: 10_000 });
   }
 
   // ── direct statements ─────────────────────────────────────────────────────
@@ -222,12 +263,13 @@ export class FleetRepository {
   async setDeviceLabels(id: string, labels: { tags: string[]; channel: string }): Promise<void> {
     await this.queue.flush(); // the device row may still be queued (its first announce)
     await this.prisma.device.update({ where: { id }, data: labels });
+    if (this.feed) await this.prisma.$executeRawUnsafe(NOTIFY, this.feed.channel, JSON.stringify(this.feed.encode({ labels: [{ id, ...labels }] })));
   }
 
-  /** Scheduled, running and paused rollouts with their members. */
-  loadActiveRollouts(): Promise<RolloutRecord[]> {
+  /** Scheduled, running and paused rollouts with their members (one, given its id). */
+  loadActiveRollouts(id?: string): Promise<RolloutRecord[]> {
     return this.prisma.rollout.findMany({
-      where: { state: { in: [...ACTIVE_ROLLOUT_STATES] } },
+      where: { state: { in: [...ACTIVE_ROLLOUT_STATES] }, ...(id ? { id } : {}) },
       select: {
         id: true, firmwareId: true, state: true, currentWave: true, reason: true, deviceIds: true, targetTags: true, versionRange: true,
         channel: true, waves: true, policy: true, startAt: true, createdAt: true, targets: { select: { deviceId: true, wave: true } },
@@ -305,6 +347,17 @@ export class FleetRepository {
     });
   }
 
+  /** An attempt as the database holds it (a report about an attempt another instance opened). */
+  attemptRow(updateId: string): Promise<AttemptRow | null> {
+    return this.prisma.updateAttempt.findUnique({ where: { id: updateId } });
+  }
+
+  /** One active rollout with its members (created by another instance). */
+  async loadRollout(id: string): Promise<RolloutRecord | null> {
+    const [r] = await this.loadActiveRollouts(id);
+    return r ?? null;
+  }
+
   /** Who an update belongs to and where it stands, for a report about an attempt not in memory. */
   attemptOwner(updateId: string): Promise<{ deviceId: string; state: string } | null> {
     return this.prisma.updateAttempt.findUnique({ where: { id: updateId }, select: { deviceId: true, state: true } });
@@ -327,9 +380,13 @@ export class FleetRepository {
         await tx.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(rows.slice(i, i + TARGET_INSERT_CHUNK)));
       }
       await tx.rolloutEvent.create({ data: { rolloutId: r.id, state: r.state, wave: 0, reason: r.reason, actor: r.createdBy, at: r.createdAt } });
+      if (this.feed) await tx.$executeRawUnsafe(NOTIFY, this.feed.channel, JSON.stringify(this.feed.encode({ created: [r.id] })));
     }, { timeout: 60_000 });
   }
 }
+
+/** What a batch statement runs on: the client, or the batch's transaction. */
+type Sql = Pick<PrismaClient, '$executeRawUnsafe' | '$queryRawUnsafe'>;
 
 function transitionRecord(t: RolloutTransition) {
   return {

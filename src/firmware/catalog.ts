@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { ImageStore } from './image-store.js';
+import type { SharedCaches } from '../cluster/shared-caches.js';
 
 export interface Firmware {
   id: string; type: string; version: string; channel: string; notes: string | null;
@@ -17,10 +18,15 @@ export class DuplicateFirmwareError extends Error {}
 export class FirmwareCatalog {
   private readonly firmware = new Map<string, Firmware>();
 
-  constructor(private readonly prisma: PrismaClient, readonly images: ImageStore) {}
+  constructor(private readonly prisma: PrismaClient, readonly images: ImageStore, private readonly shared?: SharedCaches) {
+    shared?.register('catalog', () => this.load());
+  }
 
+  /** (Re)reads the whole catalog: at start, and when another instance changed it. */
   async load(): Promise<void> {
-    for (const fw of await this.prisma.firmware.findMany()) this.firmware.set(fw.id, fw);
+    const rows = await this.prisma.firmware.findMany();
+    this.firmware.clear();
+    for (const fw of rows) this.firmware.set(fw.id, fw);
   }
 
   get(id: string): Firmware | undefined {
@@ -60,6 +66,7 @@ export class FirmwareCatalog {
     try {
       const fw = await this.prisma.firmware.create({ data: { id: `fw_${randomUUID()}`, ...input } });
       this.firmware.set(fw.id, fw);
+      await this.shared?.changed('catalog');
       return fw;
     } catch (err) {
       if ((err as { code?: string }).code === 'P2002') throw new DuplicateFirmwareError(`${input.type} ${input.version} is already in the catalog`);
@@ -79,6 +86,7 @@ export class FirmwareCatalog {
       await this.prisma.firmware.delete({ where: { id } });
       this.firmware.delete(id);
     }
+    await this.shared?.changed('catalog');
     if (![...this.firmware.values()].some((f) => !f.deletedAt && f.sha256 === fw.sha256)) await this.images.remove(fw.sha256);
   }
 }

@@ -86,6 +86,18 @@ export class DeviceRegistry {
     return row;
   }
 
+  /** A device row another instance committed (an announce, a presence change, a new type there). */
+  applyCommitted(row: DeviceRow): void {
+    const prev = this.devices.get(row.id);
+    this.put({ ...row, tags: prev?.tags ?? [], channel: prev?.channel ?? 'stable' });
+  }
+
+  /** Labels another instance's operator set. */
+  applyLabels(id: string, labels: { tags: string[]; channel: string }): void {
+    const prev = this.devices.get(id);
+    if (prev) this.put({ ...prev, ...labels });
+  }
+
   /** Operator labels; written at once (not behind), since the API answers with them. */
   async setLabels(id: string, labels: { tags?: string[]; channel?: string }): Promise<Device | undefined> {
     const prev = this.devices.get(id);

@@ -6,6 +6,7 @@ import type { Firmware } from '../firmware/catalog.js';
 import type { Device } from '../fleet/device-registry.js';
 import { ATTEMPT_STATES, FAILURE_STATES, isTerminal, RETRYABLE_STATES, zeroCounts, type AttemptState } from './states.js';
 import { alreadyThere } from './eligibility.js';
+import { ATTEMPT_RANK } from './attempt-state.js';
 import { failureThresholdReached, type RolloutPolicy } from './policy.js';
 import type { Targeting } from './targeting.js';
 import type { WavePlan } from './waves.js';
@@ -95,10 +96,21 @@ export class ActiveRollout {
     this.tokens = 0;
   }
 
-  recordAttempt(deviceId: string, latest: LatestAttempt, previousState: AttemptState | null): void {
+  /**
+   * A committed attempt change of a member: counters move from the state the member's attempt was
+   * known in to the new one. Idempotent, and older news (an earlier retry, a state behind the one
+   * known) changes nothing, so it may come from this instance's commits and from the change feed alike.
+   */
+  recordAttempt(deviceId: string, latest: LatestAttempt): void {
     const member = this.members.get(deviceId);
-    if (member) member.latest = { ...latest };
-    if (previousState) this.counts[previousState]--;
+    if (!member) { this.counts[latest.state]++; return; } // not a member (cannot happen): counted, as before
+    const known = member.latest;
+    if (known && known.retry > latest.retry) return;
+    const previous = known?.id === latest.id ? known.state : null;
+    if (previous === latest.state) return;
+    if (previous && ATTEMPT_RANK[latest.state] < ATTEMPT_RANK[previous]) return;
+    member.latest = { ...latest };
+    if (previous) this.counts[previous]--;
     this.counts[latest.state]++;
   }
 

@@ -2,7 +2,8 @@
 // what keeps QoS 1 redeliveries and out-of-order reports from corrupting an attempt's history.
 import { isTerminal, type AttemptState, type ReportedState } from './states.js';
 
-const RANK: Record<AttemptState, number> = {
+/** How far along an attempt is; final states rank equal (and highest). */
+export const ATTEMPT_RANK: Readonly<Record<AttemptState, number>> = {
   pending: 0, sent: 1, accepted: 2, downloading: 3, downloaded: 4, rebooting: 5,
   succeeded: 6, failed: 6, rolled_back: 6, rejected: 6, cancelled: 6, timed_out: 6,
 };
@@ -16,7 +17,7 @@ export type Transition =
 export function applyReport(current: { state: AttemptState; progress: number | null }, report: { state: ReportedState; progress?: number }): Transition {
   if (isTerminal(current.state)) return { kind: 'ignore', why: 'final' };
   const progress = report.progress === undefined ? null : Math.round(report.progress);
-  if (RANK[report.state] > RANK[current.state]) {
+  if (ATTEMPT_RANK[report.state] > ATTEMPT_RANK[current.state]) {
     return { kind: 'advance', state: report.state, progress: report.state === 'downloading' ? progress ?? 0 : report.state === 'downloaded' ? 100 : current.progress };
   }
   if (report.state === current.state) {

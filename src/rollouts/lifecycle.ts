@@ -8,7 +8,7 @@
 // open attempt of the rollout. Memory follows only what applied; after a kill -9 the state rebuilt
 // at start is the database's.
 import { randomUUID } from 'node:crypto';
-import type { FleetRepository } from '../db/fleet-repository.js';
+import type { FleetRepository, RolloutRecord, RolloutTransition } from '../db/fleet-repository.js';
 import type { FleetEvents } from '../events.js';
 import type { FirmwareCatalog } from '../firmware/catalog.js';
 import type { DeviceRegistry } from '../fleet/device-registry.js';
@@ -66,32 +66,84 @@ export class RolloutLifecycle {
 
   /** Rebuilds the in-memory state from the database: active rollouts, their members and attempts, attempts in flight. */
   async load(): Promise<void> {
-    const { repository, catalog, rollouts, attempts } = this.deps;
-    for (const r of await repository.loadActiveRollouts()) {
-      const firmware = catalog.getAny(r.firmwareId)!;
-      const targeting: Targeting = { type: firmware.type, deviceIds: r.deviceIds.length ? new Set(r.deviceIds) : null, tags: r.targetTags, versionRange: r.versionRange, channel: r.channel };
-      const rollout = new ActiveRollout(r.id, firmware, targeting, (r.waves as WavePlan | null) ?? SINGLE_WAVE, policyFrom(r.policy),
-        r.state as ActiveState, r.currentWave, r.reason, r.startAt, r.targets.length, r.createdAt);
-      for (const t of r.targets) rollout.members.set(t.deviceId, { wave: t.wave, latest: null, unhealthy: false });
-      rollouts.add(rollout);
-    }
-    const minuteAgo = this.now() - 60_000;
-    const lastDispatch = new Map<string, number>(); // per rollout, within the last minute
-    for (const a of await repository.loadAttempts(rollouts.all().map((r) => r.id), OPEN_STATES)) {
-      const state = a.state as AttemptState;
-      rollouts.get(a.rolloutId)?.recordAttempt(a.deviceId, { id: a.id, state, retry: a.retry, finishedAt: a.finishedAt?.getTime() ?? null }, null);
-      const at = a.createdAt.getTime();
-      if (at > minuteAgo && at > (lastDispatch.get(a.rolloutId) ?? 0)) lastDispatch.set(a.rolloutId, at);
-      if (!isTerminal(state)) attempts.adopt(a);
-    }
-    for (const [id, at] of lastDispatch) rollouts.get(id)?.seedDispatches(at);
+    const { repository, rollouts, attempts } = this.deps;
+    for (const r of await repository.loadActiveRollouts()) rollouts.add(this.fromRecord(r));
+    await this.loadAttempts(rollouts.all().map((r) => r.id), true);
     this.log.info({ active: rollouts.size, inFlight: attempts.size }, 'rollouts loaded');
   }
 
-  /** Starts the periodic evaluation of rollouts. */
+  /**
+   * Reloads everything from the database (another instance changed it while this one may have
+   * missed the news: the change feed reconnected, or this instance just took over the ticks).
+   */
+  async reload(): Promise<void> {
+    await this.deps.repository.durable(); // this instance's own changes first
+    const records = await this.deps.repository.loadActiveRollouts();
+    const fresh = new Set(records.map((r) => r.id));
+    for (const r of this.deps.rollouts.all()) if (!fresh.has(r.id)) this.deps.rollouts.remove(r.id);
+    for (const r of records) this.deps.rollouts.add(this.fromRecord(r));
+    await this.loadAttempts(records.map((r) => r.id), false);
+  }
+
+  /** A rollout another instance created. */
+  async loadCreated(id: string): Promise<void> {
+    if (this.deps.rollouts.get(id)) return;
+    const record = await this.deps.repository.loadRollout(id);
+    if (!record || this.deps.rollouts.get(id)) return;
+    const rollout = this.fromRecord(record);
+    this.deps.rollouts.add(rollout);
+    await this.loadAttempts([id], false);
+    this.deps.events.emit('rollout', { rolloutId: id, state: rollout.state, previousState: null, wave: rollout.currentWave, reason: rollout.reason, actor: null, at: rollout.createdAt });
+  }
+
+  /** A rollout transition another instance committed. */
+  applyCommitted(t: RolloutTransition): void {
+    const r = this.deps.rollouts.get(t.rolloutId);
+    if (!r || (r.state === t.to.state && r.currentWave === t.to.wave)) return;
+    const previousState = r.state;
+    r.reason = t.reason;
+    r.currentWave = t.to.wave;
+    if (isFinalRolloutState(t.to.state)) this.deps.rollouts.remove(r.id);
+    else r.state = t.to.state as ActiveState;
+    this.deps.events.emit('rollout', { rolloutId: r.id, state: t.to.state, previousState, wave: t.to.wave, reason: t.reason, actor: t.actor, at: t.at });
+  }
+
+  private fromRecord(r: RolloutRecord): ActiveRollout {
+    const firmware = this.deps.catalog.getAny(r.firmwareId)!;
+    const targeting: Targeting = { type: firmware.type, deviceIds: r.deviceIds.length ? new Set(r.deviceIds) : null, tags: r.targetTags, versionRange: r.versionRange, channel: r.channel };
+    const rollout = new ActiveRollout(r.id, firmware, targeting, (r.waves as WavePlan | null) ?? SINGLE_WAVE, policyFrom(r.policy),
+      r.state as ActiveState, r.currentWave, r.reason, r.startAt, r.targets.length, r.createdAt);
+    for (const t of r.targets) rollout.members.set(t.deviceId, { wave: t.wave, latest: null, unhealthy: false });
+    return rollout;
+  }
+
+  /** Counters and members' latest attempts of these rollouts, the attempts in flight, and the rate limits' recent sends. */
+  private async loadAttempts(rolloutIds: string[], atStart: boolean): Promise<void> {
+    const { repository, rollouts, attempts } = this.deps;
+    const minuteAgo = this.now() - 60_000;
+    const lastDispatch = new Map<string, number>(); // per rollout, within the last minute
+    for (const a of await repository.loadAttempts(rolloutIds, atStart ? OPEN_STATES : [])) {
+      const state = a.state as AttemptState;
+      rollouts.get(a.rolloutId)?.recordAttempt(a.deviceId, { id: a.id, state, retry: a.retry, finishedAt: a.finishedAt?.getTime() ?? null });
+      const at = a.createdAt.getTime();
+      if (at > minuteAgo && at > (lastDispatch.get(a.rolloutId) ?? 0)) lastDispatch.set(a.rolloutId, at);
+      if (atStart) { if (!isTerminal(state)) attempts.adopt(a); } else if (!isTerminal(state) || attempts.get(a.id)) attempts.applyCommitted(a);
+    }
+    for (const [id, at] of lastDispatch) rollouts.get(id)?.seedDispatches(at);
+  }
+
+  /**
+   * Starts the periodic evaluation of rollouts. With several instances only the leader runs it
+   * (src/cluster/leadership.ts); `stop()` when it no longer leads.
+   */
   start(): void {
     this.timer ??= setInterval(() => void this.tick(), this.deps.tickMs ?? 1000);
     this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
   }
 
   close(): void {

@@ -13,6 +13,7 @@ import { parseAnnounce, parseStatus, type Command, type StatusReport } from '../
 import type { DeviceMessageRejections } from '../protocol/rejections.js';
 import type { ActiveRollout, Member } from './active-rollout.js';
 import { applyReport } from './attempt-state.js';
+import { isTerminal, type AttemptState } from './states.js';
 import type { Attempt, AttemptTracker } from './attempts.js';
 import { CommandPacer } from './command-pacer.js';
 import { alreadyThere, chooseUpdate, offer, type AnnouncedDevice } from './eligibility.js';
@@ -90,7 +91,10 @@ export class UpdateEngine {
       this.deps.rejections.reject(deviceId, 'malformed-status', parsed.error);
       return;
     }
-    const report = parsed.value;
+    await this.handleStatusOf(deviceId, parsed.value);
+  }
+
+  private async handleStatusOf(deviceId: string, report: StatusReport): Promise<void> {
     const attempt = this.deps.attempts.get(report.updateId);
     if (!attempt) {
       await this.reportForUntracked(deviceId, report);
@@ -223,11 +227,18 @@ export class UpdateEngine {
     return false;
   }
 
-  /** A report for an attempt that is not in flight: a late duplicate of a finished one, or a forgery. */
+  /**
+   * A report for an attempt not in flight here: one another instance opened (read back, then
+   * handled), a late duplicate of a finished one, or a forgery.
+   */
   private async reportForUntracked(deviceId: string, report: StatusReport): Promise<void> {
-    const known = await this.deps.repository.attemptOwner(report.updateId);
-    if (known && known.deviceId === deviceId) {
-      this.log.debug({ deviceId, updateId: report.updateId, state: report.state, final: known.state }, 'status for a finished update ignored');
+    const row = await this.deps.repository.attemptRow(report.updateId);
+    if (row && row.deviceId === deviceId && !isTerminal(row.state as AttemptState)) {
+      this.deps.attempts.applyCommitted(row);
+      if (this.deps.attempts.get(report.updateId)) { await this.handleStatusOf(deviceId, report); return; }
+    }
+    if (row && row.deviceId === deviceId) {
+      this.log.debug({ deviceId, updateId: report.updateId, state: report.state, final: row.state }, 'status for a finished update ignored');
     } else {
       this.deps.rejections.reject(deviceId, 'unknown-update', `unknown updateId ${report.updateId}`);
     }

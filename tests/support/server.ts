@@ -34,10 +34,10 @@ export interface TestServer {
  * `sameDatabaseAs`: another instance over the first one's PostgreSQL database, with its
  * certificates (src/cluster/); it leaves both to the first to clean up.
  */
-export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger; sameDatabaseAs?: TestServer } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger; pki?: TestPki; dataDir?: string; sameDatabaseAs?: TestServer } = {}): Promise<TestServer> {
   const shared = opts.sameDatabaseAs;
-  const pki = shared?.pki ?? await createTestPki();
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mqota-data-'));
+  const pki = shared?.pki ?? opts.pki ?? await createTestPki();
+  const dataDir = opts.dataDir ?? await mkdtemp(path.join(os.tmpdir(), 'mqota-data-'));
   const databaseUrl = shared ? shared.config.databaseUrl! : opts.database === 'postgres' ? await freshPostgresDatabase() : undefined;
   const config = loadConfig({
     MQOTA_DATA_DIR: dataDir, MQOTA_CERTS_DIR: pki.paths.dir, MQOTA_HOST: '127.0.0.1', MQTT_PORT: '0', HTTPS_PORT: '0',
@@ -64,7 +64,8 @@ export async function startTestServer(opts: { database?: DatabaseKind; env?: Rec
       if (!shared) await pki.cleanup();
     },
     async device(id) {
-      const client = await connectDevice(id, { port: server.mqota.mqttPort, pki });
+      // On an external broker mqota learns presence from the device's retained presence messages.
+      const client = await connectDevice(id, { port: server.mqota.mqttPort, pki, presence: config.broker.mode === 'external' });
       await client.subscribeAsync(topics.command(id), { qos: 1 });
       return client;
     },

@@ -73,7 +73,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const signingKeys = new SigningKeys(db.prisma);
     let loaded!: () => void;
     const ready = new Promise<void>((resolve) => { loaded = resolve; });
-    await Promise.all([catalog.load(), registry.load(), certificates.load(), signingKeys.load()]);
+    await Promise.all([catalog.load(), registry.load({ resetPresence: config.broker.mode === 'embedded' }), certificates.load(), signingKeys.load()]);
     const commandKey = config.signCommands ? await ensureCommandKey(config.certsDir) : null;
     const signed = commandSigner({ key: commandKey?.privateKey ?? null, ttlSeconds: config.commandTtlSeconds });
 

@@ -10,6 +10,11 @@ export class SharedCaches {
   /** `announce` tells the other instances (the change feed); null with one instance. */
   constructor(private readonly announce: ((name: SharedCacheName) => Promise<void>) | null = null) {}
 
+  /** Other instances may change these tables. */
+  get clustered(): boolean {
+    return this.announce !== null;
+  }
+
   /** How this instance reloads `name` when another one changed it. */
   register(name: SharedCacheName, reload: () => Promise<void>): void {
     this.reloaders.set(name, reload);

@@ -9,7 +9,7 @@
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { ATTEMPT_RANK } from '../rollouts/attempt-state.js';
-import { ACTIVE_ROLLOUT_STATES, zeroCounts, type AttemptState } from '../rollouts/states.js';
+import { ACTIVE_ROLLOUT_STATES, isTerminal, zeroCounts, type AttemptState } from '../rollouts/states.js';
 import type { ChangeFeedWriter, FeedChange } from '../cluster/change-feed.js';
 import { GroupCommit, type BatchSink, type CommitHealth, type GroupCommitOptions } from './group-commit.js';
 
@@ -170,6 +170,15 @@ export class FleetRepository {
     return batch!.applied.has(row.id);
   }
 
+  /**
+   * A report that changes nothing (it arrived after a later one, at this instance or another) but
+   * was sent, and is acknowledged: it goes into the attempt's history only.
+   */
+  saveEvent(event: AttemptEventRow): Promise<void> {
+    const copy = { ...event };
+    return this.queue.add((b) => { b.events.push(copy); });
+  }
+
   /** A device that joined a running rollout. */
   addTarget(rolloutId: string, deviceId: string, wave: number): Promise<void> {
     return this.queue.add((b) => { b.targets.push({ r: rolloutId, d: deviceId, w: wave }); });
@@ -231,7 +240,14 @@ export class FleetRepository {
         for (const r of rows) b.applied.add(r.id);
       });
     }
-    if (b.events.length) steps.push(async (db) => { await db.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(b.events)); });
+    if (b.events.length) {
+      steps.push(async (db) => {
+        // An attempt ends once: a final event whose row did not apply (the attempt had ended already,
+        // here or at another instance) is not history.
+        const events = b.events.filter((e) => !isTerminal(e.state as AttemptState) || b.applied.has(e.attemptId));
+        if (events.length) await db.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(events));
+      });
+    }
     for (const t of b.transitions) steps.push(async (db) => { t.applied = Number(await db.$executeRawUnsafe(TRANSITION, JSON.stringify(transitionRecord(t)))) > 0; });
     const feed = this.feed;
     if (feed) {
@@ -252,9 +268,9 @@ export class FleetRepository {
 
   // ── direct statements ─────────────────────────────────────────────────────
 
-  /** Every device; all marked offline first, since no connection survives a restart. */
-  async loadDevices(): Promise<DeviceRecord[]> {
-    await this.prisma.device.updateMany({ where: { online: true }, data: { online: false } });
+  /** `resetPresence`: this process held every device connection (embedded broker), so none is online now. */
+  async loadDevices(resetPresence: boolean): Promise<DeviceRecord[]> {
+    if (resetPresence) await this.prisma.device.updateMany({ where: { online: true }, data: { online: false } });
     return this.prisma.device.findMany({
       select: { id: true, type: true, version: true, chip: true, idfVersion: true, secureVersion: true, slot: true, online: true, lastSeenAt: true, tags: true, channel: true },
     });

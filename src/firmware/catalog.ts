@@ -36,6 +36,19 @@ export class FirmwareCatalog {
     return fw && !fw.deletedAt ? fw : undefined;
   }
 
+  /**
+   * As get, for an id an operator gave: firmware another instance just added is read from the
+   * database (its notice may still be on the way), so an upload through one instance and a
+   * rollout through another, behind a load balancer, agree.
+   */
+  async find(id: string): Promise<Firmware | undefined> {
+    const known = this.get(id);
+    if (known || !this.shared?.clustered) return known;
+    const row = await this.prisma.firmware.findUnique({ where: { id } });
+    if (row) this.firmware.set(row.id, row);
+    return row && !row.deletedAt ? row : undefined;
+  }
+
   /** Includes deleted firmware, for the history of old attempts. */
   getAny(id: string): Firmware | undefined {
     return this.firmware.get(id);

@@ -19,8 +19,13 @@ export class DeviceRegistry {
   constructor(private readonly repository: FleetRepository) {}
 
   /** Loads every device; all start offline, since no connection survives a restart. */
-  async load(): Promise<void> {
-    for (const row of await this.repository.loadDevices()) this.put(row);
+  /**
+   * `resetPresence`: with the embedded broker every device reconnects to this process, so all
+   * start offline. On an external broker they are still connected; their retained presence
+   * messages, sent again when mqota subscribes, say so.
+   */
+  async load(opts: { resetPresence: boolean }): Promise<void> {
+    for (const row of await this.repository.loadDevices(opts.resetPresence)) this.put(row);
   }
 
   get(id: string): Device | undefined {

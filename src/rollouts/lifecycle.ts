@@ -172,7 +172,7 @@ export class RolloutLifecycle {
 
   async createRollout(req: RolloutRequest): Promise<{ id: string; commanded: number }> {
     const { repository, catalog, registry } = this.deps;
-    const firmware = catalog.get(req.firmwareId);
+    const firmware = await catalog.find(req.firmwareId);
     if (!firmware) throw new RolloutError(404, `firmware ${req.firmwareId} not found`);
     const policy: RolloutPolicy = { ...DEFAULT_POLICY, ...req.policy };
     const plan = validateRequest(req, policy);

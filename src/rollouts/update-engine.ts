@@ -107,6 +107,7 @@ export class UpdateEngine {
     const t = applyReport(attempt, report);
     if (t.kind === 'ignore') {
       this.log.debug({ deviceId, updateId: attempt.id, state: report.state, current: attempt.state, why: t.why }, 'status ignored');
+      if (t.why === 'out-of-order') this.recordLate(attempt.id, report);
     } else if (t.kind === 'progress') {
       void this.deps.attempts.move(attempt, attempt.state, { progress: t.progress });
     } else {
@@ -241,9 +242,24 @@ export class UpdateEngine {
     }
     if (row && row.deviceId === deviceId) {
       this.log.debug({ deviceId, updateId: report.updateId, state: report.state, final: row.state }, 'status for a finished update ignored');
+      if (!isTerminal(report.state as AttemptState)) {
+        this.recordLate(report.updateId, report);
+        await this.deps.repository.durable();
+      }
     } else {
       this.deps.rejections.reject(deviceId, 'unknown-update', `unknown updateId ${report.updateId}`);
     }
+  }
+
+  /**
+   * A report that came after a later one (with several instances, the device's reports are shared
+   * among them) changes nothing, but it was sent and is acknowledged: it is kept in the history.
+   */
+  private recordLate(attemptId: string, report: StatusReport): void {
+    void this.deps.repository.saveEvent({
+      attemptId, state: report.state, progress: report.progress === undefined ? null : Math.round(report.progress),
+      error: report.error ?? null, reason: report.reason ?? null, at: new Date(),
+    });
   }
 
   private firmwareOf(attempt: { firmwareId: string }): Firmware {

@@ -50,11 +50,9 @@ export interface ClusterDeps {
  */
 export async function startCluster(deps: ClusterDeps, ready: Promise<void>): Promise<Cluster> {
   const log = deps.logger.child({ component: 'cluster', instance: deps.instanceId });
-  let applyingRemote = false;
 
   const apply = async (m: FeedMessage) => {
-    applyingRemote = true;
-    try {
+    deps.events.asRemote(() => {
       for (const row of m.devices ?? []) deps.registry.applyCommitted({ ...row, lastSeenAt: date(row.lastSeenAt) });
       for (const l of m.labels ?? []) deps.registry.applyLabels(l.id, l);
       for (const t of m.targets ?? []) {
@@ -66,9 +64,7 @@ export async function startCluster(deps: ClusterDeps, ready: Promise<void>): Pro
       }
       for (const t of m.transitions ?? []) deps.lifecycle.applyCommitted({ ...t, at: date(t.at)! });
       for (const e of m.events ?? []) deps.events.emit(e.name as FleetEventName, reviveDates(e.event) as never);
-    } finally {
-      applyingRemote = false;
-    }
+    });
     for (const id of m.reload ?? []) await deps.attempts.reload(id);
     for (const id of m.created ?? []) await deps.lifecycle.loadCreated(id);
     for (const name of m.caches ?? []) await deps.caches.reload(name as SharedCacheName);
@@ -84,7 +80,7 @@ export async function startCluster(deps: ClusterDeps, ready: Promise<void>): Pro
   // Forwarded events, batched: a fan-out to thousands of devices is a few notifications, not thousands.
   let outbox: Array<{ name: string; event: unknown }> = [];
   const unsubscribe = FORWARDED.map((name) => deps.events.on(name, (event) => {
-    if (!applyingRemote && outbox.length < MAX_FORWARDED) outbox.push({ name, event });
+    if (!deps.events.remote && outbox.length < MAX_FORWARDED) outbox.push({ name, event });
   }));
   const forwarder = setInterval(() => {
     if (!outbox.length) return;

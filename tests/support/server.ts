@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import type { MqttClient } from 'mqtt';
 import { ApiClient } from '../../src/cli/api-client.js';
 import { loadConfig, type Config } from '../../src/config.js';
+import type { Clock } from '../../src/webhooks/index.js';
 import { startMqota, type Mqota } from '../../src/mqota.js';
 import { topics } from '../../src/topics.js';
 import { createTestPki, type TestPki } from './pki.js';
@@ -34,7 +35,7 @@ export interface TestServer {
  * `sameDatabaseAs`: another instance over the first one's PostgreSQL database, with its
  * certificates (src/cluster/); it leaves both to the first to clean up.
  */
-export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger; pki?: TestPki; dataDir?: string; sameDatabaseAs?: TestServer } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger; pki?: TestPki; dataDir?: string; webhookClock?: Clock; sameDatabaseAs?: TestServer } = {}): Promise<TestServer> {
   const shared = opts.sameDatabaseAs;
   const pki = shared?.pki ?? opts.pki ?? await createTestPki();
   const dataDir = opts.dataDir ?? await mkdtemp(path.join(os.tmpdir(), 'mqota-data-'));
@@ -45,7 +46,7 @@ export async function startTestServer(opts: { database?: DatabaseKind; env?: Rec
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...opts.env,
   });
   const logger = opts.logger ?? pino({ level: config.logLevel });
-  let mqota = await startMqota(config, logger);
+  let mqota = await startMqota(config, logger, { webhookClock: opts.webhookClock });
   const apiFor = (m: Mqota) => new ApiClient({ baseUrl: m.publicUrl, token: config.adminToken!, caPem: pki.caPem });
   const server: TestServer = {
     mqota, pki, dataDir, config, api: apiFor(mqota),
@@ -53,7 +54,7 @@ export async function startTestServer(opts: { database?: DatabaseKind; env?: Rec
       const { httpsPort, mqttPort } = server.mqota;
       await server.mqota.close();
       await server.api.close();
-      mqota = await startMqota({ ...config, httpsPort, mqttPort }, logger);
+      mqota = await startMqota({ ...config, httpsPort, mqttPort }, logger, { webhookClock: opts.webhookClock });
       server.mqota = mqota;
       server.api = apiFor(mqota);
     },

@@ -12,6 +12,7 @@ import { messageArea } from '../ui/form.js';
 import { link, pageHeader, section } from '../ui/page.js';
 import { attemptProgress, rolloutProgress } from '../ui/progress.js';
 import { cell, keyedRows } from '../ui/table.js';
+import { rolloutTimelineChart } from '../ui/history-charts.js';
 
 const CONTROL_LABELS = { pause: 'Pause', resume: 'Resume', cancel: 'Cancel rollout' };
 const CONTROL_DONE = { pause: 'paused', resume: 'resumed', cancel: 'cancelled' };
@@ -31,9 +32,10 @@ export function renderRollout({ main, params: [id], signal }) {
   const syncWaves = keyedRows(waves, { key: (w) => w.index, create: waveRow, empty: 'No waves.', columns: 6 });
   const syncDevices = keyedRows(devices, { key: (d) => d.deviceId, create: deviceRow, empty: 'No device is targeted.', columns: 7 });
 
+  const timeline = rolloutTimelineChart(id, signal);
   main.append(
     header.el, messages.el,
-    section('Progress', status, h('div', { id: 'rollout-summary' }, progress.el), counts),
+    section('Progress', status, h('div', { id: 'rollout-summary' }, progress.el), counts, timeline.el),
     section('Waves', h('div', { class: 'table-scroll' }, table(['Wave', 'Planned (cumulative)', 'Devices', 'Succeeded', 'Failed', 'Progress'], waves))),
     section('Plan', plan),
     section('Devices', h('div', { class: 'table-scroll' }, table(['Device', 'Wave', 'From', 'State', 'Progress', 'Error', 'Updated'], devices))),
@@ -49,6 +51,7 @@ export function renderRollout({ main, params: [id], signal }) {
   });
 
   function render(r) {
+    timeline.poke();
     header.title.textContent = r.name ? `Rollout ${r.name}` : `Rollout ${r.id}`;
     document.title = `${header.title.textContent} · mqota`;
     fill(header.subtitle, `${r.firmware.type} ${r.firmware.version} · created by ${orDash(r.createdBy)}, ${dateTime(r.createdAt)}`);

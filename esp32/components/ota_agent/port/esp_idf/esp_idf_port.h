@@ -30,6 +30,7 @@ public:
     bool describe_last_invalid_image(ImageDescription* out) override;
     uint32_t hardware_secure_version() override;
     bool application_self_test() override;
+    bool read_health(DeviceHealth* out) override;
     bool confirm_running_image() override;
     bool reject_running_image_and_reboot() override;
     void reboot() override;

@@ -70,10 +70,15 @@ for (const kind of ['pglite', 'postgres'] as const) {
       const event = { attemptId: done.id, state: 'succeeded', progress: null, error: null, reason: null, at };
       await repo.saveAttempt(done, event);
       await repo.saveAttempt(done, event); // a retried batch
-      await repo.saveAttempt(attempt('u-final', 'ro-final', 'r-final', 'failed'), { ...event, state: 'failed', at: new Date(at.getTime() + 1) });
+      // Another instance's stale view of the attempt ends it again: neither the row nor the history takes it.
+      assert.equal(await repo.saveAttempt(attempt('u-final', 'ro-final', 'r-final', 'failed'), { ...event, state: 'failed', at: new Date(at.getTime() + 1) }), false);
       assert.equal((await db.prisma.updateAttempt.findUnique({ where: { id: 'u-final' } }))?.state, 'succeeded');
+      // A report that came after the end (shared among instances) is history, once however often it is resent.
+      const late = { ...event, state: 'rebooting', at: new Date(at.getTime() + 2) };
+      await repo.saveLateEvent(late);
+      await repo.saveLateEvent({ ...late, at: new Date(at.getTime() + 3) });
       const history = await db.prisma.attemptEvent.findMany({ where: { attemptId: 'u-final' }, orderBy: { id: 'asc' } });
-      assert.deepEqual(history.map((e) => e.state), ['succeeded', 'failed'], 'what was reported is in the history, once');
+      assert.deepEqual(history.map((e) => e.state), ['succeeded', 'rebooting'], 'the attempt ended once; every report is in the history, once');
     });
 
     test('a transition applies only from its state; completed only while no attempt is open', async () => {

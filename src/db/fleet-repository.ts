@@ -67,6 +67,8 @@ interface Batch {
   /** Per attempt row, set by the commit: whether the database took it (see UPSERT_ATTEMPTS). */
   applied: Set<string>;
   events: AttemptEventRow[];
+  /** Reports that came after a later one: history only, unless the same report is there already. */
+  lateEvents: AttemptEventRow[];
   transitions: RolloutTransition[];
 }
 
@@ -115,6 +117,19 @@ WHERE NOT EXISTS (SELECT 1 FROM "AttemptEvent" e WHERE e."attemptId" = x."attemp
   AND e.state = x.state AND e.progress IS NOT DISTINCT FROM x.progress)
 ORDER BY x.n`;
 
+// A report that came after a later one (the device's reports are shared among instances, or it
+// resent one): kept unless the history already has the same report (state and progress). Final
+// ones never come here: an attempt ends once.
+const INSERT_LATE_EVENTS = `
+INSERT INTO "AttemptEvent" ("attemptId", state, progress, error, reason, at)
+SELECT x."attemptId", x.state, x.progress, x.error, x.reason, x.at
+FROM ROWS FROM (json_to_recordset($1::json) AS ("attemptId" text, state text, progress integer, error text, reason text, at timestamp))
+  WITH ORDINALITY AS x("attemptId", state, progress, error, reason, at, n)
+WHERE EXISTS (SELECT 1 FROM "UpdateAttempt" a WHERE a.id = x."attemptId")
+  AND NOT EXISTS (SELECT 1 FROM "AttemptEvent" e WHERE e."attemptId" = x."attemptId" AND e.state = x.state
+    AND e.progress IS NOT DISTINCT FROM x.progress)
+ORDER BY x.n`;
+
 // A rollout moves only from the state and wave it was decided in, and is never completed while
 // one of its attempts is open in the database. The event is written with it, or not at all.
 const TRANSITION = `
@@ -144,8 +159,8 @@ export class FleetRepository {
   constructor(private readonly prisma: PrismaClient, log: Logger, opts: GroupCommitOptions & { feed?: ChangeFeedWriter | null } = {}) {
     this.feed = opts.feed ?? null;
     const sink: BatchSink<Batch> = {
-      create: () => ({ devices: new Map(), targets: [], attempts: new Map(), applied: new Set(), events: [], transitions: [] }),
-      rows: (b) => b.devices.size + b.targets.length + b.attempts.size + b.events.length + b.transitions.length,
+      create: () => ({ devices: new Map(), targets: [], attempts: new Map(), applied: new Set(), events: [], lateEvents: [], transitions: [] }),
+      rows: (b) => b.devices.size + b.targets.length + b.attempts.size + b.events.length + b.lateEvents.length + b.transitions.length,
       commit: (b) => this.commit(b),
     };
     this.queue = new GroupCommit(sink, log, opts);
@@ -177,9 +192,9 @@ export class FleetRepository {
    * A report that changes nothing (it arrived after a later one, at this instance or another) but
    * was sent, and is acknowledged: it goes into the attempt's history only.
    */
-  saveEvent(event: AttemptEventRow): Promise<void> {
+  saveLateEvent(event: AttemptEventRow): Promise<void> {
     const copy = { ...event };
-    return this.queue.add((b) => { b.events.push(copy); });
+    return this.queue.add((b) => { b.lateEvents.push(copy); });
   }
 
   /** A device that joined a running rollout. */
@@ -243,12 +258,19 @@ export class FleetRepository {
         for (const r of rows) b.applied.add(r.id);
       });
     }
-    if (b.events.length) {
+    if (b.events.length || b.lateEvents.length) {
       steps.push(async (db) => {
-        // An attempt ends once: a final event whose row did not apply (the attempt had ended already,
-        // here or at another instance) is not history.
-        const events = b.events.filter((e) => !isTerminal(e.state as AttemptState) || b.applied.has(e.attemptId));
+        // An event whose row did not apply (the database held the attempt further on: another
+        // instance moved it, or ended it) is late: kept unless already there, and a final one is
+        // dropped, since the attempt ends once.
+        const events: AttemptEventRow[] = [];
+        const late = [...b.lateEvents];
+        for (const e of b.events) {
+          if (b.applied.has(e.attemptId) || !b.attempts.has(e.attemptId)) events.push(e);
+          else if (!isTerminal(e.state as AttemptState)) late.push(e);
+        }
         if (events.length) await db.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(events));
+        if (late.length) await db.$executeRawUnsafe(INSERT_LATE_EVENTS, JSON.stringify(late));
       });
     }
     for (const t of b.transitions) steps.push(async (db) => { t.applied = Number(await db.$executeRawUnsafe(TRANSITION, JSON.stringify(transitionRecord(t)))) > 0; });

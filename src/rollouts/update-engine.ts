@@ -266,7 +266,7 @@ export class UpdateEngine {
    * among them) changes nothing, but it was sent and is acknowledged: it is kept in the history.
    */
   private recordLate(attemptId: string, report: StatusReport): void {
-    void this.deps.repository.saveEvent({
+    void this.deps.repository.saveLateEvent({
       attemptId, state: report.state, progress: report.progress === undefined ? null : Math.round(report.progress),
       error: report.error ?? null, reason: report.reason ?? null, at: new Date(),
     });

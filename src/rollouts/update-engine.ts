@@ -15,8 +15,10 @@ import type { ActiveRollout, Member } from './active-rollout.js';
 import { applyReport } from './attempt-state.js';
 import type { Attempt, AttemptTracker } from './attempts.js';
 import { CommandPacer } from './command-pacer.js';
+import { Deferrals } from './deferral.js';
 import { alreadyThere, chooseUpdate, offer, type AnnouncedDevice } from './eligibility.js';
 import type { LiveRollouts } from './live-rollouts.js';
+import { withinWindow } from './policy.js';
 import { matchesTargeting } from './targeting.js';
 import { waveForLateJoiner } from './waves.js';
 
@@ -28,6 +30,8 @@ export interface CommandChannel {
 export class UpdateEngine {
   private readonly pacer = new CommandPacer();
   private readonly log: Logger;
+  /** Offers the devices deferred, and when each is due again (deferral.ts). */
+  readonly deferrals = new Deferrals();
 
   constructor(private readonly deps: {
     repository: FleetRepository;
@@ -67,8 +71,13 @@ export class UpdateEngine {
 
     const inFlight = this.deps.attempts.ofDevice(deviceId);
     if (inFlight && !this.settleByAnnounce(inFlight, device)) {
-      // Still to do: the device gets the same command again (after a restart, a reconnect).
       await repository.durable();
+      // The device asked for time: it gets the offer again when that has passed, not before.
+      if (inFlight.state === 'deferred' && this.deferrals.waiting(inFlight, Date.now())) {
+        await this.send(deviceId, { action: 'none', reason: 'deferred' });
+        return;
+      }
+      // Still to do: the device gets the same command again (after a restart, a reconnect).
       await this.resend(inFlight);
       return;
     }
@@ -105,6 +114,11 @@ export class UpdateEngine {
       this.log.debug({ deviceId, updateId: attempt.id, state: report.state, current: attempt.state, why: t.why }, 'status ignored');
     } else if (t.kind === 'progress') {
       void this.deps.attempts.move(attempt, attempt.state, { progress: t.progress });
+    } else if (t.state === 'deferred') {
+      const until = this.deferrals.note(attempt, report.retryAfter, Date.now());
+      const seconds = Math.round((until - Date.now()) / 1000);
+      this.log.info({ deviceId, updateId: attempt.id, retryAfter: seconds }, 'update deferred by the device');
+      void this.deps.attempts.move(attempt, 'deferred', { error: report.error ?? null, reason: report.reason ?? `deferred by the device for ${seconds} s` });
     } else {
       void this.deps.attempts.move(attempt, t.state, { progress: t.progress, error: report.error ?? null, reason: report.reason ?? null });
       if (t.state === 'succeeded') this.deps.registry.recordVersion(deviceId, report.version ?? this.firmwareOf(attempt).version);
@@ -134,9 +148,19 @@ export class UpdateEngine {
     if (r.state !== 'running') return 0;
     const now = Date.now();
     const sends: Promise<void>[] = [];
+    const windowOpen = withinWindow(new Date(now), r.policy.maintenanceWindow);
     for (const [deviceId, member] of r.members) {
       // Cheap checks first: this runs for every member on every tick.
-      if (member.wave > r.currentWave || member.latest?.state === 'succeeded' || this.deps.attempts.ofDevice(deviceId)) continue;
+      if (member.wave > r.currentWave || member.latest?.state === 'succeeded') continue;
+      const inFlight = this.deps.attempts.ofDevice(deviceId);
+      if (inFlight) {
+        // A deferred offer is made again once due; it is the same attempt, so no rate-limit token.
+        if (inFlight.state === 'deferred' && windowOpen && this.deferrals.due(inFlight, now) && this.deps.registry.get(deviceId)?.online) {
+          this.deferrals.resent(inFlight, now);
+          sends.push(this.resend(inFlight));
+        }
+        continue;
+      }
       const device = this.deps.registry.get(deviceId);
       if (!device?.online || !device.version) continue;
       const o = offer(r, device as AnnouncedDevice, now);
@@ -165,6 +189,7 @@ export class UpdateEngine {
    */
   private async resend(attempt: Attempt): Promise<void> {
     const fw = this.firmwareOf(attempt);
+    if (attempt.state === 'deferred') this.deferrals.resent(attempt, Date.now());
     await this.send(attempt.deviceId, {
       action: 'update', updateId: attempt.id, type: fw.type, version: fw.version, url: this.deps.imageUrl(fw.sha256), sha256: fw.sha256, size: fw.size,
     });

@@ -103,7 +103,7 @@ export function planRetry(r: ActiveRollout, inFlight: (deviceId: string) => bool
     if (!latest || !isTerminal(latest.state) || !OPERATOR_RETRYABLE_STATES.has(latest.state) || inFlight(deviceId)) continue;
     out.push({ deviceId, retryUpTo: Math.max(latest.retry + 1, m.retryUpTo ?? 0) });
   }
-  return out;
+  return out.sort((x, y) => (x.deviceId < y.deviceId ? -1 : 1));
 }
 
 /** Memory follows a committed transition's changes. */

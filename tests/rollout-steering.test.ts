@@ -145,7 +145,7 @@ describe('steering rollouts', () => {
     assert.equal(promoted.state, 'paused');
     await post(r.id, 'resume');
     await until(r.id, (x) => x.counts.succeeded === 4, 'wave 2 succeeded');
-    const wave2 = new Set(view.devices.filter((d: Json) => d.wave === 1).map((d: Json) => d.deviceId));
+    const wave2 = new Set<string>(view.devices.filter((d: Json) => d.wave === 1).map((d: Json) => d.deviceId));
     const updated = new Set(devices.filter((d) => d.updates().length).map((d) => d.id));
     assert.ok([...wave2].every((id) => updated.has(id)), 'wave 2 members were commanded');
     assert.equal(updated.size, 4, 'wave 3 was not');

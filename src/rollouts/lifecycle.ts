@@ -203,7 +203,9 @@ export class RolloutLifecycle {
     return this.command(id, async (r) => {
       if (r.currentWave >= r.lastWave) throw new RolloutError(409, `rollout ${id} is in its last wave (${r.currentWave + 1} of ${r.plan.sizes.length})`);
       if (r.state === 'scheduled') throw new RolloutError(409, `rollout ${id} has not started`);
-      await this.steer(r, r.state, r.currentWave + 1, `wave ${r.currentWave + 2} of ${r.plan.sizes.length} started by ${actor} (promoted by hand)`, actor);
+      // A paused rollout keeps the reason it is paused for; the history records the promotion.
+      await this.steer(r, r.state, r.currentWave + 1, `wave ${r.currentWave + 2} of ${r.plan.sizes.length} started by ${actor} (promoted by hand)`, actor,
+        r.state === 'paused' ? { keepReason: true } : undefined);
       if (r.state === 'running' && !this.deps.repository.saturated) await this.deps.engine.dispatchReady(r);
     });
   }

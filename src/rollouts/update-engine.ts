@@ -155,7 +155,7 @@ export class UpdateEngine {
       const inFlight = this.deps.attempts.ofDevice(deviceId);
       if (inFlight) {
         // A deferred offer is made again once due; it is the same attempt, so no rate-limit token.
-        if (inFlight.state === 'deferred' && windowOpen && this.deferrals.due(inFlight, now) && this.deps.registry.get(deviceId)?.online) {
+        if (inFlight.rolloutId === r.id && inFlight.state === 'deferred' && windowOpen && this.deferrals.due(inFlight, now) && this.deps.registry.get(deviceId)?.online) {
           this.deferrals.resent(inFlight, now);
           sends.push(this.resend(inFlight));
         }

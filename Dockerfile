@@ -2,7 +2,7 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY scripts/prisma-generate.mjs scripts/
+COPY scripts/prisma-generate.mjs scripts/postinstall.mjs scripts/pglite-template.mjs scripts/
 COPY prisma ./prisma
 COPY prisma.config.ts ./
 RUN npm ci --no-audit --no-fund

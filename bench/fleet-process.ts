@@ -3,14 +3,14 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { now } from './clock.js';
-import type { AnnounceResult, AutoCompleteStats, ConnectResult, FleetRequest, FleetResponse, FleetResult, ReportResult, UpdatesResult } from './fleet-protocol.js';
+import type { AnnounceResult, AutoCompleteStats, CommandsResult, ConnectOnlyResult, ConnectResult, FleetRequest, FleetResponse, FleetResult, ReportResult, UpdatesResult } from './fleet-protocol.js';
 
 const FLEET_SCRIPT = fileURLToPath(new URL('./fleet.ts', import.meta.url));
 /** Slack on top of a request's own timeout before the fleet is considered stuck. */
 const IPC_SLACK_MS = 15_000;
 
 type Result<R extends FleetRequest['op']> =
-  R extends 'connect' ? ConnectResult : R extends 'announce' ? AnnounceResult : R extends 'await-updates' ? UpdatesResult : R extends 'report-success' ? ReportResult : R extends 'auto-complete-stats' ? AutoCompleteStats : R extends 'clock' ? { now: number } : Record<string, never>;
+  R extends 'connect' ? ConnectResult : R extends 'connect-only' ? ConnectOnlyResult : R extends 'await-commands' ? CommandsResult : R extends 'announce' ? AnnounceResult : R extends 'await-updates' ? UpdatesResult : R extends 'report-success' ? ReportResult : R extends 'auto-complete-stats' ? AutoCompleteStats : R extends 'clock' ? { now: number } : Record<string, never>;
 
 export class FleetProcess {
   private seq = 0;

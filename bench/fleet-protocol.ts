@@ -31,6 +31,10 @@ export interface ExpectedUpdate {
 
 export type FleetRequest =
   | { op: 'connect'; brokerPort: number; ids: string[]; announce: Announce; expectReason: string; concurrency: number; timeoutMs: number; disconnectAfter: boolean }
+  /** New devices connect and subscribe only (an anchor broker such as Mosquitto, which answers no announce). */
+  | { op: 'connect-only'; brokerPort: number; ids: string[]; concurrency: number; timeoutMs: number }
+  /** Waits until every online device has received at least one command. */
+  | { op: 'await-commands'; timeoutMs: number }
   | { op: 'announce'; announce: Announce; expectReason: string; concurrency: number; timeoutMs: number }
   | { op: 'await-updates'; expected: ExpectedUpdate; timeoutMs: number }
   | { op: 'report-success'; version: string; timeoutMs: number }
@@ -62,6 +66,19 @@ export interface ConnectResult extends AnnounceResult {
   /** Per connected device: connect() called → CONNACK, ms (TLS handshake included). */
   connectMs: number[];
 }
+
+export interface ConnectOnlyResult {
+  requested: number;
+  connected: number;
+  failures: Record<string, number>;
+  /** connect() called → SUBACK, per device, ms. */
+  connectMs: number[];
+  startedAt: number;
+  lastConnectedAt: number;
+  fleetLoopDelayP99Ms: number;
+}
+
+export interface CommandsResult { online: number; received: number; firstAt: number; lastAt: number }
 
 export interface UpdatesResult {
   online: number;
@@ -97,7 +114,7 @@ export interface AutoCompleteStats {
   failed: number;
 }
 
-export type FleetResult = ConnectResult | AnnounceResult | UpdatesResult | ReportResult | AutoCompleteStats | { now: number } | Record<string, never>;
+export type FleetResult = ConnectResult | ConnectOnlyResult | CommandsResult | AnnounceResult | UpdatesResult | ReportResult | AutoCompleteStats | { now: number } | Record<string, never>;
 
 export type FleetMessage = FleetRequest & { seq: number };
 

@@ -13,7 +13,7 @@ import { MqttDevice } from '../src/simulation/mqtt-device.js';
 import { now } from './clock.js';
 import { mapLimit } from '../src/simulation/concurrency.js';
 import type {
-  Announce, AnnounceResult, AutoCompleteRecord, AutoCompleteStats, ConnectResult, DeviceCredentials, ExpectedUpdate, FleetCredentials, FleetMessage, FleetResponse, FleetResult, ReportResult, UpdatesResult,
+  Announce, AnnounceResult, AutoCompleteRecord, CommandsResult, ConnectOnlyResult, AutoCompleteStats, ConnectResult, DeviceCredentials, ExpectedUpdate, FleetCredentials, FleetMessage, FleetResponse, FleetResult, ReportResult, UpdatesResult,
 } from './fleet-protocol.js';
 
 // One process holding a thousand TLS clients meets the same V8 marking loop as the server
@@ -173,6 +173,49 @@ async function connectAll(req: Extract<FleetMessage, { op: 'connect' }>): Promis
   return { ...result, connectMs };
 }
 
+/** New devices connect and subscribe, `concurrency` at a time, and nothing else (an anchor broker). */
+async function connectOnly(req: Extract<FleetMessage, { op: 'connect-only' }>): Promise<ConnectOnlyResult> {
+  const result: ConnectOnlyResult = { requested: req.ids.length, connected: 0, failures: {}, connectMs: [], startedAt: now(), lastConnectedAt: 0, fleetLoopDelayP99Ms: 0 };
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
+  const deadline = deadlineAfter(req.timeoutMs);
+  await mapLimit(req.ids, req.concurrency, async (id) => {
+    const secureContext = contexts.get(id);
+    if (!secureContext) { result.failures['no credentials'] = (result.failures['no credentials'] ?? 0) + 1; return; }
+    const device = new SimulatedDevice(id, secureContext);
+    fleet.set(id, device);
+    const started = now();
+    try {
+      await Promise.race([device.connect(req.brokerPort), deadline]);
+      result.connected++;
+      result.connectMs.push(now() - started);
+      result.lastConnectedAt = Math.max(result.lastConnectedAt, now());
+    } catch (err) {
+      const why = failureName(err);
+      result.failures[why] = (result.failures[why] ?? 0) + 1;
+    }
+  });
+  loop.disable();
+  result.fleetLoopDelayP99Ms = loop.percentile(99) / 1e6;
+  return result;
+}
+
+/** Waits until every online device has a command; when the first and the last arrived. */
+async function awaitCommands(req: Extract<FleetMessage, { op: 'await-commands' }>): Promise<CommandsResult> {
+  const online = [...fleet.values()].filter((d) => d.online);
+  let waiting = online.filter((d) => d.commands.length === 0).length;
+  if (waiting > 0) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, req.timeoutMs);
+      function done() { clearTimeout(timer); commandEvents.off('command', onCommand); resolve(); }
+      function onCommand(device: SimulatedDevice) { if (device.commands.length === 1 && --waiting === 0) done(); }
+      commandEvents.on('command', onCommand);
+    });
+  }
+  const firsts = online.map((d) => d.commands[0]?.at).filter((t): t is number => t !== undefined);
+  return { online: online.length, received: firsts.length, firstAt: Math.min(...firsts), lastAt: Math.max(...firsts) };
+}
+
 /** Every online device announces again: the server's answer time without TLS handshakes competing. */
 async function announceAgain(req: Extract<FleetMessage, { op: 'announce' }>): Promise<AnnounceResult> {
   const online = [...fleet.values()].filter((d) => d.online);
@@ -268,6 +311,8 @@ function autoCompleteStats(): AutoCompleteStats {
 async function handle(req: FleetMessage): Promise<FleetResult> {
   switch (req.op) {
     case 'connect': return connectAll(req);
+    case 'connect-only': return connectOnly(req);
+    case 'await-commands': return awaitCommands(req);
     case 'announce': return announceAgain(req);
     case 'await-updates': return awaitUpdates(req);
     case 'report-success': return reportSuccess(req);

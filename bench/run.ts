@@ -13,7 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { comparisonTable, runMosquitto, type BrokerAnchorResult } from './compare.js';
 import { issueFleetCredentials } from './credentials.js';
+import { compareImages, printImageComparison } from './images.js';
+import { measureStartup, printStartup } from './startup.js';
 import { DATABASE_KINDS, Databases, type DatabaseKind } from './database.js';
 import { markdownTable, printScenario, verdicts, writeResults, type RunInfo } from './report.js';
 import { runScenario, type ScenarioResult } from './scenario.js';
@@ -31,6 +34,8 @@ const USAGE = `npm run bench -- [options]
   --complete           devices also report accepted→succeeded; time until the API shows completed
   --concurrency N      devices connecting at a time (default 64)
   --warmup N           devices that connect, announce and leave before measuring (default 50)
+  --compare            also Mosquitto (same fleet), nginx (images, wrk) and start-up, side by side
+  --image-runs N       alternating nginx/mqota wrk runs with --compare (default 3)
   --profile            run the server with --cpu-prof; profiles under bench/results/
   --server-env K=V     extra environment for the server, repeatable (e.g. MALLOC_ARENA_MAX=2)
   --server-node-arg A  extra node/V8 option for the server, repeatable (e.g. --max-semi-space-size=32)`;
@@ -44,6 +49,8 @@ function options() {
       concurrency: { type: 'string', default: '64' },
       warmup: { type: 'string', default: '50' },
       profile: { type: 'boolean', default: false },
+      compare: { type: 'boolean', default: false },
+      'image-runs': { type: 'string', default: '3' },
       'server-env': { type: 'string', multiple: true, default: [] },
       'server-node-arg': { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false },
@@ -73,6 +80,7 @@ function options() {
     serverEnv, serverNodeArgs,
     devices: count('devices', 1), concurrency: count('concurrency', 1), warmup: count('warmup', 0),
     databases: databases as DatabaseKind[], complete: values.complete, profile: values.profile,
+    compare: values.compare, imageRuns: Number(values['image-runs']),
   };
 }
 
@@ -110,6 +118,14 @@ async function main(): Promise<number> {
       commit, devices: opts.devices, warmup: opts.warmup, concurrency: opts.concurrency, node: process.version,
       cpus: `${os.availableParallelism()} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}`, credentialsSeconds: fleet.seconds, skipped: [], serverEnv: opts.serverEnv, serverNodeArgs: opts.serverNodeArgs,
     };
+    let mosquitto: BrokerAnchorResult | string = 'not run';
+    if (opts.compare) {
+      if (!fleet.warmupIds.length) throw new Error('--compare needs --warmup ≥ 1 (a warm-up identity publishes the anchor broker\'s commands)');
+      console.log('\nMosquitto, same fleet: connect + subscribe, then one command to every device...');
+      mosquitto = await runMosquitto({ workDir, certsDir, credentialsFile: fleet.file, deviceIds: fleet.deviceIds, publisherId: fleet.warmupIds[0], concurrency: opts.concurrency });
+      if (typeof mosquitto === 'string') console.log(`  ${mosquitto}`);
+      else console.log(`  ${mosquitto.version}: ${mosquitto.connected}/${mosquitto.devices} connected in ${fixed(mosquitto.connectSeconds, 2)} s, fan-out ${mosquitto.fanOutMs === null ? `INCOMPLETE (${mosquitto.fanOutReceived})` : `${fixed(mosquitto.fanOutMs, 0)} ms`}, ${fixed(mosquitto.perDeviceRssBytes / 1024)} KiB RSS per device${Object.keys(mosquitto.failures).length ? `, failures ${JSON.stringify(mosquitto.failures)}` : ''}`);
+    }
     const results: ScenarioResult[] = [];
     for (const kind of opts.databases) {
       const unavailable = kind === 'postgres' ? databases.postgresUnavailable() : null;
@@ -129,6 +145,13 @@ async function main(): Promise<number> {
     }
 
     console.log(`\n${markdownTable(results, info)}\n`);
+    if (opts.compare) {
+      const images = await compareImages({ repoRoot: REPO_ROOT, workDir, runs: opts.imageRuns, seconds: 10, connections: 100, nginxWorkers: 'auto', serverEnv: opts.serverEnv, serverNodeArgs: opts.serverNodeArgs });
+      printImageComparison(images);
+      const startup = await measureStartup({ repoRoot: REPO_ROOT, workDir, restarts: 2, serverEnv: opts.serverEnv, serverNodeArgs: opts.serverNodeArgs });
+      printStartup(startup);
+      console.log(`\nSide by side (one run, ${opts.devices} devices, ${opts.concurrency} connecting at a time):\n\n${comparisonTable(results, mosquitto, images, startup)}\n`);
+    }
     console.log(`Results: ${path.relative(process.cwd(), await writeResults(RESULTS_DIR, info, results))}`);
     if (opts.profile) console.log(`CPU profiles: ${path.relative(process.cwd(), path.join(RESULTS_DIR, `profile-${stamp}`))} (open in Chrome DevTools, or: npx tsx bench/profile-summary.ts <file>)`);
     return results.every((r) => verdicts(r).every((v) => v.pass)) ? 0 : 1;

@@ -1,7 +1,7 @@
 // One database's run: a fresh server process, firmware 1.0.0, warm-up, the fleet connecting and
 // announcing, announces again with everyone online, memory, then a rollout of 1.1.0 to everyone
 // and, optionally, every device reporting success until the API shows the rollout completed.
-// Around each phase the server is probed (server-probe.ts) for its CPU time and event-loop delay.
+// Around each phase the server is probed (server-probe.mjs) for its CPU time and event-loop delay.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';

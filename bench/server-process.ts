@@ -1,6 +1,7 @@
-// mqota as a separate process, the way it runs in production: `node --import tsx src/main.ts`
+// mqota as a separate process, the way `npm start` runs it: `node bin/start.js` (the compiled build
+// when current, else the sources through tsx)
 // with its configuration in the environment. Its memory and CPU time are read from /proc, so
-// nothing of the benchmark is counted in them; server-probe.ts, preloaded, reports its
+// nothing of the benchmark is counted in them; server-probe.mjs, preloaded, reports its
 // event-loop delay and its memory after garbage collection when asked.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -27,7 +28,7 @@ export interface ServerOptions {
   nodeArgs?: string[];
 }
 
-/** Event-loop delay in the server over a phase, ms (server-probe.ts). */
+/** Event-loop delay in the server over a phase, ms (server-probe.mjs). */
 export interface LoopDelay {
   p50: number;
   p99: number;
@@ -35,13 +36,13 @@ export interface LoopDelay {
   mean: number;
 }
 
-/** Garbage-collector pauses over a phase (server-probe.ts). */
+/** Garbage-collector pauses over a phase (server-probe.mjs). */
 export interface GcPauses {
   minor: { count: number; totalMs: number; maxMs: number };
   major: { count: number; totalMs: number; maxMs: number };
 }
 
-/** After full garbage collections in the server (server-probe.ts). */
+/** After full garbage collections in the server (server-probe.mjs). */
 export interface MemorySample {
   /** VmRSS, bytes. */
   rss: number;
@@ -65,10 +66,10 @@ export interface ServerLog {
   stderrTail: string[];
 }
 
-const PROBE = fileURLToPath(new URL('./server-probe.ts', import.meta.url));
-const PROBE_TAG = 'mqota-bench-probe'; // written by server-probe.ts
+const PROBE = fileURLToPath(new URL('./server-probe.mjs', import.meta.url));
+const PROBE_TAG = 'mqota-bench-probe'; // written by server-probe.mjs
 const PROBE_TIMEOUT_MS = 10_000;
-const START_TIMEOUT_MS = 60_000;
+const START_TIMEOUT_MS = 180_000; // a first start on a busy 2-core machine
 const STOP_TIMEOUT_MS = 15_000;
 const PINO_WARN = 40;
 
@@ -115,7 +116,7 @@ export class ServerProcess {
       ...opts.env,
     };
     const profile = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [];
-    const child = spawn(process.execPath, [...profile, ...(opts.nodeArgs ?? []), '--expose-gc', '--import', 'tsx', '--import', PROBE, 'src/main.ts'], {
+    const child = spawn(process.execPath, [...profile, ...(opts.nodeArgs ?? []), '--expose-gc', '--import', PROBE, 'bin/start.js'], {
       cwd: opts.repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new ServerProcess(child, publicUrl, mqttPort);

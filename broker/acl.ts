@@ -1,29 +1,89 @@
 // Authorization rules, as pure functions of an identity and a topic (see broker/README.md for the
 // table). The Aedes hooks in broker/index.ts only translate these answers into MQTT behaviour.
 
-import type { Identity } from '../certs/identity.js';
-import { MONITOR_FILTERS, topics } from './topics.js';
+import type { ClientRole, Identity } from '../certs/identity.js';
+import { MONITOR_FILTERS, STATUS_TOPIC_FILTERS, topics } from './topics.js';
 
-/** May this client PUBLISH to `topic`? Devices: their own announce and status. Monitors: nothing. */
-export function mayPublish(identity: Identity, topic: string): boolean {
-  if (identity.role !== 'device') return false;
-  return topic === topics.announce(identity.id) || topic === topics.status(identity.id);
+/** Stands for the client's own id (its certificate CN) in ACL_RULES. */
+export const OWN_ID = '{id}';
+
+export interface RoleRules {
+  /** Topic filters the role may publish to. */
+  readonly publish: readonly string[];
+  /** Filters the role may subscribe to, or narrow down; it receives only topics they match. */
+  readonly subscribe: readonly string[];
 }
 
 /**
- * May this client SUBSCRIBE with `filter`? Devices: exactly their own command topic (no
- * wildcard, so they can never see another device's traffic). Monitors: a filter that selects
- * nothing outside MONITOR_FILTERS.
+ * The whole ACL as data, with OWN_ID for the client's own id. The hooks of the embedded broker
+ * apply it through the functions below; `mqota broker config` writes the same table as an
+ * external broker's ACL file (src/device-link/broker-config.ts), so the two cannot drift.
+ *
+ * - device: its own announce, status and presence; exactly its own command topic (no wildcard,
+ *   so it can never see another device's traffic).
+ * - monitor: publishes nothing; reads the status topics and device statuses.
+ * - service (mqota on an external broker): reads what devices send, writes their commands and
+ *   the status topics.
+ */
+export const ACL_RULES: Readonly<Record<ClientRole, RoleRules>> = {
+  device: {
+    publish: [topics.announce(OWN_ID), topics.status(OWN_ID), topics.presence(OWN_ID)],
+    subscribe: [topics.command(OWN_ID)],
+  },
+  monitor: { publish: [], subscribe: MONITOR_FILTERS },
+  service: {
+    publish: [topics.command('+'), ...STATUS_TOPIC_FILTERS],
+    subscribe: [topics.announce('+'), topics.status('+'), topics.presence('+')],
+  },
+};
+
+/**
+ * ACL_RULES ready for the per-message path (authorizeForward runs for every delivery): each filter
+ * split once around OWN_ID, so a check costs a concatenation and, for a filter without wildcards,
+ * one string comparison.
+ */
+interface CompiledFilter { head: string; tail: string | null; wildcard: boolean }
+const COMPILED = Object.fromEntries(Object.entries(ACL_RULES).map(([role, rules]) => [role, {
+  publish: rules.publish.map(compile),
+  subscribe: rules.subscribe.map(compile),
+}])) as Record<ClientRole, Record<keyof RoleRules, CompiledFilter[]>>;
+
+function compile(filter: string): CompiledFilter {
+  const at = filter.indexOf(OWN_ID);
+  const wildcard = filter.includes('+') || filter.includes('#');
+  return at < 0 ? { head: filter, tail: null, wildcard } : { head: filter.slice(0, at), tail: filter.slice(at + OWN_ID.length), wildcard };
+}
+
+/** The filter with OWN_ID replaced by this client's id (ids hold no `/`, `+`, `#`). */
+function expand(f: CompiledFilter, id: string): string {
+  return f.tail === null ? f.head : f.head + id + f.tail;
+}
+
+/** May this client PUBLISH to `topic`? */
+export function mayPublish(identity: Identity, topic: string): boolean {
+  return COMPILED[identity.role].publish.some((f) => {
+    const allowed = expand(f, identity.id);
+    return f.wildcard ? topicMatches(allowed, topic) : allowed === topic;
+  });
+}
+
+/**
+ * May this client SUBSCRIBE with `filter`? Only with a filter that selects nothing outside its
+ * role's filters; a device's one filter has no wildcard, so only that exact filter passes.
  */
 export function maySubscribe(identity: Identity, filter: string): boolean {
-  if (identity.role === 'device') return filter === topics.command(identity.id);
-  return MONITOR_FILTERS.some((allowed) => filterWithin(filter, allowed));
+  return COMPILED[identity.role].subscribe.some((f) => {
+    const allowed = expand(f, identity.id);
+    return f.wildcard ? filterWithin(filter, allowed) : allowed === filter;
+  });
 }
 
 /** May a message on `topic` be sent to this client? Defence in depth behind maySubscribe. */
 export function mayReceive(identity: Identity, topic: string): boolean {
-  if (identity.role === 'device') return topic === topics.command(identity.id);
-  return MONITOR_FILTERS.some((allowed) => topicMatches(allowed, topic));
+  return COMPILED[identity.role].subscribe.some((f) => {
+    const allowed = expand(f, identity.id);
+    return f.wildcard ? topicMatches(allowed, topic) : allowed === topic;
+  });
 }
 
 /** Highest QoS granted on a subscription: commands are QoS 1, and a server may grant less than asked [MQTT-3.8.4-6]. */

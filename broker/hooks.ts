@@ -65,7 +65,7 @@ export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => f
       const identity = identityOf(client);
       if (identity && mayPublish(identity, packet.topic)) {
         // Device reports are events for the server, not state to replay to later subscribers.
-        packet.retain = false;
+        if (identity.role === 'device') packet.retain = false;
         // Aedes writes the PUBACK of a QoS 1 publish as soon as this callback runs, before its
         // 'publish' event, so this is the last point before the acknowledgement: what the message
         // causes is committed first [MQTT-4.3.2-2: the sender keeps the message until PUBACK].

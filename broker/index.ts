@@ -16,7 +16,7 @@ import { Refusals, type RefusalReason } from './refusals.js';
 import { storeOnlyAuthorizedSubscriptions } from './sessions.js';
 import { parseDeviceTopic } from './topics.js';
 
-export { MONITOR_FILTERS, parseDeviceTopic, topics } from './topics.js';
+export { MONITOR_FILTERS, PRESENCE_PAYLOAD, SERVICE_SHARE_GROUP, parseDeviceTopic, topics } from './topics.js';
 export type { RevocationCheck } from './hooks.js';
 export { REFUSAL_REASONS, type RefusalReason } from './refusals.js';
 export type { HandshakeStats } from './handshake-gate.js';
@@ -85,6 +85,8 @@ export interface Broker {
   listen(): Promise<void>;
   /** Closes the listeners, every client connection and Aedes. */
   close(): Promise<void>;
+  /** Whether devices can be heard (Aedes not closed), for /healthz. */
+  healthy(): boolean;
 }
 
 /** A broker listening on its ports. */
@@ -118,7 +120,8 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     if (identity?.role !== 'device' || !messageHandlers.length) return null;
     const parsed = parseDeviceTopic(packet.topic);
     // authorizePublish already held devices to their own topics; this is the second look.
-    if (!parsed || parsed.deviceId !== identity.id || parsed.kind === 'command') return null;
+    // Presence comes from the connection here; the presence topic is for external brokers.
+    if (!parsed || parsed.deviceId !== identity.id || (parsed.kind !== 'announce' && parsed.kind !== 'status')) return null;
     const message: DeviceMessage = {
       deviceId: parsed.deviceId,
       kind: parsed.kind,
@@ -378,6 +381,10 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
 
     handshakes() {
       return gate.stats();
+    },
+
+    healthy() {
+      return !aedes.closed;
     },
 
     refusals() {

@@ -4,9 +4,9 @@
 
 import { DEVICE_ID_PATTERN } from '../certs/identity.js';
 
-export type DeviceTopicKind = 'announce' | 'command' | 'status';
+export type DeviceTopicKind = 'announce' | 'command' | 'status' | 'presence';
 
-const DEVICE_KINDS: readonly DeviceTopicKind[] = ['announce', 'command', 'status'];
+const DEVICE_KINDS: readonly DeviceTopicKind[] = ['announce', 'command', 'status', 'presence'];
 
 /** `devices/{id}/{kind}`. With `+` as the id, the filter over every device. */
 export const topics = {
@@ -16,7 +16,19 @@ export const topics = {
   command: (id: string): string => `devices/${id}/command`,
   /** device → server, update progress */
   status: (id: string): string => `devices/${id}/status`,
+  /**
+   * device → whoever tracks presence: retained `{"online":true}` after every connect, and the same
+   * retained `{"online":false}` as the device's last will. An external broker has no hooks that
+   * tell mqota who is connected; the embedded broker has them and ignores this topic.
+   */
+  presence: (id: string): string => `devices/${id}/presence`,
 };
+
+/** The payloads of the presence topic. */
+export const PRESENCE_PAYLOAD = { online: '{"online":true}', offline: '{"online":false}' } as const;
+
+/** The orchestrator's status topics (rollout progress, fleet events): mqota publishes them, monitors read them. */
+export const STATUS_TOPIC_FILTERS: readonly string[] = ['rollouts/#', 'fleet/#'];
 
 /**
  * Topic filters a monitor may subscribe to (or narrow down); monitors publish nothing. The
@@ -25,7 +37,13 @@ export const topics = {
  * falls within these). Passing them in as broker configuration instead needs a change to
  * startBroker and createHooks.
  */
-export const MONITOR_FILTERS: readonly string[] = ['rollouts/#', 'fleet/#', topics.status('+')];
+export const MONITOR_FILTERS: readonly string[] = [...STATUS_TOPIC_FILTERS, topics.status('+')];
+
+/**
+ * The shared-subscription group of mqota instances on an external broker: each device message
+ * goes to one instance of the group (MQTT 5 §4.8.2).
+ */
+export const SERVICE_SHARE_GROUP = 'mqota';
 
 export function parseDeviceTopic(topic: string): { deviceId: string; kind: DeviceTopicKind } | null {
   const parts = topic.split('/');

@@ -12,8 +12,11 @@ import { TLSSocket } from 'node:tls';
  */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
 
-/** What a client certificate may do on the broker: a device updates itself, a monitor only watches. */
-export const CLIENT_ROLES = ['device', 'monitor'] as const;
+/**
+ * What a client certificate may do on the broker: a device updates itself, a monitor only watches,
+ * the service is mqota itself on an external broker (it hears devices and sends commands).
+ */
+export const CLIENT_ROLES = ['device', 'monitor', 'service'] as const;
 export type ClientRole = (typeof CLIENT_ROLES)[number];
 
 export interface Identity {

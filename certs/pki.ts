@@ -173,6 +173,37 @@ export async function issueClientCertificate(
   };
 }
 
+/**
+ * A CRL of the device CA listing these serials (hex, any spelling normalizeSerial accepts), as
+ * PEM: what an external broker (Mosquitto's `crlfile`) checks client certificates against. Its
+ * nextUpdate is far away on purpose: OpenSSL refuses every client certificate once the CRL it
+ * holds has passed its nextUpdate (RFC 5280 §5.1.2.5), and a broker holds the file it loaded until
+ * it is reloaded; mqota rewrites the file on every revocation, it is never fetched from elsewhere.
+ */
+export async function issueDeviceCrl(paths: PkiPaths, serials: readonly string[], days = CA_VALIDITY_DAYS): Promise<string> {
+  if (!(await exists(paths.deviceCaKey))) throw new Error(`cannot sign a CRL: device CA key ${paths.deviceCaKey} is absent`);
+  const signer = await loadSigner(await readFile(paths.deviceCaCert, 'utf8'), await readFile(paths.deviceCaKey, 'utf8'));
+  const now = Date.now();
+  const ski = signer.cert.getExtension(x509.SubjectKeyIdentifierExtension);
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: signer.cert.subjectName,
+    thisUpdate: new Date(now - BACKDATE_MS),
+    nextUpdate: new Date(now + days * DAY_MS),
+    entries: serials.map((serial) => ({ serialNumber: derSerial(serial), revocationDate: new Date(now - BACKDATE_MS) })),
+    extensions: [ski ? new x509.AuthorityKeyIdentifierExtension(ski.keyId) : await x509.AuthorityKeyIdentifierExtension.create(signer.cert.publicKey)],
+    signingKey: signer.key,
+    signingAlgorithm: signer.algorithm,
+  });
+  // OpenSSL reads only the label RFC 7468 §5 gives a CRL.
+  return x509.PemConverter.encode(crl.rawData, 'X509 CRL') + '\n';
+}
+
+/** A normalized serial as the hex of a positive, minimal DER INTEGER: whole octets, a 00 before a high bit. */
+function derSerial(serial: string): string {
+  const even = serial.length % 2 ? `0${serial}` : serial;
+  return parseInt(even[0], 16) >= 8 ? `00${even}` : even;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 interface Issued {
@@ -321,7 +352,8 @@ async function writePair(certPath: string, keyPath: string, issued: Issued): Pro
   await atomicWrite(certPath, issued.certPem, 0o644);
 }
 
-async function atomicWrite(file: string, data: string, mode: number): Promise<void> {
+/** Writes to a temporary name and renames, so a reader never sees half a file. */
+export async function atomicWrite(file: string, data: string, mode: number): Promise<void> {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   await writeFile(tmp, data, { mode, flag: 'wx' });
   await chmod(tmp, mode);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages the tests need: PostgreSQL (a throwaway cluster per run), the
-# toolchain, libraries and mosquitto broker of the ESP32 agent's Linux port and its tests, and
+# toolchain, libraries and mosquitto broker of the ESP32 agent's Linux port and its tests (Mosquitto is
+# also the external broker of tests/external-broker.test.ts and tests/acl-matrix.test.ts),
 # Chromium (with a font, for readable screenshots) for the dashboard's browser tests, and
 # bash-completion, which the CLI's generated bash completion script builds on.
 set -euo pipefail

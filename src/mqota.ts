@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { createBroker } from '../broker/index.js';
+import { ensureCommandKey } from '../certs/command-key.js';
 import { ensurePki } from '../certs/pki.js';
 import { resolveAdminToken } from './auth/admin-token.js';
 import { CertificateLedger } from './auth/certificate-ledger.js';
@@ -14,10 +14,13 @@ import { FleetRepository } from './db/fleet-repository.js';
 import { FleetEvents } from './events.js';
 import { FirmwareCatalog } from './firmware/catalog.js';
 import { ImageStore } from './firmware/image-store.js';
+import { SigningKeys } from './firmware/signing-keys.js';
 import { DeviceRegistry } from './fleet/device-registry.js';
+import { createDeviceLink } from './device-link/index.js';
 import { buildApp } from './http/app.js';
 import type { Logger } from './logger.js';
 import { startStatusTopics } from './monitoring/status-topics.js';
+import { commandSigner } from './protocol/command-signature.js';
 import { encodeCommand } from './protocol/messages.js';
 import { DeviceMessageRejections } from './protocol/rejections.js';
 import { AttemptTracker } from './rollouts/attempts.js';
@@ -57,14 +60,13 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const catalog = new FirmwareCatalog(db.prisma, images);
     const registry = new DeviceRegistry(repository);
     const certificates = new CertificateLedger(db.prisma, pki.paths);
-    await Promise.all([catalog.load(), registry.load(), certificates.load()]);
+    const signingKeys = new SigningKeys(db.prisma);
+    await Promise.all([catalog.load(), registry.load(), certificates.load(), signingKeys.load()]);
+    const commandKey = config.signCommands ? await ensureCommandKey(config.certsDir) : null;
+    const signed = commandSigner({ key: commandKey?.privateKey ?? null, ttlSeconds: config.commandTtlSeconds });
 
-    // The broker, not listening yet, and the addresses devices are given.
-    const broker = await createBroker({
-      port: config.mqttPort, host: config.host, tls: { key, cert, clientCa },
-      plaintextPort: config.mqttPlaintextPort ?? undefined, maxPacketBytes: config.mqttMaxPacketBytes, connectTimeoutMs: config.mqttConnectTimeoutMs, logger: logger.child({ component: 'mqtt' }),
-      isRevoked: certificates.isRevoked,
-    });
+    // The broker (embedded, or mqota's connection to an external one), not listening yet, and the addresses devices are given.
+    const broker = await createDeviceLink(config, { tls: { key, cert, clientCa }, pki: pki.paths, certificates, logger });
     stack.push(() => broker.close());
     certificates.onRevoke((commonName, serial) => broker.disconnectCertificate(commonName, serial));
     const httpsPort = config.httpsPort || await freePort(config.host);
@@ -78,7 +80,7 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const attempts = new AttemptTracker({ repository, rollout: (id) => rollouts.get(id), events, logger: logger.child({ component: 'rollouts' }) });
     const engine = new UpdateEngine({
       repository, registry, catalog, attempts, rollouts, rejections, imageUrl, events, logger,
-      commands: { send: (deviceId, command) => broker.publish(topics.command(deviceId), encodeCommand(command), { qos: 1 }) },
+      commands: { send: (deviceId, command) => broker.publish(topics.command(deviceId), encodeCommand(signed(deviceId, command)), { qos: 1 }) },
     });
     const lifecycle = new RolloutLifecycle({ repository, registry, catalog, attempts, rollouts, engine, events, logger, tickMs: config.rolloutTickMs });
     await lifecycle.load();
@@ -93,12 +95,12 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     broker.onPresence((deviceId, online) => engine.handlePresence(deviceId, online));
     await broker.listen();
     const brokerHost = new URL(publicUrl).hostname;
-    const links: Links = { imageUrl, brokerUrl: () => `mqtts://${brokerHost}:${broker.port}` };
+    const links: Links = { imageUrl, brokerUrl: () => broker.publicUrl ?? `mqtts://${brokerHost}:${broker.port}` };
     stack.push(await startStatusTopics({ events, rollouts: lifecycle, broker, repository, logger })); // rollouts/{id}/progress, fleet/{id}/events
 
     const services: Services = {
       config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,
-      adminToken: adminToken.token, links,
+      adminToken: adminToken.token, links, signingKeys, commandKeyPem: commandKey?.publicPem ?? null,
     };
     const app = await buildApp(services, { key, cert, clientCa });
     await app.listen({ port: httpsPort, host: config.host });

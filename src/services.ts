@@ -1,11 +1,12 @@
 // What the HTTP routes and the CLI-facing API need, assembled once by src/mqota.ts.
-import type { Broker } from '../broker/index.js';
 import type { PkiPaths } from '../certs/pki.js';
 import type { CertificateLedger } from './auth/certificate-ledger.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
+import type { DeviceLink } from './device-link/index.js';
 import type { FleetRepository } from './db/fleet-repository.js';
 import type { FirmwareCatalog } from './firmware/catalog.js';
+import type { SigningKeys } from './firmware/signing-keys.js';
 import type { DeviceRegistry } from './fleet/device-registry.js';
 import type { FleetEvents } from './events.js';
 import type { Logger } from './logger.js';
@@ -34,9 +35,14 @@ export interface Services {
   rollouts: RolloutLifecycle;
   rejections: DeviceMessageRejections;
   events: FleetEvents;
-  broker: Broker;
+  /** The embedded broker or the connection to an external one. */
+  broker: DeviceLink;
   pki: PkiPaths;
   certificates: CertificateLedger;
   adminToken: string;
   links: Links;
+  /** Public keys that sign firmware images (Secure Boot v2). */
+  signingKeys: SigningKeys;
+  /** Public half of the command key (certs/command-key.ts), for device bundles; null when commands are not signed. */
+  commandKeyPem: string | null;
 }

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,7 +190,44 @@ describe('operator API', () => {
     assert.equal((await stale.body.arrayBuffer()).byteLength, fw.size);
     const unsatisfiable = await request(url(`/firmware/${fw.sha256}.bin`), { dispatcher: agent, headers: { range: `bytes=${fw.size + 10}-` } });
     assert.equal(unsatisfiable.statusCode, 416);
+    assert.equal(unsatisfiable.headers['content-range'], `bytes */${fw.size}`);
     await unsatisfiable.body.dump();
+  });
+
+  test('image bytes: whole, ranges and suffix ranges are the stored bytes, served again from memory', async () => {
+    // Larger than one 64 KiB write of the image route, so ranges cross slices.
+    const stored = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 251));
+    const upload = await postForm({ type: 'bulky', version: '1.0.0' }, { bytes: stored });
+    assert.equal(upload.status, 201, JSON.stringify(upload.body));
+    const fw = upload.body;
+    const agent = await deviceAgent('bulky-1', 'bulky');
+    const get = async (headers: Record<string, string> = {}) => {
+      const res = await request(url(`/firmware/${fw.sha256}.bin`), { dispatcher: agent, headers });
+      return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
+    };
+    // Twice: the first read fills the image cache, the second is answered from it.
+    for (let round = 0; round < 2; round++) {
+      const whole = await get();
+      assert.equal(whole.status, 200);
+      assert.equal(whole.headers['content-length'], String(fw.size));
+      assert.equal(whole.headers['accept-ranges'], 'bytes');
+      assert.equal(whole.headers.etag, `"${fw.sha256}"`);
+      assert.equal(createHash('sha256').update(whole.body).digest('hex'), fw.sha256);
+      const middle = await get({ range: 'bytes=100-70099' });
+      assert.equal(middle.status, 206);
+      assert.equal(middle.headers['content-range'], `bytes 100-70099/${fw.size}`);
+      assert.deepEqual(middle.body, stored.subarray(100, 70100));
+      const tail = await get({ range: 'bytes=-10' });
+      assert.equal(tail.status, 206);
+      assert.equal(tail.headers['content-range'], `bytes ${fw.size - 10}-${fw.size - 1}/${fw.size}`);
+      assert.deepEqual(tail.body, stored.subarray(fw.size - 10));
+      const past = await get({ range: `bytes=10-${fw.size + 1000}` });
+      assert.equal(past.status, 206);
+      assert.deepEqual(past.body, stored.subarray(10));
+      // Several ranges, or a malformed one: the whole image.
+      assert.equal((await get({ range: 'bytes=0-1,5-6' })).body.length, fw.size);
+      assert.equal((await get({ range: 'bytes=9-3' })).status, 200);
+    }
   });
 
   test('who may download an image: a device of its type with its certificate, or a token holder', async () => {
@@ -276,8 +313,16 @@ describe('operator API', () => {
       const r = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['raw-1'] });
       await assert.rejects(server.api.call('DELETE', `/api/firmware/${fw.id}`), (e: any) => e.statusCode === 409);
       await server.api.call('POST', `/api/rollouts/${r.id}/cancel`);
+      // Downloaded once, so the image is in memory too (image-cache.ts): deletion must reach both.
+      const download = () => request(url(`/firmware/${fw.sha256}.bin`), { dispatcher: agent, headers: { authorization: `Bearer ${server.config.adminToken}` } });
+      const before = await download();
+      assert.equal(before.statusCode, 200);
+      await before.body.dump();
       await server.api.call('DELETE', `/api/firmware/${fw.id}`);
       await assert.rejects(server.api.call('GET', `/api/firmware/${fw.id}`), (e: any) => e.statusCode === 404);
+      const after = await download();
+      assert.equal(after.statusCode, 404);
+      await after.body.dump();
       assert.ok(!(await firmwareFiles()).includes(`${fw.sha256}.bin`));
       // The rollout's history stays readable after the firmware is gone.
       assert.equal((await server.api.call<Json>('GET', `/api/rollouts/${r.id}`)).state, 'cancelled');
@@ -357,6 +402,13 @@ describe('operator API', () => {
     assert.equal(loadConfig({}).heapGrowingPercent, 100);
     assert.throws(() => loadConfig({ MQOTA_HEAP_GROWING_PERCENT: '-1' }), /MQOTA_HEAP_GROWING_PERCENT/);
     assert.throws(() => loadConfig({ MQOTA_IMAGE_ACCESS: 'open' }), /MQOTA_IMAGE_ACCESS/);
+    assert.deepEqual(loadConfig({}).broker, { mode: 'embedded' });
+    assert.throws(() => loadConfig({ MQOTA_BROKER: 'external' }), /MQOTA_BROKER_URL/);
+    assert.throws(() => loadConfig({ MQOTA_BROKER: 'external', MQOTA_BROKER_URL: 'mqtt://plain:1883' }), /MQOTA_BROKER_URL/);
+    assert.throws(() => loadConfig({ MQOTA_BROKER_URL: 'mqtts://b:8883' }), /MQOTA_BROKER_URL is set but MQOTA_BROKER is embedded/);
+    assert.throws(() => loadConfig({ MQOTA_BROKER: 'cloud' }), /MQOTA_BROKER/);
+    const external = loadConfig({ MQOTA_BROKER: 'external', MQOTA_BROKER_URL: 'mqtts://broker.example:8883' }).broker;
+    assert.equal(external.mode === 'external' && `${external.url} ${external.serviceId} ${external.caFile} ${external.configDir}`, 'mqtts://broker.example:8883 mqota null null');
   });
 });
 

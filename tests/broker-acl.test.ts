@@ -7,7 +7,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import pino from 'pino';
 import type { Client, PublishPacket, Subscription } from 'aedes';
-import { filterWithin, mayPublish, mayReceive, maySubscribe, topicMatches } from '../broker/acl.js';
+import { ACL_RULES, filterWithin, mayPublish, mayReceive, maySubscribe, topicMatches } from '../broker/acl.js';
 import { createHooks } from '../broker/hooks.js';
 import { setIdentity } from '../broker/identity.js';
 import { DEVICE_ID_PATTERN, identityFromSubject, type Identity } from '../certs/identity.js';
@@ -17,6 +17,7 @@ import { parseDeviceTopic, topics } from '../broker/topics.js';
 
 const device: Identity = { id: 'dev-1', role: 'device' };
 const monitor: Identity = { id: 'ops', role: 'monitor' };
+const service: Identity = { id: 'mqota', role: 'service' };
 
 describe('topics', () => {
   // Spelled out on purpose: this is the wire contract of docs/protocol.md that devices in the field
@@ -25,6 +26,8 @@ describe('topics', () => {
     assert.equal(topics.announce('a'), 'devices/a/announce');
     assert.equal(topics.command('a'), 'devices/a/command');
     assert.equal(topics.status('a'), 'devices/a/status');
+    assert.equal(topics.presence('a'), 'devices/a/presence');
+    assert.deepEqual(parseDeviceTopic('devices/a/presence'), { deviceId: 'a', kind: 'presence' });
     assert.deepEqual(parseDeviceTopic('devices/dev.1_x-y/status'), { deviceId: 'dev.1_x-y', kind: 'status' });
     assert.deepEqual(parseDeviceTopic('devices/a/command'), { deviceId: 'a', kind: 'command' });
     for (const t of ['devices/a/other', 'devices/.a/status', 'devices/a/status/x', 'devices//status', 'fleet/a/status', 'devices/+/status']) {
@@ -71,10 +74,11 @@ describe('identity', () => {
 });
 
 describe('acl', () => {
-  test('a device publishes only its own announce and status', () => {
+  test('a device publishes only its own announce, status and presence', () => {
     assert.ok(mayPublish(device, 'devices/dev-1/announce'));
     assert.ok(mayPublish(device, 'devices/dev-1/status'));
-    for (const t of ['devices/dev-1/command', 'devices/dev-2/status', 'devices/dev-1', '$SYS/x', 'rollouts/r/progress', 'devices/dev-1/status/x']) {
+    assert.ok(mayPublish(device, 'devices/dev-1/presence'));
+    for (const t of ['devices/dev-1/command', 'devices/dev-2/status', 'devices/dev-2/presence', 'devices/dev-1', '$SYS/x', 'rollouts/r/progress', 'devices/dev-1/status/x']) {
       assert.ok(!mayPublish(device, t), t);
     }
   });
@@ -97,6 +101,24 @@ describe('acl', () => {
     for (const f of ['#', '+/#', 'devices/#', 'devices/+/+', 'devices/+/command', 'devices/a/announce', '+/a/status', '$SYS/#', 'rolloutsx/#', 'devices/+/status/#']) {
       assert.ok(!maySubscribe(monitor, f), f);
     }
+  });
+
+  test('the service (mqota on an external broker) reads what devices send and writes commands and status topics, nothing else', () => {
+    for (const t of ['devices/a/command', 'rollouts/r1/progress', 'fleet/a/events']) assert.ok(mayPublish(service, t), t);
+    for (const t of ['devices/a/announce', 'devices/a/status', 'devices/a/presence', '$SYS/x', 'other']) assert.ok(!mayPublish(service, t), t);
+    for (const f of ['devices/+/announce', 'devices/+/status', 'devices/+/presence', 'devices/a/status']) assert.ok(maySubscribe(service, f), f);
+    for (const f of ['#', 'devices/+/command', 'devices/#', 'devices/+/+', 'rollouts/#', '$SYS/#']) assert.ok(!maySubscribe(service, f), f);
+    assert.ok(mayReceive(service, 'devices/a/announce'));
+    assert.ok(!mayReceive(service, 'devices/a/command'));
+  });
+
+  test('the table external brokers are configured from says the same, spelled out', () => {
+    // The wire contract: a change here changes what Mosquitto and EMQX enforce too.
+    assert.deepEqual(ACL_RULES, {
+      device: { publish: ['devices/{id}/announce', 'devices/{id}/status', 'devices/{id}/presence'], subscribe: ['devices/{id}/command'] },
+      monitor: { publish: [], subscribe: ['rollouts/#', 'fleet/#', 'devices/+/status'] },
+      service: { publish: ['devices/+/command', 'rollouts/#', 'fleet/#'], subscribe: ['devices/+/announce', 'devices/+/status', 'devices/+/presence'] },
+    });
   });
 
   test('deliveries: a device receives only its own commands, a monitor only its topics', () => {

@@ -12,6 +12,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import type { MqttClient } from 'mqtt';
 import { Agent, request } from 'undici';
+import type { Broker } from '../broker/index.js';
 import type { FleetEventName } from '../src/events.js';
 import { isFinalRolloutState } from '../src/rollouts/states.js';
 import { MONITOR_FILTERS, parseDeviceTopic, topics } from '../src/topics.js';
@@ -278,7 +279,7 @@ describe('monitoring', () => {
         assert.deepEqual(deviceSaw.map((m) => [m.topic, JSON.parse(m.payload)]), [[topics.command('victim-1'), answer]]);
         // The forged retained summary was not stored either: the broker's retained messages hold
         // a marker retained the same way, and not the forgery.
-        const broker = server.mqota.services.broker;
+        const broker = server.mqota.services.broker as Broker; // embedded here
         await broker.publish(topics.rolloutProgress('ro_marker'), marker, { qos: 0, retain: true });
         const retained: string[] = [];
         for await (const packet of (broker.aedes as unknown as { persistence: { createRetainedStream(pattern: string): AsyncIterable<{ topic: string }> } }).persistence.createRetainedStream('rollouts/#')) retained.push(packet.topic);

@@ -26,12 +26,33 @@ export type Disconnect = (commonName: string, serial: string) => boolean;
 export class CertificateLedger {
   private readonly revoked = new Set<string>();
   private disconnect: Disconnect = () => false;
+  private readonly changeListeners: (() => void)[] = [];
 
   constructor(private readonly prisma: PrismaClient, private readonly pki: PkiPaths) {}
 
   /** Who cuts off live connections when a certificate is revoked (the broker, once it runs). */
   onRevoke(disconnect: Disconnect): void {
     this.disconnect = disconnect;
+  }
+
+  /** Called after every issue and revocation (an external broker's ACL and CRL are rewritten from it). */
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  /** Every revoked serial, normalized. */
+  revokedSerials(): string[] {
+    return [...this.revoked];
+  }
+
+  /** The names of one role holding at least one certificate not revoked, sorted. */
+  async holders(role: ClientRole): Promise<string[]> {
+    const rows = await this.prisma.clientCertificate.findMany({ where: { role, revokedAt: null }, select: { commonName: true }, distinct: ['commonName'] });
+    return rows.map((r) => r.commonName).sort();
+  }
+
+  private changed(): void {
+    for (const listener of this.changeListeners) listener();
   }
 
   async load(): Promise<void> {
@@ -48,6 +69,7 @@ export class CertificateLedger {
     await this.prisma.clientCertificate.create({
       data: { serial: this.serial(issued.serial), commonName, role, fingerprint: issued.fingerprint, notAfter: issued.notAfter },
     });
+    this.changed();
     return issued;
   }
 
@@ -88,6 +110,7 @@ export class CertificateLedger {
       this.revoked.add(c.serial);
       if (this.disconnect(c.commonName, c.serial)) disconnected = true;
     }
+    if (revoked.length) this.changed();
     return { revoked, disconnected };
   }
 

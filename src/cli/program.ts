@@ -7,8 +7,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import tab from '@bomb.sh/tab/commander';
 import { ApiClient } from './api-client.js';
 import { resolveConnection, type Connection } from './connection.js';
+import { registerBrokerConfig } from './broker-config.js';
 import { registerLogin } from './login.js';
 import { deviceRow, renderRollout, waveRow, watchExitCode, watchRollout } from './rollout-watch.js';
+import { registerSigning } from './signing.js';
 import { registerSimulate } from './simulate.js';
 import { registerMakeTestImage } from './test-image.js';
 import { ROLES, type Role } from '../auth/roles.js';
@@ -54,6 +56,7 @@ async function withClient<T>(fn: (api: ApiClient) => Promise<T>): Promise<T> {
 }
 
 registerLogin(program);
+registerBrokerConfig(program, print);
 
 program.command('start').description('run the service (the same as npm start)').action(async () => {
   await import('../main.js');
@@ -73,17 +76,22 @@ device.command('add').argument('<deviceId>', 'id of the new device: its certific
       `device ${deviceId} (${o.type ?? "type taken from its first announce"}) provisioned; bundle in ${dir}\n  certificate fingerprint ${res.bundle.fingerprint}\n  broker ${res.bundle.brokerUrl}`);
   }));
 
-async function writeBundle(dir: string, b: { deviceId: string; type: string; brokerUrl: string; certPem: string; keyPem: string; caPem: string }): Promise<void> {
+async function writeBundle(dir: string, b: { deviceId: string; type: string; brokerUrl: string; certPem: string; keyPem: string; caPem: string; commandKeyPem?: string | null; imageKeyDigests?: string[] }): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(path.join(dir, 'device.crt'), b.certPem);
   await writeFile(path.join(dir, 'device.key'), b.keyPem, { mode: 0o600 });
   await chmod(path.join(dir, 'device.key'), 0o600);
   await writeFile(path.join(dir, 'ca.crt'), b.caPem);
-  await writeFile(path.join(dir, 'device.json'), `${JSON.stringify({ deviceId: b.deviceId, type: b.type, brokerUrl: b.brokerUrl }, null, 2)}\n`);
+  // The command key's public half: with it, the device acts only on update commands the server signed.
+  if (b.commandKeyPem) await writeFile(path.join(dir, 'command-key.pem'), b.commandKeyPem);
+  await writeFile(path.join(dir, 'device.json'), `${JSON.stringify({
+    deviceId: b.deviceId, type: b.type, brokerUrl: b.brokerUrl, ...(b.imageKeyDigests?.length ? { imageKeyDigests: b.imageKeyDigests } : {}),
+  }, null, 2)}\n`);
   // For ESP-IDF's nvs_partition_gen.py (run it inside this folder): per-device secrets live in NVS, not in the firmware.
   await writeFile(path.join(dir, 'nvs.csv'), [
     'key,type,encoding,value', 'mqota,namespace,,', `device_id,data,string,${b.deviceId}`, `broker_uri,data,string,${b.brokerUrl}`,
-    'client_cert,file,string,device.crt', 'client_key,file,string,device.key', 'ca_cert,file,string,ca.crt', '',
+    'client_cert,file,string,device.crt', 'client_key,file,string,device.key', 'ca_cert,file,string,ca.crt',
+    ...(b.commandKeyPem ? ['command_key,file,string,command-key.pem'] : []), '',
   ].join('\n'));
 }
 
@@ -207,7 +215,10 @@ firmware.command('upload').argument('<file>', 'the image file (an ESP-IDF applic
       const pct = total ? Math.floor((sent / total) * 100) : 100;
       process.stderr.write(`\r  uploading ${'█'.repeat(pct / 4).padEnd(25, '░')} ${String(pct).padStart(3)} %${sent === total ? '\n' : ''}`);
     });
-    print(fw, () => `uploaded ${fw.type} ${fw.version} as ${fw.id}\n  sha256 ${fw.sha256}, ${fw.size} bytes\n  ${fw.url}`);
+    const warnings = (fw.warnings as string[] | undefined) ?? [];
+    for (const w of warnings) if (!program.opts().json) process.stderr.write(`warning: ${w}\n`);
+    const signer = fw.signedBy as { name: string } | null;
+    print(fw, () => `uploaded ${fw.type} ${fw.version} as ${fw.id}\n  sha256 ${fw.sha256}, ${fw.size} bytes\n  ${fw.url}${signer ? `\n  signed by ${signer.name}` : ''}`);
   }));
 firmware.command('list').description('list firmware').action(async () => withClient(async (api) => {
   const rows = await api.call<Record<string, unknown>[]>('GET', '/api/firmware');
@@ -221,6 +232,9 @@ firmware.command('show').argument('<id>', 'firmware id (fw_…, see `mqota firmw
       `${fw.id}: ${fw.type} ${fw.version} (${fw.channel}), ${fw.size} bytes, uploaded ${fw.createdAt}`,
       `  sha256 ${fw.sha256}`, `  ${fw.url}`,
       img ? `  image: ${img.projectName} ${img.version}, chip ${img.chip ?? '-'}, ESP-IDF ${img.idfVersion ?? '-'}, secure version ${img.secureVersion ?? '-'}` : '  image: not an ESP-IDF app image',
+      fw.signedBy ? `  signed by ${fw.signedBy.name}${fw.signedBy.retired ? ' (retired)' : ''}` : '  signed by: no registered key',
+      ...(fw.signatures as Record<string, any>[]).map((sig) =>
+        `    block ${sig.index}: ${sig.algorithm}, key digest ${sig.keyDigest}, ${sig.keyName ?? 'unknown key'}, ${sig.verified ? 'verifies' : 'DOES NOT VERIFY'}`),
       ...(fw.notes ? [`  notes: ${fw.notes}`] : []),
     ].join('\n'));
   }));
@@ -231,6 +245,7 @@ firmware.command('delete').argument('<id>', 'firmware id (fw_…, see `mqota fir
   }));
 
 registerMakeTestImage(firmware, print);
+registerSigning(program, firmware, { withClient, print, table });
 registerSimulate(program, client);
 
 const rollout = program.command('rollout').description('rollouts: targets, waves and controls; steer them while they run');

@@ -2,13 +2,14 @@
 // DATABASE_URL is set. Same Prisma schema and migrations on both.
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { migrate, type SqlDriver } from './migrate.js';
+import { openPgliteThread } from './pglite-thread.js';
 
 export { PrismaClient };
 
@@ -68,9 +69,10 @@ async function openPglite(dir: string, log: Logger): Promise<Database> {
   await mkdir(dir, { recursive: true });
   const releaseLock = await lockDirectory(dir);
   try {
-    const db = await PGlite.create(dir);
+    // In a worker thread (pglite-thread.ts), so its SQL does not stall the event loop.
+    const db = await openPgliteThread(dir);
     await migrate(pgliteDriver(db), log, { lock: false });
-    const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
+    const prisma = new PrismaClient({ adapter: new PrismaPGlite(db as PGlite) });
     log.info({ dir }, 'PGlite ready');
     return {
       kind: 'pglite',
@@ -116,7 +118,7 @@ function pgDriver(client: pg.PoolClient): SqlDriver {
   };
 }
 
-function pgliteDriver(db: PGlite): SqlDriver {
+function pgliteDriver(db: Pick<PGlite, 'exec' | 'query'>): SqlDriver {
   return {
     exec: async (sql) => { await db.exec(sql); },
     query: async <T>(sql: string, params?: unknown[]) => (await db.query<T>(sql, params)).rows,

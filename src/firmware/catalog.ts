@@ -8,6 +8,8 @@ export interface Firmware {
   id: string; type: string; version: string; channel: string; notes: string | null;
   sha256: string; size: number; chip: string | null; projectName: string | null; imageVersion: string | null;
   buildId: string | null; idfVersion: string | null; secureVersion: number | null; createdAt: Date; deletedAt: Date | null;
+  /** ImageSignature[] (src/firmware/image-signatures.ts) as read at upload; null: none. */
+  signatures?: unknown;
 }
 
 export type NewFirmware = Omit<Firmware, 'id' | 'createdAt' | 'deletedAt'>;
@@ -45,6 +47,15 @@ export class FirmwareCatalog {
     return false;
   }
 
+  /**
+   * The catalog version of the image whose own (app descriptor) version is `imageVersion`, for a
+   * device that runs an image whose version string is not semver (docs/protocol.md).
+   */
+  versionOfImage(type: string, imageVersion: string): string | undefined {
+    for (const f of this.firmware.values()) if (f.type === type && f.imageVersion === imageVersion) return f.version;
+    return undefined;
+  }
+
   hasType(type: string): boolean {
     for (const f of this.firmware.values()) if (!f.deletedAt && f.type === type) return true;
     return false;
@@ -58,7 +69,7 @@ export class FirmwareCatalog {
         : `${input.type} ${input.version} is already in the catalog (${existing.id})`);
     }
     try {
-      const fw = await this.prisma.firmware.create({ data: { id: `fw_${randomUUID()}`, ...input } });
+      const fw = await this.prisma.firmware.create({ data: { id: `fw_${randomUUID()}`, ...input, signatures: (input.signatures ?? undefined) as never } });
       this.firmware.set(fw.id, fw);
       return fw;
     } catch (err) {

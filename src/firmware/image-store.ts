@@ -45,6 +45,8 @@ export interface SavedImage {
 }
 
 export class ImageStore {
+  private readonly removeListeners: ((sha256: string) => void)[] = [];
+
   constructor(
     readonly dir: string,
     readonly maxBytes: number,
@@ -100,6 +102,23 @@ export class ImageStore {
 
   async remove(sha256: string): Promise<void> {
     await rm(this.pathOf(sha256), { force: true });
+    for (const listener of this.removeListeners) listener(sha256);
+  }
+
+  /** Called after an image is removed (the in-memory image cache forgets it). */
+  onRemove(listener: (sha256: string) => void): void {
+    this.removeListeners.push(listener);
+  }
+
+  /** The image's size in bytes, if the store has it. */
+  async sizeOf(sha256: string): Promise<{ exists: boolean; size: number }> {
+    try {
+      const st = await stat(this.pathOf(sha256));
+      return { exists: st.isFile(), size: st.size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { exists: false, size: 0 };
+      throw err;
+    }
   }
 
   async has(sha256: string): Promise<boolean> {

@@ -56,14 +56,18 @@ function firstError(errors: { instancePath: string; message: string }[]): string
   return e ? `${e.instancePath.replace(/^\//, '') || 'payload'}: ${e.message}` : 'invalid payload';
 }
 
-/** An announce with its version normalised to canonical semver. */
-export function parseAnnounce(payload: Buffer): Parsed<Announce> {
+/**
+ * An announce with its version normalised to canonical semver. A version that is not semver is
+ * the running image's own string (an Arduino build's 'heads/idf-release/v4.4-0-gd4572'):
+ * `catalogVersionOf` maps it to the catalog version of the image that carries it.
+ */
+export function parseAnnounce(payload: Buffer, catalogVersionOf?: (type: string, imageVersion: string) => string | undefined): Parsed<Announce> {
   const json = parseJsonObject(payload);
   if (!json.ok) return json;
   if (!checkAnnounce.Check(json.value)) return { ok: false, error: firstError(checkAnnounce.Errors(json.value)) };
   const value = json.value as Announce;
-  const version = normaliseVersion(value.version);
-  if (!version) return { ok: false, error: `version: '${value.version}' is not a semantic version` };
+  const version = normaliseVersion(value.version) ?? catalogVersionOf?.(value.type, value.version);
+  if (!version) return { ok: false, error: `version: '${value.version}' is not a semantic version, nor the image version of ${value.type} firmware in the catalog` };
   return { ok: true, value: { ...value, version } };
 }
 
@@ -73,9 +77,10 @@ export function parseStatus(payload: Buffer): Parsed<StatusReport> {
   if (!checkStatus.Check(json.value)) return { ok: false, error: firstError(checkStatus.Errors(json.value)) };
   const value = json.value as StatusReport;
   if (value.version !== undefined) {
+    // Not semver: the image's own version string (the attempt's firmware says which catalog version it is).
     const version = normaliseVersion(value.version);
-    if (!version) return { ok: false, error: `version: '${value.version}' is not a semantic version` };
-    value.version = version;
+    if (version) value.version = version;
+    else delete value.version;
   }
   return { ok: true, value };
 }
@@ -84,7 +89,13 @@ export type NoneReason = 'up-to-date' | 'unknown-type' | 'invalid-announce' | 't
   | 'waiting-for-wave' | 'deferred' | 'rollout-scheduled' | 'rollout-paused' | 'outside-maintenance-window' | 'rate-limited' | 'retry-backoff' | 'secure-version';
 
 export type Command =
-  | { action: 'update'; updateId: string; type: string; version: string; url: string; sha256: string; size: number }
+  | {
+    action: 'update'; updateId: string; type: string; version: string; url: string; sha256: string; size: number;
+    /** The image's own version (app descriptor) when it differs from the catalog version: what the device checks the image against. */
+    imageVersion?: string;
+    /** Signed commands (src/protocol/command-signature.ts): the device it is for, Unix seconds after which it is refused, the signature. */
+    deviceId?: string; expires?: number; sig?: string;
+  }
   | { action: 'none'; reason: NoneReason; error?: string }
   | { action: 'cancel'; updateId: string };
 

@@ -52,7 +52,7 @@ export class UpdateEngine {
 
   async handleAnnounce(deviceId: string, payload: Buffer): Promise<void> {
     const { registry, repository, events } = this.deps;
-    const parsed = parseAnnounce(payload);
+    const parsed = parseAnnounce(payload, (type, imageVersion) => this.deps.catalog.versionOfImage(type, imageVersion));
     if (!parsed.ok) {
       this.deps.rejections.reject(deviceId, 'malformed-announce', parsed.error);
       await this.send(deviceId, { action: 'none', reason: 'invalid-announce', error: parsed.error });
@@ -192,6 +192,8 @@ export class UpdateEngine {
     if (attempt.state === 'deferred') this.deferrals.resent(attempt, Date.now());
     await this.send(attempt.deviceId, {
       action: 'update', updateId: attempt.id, type: fw.type, version: fw.version, url: this.deps.imageUrl(fw.sha256), sha256: fw.sha256, size: fw.size,
+      // The device checks the image against its own version string, which need not be semver.
+      ...(fw.imageVersion && fw.imageVersion !== fw.version ? { imageVersion: fw.imageVersion } : {}),
     });
     if (attempt.state === 'pending') void this.deps.attempts.move(attempt, 'sent');
   }

@@ -4,7 +4,7 @@
 // and the benchmark's fleet (bench/fleet.ts), which adds its measurements around it.
 import tls, { type SecureContext } from 'node:tls';
 import { MqttClient, type IClientOptions } from 'mqtt';
-import { topics } from '../topics.js';
+import { PRESENCE_PAYLOAD, topics } from '../topics.js';
 
 export interface BrokerAddress { host: string; port: number }
 
@@ -37,12 +37,15 @@ export class MqttDevice {
   /**
    * Connects (persistent session, no automatic reconnect: the caller decides) and subscribes to
    * the command topic. `onConnack` runs when the broker accepted the connection, before the
-   * subscription, for callers that time the handshake.
+   * subscription, for callers that time the handshake. `presence`: keep devices/{id}/presence as
+   * real devices do (a retained last will and a retained online message), which an external
+   * broker needs (docs/scaling.md); off by default, the embedded broker ignores it.
    */
-  async connect(broker: BrokerAddress, opts: { connectTimeoutMs?: number; keepaliveSeconds?: number; onConnack?: () => void } = {}): Promise<void> {
+  async connect(broker: BrokerAddress, opts: { connectTimeoutMs?: number; keepaliveSeconds?: number; onConnack?: () => void; presence?: boolean } = {}): Promise<void> {
     const options: IClientOptions = {
       protocolVersion: 4, clientId: this.id, clean: false,
       reconnectPeriod: 0, connectTimeout: opts.connectTimeoutMs ?? 30_000, keepalive: opts.keepaliveSeconds ?? 120,
+      ...(opts.presence ? { will: { topic: topics.presence(this.id), payload: Buffer.from(PRESENCE_PAYLOAD.offline), qos: 1 as const, retain: true } } : {}),
     };
     const client = new MqttClient(() => connectTls(broker, this.secureContext), options);
     this.client = client;
@@ -58,6 +61,7 @@ export class MqttDevice {
     client.on('error', () => undefined); // whoever uses the client next notices the failure
     const granted = await client.subscribeAsync(topics.command(this.id), { qos: 1 });
     if (granted[0]?.qos !== 1) throw new Error(`subscription granted qos ${granted[0]?.qos}`);
+    if (opts.presence) await client.publishAsync(topics.presence(this.id), PRESENCE_PAYLOAD.online, { qos: 1, retain: true });
   }
 
   /** Fires once when the connection closes after connect() succeeded. */

@@ -3,6 +3,7 @@
 // resolve on what actually arrived on the wire.
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { ClientRole } from '../../certs/identity.js';
+import { PRESENCE_PAYLOAD, topics } from '../../src/topics.js';
 import type { ClientCredentials, TestPki } from './pki.js';
 
 export interface ConnectOptions {
@@ -21,6 +22,11 @@ export interface ConnectOptions {
   credentials?: ClientCredentials;
   /** Connect with no client certificate at all. */
   withoutCertificate?: boolean;
+  /**
+   * Presence as devices keep it for an external broker: a retained `{"online":false}` last will
+   * on devices/{id}/presence and a retained `{"online":true}` after every CONNACK.
+   */
+  presence?: boolean;
   /** Anything else for mqtt.js. */
   mqtt?: Partial<IClientOptions>;
 }
@@ -28,7 +34,8 @@ export interface ConnectOptions {
 /** Starts an mqtt.js client over mutual TLS as `id`; does not wait for CONNACK. */
 export async function openDevice(id: string, opts: ConnectOptions): Promise<MqttClient> {
   const creds = opts.credentials ?? (opts.withoutCertificate ? undefined : await opts.pki.issue(id, opts.role ?? 'device'));
-  return mqtt.connect({
+  const will = opts.presence ? { will: { topic: topics.presence(id), payload: Buffer.from(PRESENCE_PAYLOAD.offline), qos: 1 as const, retain: true } } : {};
+  const client = mqtt.connect({
     protocol: 'mqtts',
     host: opts.host ?? '127.0.0.1',
     port: opts.port,
@@ -41,8 +48,11 @@ export async function openDevice(id: string, opts: ConnectOptions): Promise<Mqtt
     reconnectPeriod: 0,
     connectTimeout: 30_000, // a failure bound: a connect storm on a loaded machine is slow, not broken
     keepalive: 30,
+    ...will,
     ...opts.mqtt,
   });
+  if (opts.presence) client.on('connect', () => client.publish(topics.presence(id), PRESENCE_PAYLOAD.online, { qos: 1, retain: true }));
+  return client;
 }
 
 /** Connects as `id` and resolves once CONNACK 0 arrived; rejects (and ends the client) on any failure. */

@@ -30,9 +30,9 @@ export interface TestServer {
   device(id: string): Promise<MqttClient>;
 }
 
-export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger } = {}): Promise<TestServer> {
-  const pki = await createTestPki();
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mqota-data-'));
+export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger; pki?: TestPki; dataDir?: string } = {}): Promise<TestServer> {
+  const pki = opts.pki ?? await createTestPki();
+  const dataDir = opts.dataDir ?? await mkdtemp(path.join(os.tmpdir(), 'mqota-data-'));
   const databaseUrl = opts.database === 'postgres' ? await freshPostgresDatabase() : undefined;
   const config = loadConfig({
     MQOTA_DATA_DIR: dataDir, MQOTA_CERTS_DIR: pki.paths.dir, MQOTA_HOST: '127.0.0.1', MQTT_PORT: '0', HTTPS_PORT: '0',
@@ -59,7 +59,8 @@ export async function startTestServer(opts: { database?: DatabaseKind; env?: Rec
       await pki.cleanup();
     },
     async device(id) {
-      const client = await connectDevice(id, { port: server.mqota.mqttPort, pki });
+      // On an external broker mqota learns presence from the device's retained presence messages.
+      const client = await connectDevice(id, { port: server.mqota.mqttPort, pki, presence: config.broker.mode === 'external' });
       await client.subscribeAsync(topics.command(id), { qos: 1 });
       return client;
     },

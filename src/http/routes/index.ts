@@ -10,6 +10,7 @@ import { eventRoutes } from './events/index.js';
 import { firmwareRoutes } from './firmware/index.js';
 import { healthRoutes } from './health/index.js';
 import { imageRoutes } from './images/index.js';
+import { keyRoutes } from './keys/index.js';
 import { metricsRoutes } from './metrics/index.js';
 import { operatorRoutes } from './operators/index.js';
 import { rolloutRoutes } from './rollouts/index.js';
@@ -36,6 +37,7 @@ export async function routes(app: FastifyInstance): Promise<void> {
       await api.register(rolloutRoutes);
       await api.register(eventRoutes);
       await api.register(operatorRoutes);
+      await api.register(keyRoutes);
     }, { prefix: '/api' });
   });
 }

@@ -36,6 +36,8 @@ export const DeviceProvisioned = Type.Object({
     deviceId: Type.String(), type: Nullable(Type.String()), brokerUrl: Type.String(),
     certPem: Type.String(), keyPem: Type.String({ description: 'the device\'s private key: returned once, not kept' }), caPem: Type.String(),
     fingerprint: Type.String(), notAfter: DateTime,
+    commandKeyPem: Nullable(Type.String({ description: 'public half of the command key: a device that has it acts only on update commands signed with it (null: commands are not signed, MQOTA_SIGN_COMMANDS=false)' })),
+    imageKeyDigests: Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$' }), { description: 'Secure Boot v2 key digests of the active signing keys: the Linux device installs only images one of them signed (an ESP32 takes them from eFuse or its running image)' }),
   }),
 }, { description: 'the device and everything it needs to connect' });
 

@@ -10,3 +10,4 @@ export * from './health.js';
 export * from './operators.js';
 export * from './rollouts.js';
 export * from './tokens.js';
+export * from './keys.js';

@@ -95,6 +95,42 @@ DecodeResult bad_field(const char* field, bool has_update_id) {
     return DecodeResult{DecodeStatus::bad_field, field, has_update_id};
 }
 
+// RFC 4648 §4 base64 with padding; false on any other character or a result over cap.
+bool base64_decode(const char* in, uint8_t* out, size_t cap, size_t* out_len) {
+    const size_t len = strlen(in);
+    if (len == 0 || len % 4 != 0) {
+        return false;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        uint32_t group = 0;
+        int pad = 0;
+        for (size_t j = 0; j < 4; ++j) {
+            const char c = in[i + j];
+            int v = -1;
+            if (c >= 'A' && c <= 'Z') v = c - 'A';
+            else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+            else if (c >= '0' && c <= '9') v = c - '0' + 52;
+            else if (c == '+') v = 62;
+            else if (c == '/') v = 63;
+            else if (c == '=' && i + 4 == len && j >= 2) { v = 0; ++pad; }
+            if (v < 0 || (pad > 0 && c != '=')) {
+                return false;
+            }
+            group = (group << 6) | static_cast<uint32_t>(v);
+        }
+        const size_t bytes = 3 - static_cast<size_t>(pad);
+        if (n + bytes > cap) {
+            return false;
+        }
+        for (size_t k = 0; k < bytes; ++k) {
+            out[n++] = static_cast<uint8_t>(group >> (16 - 8 * k));
+        }
+    }
+    *out_len = n;
+    return true;
+}
+
 DecodeResult decode_update(const cJSON* root, Command* out, bool has_id) {
     if (!has_id) {
         return bad_field("updateId", false);
@@ -117,6 +153,33 @@ DecodeResult decode_update(const cJSON* root, Command* out, bool has_id) {
     }
     if (!parse_size(root, &t.size)) {
         return bad_field("size", true);
+    }
+    memcpy(t.sha256_hex, sha_hex, sizeof(t.sha256_hex));
+    // Optional fields: present means valid, or the command is refused rather than half-read.
+    if (cJSON_HasObjectItem(root, "imageVersion") && !copy_string(root, "imageVersion", t.image_version, kVersionMax)) {
+        return bad_field("imageVersion", true);
+    }
+    CommandSignature& sig = out->signature;
+    if (cJSON_HasObjectItem(root, "deviceId") && !copy_string(root, "deviceId", sig.device_id, kDeviceIdMax)) {
+        return bad_field("deviceId", true);
+    }
+    const cJSON* expires = cJSON_GetObjectItemCaseSensitive(root, "expires");
+    if (expires != nullptr) {
+        // An integer a double holds exactly (JSON numbers are doubles in cJSON).
+        if (!cJSON_IsNumber(expires) || expires->valuedouble < 0 || expires->valuedouble > 9007199254740991.0 ||
+            floor(expires->valuedouble) != expires->valuedouble) {
+            return bad_field("expires", true);
+        }
+        sig.has_expires = true;
+        sig.expires = static_cast<uint64_t>(expires->valuedouble);
+    }
+    if (cJSON_HasObjectItem(root, "sig")) {
+        char b64[4 * ((kCommandSignatureMax + 2) / 3) + 1];
+        if (!copy_string(root, "sig", b64, sizeof(b64) - 1) ||
+            !base64_decode(b64, sig.der, sizeof(sig.der), &sig.der_len)) {
+            return bad_field("sig", true);
+        }
+        sig.present = true;
     }
     return DecodeResult{DecodeStatus::ok, nullptr, true};
 }
@@ -172,6 +235,7 @@ bool Topics::init(const char* device_id) {
     snprintf(command_, sizeof(command_), "devices/%s/command", device_id);
     snprintf(announce_, sizeof(announce_), "devices/%s/announce", device_id);
     snprintf(status_, sizeof(status_), "devices/%s/status", device_id);
+    snprintf(presence_, sizeof(presence_), "devices/%s/presence", device_id);
     return true;
 }
 
@@ -299,6 +363,14 @@ size_t encode_announce(const Announce& announce, char* out, size_t cap) {
         ok = add_string(root, "slot", announce.slot);
     }
     return ok ? print_into(root, out, cap) : 0;
+}
+
+size_t command_signing_text(const char* device_id, const Command& c, char* out, size_t cap) {
+    const UpdateTarget& t = c.target;
+    const int n = snprintf(out, cap, "mqota-command-v1\n%s\n%s\n%s\n%s\n%s\n%s\n%u\n%llu", device_id, c.update_id, t.type,
+                           t.version, t.image_version, t.sha256_hex, static_cast<unsigned>(t.size),
+                           static_cast<unsigned long long>(c.signature.expires));
+    return n > 0 && static_cast<size_t>(n) < cap ? static_cast<size_t>(n) : 0;
 }
 
 void sha256_to_hex(const uint8_t digest[kSha256Bytes], char out[2 * kSha256Bytes + 1]) {

@@ -296,6 +296,9 @@ void UpdateAgent::handle_update(const Command& command) {
         report_for(record_.update_id, record_.final_state, record_.error, record_.reason);
         return;
     }
+    if (!command_is_trusted(command)) {
+        return;
+    }
     if (state_ != AgentState::idle) {
         char reason[kReasonMax + 1];
         snprintf(reason, sizeof(reason), "update %s is in progress", record_.update_id);
@@ -329,7 +332,9 @@ void UpdateAgent::handle_update(const Command& command) {
     }
     record_.phase = RecordPhase::downloading;
     copy_text(record_.update_id, command.update_id);
-    copy_text(record_.target_version, t.version);
+    // The version the new image will report when it runs: its own string when the server sent it.
+    exact_image_version_ = t.image_version[0] != '\0';
+    copy_text(record_.target_version, exact_image_version_ ? t.image_version : t.version);
     record_.error[0] = '\0';
     record_.reason[0] = '\0';
     save_record();
@@ -347,6 +352,29 @@ void UpdateAgent::handle_update(const Command& command) {
     }
 }
 
+bool UpdateAgent::command_is_trusted(const Command& command) {
+    if (!config_.require_signed_commands) {
+        return true;
+    }
+    char reason[kReasonMax + 1] = {};
+    bool clock_unknown = false;
+    CommandTrust trust = CommandTrust::bad_signature;
+    if (config_.trust == nullptr) {
+        snprintf(reason, sizeof(reason), "signed commands required but this build has no signature check");
+    } else {
+        trust = check_command(*config_.trust, config_.device_id, command, &clock_unknown, reason, sizeof(reason));
+    }
+    if (trust != CommandTrust::ok) {
+        logf(LogLevel::warn, "update %s refused: %s", command.update_id, reason);
+        report_for(command.update_id, UpdateState::rejected, error_code(trust), reason);
+        return false;
+    }
+    if (clock_unknown) {
+        logf(LogLevel::warn, "update %s: signature valid; expiry not checked, the clock is not set", command.update_id);
+    }
+    return true;
+}
+
 bool UpdateAgent::validate_command(const UpdateTarget& t, const char** error, char* reason, size_t cap) {
     if (strcmp(t.type, type_) != 0) {
         *error = "wrong-type";
@@ -360,6 +388,11 @@ bool UpdateAgent::validate_command(const UpdateTarget& t, const char** error, ch
         return false;
     }
     if (!version_is_acceptable("version", t.version, target, error, reason, cap)) {
+        return false;
+    }
+    if (t.image_version[0] != '\0' && strcmp(t.image_version, running_.image.app.version) == 0) {
+        *error = "not-newer";
+        snprintf(reason, cap, "image version %s is the running one", t.image_version);
         return false;
     }
     if (t.size > running_.passive_slot_size) {
@@ -542,19 +575,29 @@ bool UpdateAgent::validate_image(const ImageDescription& image, const char** err
                  running_.image.chip_id);
         return false;
     }
-    SemVer image_version;
-    if (!semver_parse(app.version, &image_version)) {
-        *error = "invalid-image";
-        snprintf(reason, cap, "image version \"%s\" is not a semantic version", app.version);
-        return false;
-    }
-    if (!same_version(app.version, record_.target_version)) {
-        *error = "version-mismatch";
-        snprintf(reason, cap, "image version %s differs from the commanded %s", app.version, record_.target_version);
-        return false;
-    }
-    if (!version_is_acceptable("image version", app.version, image_version, error, reason, cap)) {
-        return false;
+    if (exact_image_version_) {
+        // The server named the image's own version string: it must be exactly that. Whether it
+        // is newer was decided on the catalog version, which is semver.
+        if (strcmp(app.version, record_.target_version) != 0) {
+            *error = "version-mismatch";
+            snprintf(reason, cap, "image version \"%s\" differs from the commanded \"%s\"", app.version, record_.target_version);
+            return false;
+        }
+    } else {
+        SemVer image_version;
+        if (!semver_parse(app.version, &image_version)) {
+            *error = "invalid-image";
+            snprintf(reason, cap, "image version \"%s\" is not a semantic version", app.version);
+            return false;
+        }
+        if (!same_version(app.version, record_.target_version)) {
+            *error = "version-mismatch";
+            snprintf(reason, cap, "image version %s differs from the commanded %s", app.version, record_.target_version);
+            return false;
+        }
+        if (!version_is_acceptable("image version", app.version, image_version, error, reason, cap)) {
+            return false;
+        }
     }
     const uint32_t hw_secure_version = port_.hardware_secure_version();
     if (app.secure_version < hw_secure_version) {
@@ -628,6 +671,20 @@ void UpdateAgent::complete_transfer() {
         record_.etag[0] = '\0';
         fail_update("sha256-mismatch", reason);
         return;
+    }
+    if (config_.image_keys.count > 0) {
+        char reason[kReasonMax + 1] = {};
+        const bool ok = config_.trust != nullptr &&
+                        verify_image_signature(port_, *config_.trust, record_.size, config_.image_keys, signature_block_,
+                                               reason, sizeof(reason));
+        if (!ok) {
+            if (config_.trust == nullptr) {
+                snprintf(reason, sizeof(reason), "signed images required but this build has no signature check");
+            }
+            fail_update("signature-invalid", reason);
+            return;
+        }
+        logf(LogLevel::info, "image signature verified (Secure Boot v2 block of a trusted key)");
     }
     report(UpdateState::downloaded, -1, nullptr, nullptr, nullptr);
 

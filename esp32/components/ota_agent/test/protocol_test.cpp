@@ -40,6 +40,7 @@ TEST(Topics, FollowTheDeviceIdScheme) {
     EXPECT_STREQ(t.command(), "devices/dev-01/command");
     EXPECT_STREQ(t.announce(), "devices/dev-01/announce");
     EXPECT_STREQ(t.status(), "devices/dev-01/status");
+    EXPECT_STREQ(t.presence(), "devices/dev-01/presence");
 }
 
 TEST(Topics, RejectInvalidDeviceIds) {

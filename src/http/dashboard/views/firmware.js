@@ -13,9 +13,9 @@ export function renderFirmware({ main, signal }) {
   const tbody = h('tbody');
   const table = h('table', { class: 'data' },
     h('caption', { class: 'visually-hidden' }, 'Firmware catalog, newest first'),
-    h('thead', {}, h('tr', {}, ['Type', 'Version', 'Channel', 'Chip', 'ESP-IDF', 'Size', 'SHA-256', 'Uploaded', ''].map((c) => h('th', { scope: 'col' }, c)))),
+    h('thead', {}, h('tr', {}, ['Type', 'Version', 'Channel', 'Chip', 'ESP-IDF', 'Signed by', 'Size', 'SHA-256', 'Uploaded', ''].map((c) => h('th', { scope: 'col' }, c)))),
     tbody);
-  const sync = keyedRows(tbody, { key: (fw) => fw.id, create: firmwareRow, empty: 'No firmware uploaded yet.', columns: 9 });
+  const sync = keyedRows(tbody, { key: (fw) => fw.id, create: firmwareRow, empty: 'No firmware uploaded yet.', columns: 10 });
   const live = keepLive({
     signal,
     events: null,
@@ -30,7 +30,7 @@ export function renderFirmware({ main, signal }) {
 }
 
 function firmwareRow() {
-  const cells = Array.from({ length: 9 }, () => cell());
+  const cells = Array.from({ length: 10 }, () => cell());
   return {
     el: h('tr', {}, cells.map((c) => c.el)),
     update(fw) {
@@ -39,10 +39,11 @@ function firmwareRow() {
       cells[2].set(fw.channel);
       cells[3].set(fw.image?.chip ?? null, orDash);
       cells[4].set(fw.image?.idfVersion ?? null, orDash);
-      cells[5].set(fw.size, bytes);
-      cells[6].set(fw.sha256, (sha) => h('code', { title: sha }, shortHash(sha)));
-      cells[7].set(fw.createdAt, dateTime);
-      cells[8].set(session.mayChange ? fw.id : null, (id) => (id ? h('a', { href: `#/rollouts/new?firmware=${encodeURIComponent(id)}`, 'aria-label': `Roll out ${fw.type} ${fw.version}` }, 'Roll out') : ''));
+      cells[5].set(signer(fw), orDash);
+      cells[6].set(fw.size, bytes);
+      cells[7].set(fw.sha256, (sha) => h('code', { title: sha }, shortHash(sha)));
+      cells[8].set(fw.createdAt, dateTime);
+      cells[9].set(session.mayChange ? fw.id : null, (id) => (id ? h('a', { href: `#/rollouts/new?firmware=${encodeURIComponent(id)}`, 'aria-label': `Roll out ${fw.type} ${fw.version}` }, 'Roll out') : ''));
     },
   };
 }
@@ -93,6 +94,12 @@ function uploadForm(signal, onUploaded) {
   return section('Upload firmware', form);
 }
 
+/** The registered key whose Secure Boot v2 signature holds, or why there is none. */
+function signer(fw) {
+  if (fw.signedBy) return `${fw.signedBy.name}${fw.signedBy.retired ? ' (retired)' : ''}`;
+  return fw.signatures?.length ? 'unknown key' : null;
+}
+
 /** What the server identified in the uploaded image. */
 function identified(fw) {
   const row = (label, value) => [h('dt', {}, label), h('dd', {}, value)];
@@ -112,6 +119,8 @@ function identified(fw) {
         row('Secure version', orDash(image.secureVersion)),
         row('Build id', orDash(image.buildId)),
       ] : row('Image', 'Not an ESP-IDF application image: type and version come from the form.'),
+      row('Signed by', orDash(signer(fw))),
       row('Download link', h('code', { class: 'hash' }, fw.url))),
+    ...(fw.warnings ?? []).map((w) => h('p', { class: 'warning' }, `Warning: ${w}`)),
     h('p', {}, h('a', { href: `#/rollouts/new?firmware=${encodeURIComponent(fw.id)}` }, 'Start a rollout of this firmware')));
 }

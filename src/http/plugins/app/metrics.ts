@@ -27,7 +27,9 @@ export const metricsPlugin = fp(async (app: FastifyInstance) => {
 
   // Bytes counted as they are handed to the connection: a download cut short counts what went out.
   app.addHook('onSend', async (req, _reply, payload) => {
-    if (!req.routeOptions.url?.startsWith('/firmware/') || !isReadable(payload)) return payload;
+    if (!req.routeOptions.url?.startsWith('/firmware/') || req.method === 'HEAD') return payload;
+    if (Buffer.isBuffer(payload)) { metrics.imageBytesServed.inc(payload.length); return payload; } // a small image or range from the cache
+    if (!isReadable(payload)) return payload;
     const counted = new Transform({
       transform(chunk: Buffer, _enc, done) {
         metrics.imageBytesServed.inc(chunk.length);

@@ -45,6 +45,8 @@ export async function deviceRoutes(fastify: FastifyInstance): Promise<void> {
       deviceId: id, type, brokerUrl: services.links.brokerUrl(),
       certPem: issued.certPem, keyPem: issued.keyPem, caPem: issued.caPem,
       fingerprint: issued.fingerprint, notAfter: issued.notAfter,
+      commandKeyPem: services.commandKeyPem,
+      imageKeyDigests: services.signingKeys.list().filter((k) => !k.retiredAt).map((k) => k.keyDigest),
     };
   }
 

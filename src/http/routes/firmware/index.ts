@@ -4,18 +4,24 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { DuplicateFirmwareError, type Firmware } from '../../../firmware/catalog.js';
 import { parseEspAppImage } from '../../../firmware/esp-image.js';
+import { decideSignatures, inspectImageSignatures, type ImageSignature } from '../../../firmware/image-signatures.js';
 import { EmptyImageError, ImageStoreFullError, ImageTooLargeError, type SavedImage } from '../../../firmware/image-store.js';
 import { resolveFirmwareIdentity } from '../../../firmware/version.js';
 import type { Services } from '../../../services.js';
 import { HttpError, notFound } from '../../errors.js';
 import { Type } from 'typebox';
-import { errors, FirmwareListQuery, FirmwareUploadForm, FirmwareView, IdParams, NoContent } from '../../schemas/index.js';
+import { errors, FirmwareListQuery, FirmwareUploaded, FirmwareUploadForm, FirmwareView, IdParams, NoContent } from '../../schemas/index.js';
 
 const CHANNEL = /^[a-z0-9-]{1,32}$/;
 const FORM_FIELDS = new Set(['type', 'version', 'channel', 'notes']);
 
 export function firmwareView(fw: Firmware, services: Services) {
+  const signatures = (fw.signatures as ImageSignature[] | null) ?? [];
+  const keyOf = (s: ImageSignature) => (s.keyId ? services.signingKeys.get(s.keyId) : undefined);
+  const signer = signatures.map(keyOf).find((k, i) => k && signatures[i].verified);
   return {
+    signedBy: signer ? { id: signer.id, name: signer.name, retired: signer.retiredAt !== null } : null,
+    signatures: signatures.map((s) => ({ ...s, keyName: keyOf(s)?.name ?? null })),
     id: fw.id, type: fw.type, version: fw.version, channel: fw.channel, notes: fw.notes, sha256: fw.sha256, size: fw.size,
     url: services.links.imageUrl(fw.sha256), createdAt: fw.createdAt,
     image: fw.projectName === null ? null : {
@@ -34,14 +40,15 @@ export async function firmwareRoutes(fastify: FastifyInstance): Promise<void> {
     config: { multipartBody: FirmwareUploadForm },
     schema: {
       tags: ['firmware'], summary: 'Upload an image',
-      description: 'multipart/form-data: one file part and optional fields. An ESP-IDF app image supplies or checks type and version.',
-      response: { 201: FirmwareView, ...errors(400, 409, 413, 415, 507) },
+      description: 'multipart/form-data: one file part and optional fields. An ESP-IDF app image supplies or checks type and version; its Secure Boot v2 signature blocks are checked against the signing keys (MQOTA_REQUIRE_SIGNED_IMAGES=true refuses an image no active registered key signed). `warnings` says what a device may object to.',
+      response: { 201: FirmwareUploaded, ...errors(400, 409, 413, 415, 507) },
     },
   }, async (req, reply) => {
     if (!req.isMultipart()) throw new HttpError(415, 'send multipart/form-data with fields type, version (optional: channel, notes) and one file');
     const fields: Record<string, string> = {};
     req.auditDetails = fields;
     let saved: SavedImage | null = null;
+    const warnings: string[] = [];
     try {
       for await (const part of req.parts()) {
         if (part.type === 'file') {
@@ -59,13 +66,21 @@ export async function firmwareRoutes(fastify: FastifyInstance): Promise<void> {
       const image = parseEspAppImage(saved.head);
       const identity = resolveFirmwareIdentity({ type: fields.type, version: fields.version }, image);
       if (!identity.ok) throw new HttpError(400, identity.message);
+      if (identity.buildId !== null) {
+        warnings.push(`the catalog version ${identity.version} differs from the image's own version "${identity.buildId}"; update commands carry both and devices check the image against "${identity.buildId}"`);
+      }
+      const decision = decideSignatures(await inspectImageSignatures(saved.path, services.signingKeys), services.signingKeys, services.config.requireSignedImages);
+      if (!decision.ok) throw new HttpError(400, decision.message);
+      warnings.push(...decision.warnings);
       const fw = await catalog.add({
         type: identity.type, version: identity.version, channel, notes: fields.notes ?? null, sha256: saved.sha256, size: saved.size,
         chip: image?.chip ?? null, projectName: image?.projectName ?? null, imageVersion: image?.version ?? null, buildId: identity.buildId,
-        idfVersion: image?.idfVersion ?? null, secureVersion: image?.secureVersion ?? null,
+        idfVersion: image?.idfVersion ?? null, secureVersion: image?.secureVersion ?? null, signatures: decision.signatures,
       });
-      req.log.info({ firmwareId: fw.id, type: fw.type, version: fw.version, sha256: fw.sha256, size: fw.size, chip: fw.chip }, 'firmware uploaded');
-      return reply.code(201).send(firmwareView(fw, services));
+      const signedBy = firmwareView(fw, services).signedBy?.name ?? null;
+      req.log.info({ firmwareId: fw.id, type: fw.type, version: fw.version, sha256: fw.sha256, size: fw.size, chip: fw.chip, signedBy }, 'firmware uploaded');
+      if (warnings.length) req.log.warn({ firmwareId: fw.id, type: fw.type, version: fw.version, warnings }, 'firmware uploaded with warnings');
+      return reply.code(201).send({ ...firmwareView(fw, services), warnings });
     } catch (err) {
       // A rejected upload leaves nothing behind, unless the same bytes belong to catalog firmware.
       if (saved && !catalog.list().some((f) => f.sha256 === saved!.sha256)) await catalog.images.remove(saved.sha256);

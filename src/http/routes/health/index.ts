@@ -16,7 +16,7 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     const database: { ok: boolean; kind: string; error?: string } = await db.ping().then(() => ({ ok: true, kind: db.kind }), (err: Error) => ({ ok: false, kind: db.kind, error: err.message }));
     const freeBytes = await catalog.images.freeBytes().catch(() => 0);
     const disk = { ok: freeBytes >= MIN_FREE_BYTES, freeBytes };
-    const mqtt = { ok: !broker.aedes.closed, port: broker.port, connectedDevices: broker.connectedDevices() };
+    const mqtt = { ok: broker.healthy(), port: broker.port, connectedDevices: broker.connectedDevices() };
     const commit = repository.health();
     const writes = {
       ok: commit.ok, backlogRows: commit.backlogRows, maxBacklogRows: commit.maxBacklogRows,

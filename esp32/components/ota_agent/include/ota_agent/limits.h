@@ -37,5 +37,6 @@ constexpr size_t kErrorCodeMax = 31;      // "sha256-mismatch", "self-test-faile
 constexpr size_t kReasonMax = 127;        // human-readable text in status reports
 constexpr uint32_t kRetryAfterMaxS = 86400;  // longest deferral the server honours (docs/protocol.md "Deferral")
 constexpr size_t kSha256Bytes = 32;
+constexpr size_t kCommandSignatureMax = 72;  // DER ECDSA P-256: SEQUENCE of two INTEGERs <= 33 bytes
 
 }  // namespace mqota

@@ -114,6 +114,8 @@ public:
     virtual void transfer_abort() = 0;
     // SHA-256 of the first `length` bytes of the passive slot, read back from flash.
     virtual bool slot_sha256(uint32_t length, uint8_t digest[kSha256Bytes]) = 0;
+    // Reads len bytes at offset of the passive slot (a signature block, docs/security.md).
+    virtual bool slot_read(uint32_t offset, void* buf, size_t len) = 0;
     // After `complete`: validates the image and makes the passive slot the boot slot
     // (esp_https_ota_finish). The transfer is closed whatever the result.
     virtual bool transfer_finish_and_set_boot() = 0;

@@ -12,35 +12,57 @@ namespace mqota {
 // docs/protocol.md "Connection": 1-64 characters from [A-Za-z0-9_.-], not starting with '.'.
 bool is_valid_device_id(const char* id);
 
-// devices/{id}/command, devices/{id}/announce, devices/{id}/status.
+// devices/{id}/command, devices/{id}/announce, devices/{id}/status, devices/{id}/presence.
 class Topics {
 public:
     bool init(const char* device_id);  // false for an invalid device id
     const char* command() const { return command_; }
     const char* announce() const { return announce_; }
     const char* status() const { return status_; }
+    // Retained kPresenceOnline after every connect, kPresenceOffline as the last will: how a
+    // server behind an external broker knows who is connected (docs/protocol.md "Presence").
+    const char* presence() const { return presence_; }
 
 private:
     char command_[kTopicMax + 1] = {};
     char announce_[kTopicMax + 1] = {};
     char status_[kTopicMax + 1] = {};
+    char presence_[kTopicMax + 1] = {};
 };
+
+constexpr const char* kPresenceOnline = "{\"online\":true}";
+constexpr const char* kPresenceOffline = "{\"online\":false}";
 
 enum class CommandAction : uint8_t { update, none, cancel };
 
 // The image an update command points at.
 struct UpdateTarget {
     char type[kTypeMax + 1];
-    char version[kVersionMax + 1];
+    char version[kVersionMax + 1];        // the catalog version (semver)
+    // The image's own version (esp_app_desc_t::version) when the server says it differs from
+    // `version` ("" when not sent): what the downloaded image is checked against.
+    char image_version[kVersionMax + 1];
     char url[kUrlMax + 1];
     uint8_t sha256[kSha256Bytes];
+    char sha256_hex[2 * kSha256Bytes + 1];  // as sent: part of the signed text
     uint32_t size;
+};
+
+// docs/protocol.md "Signed commands": what the server adds to an update command it signs.
+struct CommandSignature {
+    bool present;                         // `sig` was sent
+    char device_id[kDeviceIdMax + 1];     // `deviceId`, "" if absent
+    bool has_expires;
+    uint64_t expires;                     // Unix seconds
+    uint8_t der[kCommandSignatureMax];    // ECDSA P-256 signature, DER
+    size_t der_len;
 };
 
 struct Command {
     CommandAction action;
     char update_id[kUpdateIdMax + 1];  // update and cancel
     UpdateTarget target;               // update
+    CommandSignature signature;        // update
     char reason[64];                   // none; truncated, for the log only
     char error[96];                    // none (e.g. why an announce was invalid); log only
 };
@@ -108,6 +130,11 @@ struct Announce {
 // or 0 when it does not fit.
 size_t encode_status(const StatusReport& report, char* out, size_t cap);
 size_t encode_announce(const Announce& announce, char* out, size_t cap);
+
+// The text the server signs for an update command (src/protocol/command-signature.ts): context,
+// device id, updateId, type, version, imageVersion, sha256, size and expires, one a line. Returns
+// its length, 0 if it does not fit in cap.
+size_t command_signing_text(const char* device_id, const Command& command, char* out, size_t cap);
 
 // Lowercase hex of a SHA-256 digest into out[65].
 void sha256_to_hex(const uint8_t digest[kSha256Bytes], char out[2 * kSha256Bytes + 1]);

@@ -30,6 +30,7 @@
 #include "ota_agent/boot_result.h"
 #include "ota_agent/platform.h"
 #include "ota_agent/protocol.h"
+#include "ota_agent/trust.h"
 #include "ota_agent/update_record.h"
 
 namespace mqota {
@@ -50,6 +51,15 @@ struct AgentConfig {
     uint8_t progress_step_percent = 10;     // `downloading` reports at most every this many %
     uint32_t offset_save_bytes = 64 * 1024; // resume point saved to NVS at least this often
     uint32_t reboot_flush_timeout_ms = 3000;  // wait for PUBACKs before rebooting
+
+    // docs/security.md. The port's cryptography and clock; needed by the two checks below
+    // (without it they refuse everything rather than pass it).
+    TrustPort* trust = nullptr;
+    // Act only on update commands signed with the command key the device was provisioned with.
+    bool require_signed_commands = false;
+    // Install only images carrying a Secure Boot v2 signature by one of these keys (count 0: no
+    // check here; on ESP-IDF, CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT makes esp_ota_end check).
+    TrustedKeyDigests image_keys;
 };
 
 enum class AgentState : uint8_t {
@@ -114,6 +124,7 @@ private:
     bool version_is_acceptable(const char* what, const char* version, const SemVer& parsed, const char** error,
                                char* reason, size_t cap);
     bool is_current_update(const char* update_id) const;
+    bool command_is_trusted(const Command& command);
 
     // Download
     void open_transfer();
@@ -155,6 +166,10 @@ private:
     uint32_t bytes_in_slot_ = 0;   // image bytes in the passive slot, as the port last said
 
     Command command_{};  // decoded in place; too large for a small task stack
+    // The command named the image's own version string: the image is checked against it exactly
+    // and need not be semver (an Arduino build's "heads/idf-release/v4.4-0-gd4572").
+    bool exact_image_version_ = false;
+    uint8_t signature_block_[kSignatureBlockBytes] = {};  // scratch for verify_image_signature
     // Encoded status or announce. Worst case: every bounded field made of characters that cJSON
     // escapes as \u00XX (6 bytes each), e.g. a version string read from a hostile image header.
     char message_[6 * (kUpdateIdMax + kVersionMax + kErrorCodeMax + kReasonMax) + 128] = {};

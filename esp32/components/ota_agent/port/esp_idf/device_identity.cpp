@@ -69,7 +69,7 @@ esp_err_t load_device_identity(DeviceIdentity* out) {
     } fields[] = {
         {"device_id", &id.device_id, true},    {"broker_uri", &id.broker_uri, false},
         {"client_cert", &id.client_cert, true}, {"client_key", &id.client_key, true},
-        {"ca_cert", &id.ca_cert, true},
+        {"ca_cert", &id.ca_cert, true},         {"command_key", &id.command_key, false},
     };
     err = ESP_OK;
     for (auto& f : fields) {

@@ -302,6 +302,12 @@ bool EspIdfPort::slot_sha256(uint32_t length, uint8_t digest[kSha256Bytes]) {
     return ok;
 }
 
+bool EspIdfPort::slot_read(uint32_t offset, void* buf, size_t len) {
+    const esp_partition_t* slot = esp_ota_get_next_update_partition(nullptr);
+    return slot != nullptr && offset <= slot->size && slot->size - offset >= len &&
+           esp_partition_read(slot, offset, buf, len) == ESP_OK;
+}
+
 bool EspIdfPort::transfer_finish_and_set_boot() {
     if (ota_ == nullptr) {
         return false;

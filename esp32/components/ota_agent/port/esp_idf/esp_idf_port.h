@@ -42,6 +42,7 @@ public:
     TransferStatus transfer_step(uint32_t* bytes_in_slot) override;
     void transfer_abort() override;
     bool slot_sha256(uint32_t length, uint8_t digest[kSha256Bytes]) override;
+    bool slot_read(uint32_t offset, void* buf, size_t len) override;
     bool transfer_finish_and_set_boot() override;
 
     bool kv_read(const char* key, void* buf, size_t cap, size_t* len) override;

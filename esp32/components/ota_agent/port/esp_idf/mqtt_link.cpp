@@ -18,6 +18,9 @@ constexpr int kQos = 1;
 
 esp_err_t MqttLink::start(const DeviceIdentity& identity, const char* broker_uri, QueueHandle_t events) {
     events_ = events;
+    if (!topics_.init(identity.device_id)) {
+        return ESP_ERR_INVALID_ARG;
+    }
     // C++ has no nested designated initialisers: zero the config, then set what differs.
     esp_mqtt_client_config_t cfg = {};
     cfg.broker.address.uri = broker_uri;
@@ -28,6 +31,12 @@ esp_err_t MqttLink::start(const DeviceIdentity& identity, const char* broker_uri
     cfg.session.disable_clean_session = true;  // the broker keeps our subscription and QoS 1 commands
     cfg.session.keepalive = 60;
     cfg.session.protocol_ver = MQTT_PROTOCOL_V_3_1_1;
+    // Published, retained, by the broker when the connection drops without DISCONNECT [MQTT-3.1.2-8].
+    cfg.session.last_will.topic = topics_.presence();
+    cfg.session.last_will.msg = kPresenceOffline;
+    cfg.session.last_will.msg_len = static_cast<int>(strlen(kPresenceOffline));
+    cfg.session.last_will.qos = kQos;
+    cfg.session.last_will.retain = 1;
     // 5-15 s, drawn once per boot: a fleet that lost the broker together must not return in step.
     cfg.network.reconnect_timeout_ms = 5000 + static_cast<int>(esp_random() % 10000);
     cfg.network.timeout_ms = 10000;
@@ -134,6 +143,9 @@ void MqttLink::on_event(void* arg, esp_event_base_t, int32_t event_id, void* eve
             break;
         case MQTT_EVENT_CONNECTED:
             self->save_tls_session();
+            // Retained, so whoever subscribes later learns it; it replaces the last will's offline.
+            esp_mqtt_client_enqueue(self->client_, self->topics_.presence(), kPresenceOnline,
+                                    static_cast<int>(strlen(kPresenceOnline)), kQos, 1, true);
             self->post(AgentEvent::connected, event->session_present != 0);  // [MQTT-3.2.2-2]
             break;
         case MQTT_EVENT_DISCONNECTED:

@@ -1,6 +1,6 @@
 // esp-mqtt client for the agent: MQTT 3.1.1 over mutual TLS with the provisioned certificates,
-// persistent session (clean session off), QoS 1. No last will: docs/protocol.md says the server
-// tracks presence from the connection itself and `status` is not a will topic.
+// persistent session (clean session off), QoS 1. Presence for external brokers (docs/protocol.md
+// "Presence"): a retained offline last will and a retained online message after every connect.
 #pragma once
 
 #include <stddef.h>
@@ -11,6 +11,7 @@
 #include "freertos/queue.h"
 #include "mqtt_client.h"
 #include "ota_agent/message_assembler.h"
+#include "ota_agent/protocol.h"
 
 namespace mqota::esp_idf {
 
@@ -32,6 +33,7 @@ private:
     esp_mqtt_client_handle_t client_ = nullptr;
     QueueHandle_t events_ = nullptr;
     MessageAssembler assembler_;  // used from the MQTT task only
+    Topics topics_;               // the will's topic must outlive esp_mqtt_client_init
     bool tls_session_saved_ = false;
 };
 

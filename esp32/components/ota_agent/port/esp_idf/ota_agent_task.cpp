@@ -8,7 +8,9 @@
 #include "agent_event.h"
 #include "device_identity.h"
 #include "esp_idf_port.h"
+#include "mbedtls_trust.h"
 #include "esp_log.h"
+#include "esp_secure_boot.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/queue.h"
 #include "freertos/task.h"
@@ -37,12 +39,33 @@ struct AgentRuntime {
         }
         c.self_test_timeout_ms = config.self_test_timeout_ms;
         c.download_attempts = config.download_attempts > 0 ? config.download_attempts : 1;
+        // docs/security.md: with a command key in NVS, only commands signed with it are acted on
+        // (a key that does not parse refuses every command rather than none).
+        c.trust = &trust;
+        if (identity.command_key != nullptr) {
+            c.require_signed_commands = true;
+            if (!trust.load_command_key(identity.command_key)) {
+                ESP_LOGE("ota_agent", "NVS mqota/command_key is not an ECDSA P-256 public key: every update command is refused");
+            }
+        }
+#if CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT
+        // The keys that signed the running app are the ones ESP-IDF trusts for the next one; the
+        // core checks them first so a refusal is reported as `signature-invalid`.
+        if (esp_secure_boot_get_signature_blocks_for_running_app(true, &running_keys) == ESP_OK) {
+            c.image_keys.digests = running_keys.key_digests;
+            c.image_keys.count = running_keys.num_digests;
+        }
+#endif
         return c;
     }
 
     DeviceIdentity identity;
     MqttLink link;
     EspIdfPort port;
+    MbedtlsTrust trust;
+#if CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT
+    esp_image_sig_public_key_digests_t running_keys = {};
+#endif
     UpdateAgent agent;
     QueueHandle_t events = nullptr;
 };

@@ -1,6 +1,9 @@
 #include "device_bundle.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cJSON.h"
@@ -16,6 +19,21 @@ bool json_string(const cJSON* root, const char* name, std::string* out) {
         return false;
     }
     *out = item->valuestring;
+    return true;
+}
+
+bool parse_hex_digest(const char* hex, uint8_t out[32]) {
+    if (hex == nullptr || strlen(hex) != 64) {
+        return false;
+    }
+    for (int i = 0; i < 32; ++i) {
+        unsigned v = 0;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit(static_cast<unsigned char>(hex[2 * i])) ||
+            !isxdigit(static_cast<unsigned char>(hex[2 * i + 1]))) {
+            return false;
+        }
+        out[i] = static_cast<uint8_t>(v);
+    }
     return true;
 }
 
@@ -83,7 +101,22 @@ bool load_device_bundle(const std::string& dir, DeviceBundle* out, std::string* 
     const bool ok = cJSON_IsObject(root) && json_string(root, "deviceId", &b.device_id) &&
                     json_string(root, "brokerUrl", &b.broker_url);
     json_string(root, "type", &b.type);
+    bool digests_ok = true;
+    const cJSON* digests = cJSON_GetObjectItemCaseSensitive(root, "imageKeyDigests");
+    if (digests != nullptr) {
+        const cJSON* d = nullptr;
+        digests_ok = cJSON_IsArray(digests) && cJSON_GetArraySize(digests) <= 16;
+        cJSON_ArrayForEach(d, digests) {
+            std::array<uint8_t, 32> digest{};
+            digests_ok = digests_ok && cJSON_IsString(d) && parse_hex_digest(d->valuestring, digest.data());
+            b.image_key_digests.push_back(digest);
+        }
+    }
     cJSON_Delete(root);
+    if (!digests_ok) {
+        *error = json_path + ": imageKeyDigests must be a list of SHA-256 digests in hex";
+        return false;
+    }
     if (!ok) {
         *error = json_path + ": expected {\"deviceId\", \"type\", \"brokerUrl\"}";
         return false;
@@ -103,6 +136,9 @@ bool load_device_bundle(const std::string& dir, DeviceBundle* out, std::string* 
             *error = "cannot read " + *f;
             return false;
         }
+    }
+    if (access((dir + "/command-key.pem").c_str(), F_OK) == 0) {
+        b.command_key_file = dir + "/command-key.pem";
     }
     *out = std::move(b);
     return true;

@@ -2,9 +2,15 @@
 //   device.json  {"deviceId":"...","type":"thermostat","brokerUrl":"mqtts://host:8883"}
 //   device.crt   client certificate (CN = device id), device.key its PKCS#8 key
 //   ca.crt       the mqota server CA: verifies the broker and the HTTPS image server
+//   command-key.pem  optional: the server's command key; with it, update commands must be signed
+//   device.json "imageKeyDigests": optional Secure Boot v2 key digests (hex); with them, only
+//                images signed by one of these keys are installed (docs/security.md)
 #pragma once
 
+#include <array>
+#include <stdint.h>
 #include <string>
+#include <vector>
 
 namespace mqota::linux_port {
 
@@ -17,6 +23,8 @@ struct DeviceBundle {
     std::string ca_file;
     std::string cert_file;
     std::string key_file;
+    std::string command_key_file;  // "" when the bundle has none
+    std::vector<std::array<uint8_t, 32>> image_key_digests;
 };
 
 bool load_device_bundle(const std::string& dir, DeviceBundle* out, std::string* error);

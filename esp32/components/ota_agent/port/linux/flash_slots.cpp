@@ -185,6 +185,16 @@ bool FlashSlots::sha256(uint32_t length, uint8_t digest[kSha256Bytes]) const {
     return ok && EVP_DigestFinal_ex(ctx.get(), digest, &out_len) == 1 && out_len == kSha256Bytes;
 }
 
+bool FlashSlots::read(uint32_t offset, void* buf, size_t len) const {
+    const int fd = ::open(slot_path(passive_slot()).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    const ssize_t n = ::pread(fd, buf, len, static_cast<off_t>(offset));
+    ::close(fd);
+    return n == static_cast<ssize_t>(len);
+}
+
 bool FlashSlots::set_boot_passive(std::string* error) {
     end_write();
     const int slot = passive_slot();

@@ -43,6 +43,8 @@ public:
     bool write(const uint8_t* data, size_t len, std::string* error);
     void end_write();
     bool sha256(uint32_t length, uint8_t digest[kSha256Bytes]) const;
+    // len bytes at offset of the passive slot; false if the slot is shorter.
+    bool read(uint32_t offset, void* buf, size_t len) const;
 
     // esp_ota_set_boot_partition(passive), esp_ota_mark_app_valid_cancel_rollback(),
     // esp_ota_mark_app_invalid_rollback().

@@ -49,6 +49,7 @@ public:
     TransferStatus transfer_step(uint32_t* bytes_in_slot) override { return transfer_.step(bytes_in_slot); }
     void transfer_abort() override { transfer_.abort(); }
     bool slot_sha256(uint32_t length, uint8_t digest[kSha256Bytes]) override { return slots_.sha256(length, digest); }
+    bool slot_read(uint32_t offset, void* buf, size_t len) override { return slots_.read(offset, buf, len); }
     bool transfer_finish_and_set_boot() override;
 
     bool kv_read(const char* key, void* buf, size_t cap, size_t* len) override { return kv_.read(key, buf, cap, len); }

@@ -21,6 +21,7 @@
 #include "linux_port.h"
 #include "log.h"
 #include "mosquitto_link.h"
+#include "openssl_trust.h"
 #include "ota_agent/update_agent.h"
 
 using namespace mqota;
@@ -45,6 +46,7 @@ struct Options {
     uint32_t efuse_secure_version = 0;
     uint32_t defer_first = 0;        // the application defers the first N update offers ...
     uint32_t defer_retry_after = 5;  // ... asking for them again after this many seconds
+    long long clock_offset_s = 0;
     LogLevel log_level = LogLevel::info;
 };
 
@@ -66,6 +68,7 @@ void usage(FILE* out) {
             "  --defer-first N            the application defers the first N update offers (busy), as\n"
             "                             MQOTA_SIM_DEFER_FIRST=N does (default 0)\n"
             "  --defer-retry-after S      ... asking for them again after S seconds (default 5)\n"
+            "  --clock-offset-s N         shift the wall clock by N seconds (command expiry tests)\n"
             "  --log-level LEVEL          error, warn, info (default) or debug\n"
             "\n"
             "environment: MQOTA_SIM_CRASH_BEFORE_CONFIRM=1 exits with status 70 right after booting an\n"
@@ -84,7 +87,7 @@ bool parse_u32(const char* text, uint32_t* out) {
 }
 
 bool parse_options(int argc, char** argv, Options* o) {
-    enum { kBundle = 1000, kState, kInstall, kInstallOnly, kSelfTest, kRetries, kBackoff, kSlotSize, kRate, kSecure, kDeferFirst, kDeferRetryAfter, kLog, kHelp };
+    enum { kBundle = 1000, kState, kInstall, kInstallOnly, kSelfTest, kRetries, kBackoff, kSlotSize, kRate, kSecure, kDeferFirst, kDeferRetryAfter, kClock, kLog, kHelp };
     static const struct option kLong[] = {
         {"bundle", required_argument, nullptr, kBundle},
         {"state", required_argument, nullptr, kState},
@@ -98,6 +101,7 @@ bool parse_options(int argc, char** argv, Options* o) {
         {"efuse-secure-version", required_argument, nullptr, kSecure},
         {"defer-first", required_argument, nullptr, kDeferFirst},
         {"defer-retry-after", required_argument, nullptr, kDeferRetryAfter},
+        {"clock-offset-s", required_argument, nullptr, kClock},
         {"log-level", required_argument, nullptr, kLog},
         {"help", no_argument, nullptr, kHelp},
         {nullptr, 0, nullptr, 0},
@@ -136,6 +140,12 @@ bool parse_options(int argc, char** argv, Options* o) {
             case kDeferRetryAfter:
                 if (!parse_u32(optarg, &o->defer_retry_after) || o->defer_retry_after < 1 || o->defer_retry_after > kRetryAfterMaxS) return false;
                 break;
+            case kClock: {
+                char* end = nullptr;
+                o->clock_offset_s = strtoll(optarg, &end, 10);
+                if (end == optarg || *end != '\0') return false;
+                break;
+            }
             case kLog:
                 if (!parse_log_level(optarg, &o->log_level)) return false;
                 break;
@@ -280,6 +290,21 @@ int main(int argc, char** argv) {
     config.download_attempts = static_cast<uint8_t>(options.download_retries + 1);
     config.retry_backoff_ms = options.retry_backoff_ms;
     config.retry_backoff_max_ms = 30000;
+    // docs/security.md: what the bundle says this device trusts beyond TLS.
+    OpensslTrust trust(options.clock_offset_s);
+    config.trust = &trust;
+    if (!bundle.command_key_file.empty()) {
+        if (!trust.load_command_key(bundle.command_key_file, &error)) {
+            log_line(LogLevel::error, "main", "%s", error.c_str());
+            return kExitConfig;
+        }
+        config.require_signed_commands = true;
+    }
+    config.image_keys.digests = reinterpret_cast<const uint8_t(*)[kSha256Bytes]>(bundle.image_key_digests.data());
+    config.image_keys.count = bundle.image_key_digests.size();
+    log_line(LogLevel::info, "main", "update commands: %s; images: %s",
+             config.require_signed_commands ? "signed by the command key only" : "not signature-checked",
+             config.image_keys.count > 0 ? "Secure Boot v2 signature of a trusted key required" : "not signature-checked");
     UpdateAgent agent(port, config);
     if (!agent.start()) {
         return kExitConfig;

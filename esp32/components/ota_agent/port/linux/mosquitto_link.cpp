@@ -3,6 +3,7 @@
 #include <mosquitto.h>
 
 #include <chrono>
+#include <cstring>
 
 #include "log.h"
 
@@ -34,7 +35,17 @@ bool MosquittoLink::start(std::string* error) {
         return false;
     }
     mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-    int rc = mosquitto_tls_set(mosq_, bundle_.ca_file.c_str(), nullptr, bundle_.cert_file.c_str(),
+    if (!topics_.init(bundle_.device_id.c_str())) {
+        *error = "invalid device id";
+        return false;
+    }
+    // The broker publishes it, retained, when the connection drops without DISCONNECT [MQTT-3.1.2-8].
+    int rc = mosquitto_will_set(mosq_, topics_.presence(), static_cast<int>(strlen(kPresenceOffline)), kPresenceOffline, kQos, true);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        *error = std::string("last will: ") + mosquitto_strerror(rc);
+        return false;
+    }
+    rc = mosquitto_tls_set(mosq_, bundle_.ca_file.c_str(), nullptr, bundle_.cert_file.c_str(),
                                bundle_.key_file.c_str(), nullptr);
     if (rc == MOSQ_ERR_SUCCESS) {
         // SSL_VERIFY_PEER: the broker certificate must chain to ca.crt and match the host name.
@@ -72,6 +83,10 @@ void MosquittoLink::stop() {
         return;
     }
     running_ = false;
+    // A clean DISCONNECT discards the will, so say it first (best effort: not when offline).
+    if (publish_message(topics_.presence(), kPresenceOffline, strlen(kPresenceOffline), true)) {
+        flush(2000);
+    }
     mosquitto_disconnect(mosq_);
     mosquitto_loop_stop(mosq_, false);
 }
@@ -85,7 +100,11 @@ bool MosquittoLink::subscribe(const char* topic) {
 }
 
 bool MosquittoLink::publish(const char* topic, const char* payload, size_t len) {
-    const int rc = mosquitto_publish(mosq_, nullptr, topic, static_cast<int>(len), payload, kQos, false);
+    return publish_message(topic, payload, len, false);
+}
+
+bool MosquittoLink::publish_message(const char* topic, const char* payload, size_t len, bool retain) {
+    const int rc = mosquitto_publish(mosq_, nullptr, topic, static_cast<int>(len), payload, kQos, retain);
     if (rc != MOSQ_ERR_SUCCESS) {
         log_line(LogLevel::warn, "mqtt", "publish %s: %s", topic, mosquitto_strerror(rc));
         return false;
@@ -110,6 +129,7 @@ void MosquittoLink::on_connect(struct mosquitto*, void* self, int rc, int flags)
         log_line(LogLevel::error, "mqtt", "connection refused: %s", mosquitto_connack_string(rc));
         return;
     }
+    link->publish_message(link->topics_.presence(), kPresenceOnline, strlen(kPresenceOnline), true);
     AgentEvent e;
     e.kind = AgentEvent::Kind::connected;
     e.flag = (flags & 0x01) != 0;  // CONNACK session present [MQTT-3.2.2-2]

@@ -1,7 +1,9 @@
 // MQTT 3.1.1 over mutual TLS with libmosquitto: client id = device id (the certificate CN, which
-// the broker requires), clean session off, QoS 1, no last will (docs/protocol.md: the server tracks
-// presence from the connection itself). libmosquitto's own thread runs the network loop and
-// reconnects with back-off; its callbacks only queue AgentEvents.
+// the broker requires), clean session off, QoS 1. Presence for external brokers (docs/protocol.md
+// "Presence"): a retained offline last will, a retained online message after every connect, and
+// an offline one before a clean stop (a DISCONNECT discards the will [MQTT-3.1.2-10]).
+// libmosquitto's own thread runs the network loop and reconnects with back-off; its callbacks only
+// queue AgentEvents.
 #pragma once
 
 #include <stdint.h>
@@ -12,6 +14,7 @@
 
 #include "agent_events.h"
 #include "device_bundle.h"
+#include "ota_agent/protocol.h"
 
 struct mosquitto;
 struct mosquitto_message;
@@ -38,11 +41,13 @@ private:
     static void on_subscribe(struct mosquitto*, void* self, int mid, int count, const int* granted);
     static void on_message(struct mosquitto*, void* self, const struct mosquitto_message* message);
     static void on_publish(struct mosquitto*, void* self, int mid);
+    bool publish_message(const char* topic, const char* payload, size_t len, bool retain);
 
     const DeviceBundle& bundle_;
     AgentEventQueue& events_;
     struct mosquitto* mosq_ = nullptr;
     bool running_ = false;
+    Topics topics_;
 
     std::mutex publish_mutex_;
     std::condition_variable acked_cv_;

@@ -181,6 +181,15 @@ bool FakeDevice::slot_sha256(uint32_t length, uint8_t digest[32]) {
     return true;
 }
 
+bool FakeDevice::slot_read(uint32_t offset, void* buf, size_t len) {
+    const auto& s = slots_[passive_slot()];
+    if (offset > s.size() || s.size() - offset < len) {
+        return false;
+    }
+    memcpy(buf, s.data() + offset, len);
+    return true;
+}
+
 bool FakeDevice::transfer_finish_and_set_boot() {
     transfer_active_ = false;
     if (!image_valid(passive_slot())) {

@@ -68,6 +68,7 @@ public:
     TransferStatus transfer_step(uint32_t* bytes_in_slot) override;
     void transfer_abort() override { transfer_active_ = false; }
     bool slot_sha256(uint32_t length, uint8_t digest[32]) override;
+    bool slot_read(uint32_t offset, void* buf, size_t len) override;
     bool transfer_finish_and_set_boot() override;
     bool kv_read(const char* key, void* buf, size_t cap, size_t* len) override;
     bool kv_write(const char* key, const void* data, size_t len) override;

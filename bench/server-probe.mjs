@@ -1,4 +1,5 @@
-// Preloaded into the benchmarked server (node --expose-gc --import bench/server-probe.ts) to see
+// Preloaded into the benchmarked server (node --expose-gc --import bench/server-probe.mjs; plain JavaScript,
+// so the server needs no TypeScript loader for it) to see
 // inside it without changing it. On SIGUSR2 it writes one JSON line to stderr with
 // - the event-loop delay since the previous probe: how long a ready message (an announce, a
 //   PUBACK) waited behind whatever ran before it;
@@ -10,21 +11,21 @@
 import { constants, monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 
 const TAG = 'mqota-bench-probe'; // server-process.ts looks for it
-const gc = (globalThis as { gc?: () => void }).gc;
+const gc = globalThis.gc;
 if (!gc) throw new Error('server-probe needs node --expose-gc');
 
 const loop = monitorEventLoopDelay({ resolution: 5 });
 loop.enable();
 
-interface Pauses { count: number; totalMs: number; maxMs: number }
-const none = (): Pauses => ({ count: 0, totalMs: 0, maxMs: 0 });
+/** @returns {{ count: number, totalMs: number, maxMs: number }} */
+const none = () => ({ count: 0, totalMs: 0, maxMs: 0 });
 let pauses = { minor: none(), major: none() };
 /** When the probe's own collections ran: their entries arrive later and are not the phase's. */
 let forced = { from: 0, to: 0 };
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
     if (entry.startTime >= forced.from && entry.startTime <= forced.to) continue;
-    const kind = ((entry as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind;
+    const kind = entry.detail?.kind;
     const p = kind === constants.NODE_PERFORMANCE_GC_MINOR ? pauses.minor : kind === constants.NODE_PERFORMANCE_GC_MAJOR ? pauses.major : null;
     if (!p) continue; // incremental marking steps and weak callbacks run inside other tasks
     p.count++;
@@ -34,7 +35,7 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 
 process.on('SIGUSR2', () => {
-  const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+  const ms = (ns) => Math.round(ns / 1e4) / 100;
   const loopDelay = { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max), mean: ms(loop.mean) };
   const gcPauses = pauses;
   pauses = { minor: none(), major: none() };

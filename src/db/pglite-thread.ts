@@ -1,0 +1,107 @@
+// The main thread's side of the PGlite worker (pglite-worker.ts): an object with the PGlite
+// methods mqota and pglite-prisma-adapter call (query, exec, transaction with query/exec/rollback,
+// close), each a message to the worker. Results come back as PostgreSQL's text and are parsed here
+// with the caller's parsers, as PGlite would; database errors come back as PGlite's DatabaseError,
+// so the adapter maps them to Prisma's errors as before.
+import { Worker } from 'node:worker_threads';
+import { messages, types, type PGlite, type QueryOptions, type Results, type Transaction } from '@electric-sql/pglite';
+
+export interface WireResult { fields: { name: string; dataTypeID: number }[]; rows: (string | null)[][]; affectedRows?: number }
+export interface WireError { message: string; database: boolean; fields: Record<string, unknown> }
+export type ThreadRequest =
+  | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number }
+  | { id: number; op: 'exec'; sql: string; tx?: number }
+  | { id: number; op: 'begin' }
+  | { id: number; op: 'rollback'; tx: number }
+  | { id: number; op: 'end'; tx: number }
+  | { id: number; op: 'close' };
+export type ThreadResponse = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: WireError };
+
+type Request = ThreadRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+/** The subset of PGlite mqota uses, answered by a worker thread. */
+export type PGliteThread = Pick<PGlite, 'query' | 'exec' | 'transaction' | 'close'>;
+
+export async function openPgliteThread(dir: string): Promise<PGliteThread> {
+  // Compiled, the worker is a .js file next to this one; from the sources it is a .ts file, and
+  // the worker registers tsx's loader first (a worker does not inherit the main thread's loader).
+  const script = new URL(`./pglite-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
+  const worker = script.pathname.endsWith('.js')
+    ? new Worker(script, { workerData: { dir } })
+    : new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`, { eval: true, workerData: { dir } });
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let nextId = 1;
+  let failure: Error | null = null;
+  const ready = new Promise<void>((resolve, reject) => {
+    pending.set(0, { resolve: () => resolve(), reject });
+  });
+  worker.on('message', (m: ThreadResponse) => {
+    const waiter = pending.get(m.id);
+    if (!waiter) return;
+    pending.delete(m.id);
+    if (m.ok) waiter.resolve(m.result);
+    else waiter.reject(toError(m.error));
+  });
+  const fail = (err: Error) => {
+    failure = err;
+    for (const w of pending.values()) w.reject(err);
+    pending.clear();
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`the PGlite worker exited (${code})`)));
+  const call = <T>(req: Request): Promise<T> => {
+    if (failure) return Promise.reject(failure);
+    const id = nextId++;
+    return new Promise<T>((resolve, reject) => {
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      worker.postMessage({ ...req, id });
+    });
+  };
+  await ready;
+
+  const query = async <T>(sql: string, params?: unknown[], options?: QueryOptions, tx?: number): Promise<Results<T>> =>
+    parse<T>(await call<WireResult>({ op: 'query', sql, params, tx }), options);
+  const exec = async (sql: string, options?: QueryOptions, tx?: number): Promise<Results[]> =>
+    (await call<WireResult[]>({ op: 'exec', sql, tx })).map((r) => parse(r, options));
+
+  return {
+    query: (sql, params, options) => query(sql, params, options),
+    exec: (sql, options) => exec(sql, options),
+    async transaction<T>(callback: (tx: Transaction) => Promise<T>): Promise<T> {
+      const id = await call<number>({ op: 'begin' });
+      let closed = false;
+      const tx = {
+        query: <R>(sql: string, params?: unknown[], options?: QueryOptions) => query<R>(sql, params, options, id),
+        exec: (sql: string, options?: QueryOptions) => exec(sql, options, id),
+        rollback: async () => { closed = true; await call({ op: 'rollback', tx: id }); },
+        get closed() { return closed; },
+      } as unknown as Transaction;
+      let result: T;
+      try {
+        result = await callback(tx);
+      } catch (err) {
+        if (!closed) await call({ op: 'rollback', tx: id }).catch(() => undefined);
+        await call({ op: 'end', tx: id }).catch(() => undefined);
+        throw err;
+      }
+      await call({ op: 'end', tx: id });
+      return result;
+    },
+    async close() {
+      if (!failure) await call({ op: 'close' });
+      await worker.terminate();
+    },
+  } as PGliteThread;
+}
+
+function parse<T>(r: WireResult, options?: QueryOptions): Results<T> {
+  const parsers = options?.parsers;
+  const rows = r.rows.map((row) => row.map((text, i) => (text === null ? null : types.parseType(text, r.fields[i].dataTypeID, parsers))));
+  const shaped = options?.rowMode === 'array' ? rows : rows.map((row) => Object.fromEntries(row.map((v, i) => [r.fields[i].name, v])));
+  return { rows: shaped as T[], fields: r.fields, affectedRows: r.affectedRows };
+}
+
+function toError(e: WireError): Error {
+  if (!e.database) return Object.assign(new Error(e.message), e.fields);
+  return Object.assign(new messages.DatabaseError(e.message, 0, 'error'), e.fields);
+}

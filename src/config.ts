@@ -28,6 +28,9 @@ const EnvSchema = Type.Object({
   MQOTA_RATE_LIMIT_TOKEN_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 3000 }),
   MQOTA_RATE_LIMIT_FAILED_AUTH_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 30 }),
   MQOTA_HEAP_GROWING_PERCENT: Type.Integer({ minimum: 0, maximum: 400, default: 100 }),
+  MQOTA_VERSION_SAMPLE_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 600_000 }),
+  MQOTA_WEBHOOK_ALLOW_HTTP: Type.Boolean({ default: false }),
+  MQOTA_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
   MQOTA_REQUIRE_SIGNED_IMAGES: Type.Boolean({ default: false }),
   MQOTA_SIGN_COMMANDS: Type.Boolean({ default: true }),
   MQOTA_COMMAND_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 30 * 86_400, default: 86_400 }),
@@ -71,6 +74,11 @@ export interface Config {
   rateLimitFailedAuthMax: number;
   /** How far V8's old generation grows past its live size before a full collection (src/heap-tuning.ts); 0: V8's own. */
   heapGrowingPercent: number;
+  /** How often the versions per type are sampled for the dashboard's versions-over-time chart. */
+  versionSampleMs: number;
+  /** Webhook receivers may be plain http:// URLs, and on loopback/private/link-local addresses (SSRF guard off). */
+  webhookAllowHttp: boolean;
+  webhookAllowPrivate: boolean;
   /** Refuse uploads that no registered, active signing key signed (src/firmware/image-signatures.ts). */
   requireSignedImages: boolean;
   /** Sign update commands with the command key (src/protocol/command-signature.ts); bundles then carry its public half. */
@@ -133,6 +141,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitTokenMax: raw.MQOTA_RATE_LIMIT_TOKEN_MAX,
     rateLimitFailedAuthMax: raw.MQOTA_RATE_LIMIT_FAILED_AUTH_MAX,
     heapGrowingPercent: raw.MQOTA_HEAP_GROWING_PERCENT,
+    versionSampleMs: raw.MQOTA_VERSION_SAMPLE_MS,
+    webhookAllowHttp: raw.MQOTA_WEBHOOK_ALLOW_HTTP,
+    webhookAllowPrivate: raw.MQOTA_WEBHOOK_ALLOW_PRIVATE,
     requireSignedImages: raw.MQOTA_REQUIRE_SIGNED_IMAGES,
     signCommands: raw.MQOTA_SIGN_COMMANDS,
     commandTtlSeconds: raw.MQOTA_COMMAND_TTL_SECONDS,

@@ -29,6 +29,8 @@ import { LiveRollouts } from './rollouts/live-rollouts.js';
 import { UpdateEngine } from './rollouts/update-engine.js';
 import { topics } from '../broker/topics.js';
 import type { Links, Services } from './services.js';
+import { startWebhooks, type Clock } from './webhooks/index.js';
+import { FleetHistory } from './monitoring/fleet-history.js';
 
 export interface Mqota {
   services: Services;
@@ -42,7 +44,10 @@ export interface Mqota {
   close(): Promise<void>;
 }
 
-export async function startMqota(config: Config, logger: Logger): Promise<Mqota> {
+/** Test seams: the clock of webhook retries. */
+export interface MqotaOptions { webhookClock?: Clock }
+
+export async function startMqota(config: Config, logger: Logger, opts: MqotaOptions = {}): Promise<Mqota> {
   const stack: Array<() => Promise<void> | void> = [];
   const close = async () => { for (const stop of stack.reverse()) await stop(); stack.length = 0; };
   try {
@@ -97,10 +102,17 @@ export async function startMqota(config: Config, logger: Logger): Promise<Mqota>
     const brokerHost = new URL(publicUrl).hostname;
     const links: Links = { imageUrl, brokerUrl: () => broker.publicUrl ?? `mqtts://${brokerHost}:${broker.port}` };
     stack.push(await startStatusTopics({ events, rollouts: lifecycle, broker, repository, logger })); // rollouts/{id}/progress, fleet/{id}/events
+    const webhooks = await startWebhooks({
+      prisma: db.prisma, events, updateOf: (deviceId) => attempts.ofDevice(deviceId), logger, clock: opts.webhookClock,
+      policy: { allowHttp: config.webhookAllowHttp, allowPrivate: config.webhookAllowPrivate },
+    });
+    stack.push(() => webhooks.close());
+    const history = new FleetHistory({ prisma: db.prisma, registry, logger, sampleMs: config.versionSampleMs });
+    stack.push(history.start());
 
     const services: Services = {
       config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,
-      adminToken: adminToken.token, links, signingKeys, commandKeyPem: commandKey?.publicPem ?? null,
+      adminToken: adminToken.token, links, webhooks, history, signingKeys, commandKeyPem: commandKey?.publicPem ?? null,
     };
     const app = await buildApp(services, { key, cert, clientCa });
     await app.listen({ port: httpsPort, host: config.host });

@@ -13,6 +13,8 @@ import type { Logger } from './logger.js';
 import type { DeviceMessageRejections } from './protocol/rejections.js';
 import type { RolloutLifecycle } from './rollouts/lifecycle.js';
 import type { UpdateEngine } from './rollouts/update-engine.js';
+import type { WebhookService } from './webhooks/index.js';
+import type { FleetHistory } from './monitoring/fleet-history.js';
 
 export interface Links {
   /** HTTPS link of an image, as devices download it. */
@@ -41,6 +43,10 @@ export interface Services {
   certificates: CertificateLedger;
   adminToken: string;
   links: Links;
+  /** Webhook receivers and their delivery logs. */
+  webhooks: WebhookService;
+  /** Rollout timelines and sampled versions per type, for the dashboard's charts. */
+  history: FleetHistory;
   /** Public keys that sign firmware images (Secure Boot v2). */
   signingKeys: SigningKeys;
   /** Public half of the command key (certs/command-key.ts), for device bundles; null when commands are not signed. */

@@ -13,9 +13,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { startFleet, stopFleet, type SimulatedDevice } from './support/fleet.js';
-import { connectDevice, connectFailure } from './support/mqtt.js';
+import { connectDevice, connectFailure, endAll } from './support/mqtt.js';
 import { eventually } from './support/eventually.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { announce, startTestServer, type TestServer } from './support/server.js';
 
 const run = promisify(execFile);
 type Json = Record<string, any>;
@@ -49,7 +49,8 @@ describe('mqota CLI', () => {
   };
 
   before(async () => {
-    server = await startTestServer({ env: { MQOTA_ROLLOUT_TICK_MS: '50' } });
+    // Webhooks to loopback: the receiver of the webhook test is a closed local port.
+    server = await startTestServer({ env: { MQOTA_ROLLOUT_TICK_MS: '50', MQOTA_WEBHOOK_ALLOW_HTTP: 'true', MQOTA_WEBHOOK_ALLOW_PRIVATE: 'true' } });
     tmp = await mkdtemp(path.join(os.tmpdir(), 'mqota-cli-'));
     for (const v of ['1.0.0', '1.1.0', '1.2.0']) await writeFile(path.join(tmp, `cl-${v}.bin`), buildEspAppImage({ projectName: 'cl', version: v, payloadBytes: 4096 }));
     fleet = await startFleet(server, 'cl', 4, 'cl', '1.0.0');
@@ -315,5 +316,35 @@ describe('mqota CLI', () => {
     await writeFile(file, '{ not json');
     assert.match((await mqotaIn({ cwd: elsewhere, env }, 'device', 'list')).stderr, new RegExp(`${file} is not valid JSON`));
     assert.equal((await mqotaIn({ cwd: elsewhere, env }, '--server', url, '--token', server.config.adminToken!, '--ca', server.pki.paths.caCert, 'device', 'list')).code, 0);
+  });
+
+  test('device list --wide adds the health columns', async () => {
+    const c = await server.device('clh-1');
+    await announce(c, 'clh-1', { type: 'clh', version: '1.0.0', slot: 'ota_1',
+      health: { rssi: -67, freeHeap: 150 * 1024, minFreeHeap: 100 * 1024, uptimeS: 3725, resetReason: 'task_wdt', elfSha256: 'ab'.repeat(32) } });
+    await endAll(c);
+    const wide = await mqota('device', 'list', '--type', 'clh', '--wide');
+    assert.match(wide, /^ID\s+TYPE\s+VERSION.*LASTSEENAT\s+SLOT\s+RSSI\s+HEAP\s+MINHEAP\s+UPTIME\s+RESET\s+ELF$/m);
+    assert.match(wide, /^clh-1\s+clh\s+1\.0\.0\s.*\sota_1\s+-67dBm\s+150K\s+100K\s+1h2m\s+task_wdt\s+abababababab$/m);
+    assert.doesNotMatch(await mqota('device', 'list', '--type', 'clh'), /RSSI/);
+    assert.equal((await mqotaJson('device', 'list', '--type', 'clh'))[0].health.resetReason, 'task_wdt');
+  });
+
+  test('webhook add, list, deliveries and remove', async () => {
+    const url = `http://127.0.0.1:${await closedPort()}/hook`;
+    const added = await mqota('webhook', 'add', url, '--event', 'device.rolled_back', '--format', 'slack');
+    const id = /webhook (wh_[A-Za-z0-9_-]+) added: device\.rolled_back → /.exec(added)?.[1];
+    assert.ok(id, added);
+    assert.match(added, /signing secret \(shown only now\): [A-Za-z0-9_-]{43}/);
+    const all = await mqotaJson('webhook', 'add', url, '--secret', 'my-own-secret-0123456789');
+    assert.deepEqual(all.events, ['rollout.state', 'rollout.failure_threshold', 'device.rolled_back', 'device.offline_during_update'], 'all events by default');
+    const list = await mqota('webhook', 'list');
+    assert.match(list, new RegExp(`^${id}\\s+http://127\\.0\\.0\\.1:\\d+/hook\\s+slack\\s+device\\.rolled_back\\s+admin`, 'm'));
+    assert.doesNotMatch(list, /my-own-secret/);
+    assert.equal((await mqota('webhook', 'deliveries', id!)).trim(), '(none)');
+    await assert.rejects(mqota('webhook', 'add', url, '--event', 'nope'), (e: any) => /argument 'nope' is invalid/.test(e.stderr));
+    assert.match(await mqota('webhook', 'remove', id!), new RegExp(`webhook ${id} removed`));
+    await mqota('webhook', 'remove', all.id);
+    await assert.rejects(mqota('webhook', 'deliveries', id!), (e: any) => /webhook .* not found.*\(HTTP 404\)/i.test(e.stderr));
   });
 });

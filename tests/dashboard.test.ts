@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
@@ -20,8 +21,15 @@ import { eventually } from './support/eventually.js';
 const TYPE = 'thermo';
 const DEVICES = ['thermo-1', 'thermo-2', 'thermo-3', 'thermo-4', 'thermo-5'];
 const STEP_MS = 40;
-/** Screenshots kept after the run (git-ignored). */
-const ARTIFACTS = path.resolve('test-artifacts');
+/** Screenshots of the main pages, kept as test artifacts (git-ignored). */
+const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
+
+async function screenshot(page: import('playwright-core').Page, name: string): Promise<void> {
+  await mkdir(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `dashboard-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`dashboard screenshot: ${file}`);
+}
 
 type Json = Record<string, any>;
 
@@ -32,7 +40,8 @@ type Json = Record<string, any>;
 async function simulatedDevice(server: TestServer, id: string, version: string): Promise<MqttClient> {
   const client = await server.device(id);
   const handled = new Set<string>();
-  const announce = (v: string) => client.publishAsync(topics.announce(id), JSON.stringify({ type: TYPE, version: v, chip: 'esp32' }), { qos: 1 });
+  const health = (resetReason: string) => ({ rssi: -58, freeHeap: 182_344, minFreeHeap: 150_112, uptimeS: 3725, resetReason, partitionSize: 1_572_864, elfSha256: 'c0ffee'.padEnd(64, '0') });
+  const announce = (v: string) => client.publishAsync(topics.announce(id), JSON.stringify({ type: TYPE, version: v, chip: 'esp32', health: health(v === version ? 'poweron' : 'software') }), { qos: 1 });
   client.on('message', (_topic, payload) => {
     const cmd = JSON.parse(payload.toString());
     if (cmd.action !== 'update' || handled.has(cmd.updateId)) return;
@@ -60,7 +69,8 @@ describe('web dashboard', () => {
   const token = 'test-token-0123456789abcdef';
 
   before(async () => {
-    server = await startTestServer();
+    // Versions are sampled every second, so the versions-over-time chart has points in a test's time.
+    server = await startTestServer({ env: { MQOTA_VERSION_SAMPLE_MS: '1000' } });
     baseUrl = server.mqota.publicUrl;
     imageDir = await mkdtemp(path.join(os.tmpdir(), 'mqota-dashboard-img-'));
     for (const version of ['1.0.0', '1.1.0']) {
@@ -137,14 +147,19 @@ describe('web dashboard', () => {
     assert.equal(view.state, 'completed');
     assert.equal(view.counts.succeeded, DEVICES.length);
 
-    const shot = path.join(os.tmpdir(), 'mqota-dashboard-rollout.png');
-    await page.screenshot({ path: shot, fullPage: true });
-    console.log(`dashboard screenshot: ${shot}`);
+    // The progress over time, drawn by uPlot (served by mqota itself under the CSP), with the
+    // latest counts beside it: every attempt ended in succeeded.
+    const timeline = page.getByRole('figure').filter({ hasText: 'Attempts per state over time' });
+    await timeline.getByRole('row').filter({ hasText: /^succeeded\s*5$/ }).waitFor();
+    assert.equal(await timeline.locator('canvas').count(), 1);
+    assert.ok(await timeline.locator('.u-legend').filter({ hasText: 'downloading' }).count() === 1, 'every state the attempts went through is a series');
+    await screenshot(page, 'rollout');
     assert.deepEqual(browser.problems, []);
   });
 
-  test('the device page shows its attempt history, and the overview its new version', async () => {
+  test('the device page shows telemetry, labels and its attempt history; the overview its new version, also over time', async () => {
     const { page } = browser;
+    await server.api.call('PUT', '/api/devices/thermo-3', { tags: ['lab', 'floor-2'], channel: 'beta' });
     await page.getByRole('link', { name: 'thermo-3', exact: true }).click();
     await page.getByRole('heading', { name: 'Device thermo-3' }).waitFor();
     const attempt = page.getByRole('article', { name: 'Update 1.0.0 → 1.1.0' });
@@ -154,16 +169,27 @@ describe('web dashboard', () => {
     assert.deepEqual(states, ['pending', 'sent', 'accepted', 'downloading', 'downloading', 'downloading', 'downloaded', 'rebooting', 'succeeded']);
     assert.match(steps.find((row) => row.includes('downloading'))!, /30 %/);
     await page.locator('.properties').filter({ hasText: '1.1.0' }).waitFor();
-
-    const shot = path.join(os.tmpdir(), 'mqota-dashboard-device.png');
-    await page.screenshot({ path: shot, fullPage: true });
-    console.log(`dashboard screenshot: ${shot}`);
+    // Telemetry first: what the device said of itself in its last announce (after the update's reboot).
+    const telemetry = page.getByRole('region', { name: 'Telemetry' }).locator('dl');
+    await telemetry.filter({ hasText: 'software' }).waitFor();
+    const tiles = Object.fromEntries((await telemetry.locator('div').allInnerTexts()).map((t) => t.split('\n').map((x) => x.trim())));
+    assert.deepEqual(tiles, {
+      'Wi-Fi signal': '-58 dBm', 'Free heap': '178 KiB', 'Lowest free heap': '147 KiB', Uptime: '1 h 2 min', 'Last reset': 'software', 'Partition size': '1536 KiB',
+    });
+    const box = async (sel: string) => (await page.locator(sel).first().boundingBox())!.y;
+    assert.ok(await box('.telemetry') < await box('.properties'), 'telemetry above the device\'s properties');
+    const props = page.locator('.properties');
+    await props.filter({ hasText: 'lab, floor-2' }).filter({ hasText: 'beta' }).waitFor();
+    await props.filter({ hasText: 'c0ffee' }).waitFor();
+    await screenshot(page, 'device');
 
     await page.getByRole('link', { name: 'Overview' }).click();
     await page.getByRole('img', { name: /thermo devices per version: 1\.1\.0: 5 \(5 online\)/ }).waitFor();
-    const overview = path.join(os.tmpdir(), 'mqota-dashboard-overview.png');
-    await page.screenshot({ path: overview, fullPage: true });
-    console.log(`dashboard screenshot: ${overview}`);
+    // Versions over time come from the samples: the newest one counts the five on 1.1.0.
+    const overTime = page.getByRole('figure').filter({ hasText: 'thermo: devices per version over time' });
+    await overTime.getByRole('row').filter({ hasText: /^1\.1\.0\s*5$/ }).waitFor();
+    assert.equal(await overTime.locator('canvas').count(), 1);
+    await screenshot(page, 'overview');
     assert.deepEqual(browser.problems, []);
   });
   test('uploads firmware from the UI and shows what the image says; a duplicate is refused clearly', async () => {
@@ -258,10 +284,7 @@ describe('web dashboard', () => {
         await page.reload();
         return page.getByRole('row').filter({ hasText: 'thermo-away' }).filter({ hasText: 'skipped: offline' }).isVisible();
       }, 30_000, 'thermo-away skipped: offline');
-      await mkdir(ARTIFACTS, { recursive: true });
-      const shot = path.join(ARTIFACTS, 'dashboard-rollout-steering.png');
-      await page.screenshot({ path: shot, fullPage: true });
-      console.log(`dashboard screenshot: ${shot}`);
+      await screenshot(page, 'rollout-steering');
 
       const history = (await server.api.call<Json>('GET', `/api/rollouts/${r.id}`)).history.map((h: Json) => h.reason).join('\n');
       assert.match(history, /settings edited by admin: soakSeconds 0 → 30/);
@@ -272,6 +295,48 @@ describe('web dashboard', () => {
     } finally {
       await stopFleet(flaky);
     }
+  });
+
+  test('firmware: the image\'s own version, delete refused while a rollout uses it, no "Roll out" without devices; certificates on the device page', async () => {
+    const { page } = browser;
+    // The image says v2.0.0; the catalog keeps the normalised 2.0.0 and shows both.
+    const file = path.join(imageDir, `${TYPE}-v2.0.0.bin`);
+    await writeFile(file, buildEspAppImage({ projectName: TYPE, version: 'v2.0.0', payloadBytes: 4096 }));
+    const fw = await server.api.uploadFirmware<Json>(file, {});
+    const lonelyFile = path.join(imageDir, 'lonely-1.0.0.bin');
+    await writeFile(lonelyFile, buildEspAppImage({ projectName: 'lonely', version: '1.0.0', payloadBytes: 1024 }));
+    await server.api.uploadFirmware(lonelyFile, {});
+    // thermo-offline (added by an earlier test) never connects: this rollout keeps running.
+    const r = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['thermo-offline'] });
+
+    await page.goto(`${baseUrl}/#/firmware`);
+    const row = page.getByRole('row').filter({ hasText: '2.0.0 (image: v2.0.0)' });
+    await row.waitFor();
+    assert.equal(await row.getByRole('link', { name: `Roll out ${TYPE} 2.0.0` }).count(), 1);
+    const lonely = page.getByRole('row').filter({ hasText: 'lonely' });
+    await lonely.filter({ hasText: 'no devices' }).waitFor();
+    assert.equal(await lonely.getByRole('link', { name: /Roll out/ }).count(), 0, 'no rollout for a type without devices');
+    assert.equal(await page.getByRole('row').filter({ hasText: '1.1.0' }).filter({ hasText: '(image:' }).count(), 0, 'same version: shown once');
+    await screenshot(page, 'firmware');
+
+    await row.getByRole('button', { name: `Delete ${TYPE} 2.0.0` }).click();
+    await page.getByRole('dialog', { name: `Delete ${TYPE} 2.0.0?` }).getByRole('button', { name: 'Delete firmware' }).click();
+    await page.getByRole('alert').filter({ hasText: /Not deleted: .*used by a running rollout; cancel it first/ }).waitFor();
+    assert.equal(await row.count(), 1);
+    await server.api.call('POST', `/api/rollouts/${r.id}/cancel`);
+    await row.getByRole('button', { name: `Delete ${TYPE} 2.0.0` }).click();
+    await page.getByRole('dialog', { name: `Delete ${TYPE} 2.0.0?` }).getByRole('button', { name: 'Delete firmware' }).click();
+    await page.getByText(`Deleted ${TYPE} 2.0.0.`).waitFor();
+    await row.waitFor({ state: 'detached' });
+
+    // A device provisioned through the API has its certificate on record: serial and expiry.
+    const [cert] = (await server.api.call<Json>('GET', '/api/devices/thermo-offline')).certificates;
+    await page.goto(`${baseUrl}/#/devices/thermo-offline`);
+    const certRow = page.getByRole('row').filter({ hasText: cert.serial });
+    await certRow.filter({ hasText: 'valid' }).waitFor();
+    assert.match(await certRow.locator('time').getAttribute('datetime') ?? '', new RegExp(`^${cert.notAfter.slice(0, 10)}`));
+    await page.getByText('This device has not reported health').waitFor();
+    assert.deepEqual(browser.problems, []);
   });
 
   test('a viewer token reads everything, is told clearly that it cannot change anything, and is signed out when revoked', async () => {

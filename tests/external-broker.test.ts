@@ -90,10 +90,11 @@ describe('mqota on Mosquitto (MQOTA_BROKER=external)', () => {
       assert.equal(cmd.sha256, fw.sha256);
       for (const state of ['accepted', 'downloading', 'downloaded', 'rebooting']) await report(dev, 'ext-thermo', { updateId: cmd.updateId, state, ...(state === 'downloading' ? { progress: 100 } : {}) });
       await report(dev, 'ext-thermo', { updateId: cmd.updateId, state: 'succeeded', version: '1.1.0' });
+      // The device's PUBACK comes from Mosquitto, not from mqota's commit: wait for the effects.
       const d = await eventually(async () => {
         const x = await getDevice('ext-thermo');
-        return x.attempts[0]?.state === 'succeeded' ? x : null;
-      }, 30_000, 'attempt succeeded');
+        return x.attempts[0]?.state === 'succeeded' && x.version === '1.1.0' ? x : null;
+      }, 30_000, 'attempt succeeded and version recorded');
       assert.deepEqual(d.attempts[0].history.map((h: Json) => h.state), ['pending', 'sent', 'accepted', 'downloading', 'downloaded', 'rebooting', 'succeeded']);
       assert.equal(d.version, '1.1.0');
       assert.deepEqual(await announce(dev, 'ext-thermo', { type: 'thermo', version: '1.1.0' }), { action: 'none', reason: 'up-to-date' });
@@ -111,6 +112,8 @@ describe('mqota on Mosquitto (MQOTA_BROKER=external)', () => {
       const cmd = JSON.parse((await command).payload.toString());
       for (const state of ['accepted', 'downloading', 'downloaded', 'rebooting']) await report(dev, 'ext-valve', { updateId: cmd.updateId, state });
       await report(dev, 'ext-valve', { updateId: cmd.updateId, state: 'rolled_back', error: 'self-test-failed' });
+      // Acknowledged by Mosquitto, not yet necessarily handled by mqota: wait for it before asking again.
+      await eventually(async () => (await getDevice('ext-valve')).attempts[0]?.state === 'rolled_back', 30_000, 'rollback recorded');
       assert.deepEqual(await announce(dev, 'ext-valve', { type: 'valve', version: '2.0.0' }), { action: 'none', reason: 'previously-failed' });
       const d = await getDevice('ext-valve');
       assert.equal(d.attempts[0].state, 'rolled_back');

@@ -17,7 +17,7 @@ import { eventually } from './support/eventually.js';
 const log = pino({ level: 'silent' });
 
 function device(id: string, version: string): DeviceRow {
-  return { id, type: 'lamp', version, chip: 'esp32', idfVersion: null, secureVersion: null, slot: null, online: true, lastSeenAt: new Date() };
+  return { id, type: 'lamp', version, chip: 'esp32', idfVersion: null, secureVersion: null, slot: null, online: true, lastSeenAt: new Date(), health: null };
 }
 
 function attempt(id: string, rolloutId: string, deviceId: string, state: string, at = new Date()): AttemptRow {

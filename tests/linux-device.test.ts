@@ -155,6 +155,43 @@ describe('mqota-linux-device against a real mqota', () => {
     } finally { await device.stop(); }
   });
 
+  test('announces its health; a crash after the update, without a rollback, makes the device unhealthy during the soak', async () => {
+    const id = 'linux-health';
+    await provision(id);
+    let device = boot(id, { install: factoryImage });
+    try {
+      const first = await announced(device, id, '1.0.0', 'ota_0');
+      // Real values of this process: its own ELF, the slot size, a first start reads as power-on.
+      const elf = createHash('sha256').update(await readFile(await requireLinuxDevice())).digest('hex');
+      assert.equal(first.health.elfSha256, elf);
+      assert.equal(first.health.partitionSize, 1572864);
+      assert.equal(first.health.resetReason, 'poweron');
+      assert.ok(Number.isInteger(first.health.uptimeS) && first.health.uptimeS >= 0);
+      assert.equal(first.health.rssi, undefined, 'no Wi-Fi on this port');
+
+      const fw = await release(buildEspAppImage({ projectName: 'thermostat', version: '1.7.0', payloadBytes: 64 * 1024 }), 'thermostat-1.7.0.bin');
+      const rollout = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: [id], soakSeconds: 600 });
+      assert.equal((await attemptEnd(device, id, rollout.id)).state, 'succeeded', device.log());
+      const updated = await announced(device, id, '1.7.0', 'ota_1');
+      assert.equal(updated.health.resetReason, 'software', 'the update\'s reboot');
+
+      // The new image crashes after it confirmed itself: the next boot runs it again (no rollback)
+      // and says why it booted.
+      assert.equal((await device.stop('SIGABRT')).signal, 'SIGABRT');
+      device = boot(id);
+      await device.waitForLine(/booting ota_1 \(valid\), reset reason panic/);
+      const paused = await until(device, 'the rollout paused on the unhealthy device', async () => {
+        const r = await server.api.call<Json>('GET', `/api/rollouts/${rollout.id}`);
+        return r.state === 'paused' ? r : null;
+      });
+      assert.match(paused.reason, /wave 1 finished with 0 % success/);
+      const d = await getDevice(id);
+      assert.equal(d.version, '1.7.0', 'it never rolled back');
+      assert.equal(d.health.resetReason, 'panic');
+      await server.api.call('POST', `/api/rollouts/${rollout.id}/cancel`);
+    } finally { await device.stop(); }
+  });
+
   test('an image whose self-test fails is rolled back and not offered again', async () => {
     const id = 'linux-selftest';
     await provision(id);

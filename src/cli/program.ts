@@ -8,6 +8,7 @@ import tab from '@bomb.sh/tab/commander';
 import { ApiClient } from './api-client.js';
 import { resolveConnection, type Connection } from './connection.js';
 import { registerBrokerConfig } from './broker-config.js';
+import { HEALTH_COLUMNS, healthColumns, type DeviceHealthView } from './health-columns.js';
 import { registerLogin } from './login.js';
 import { deviceRow, renderRollout, waveRow, watchExitCode, watchRollout } from './rollout-watch.js';
 import { registerSigning } from './signing.js';
@@ -15,6 +16,7 @@ import { registerSimulate } from './simulate.js';
 import { registerMakeTestImage } from './test-image.js';
 import { ROLES, type Role } from '../auth/roles.js';
 import { ROLLOUT_STATES } from '../rollouts/states.js';
+import { WEBHOOK_EVENTS, WEBHOOK_FORMATS } from '../webhooks/events.js';
 
 export const program = new Command('mqota')
   .description('Push-based OTA firmware updates for ESP32 fleets')
@@ -171,17 +173,20 @@ operator.command('revoke').argument('<name>', 'operator name')
   }));
 
 // `device list` is the command; `devices list` stays (hidden) so scripts written for it keep working.
-type DeviceFilters = { type?: string; version?: string; tag?: string; channel?: string; online?: boolean };
+type DeviceFilters = { type?: string; version?: string; tag?: string; channel?: string; online?: boolean; wide?: boolean };
 const deviceFilters = (cmd: Command) => cmd
   .option('--type <type>', 'only devices of this firmware type')
   .option('--version <semverRange>', 'only devices on this version or semver range, e.g. ">=1.2.0 <2"')
   .option('--tag <tag>', 'only devices carrying this tag')
   .option('--channel <channel>', 'only devices following this release channel')
-  .option('--online', 'only online devices');
+  .option('--online', 'only online devices')
+  .option('--wide', 'add the health columns of each device\'s latest announce: slot, RSSI, free/minimum heap, uptime, reset reason');
 const listDevices = async (o: DeviceFilters) => withClient(async (api) => {
   const q = new URLSearchParams(Object.entries({ type: o.type, version: o.version, tag: o.tag, channel: o.channel, online: o.online ? 'true' : undefined }).filter(([, v]) => v) as [string, string][]);
   const rows = await api.call<Record<string, unknown>[]>('GET', `/api/devices?${q}`);
-  print(rows, () => table(rows.map((d) => ({ ...d, tags: (d.tags as string[]).join(',') })), ['id', 'type', 'version', 'chip', 'channel', 'tags', 'online', 'lastSeenAt']));
+  const columns = ['id', 'type', 'version', 'chip', 'channel', 'tags', 'online', 'lastSeenAt'];
+  print(rows, () => table(rows.map((d) => ({ ...d, tags: (d.tags as string[]).join(','), ...(o.wide ? healthColumns(d.health as DeviceHealthView | null) : {}) })),
+    o.wide ? [...columns, ...HEALTH_COLUMNS] : columns));
 });
 deviceFilters(device.command('list').description('list devices, with filters')).action(listDevices);
 deviceFilters(program.command('devices', { hidden: true }).description('the fleet (old name of `device`)').command('list').description('list devices (use `mqota device list`)')).action(listDevices);
@@ -375,6 +380,34 @@ token.command('revoke').argument('<name>', 'the token\'s name').description('rev
   await api.call('DELETE', `/api/tokens/${encodeURIComponent(name)}`);
   print({ name, revoked: true }, () => `token ${name} revoked`);
 }));
+
+const webhook = program.command('webhook').description('send fleet events to HTTPS receivers, signed (docs/webhooks.md)');
+webhook.command('add').argument('<url>', 'the receiver\'s HTTPS URL')
+  .description('add a receiver; the signing secret is printed once')
+  .addOption(new Option('--event <event>', `an event to send, repeat for more (default: all): ${WEBHOOK_EVENTS.join(', ')}`).argParser((v: string, prev: string[] = []) => {
+    if (!(WEBHOOK_EVENTS as readonly string[]).includes(v)) throw new InvalidArgumentError(`Allowed choices are ${WEBHOOK_EVENTS.join(', ')}.`);
+    return [...prev, v];
+  }))
+  .addOption(new Option('--format <format>', 'json: {id, event, at, data}; slack: {"text"} for a Slack-compatible incoming webhook').choices([...WEBHOOK_FORMATS]).default('json'))
+  .option('--secret <secret>', 'HMAC-SHA256 signing secret (≥ 16 characters; generated when left out)')
+  .action(async (url: string, o: { event?: string[]; format: string; secret?: string }) => withClient(async (api) => {
+    const w = await api.call<Record<string, unknown>>('POST', '/api/webhooks', { url, events: o.event ?? [...WEBHOOK_EVENTS], format: o.format, secret: o.secret });
+    print(w, () => `webhook ${w.id} added: ${(w.events as string[]).join(', ')} → ${w.url} (${w.format})\nsigning secret (shown only now): ${w.secret}`);
+  }));
+webhook.command('list').description('list webhooks (never their secrets)').action(async () => withClient(async (api) => {
+  const rows = await api.call<Record<string, unknown>[]>('GET', '/api/webhooks');
+  print(rows, () => table(rows.map((w) => ({ ...w, events: (w.events as string[]).join(',') })), ['id', 'url', 'format', 'events', 'createdBy', 'createdAt']));
+}));
+webhook.command('remove').argument('<id>', 'webhook id (see `mqota webhook list`)').description('remove a webhook with its queued deliveries and log').action(async (id: string) => withClient(async (api) => {
+  await api.call('DELETE', `/api/webhooks/${encodeURIComponent(id)}`);
+  print({ id, removed: true }, () => `webhook ${id} removed`);
+}));
+webhook.command('deliveries').argument('<id>', 'webhook id (see `mqota webhook list`)').description('a webhook\'s delivery log, newest first')
+  .option('--limit <n>', 'how many (1-500)', (v: string) => Number.parseInt(v, 10), 50)
+  .action(async (id: string, o: { limit: number }) => withClient(async (api) => {
+    const rows = await api.call<Record<string, unknown>[]>('GET', `/api/webhooks/${encodeURIComponent(id)}/deliveries?limit=${o.limit}`);
+    print(rows, () => table(rows, ['id', 'event', 'state', 'attempts', 'lastStatus', 'lastError', 'nextAttemptAt', 'createdAt']));
+  }));
 
 // Shell completion: `mqota completion bash|zsh|fish|powershell` prints the script, which asks the
 // hidden `mqota complete -- …` for suggestions drawn from the commands and options above.

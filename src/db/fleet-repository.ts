@@ -7,6 +7,7 @@
 // dropped during COMMIT) changes nothing twice: attempt rows never leave a final state, history
 // rows are inserted once, a rollout transition applies only from the state it was decided in.
 import type { PrismaClient } from '../generated/prisma/client.js';
+import type { StoredHealth } from '../fleet/health.js';
 import type { Logger } from '../logger.js';
 import { ACTIVE_ROLLOUT_STATES, zeroCounts, type AttemptState } from '../rollouts/states.js';
 import { GroupCommit, type BatchSink, type CommitHealth, type GroupCommitOptions } from './group-commit.js';
@@ -15,6 +16,8 @@ export interface DeviceRow {
   /** null: provisioned without a type, none announced yet. */
   id: string; type: string | null; version: string | null; chip: string | null; idfVersion: string | null;
   secureVersion: number | null; slot: string | null; online: boolean; lastSeenAt: Date | null;
+  /** The latest health report (src/protocol/messages.ts), with when it came; one JSON column. */
+  health: StoredHealth | null;
 }
 
 export interface DeviceRecord extends DeviceRow { tags: string[]; channel: string }
@@ -80,13 +83,13 @@ interface Batch {
 
 // json_to_recordset turns one JSON parameter into rows: one round trip whatever the batch size.
 const UPSERT_DEVICES = `
-INSERT INTO "Device" (id, type, version, chip, "idfVersion", "secureVersion", slot, online, "lastSeenAt", "updatedAt")
-SELECT id, type, version, chip, "idfVersion", "secureVersion", slot, online, "lastSeenAt", now()
+INSERT INTO "Device" (id, type, version, chip, "idfVersion", "secureVersion", slot, online, "lastSeenAt", health, "updatedAt")
+SELECT id, type, version, chip, "idfVersion", "secureVersion", slot, online, "lastSeenAt", health, now()
 FROM json_to_recordset($1::json) AS x(id text, type text, version text, chip text, "idfVersion" text,
-  "secureVersion" integer, slot text, online boolean, "lastSeenAt" timestamp)
+  "secureVersion" integer, slot text, online boolean, "lastSeenAt" timestamp, health jsonb)
 ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, version = EXCLUDED.version, chip = EXCLUDED.chip,
   "idfVersion" = EXCLUDED."idfVersion", "secureVersion" = EXCLUDED."secureVersion", slot = EXCLUDED.slot,
-  online = EXCLUDED.online, "lastSeenAt" = EXCLUDED."lastSeenAt", "updatedAt" = now()`;
+  online = EXCLUDED.online, "lastSeenAt" = EXCLUDED."lastSeenAt", health = EXCLUDED.health, "updatedAt" = now()`;
 
 const INSERT_TARGETS = `
 INSERT INTO "RolloutTarget" ("rolloutId", "deviceId", wave)
@@ -241,9 +244,10 @@ export class FleetRepository {
   /** Every device; all marked offline first, since no connection survives a restart. */
   async loadDevices(): Promise<DeviceRecord[]> {
     await this.prisma.device.updateMany({ where: { online: true }, data: { online: false } });
-    return this.prisma.device.findMany({
-      select: { id: true, type: true, version: true, chip: true, idfVersion: true, secureVersion: true, slot: true, online: true, lastSeenAt: true, tags: true, channel: true },
+    const rows = await this.prisma.device.findMany({
+      select: { id: true, type: true, version: true, chip: true, idfVersion: true, secureVersion: true, slot: true, online: true, lastSeenAt: true, tags: true, channel: true, health: true },
     });
+    return rows.map((r) => ({ ...r, health: r.health as StoredHealth | null }));
   }
 
   async setDeviceLabels(id: string, labels: { tags: string[]; channel: string }): Promise<void> {

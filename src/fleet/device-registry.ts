@@ -48,7 +48,7 @@ export class DeviceRegistry {
 
   /** A device provisioned by an operator before it ever connects; without a type, its first announce gives it one. */
   register(id: string, type: string | null): Promise<void> {
-    return this.save({ id, type, version: null, chip: null, idfVersion: null, secureVersion: null, slot: null, online: false, lastSeenAt: null, tags: [], channel: 'stable' });
+    return this.save({ id, type, version: null, chip: null, idfVersion: null, secureVersion: null, slot: null, online: false, lastSeenAt: null, health: null, tags: [], channel: 'stable' });
   }
 
   /**
@@ -66,6 +66,8 @@ export class DeviceRegistry {
       tags: prev?.tags ?? [], channel: prev?.channel ?? 'stable',
       id, type: a.type, version: a.version, chip: a.chip ?? prev?.chip ?? null, idfVersion: a.idf ?? prev?.idfVersion ?? null,
       secureVersion: a.secureVersion ?? prev?.secureVersion ?? null, slot: a.slot ?? prev?.slot ?? null, online: true, lastSeenAt: now,
+      // An announce without a health report keeps the last one (its `at` says how old it is).
+      health: a.health ? { ...a.health, at: now.toISOString() } : prev?.health ?? null,
     };
     void this.save(row);
     return { device: row, typeMismatch: false };

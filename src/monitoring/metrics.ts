@@ -82,7 +82,7 @@ export class FleetMetrics {
       collect() { this.reset(); this.inc(deps.writes.messagesHeld); },
     });
     const messageRejections = new Counter({
-      name: 'mqota_device_message_rejections_total', help: 'Device messages turned away, by kind and reason (malformed-announce, malformed-status, type-mismatch, unknown-update, foreign-update)',
+      name: 'mqota_device_message_rejections_total', help: 'Device messages turned away, by kind and reason (malformed-announce, malformed-health, malformed-status, type-mismatch, unknown-update, foreign-update)',
       labelNames: ['kind', 'reason'] as const, registers,
     });
     const announces = new Counter({ name: 'mqota_announces_total', help: 'Valid announces received', registers });

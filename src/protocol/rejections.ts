@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 
 /** Each reason, and the kind of device message it refuses. */
 export const REJECTION_KINDS = {
-  'malformed-announce': 'announce', 'type-mismatch': 'announce',
+  'malformed-announce': 'announce', 'type-mismatch': 'announce', 'malformed-health': 'announce',
   'malformed-status': 'status', 'unknown-update': 'status', 'foreign-update': 'status',
 } as const;
 export type RejectionReason = keyof typeof REJECTION_KINDS;

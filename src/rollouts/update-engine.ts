@@ -20,6 +20,7 @@ import { alreadyThere, chooseUpdate, offer, type AnnouncedDevice } from './eligi
 import type { LiveRollouts } from './live-rollouts.js';
 import { withinWindow } from './policy.js';
 import { matchesTargeting } from './targeting.js';
+import { unhealthyReason } from '../fleet/health.js';
 import { waveForLateJoiner } from './waves.js';
 
 /** Where commands go: the broker in production. */
@@ -58,6 +59,7 @@ export class UpdateEngine {
       await this.send(deviceId, { action: 'none', reason: 'invalid-announce', error: parsed.error });
       return;
     }
+    if (parsed.healthError) this.deps.rejections.reject(deviceId, 'malformed-health', parsed.healthError);
     const { device: recorded, typeMismatch } = registry.recordAnnounce(deviceId, parsed.value, new Date());
     if (typeMismatch) {
       this.deps.rejections.reject(deviceId, 'type-mismatch', `announced type ${parsed.value.type}, registered as ${recorded.type}`);
@@ -225,14 +227,22 @@ export class UpdateEngine {
     }
   }
 
-  /** A device that announces another version while its success soaks has not stayed healthy. */
+  /**
+   * A device that succeeded and then announces another version, or a boot caused by a crash
+   * during the soak, has not stayed healthy (src/fleet/health.ts).
+   */
   private checkHealth(device: AnnouncedDevice, rollouts: ActiveRollout[]): void {
+    const now = Date.now();
     for (const r of rollouts) {
       const m = r.members.get(device.id);
-      if (m?.latest?.state === 'succeeded' && !m.unhealthy && !alreadyThere(r.firmware.version, device.version, r.policy.allowDowngrade)) {
-        m.unhealthy = true;
-        this.log.warn({ deviceId: device.id, rolloutId: r.id, version: device.version }, 'device left the new version after succeeding');
-      }
+      if (!m) continue;
+      const why = unhealthyReason({
+        latest: m.latest, unhealthy: m.unhealthy, onTargetVersion: alreadyThere(r.firmware.version, device.version, r.policy.allowDowngrade),
+        resetReason: device.health?.resetReason, soakSeconds: r.policy.soakSeconds, now,
+      });
+      if (!why) continue;
+      m.unhealthy = true;
+      this.log.warn({ deviceId: device.id, rolloutId: r.id, version: device.version, resetReason: device.health?.resetReason }, `device unhealthy: ${why}`);
     }
   }
 

@@ -84,8 +84,8 @@ export class LinuxDevice {
     });
   }
 
-  /** SIGTERM (a clean shutdown, exit status 0) or SIGKILL (power loss); SIGKILL anyway after timeoutMs (generous: a clean stop on a loaded machine is slow). */
-  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM', timeoutMs = 30_000): Promise<DeviceExit> {
+  /** SIGTERM (a clean shutdown, exit status 0), SIGKILL (power loss) or SIGABRT (a crash: the next boot's reset reason is `panic`); SIGKILL anyway after timeoutMs (generous: a clean stop on a loaded machine is slow). */
+  async stop(signal: 'SIGTERM' | 'SIGKILL' | 'SIGABRT' = 'SIGTERM', timeoutMs = 30_000): Promise<DeviceExit> {
     if (this.exit) return this.exit;
     this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);

@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import type { MqttClient } from 'mqtt';
 import { ApiClient } from '../../src/cli/api-client.js';
 import { loadConfig, type Config } from '../../src/config.js';
+import type { Clock } from '../../src/webhooks/index.js';
 import { startMqota, type Mqota } from '../../src/mqota.js';
 import { topics } from '../../src/topics.js';
 import { createTestPki, type TestPki } from './pki.js';
@@ -30,7 +31,7 @@ export interface TestServer {
   device(id: string): Promise<MqttClient>;
 }
 
-export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger; pki?: TestPki; dataDir?: string } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger; pki?: TestPki; dataDir?: string; webhookClock?: Clock } = {}): Promise<TestServer> {
   const pki = opts.pki ?? await createTestPki();
   const dataDir = opts.dataDir ?? await mkdtemp(path.join(os.tmpdir(), 'mqota-data-'));
   const databaseUrl = opts.database === 'postgres' ? await freshPostgresDatabase() : undefined;
@@ -40,7 +41,7 @@ export async function startTestServer(opts: { database?: DatabaseKind; env?: Rec
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}), ...opts.env,
   });
   const logger = opts.logger ?? pino({ level: config.logLevel });
-  let mqota = await startMqota(config, logger);
+  let mqota = await startMqota(config, logger, { webhookClock: opts.webhookClock });
   const apiFor = (m: Mqota) => new ApiClient({ baseUrl: m.publicUrl, token: config.adminToken!, caPem: pki.caPem });
   const server: TestServer = {
     mqota, pki, dataDir, config, api: apiFor(mqota),
@@ -48,7 +49,7 @@ export async function startTestServer(opts: { database?: DatabaseKind; env?: Rec
       const { httpsPort, mqttPort } = server.mqota;
       await server.mqota.close();
       await server.api.close();
-      mqota = await startMqota({ ...config, httpsPort, mqttPort }, logger);
+      mqota = await startMqota({ ...config, httpsPort, mqttPort }, logger, { webhookClock: opts.webhookClock });
       server.mqota = mqota;
       server.api = apiFor(mqota);
     },

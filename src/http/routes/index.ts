@@ -15,6 +15,8 @@ import { metricsRoutes } from './metrics/index.js';
 import { operatorRoutes } from './operators/index.js';
 import { rolloutRoutes } from './rollouts/index.js';
 import { tokenRoutes } from './tokens/index.js';
+import { webhookRoutes } from './webhooks/index.js';
+import { historyRoutes } from './history/index.js';
 
 export async function routes(app: FastifyInstance): Promise<void> {
   const { imageAccess } = app.services.config;
@@ -37,6 +39,8 @@ export async function routes(app: FastifyInstance): Promise<void> {
       await api.register(rolloutRoutes);
       await api.register(eventRoutes);
       await api.register(operatorRoutes);
+      await api.register(webhookRoutes);
+      await api.register(historyRoutes);
       await api.register(keyRoutes);
     }, { prefix: '/api' });
   });

@@ -1,6 +1,7 @@
 // The fleet and device provisioning.
 import { Type } from 'typebox';
 import { CertificateView } from './certificates.js';
+import { HealthSchema } from '../../protocol/messages.js';
 import { AttemptState, DateTime, DeviceId, FirmwareType, Nullable } from './common.js';
 
 /** Without `type` the device takes the type of its first announce, then keeps it. */
@@ -29,6 +30,7 @@ export const DeviceView = Type.Object({
   online: Type.Boolean(), lastSeenAt: Nullable(DateTime),
   tags: Type.Array(Type.String(), { description: 'operator labels; rollouts can target by tag' }),
   channel: Type.String({ description: 'the release channel the device follows' }),
+  health: Nullable(Type.Object({ ...HealthSchema.properties, at: DateTime }, { description: 'the latest health report of an announce (docs/protocol.md#health), and when it came' })),
 });
 export const DeviceProvisioned = Type.Object({
   device: DeviceView,

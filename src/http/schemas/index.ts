@@ -10,4 +10,5 @@ export * from './health.js';
 export * from './operators.js';
 export * from './rollouts.js';
 export * from './tokens.js';
+export * from './webhooks.js';
 export * from './keys.js';

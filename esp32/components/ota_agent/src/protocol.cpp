@@ -343,6 +343,37 @@ size_t encode_status(const StatusReport& report, char* out, size_t cap) {
     return ok ? print_into(root, out, cap) : 0;
 }
 
+// docs/protocol.md#health: only what the port filled in.
+static bool add_health(cJSON* root, const DeviceHealth& h) {
+    cJSON* health = cJSON_AddObjectToObject(root, "health");
+    if (health == nullptr) {
+        return false;
+    }
+    bool ok = true;
+    if (h.has_rssi) {
+        ok = ok && cJSON_AddNumberToObject(health, "rssi", h.rssi) != nullptr;
+    }
+    if (h.has_heap) {
+        ok = ok && cJSON_AddNumberToObject(health, "freeHeap", h.free_heap) != nullptr &&
+             cJSON_AddNumberToObject(health, "minFreeHeap", h.min_free_heap) != nullptr;
+    }
+    if (h.has_uptime) {
+        ok = ok && cJSON_AddNumberToObject(health, "uptimeS", h.uptime_s) != nullptr;
+    }
+    if (h.reset_reason != nullptr) {
+        ok = ok && add_string(health, "resetReason", h.reset_reason);
+    }
+    if (h.has_partition_size) {
+        ok = ok && cJSON_AddNumberToObject(health, "partitionSize", h.partition_size) != nullptr;
+    }
+    if (h.has_elf_sha256) {
+        char hex[2 * kSha256Bytes + 1];
+        sha256_to_hex(h.elf_sha256, hex);
+        ok = ok && add_string(health, "elfSha256", hex);
+    }
+    return ok;
+}
+
 size_t encode_announce(const Announce& announce, char* out, size_t cap) {
     JsonTree tree(cJSON_CreateObject());
     cJSON* root = tree.get();
@@ -361,6 +392,9 @@ size_t encode_announce(const Announce& announce, char* out, size_t cap) {
     }
     if (ok && announce.slot != nullptr) {
         ok = add_string(root, "slot", announce.slot);
+    }
+    if (ok && announce.health != nullptr) {
+        ok = add_health(root, *announce.health);
     }
     return ok ? print_into(root, out, cap) : 0;
 }

@@ -215,9 +215,12 @@ void UpdateAgent::after_subscribed() {
 }
 
 void UpdateAgent::announce() {
+    DeviceHealth health{};
+    const bool has_health = port_.read_health(&health);
     const Announce a{type_, running_.image.app.version, running_.chip[0] != '\0' ? running_.chip : nullptr,
                      running_.image.app.idf_ver[0] != '\0' ? running_.image.app.idf_ver : nullptr,
-                     running_.image.app.secure_version, running_.slot[0] != '\0' ? running_.slot : nullptr};
+                     running_.image.app.secure_version, running_.slot[0] != '\0' ? running_.slot : nullptr,
+                     has_health ? &health : nullptr};
     const size_t len = encode_announce(a, message_, sizeof(message_));
     if (len == 0 || !port_.publish(topics_.announce(), message_, len)) {
         logf(LogLevel::warn, "announce not sent");

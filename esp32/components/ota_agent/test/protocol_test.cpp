@@ -201,6 +201,35 @@ TEST(EncodeAnnounce, HasTheProtocolFields) {
     EXPECT_STREQ(buf, R"({"type":"thermostat","version":"1.2.0","secureVersion":0})");
 }
 
+TEST(EncodeAnnounce, CarriesTheHealthThePortFilledIn) {
+    char buf[768];
+    DeviceHealth h{};
+    h.has_rssi = true;
+    h.rssi = -61;
+    h.has_heap = true;
+    h.free_heap = 182344;
+    h.min_free_heap = 150112;
+    h.has_uptime = true;
+    h.uptime_s = 42;
+    h.reset_reason = "panic";
+    h.has_partition_size = true;
+    h.partition_size = 1572864;
+    h.has_elf_sha256 = true;
+    for (size_t i = 0; i < kSha256Bytes; ++i) {
+        h.elf_sha256[i] = static_cast<uint8_t>(i);
+    }
+    const Announce a{"thermostat", "1.2.0", nullptr, nullptr, 0, "ota_1", &h};
+    ASSERT_GT(encode_announce(a, buf, sizeof(buf)), 0u);
+    EXPECT_STREQ(buf, R"({"type":"thermostat","version":"1.2.0","secureVersion":0,"slot":"ota_1","health":{"rssi":-61,"freeHeap":182344,"minFreeHeap":150112,"uptimeS":42,"resetReason":"panic","partitionSize":1572864,"elfSha256":"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"}})");
+
+    DeviceHealth only_uptime{};
+    only_uptime.has_uptime = true;
+    only_uptime.uptime_s = 7;
+    const Announce b{"thermostat", "1.2.0", nullptr, nullptr, 0, nullptr, &only_uptime};
+    ASSERT_GT(encode_announce(b, buf, sizeof(buf)), 0u);
+    EXPECT_STREQ(buf, R"({"type":"thermostat","version":"1.2.0","secureVersion":0,"health":{"uptimeS":7}})");
+}
+
 TEST(UpdateState, NamesMatchTheProtocol) {
     EXPECT_STREQ(to_string(UpdateState::rolled_back), "rolled_back");
     EXPECT_TRUE(is_final(UpdateState::rejected));

@@ -7,6 +7,7 @@ import { keepLive } from '../live.js';
 import { field, messageArea, whileBusy } from '../ui/form.js';
 import { pageHeader, section } from '../ui/page.js';
 import { cell, keyedRows } from '../ui/table.js';
+import { confirmDialog } from '../ui/confirm.js';
 
 export function renderFirmware({ main, signal }) {
   const messages = messageArea();
@@ -15,27 +16,52 @@ export function renderFirmware({ main, signal }) {
     h('caption', { class: 'visually-hidden' }, 'Firmware catalog, newest first'),
     h('thead', {}, h('tr', {}, ['Type', 'Version', 'Channel', 'Chip', 'ESP-IDF', 'Signed by', 'Size', 'SHA-256', 'Uploaded', ''].map((c) => h('th', { scope: 'col' }, c)))),
     tbody);
-  const sync = keyedRows(tbody, { key: (fw) => fw.id, create: firmwareRow, empty: 'No firmware uploaded yet.', columns: 10 });
+  const actions = { remove: (fw) => remove(fw) };
+  const sync = keyedRows(tbody, { key: (fw) => fw.id, create: () => firmwareRow(actions), empty: 'No firmware uploaded yet.', columns: 10 });
   const live = keepLive({
     signal,
     events: null,
-    load: () => call('GET', '/api/firmware', { signal }),
+    async load() {
+      const [firmware, devices] = await Promise.all([call('GET', '/api/firmware', { signal }), call('GET', '/api/devices', { signal })]);
+      // "Roll out" only where a rollout could reach a device: a type with none would target nothing.
+      const withDevices = new Set(devices.map((d) => d.type));
+      return firmware.map((fw) => ({ ...fw, hasDevices: withDevices.has(fw.type) }));
+    },
     render: sync,
     onError: (err) => messages.show('error', describeError(err)),
   });
+  async function remove(fw) {
+    const go = await confirmDialog({
+      title: `Delete ${fw.type} ${fw.version}?`,
+      message: 'The image file is deleted and the catalog no longer offers it. Rollouts that used it keep their history. A firmware that a running rollout uses cannot be deleted.',
+      confirmLabel: 'Delete firmware', danger: true,
+    });
+    if (!go) return;
+    try {
+      await call('DELETE', `/api/firmware/${encodeURIComponent(fw.id)}`, { signal });
+      messages.show('success', `Deleted ${fw.type} ${fw.version}.`);
+      announce(`Deleted ${fw.type} ${fw.version}`);
+      live.reload();
+    } catch (err) {
+      if (err.name !== 'AbortError') messages.show('error', `Not deleted: ${describeError(err)}`);
+    }
+  }
+
   main.append(
     pageHeader('Firmware').el,
     ...(session.mayChange ? [uploadForm(signal, () => live.reload())] : []),
     section('Catalog', messages.el, h('div', { class: 'table-scroll' }, table)));
 }
 
-function firmwareRow() {
+function firmwareRow(actions) {
   const cells = Array.from({ length: 10 }, () => cell());
   return {
     el: h('tr', {}, cells.map((c) => c.el)),
     update(fw) {
       cells[0].set(fw.type);
-      cells[1].set(fw.version);
+      // The image's own version string, when the catalog's (normalised, or given in the form) differs.
+      const own = fw.image?.version && fw.image.version !== fw.version ? fw.image.version : null;
+      cells[1].set([fw.version, own], ([v, o]) => (o ? [v, ' ', h('small', { class: 'muted', title: 'the version string in the image' }, `(image: ${o})`)] : v));
       cells[2].set(fw.channel);
       cells[3].set(fw.image?.chip ?? null, orDash);
       cells[4].set(fw.image?.idfVersion ?? null, orDash);
@@ -43,7 +69,11 @@ function firmwareRow() {
       cells[6].set(fw.size, bytes);
       cells[7].set(fw.sha256, (sha) => h('code', { title: sha }, shortHash(sha)));
       cells[8].set(fw.createdAt, dateTime);
-      cells[9].set(session.mayChange ? fw.id : null, (id) => (id ? h('a', { href: `#/rollouts/new?firmware=${encodeURIComponent(id)}`, 'aria-label': `Roll out ${fw.type} ${fw.version}` }, 'Roll out') : ''));
+      cells[9].set(session.mayChange ? [fw.id, fw.hasDevices] : null, (v) => (v ? h('span', { class: 'row-actions' },
+        v[1] ? h('a', { href: `#/rollouts/new?firmware=${encodeURIComponent(v[0])}`, 'aria-label': `Roll out ${fw.type} ${fw.version}` }, 'Roll out')
+          : h('span', { class: 'muted', title: `no ${fw.type} device is known yet` }, 'no devices'),
+        ' ',
+        h('button', { type: 'button', class: 'button-quiet', 'aria-label': `Delete ${fw.type} ${fw.version}`, onclick: () => actions.remove(fw) }, 'Delete')) : ''));
     },
   };
 }

@@ -6,6 +6,7 @@ import { keepLive } from '../live.js';
 import { isFinished, summarize } from '../rollout-model.js';
 import { rolloutStateBadge } from '../ui/badge.js';
 import { versionsChart } from '../ui/chart.js';
+import { versionHistoryChart } from '../ui/history-charts.js';
 import { messageArea } from '../ui/form.js';
 import { link, pageHeader, section } from '../ui/page.js';
 import { rolloutProgress } from '../ui/progress.js';
@@ -16,13 +17,16 @@ export function renderOverview({ main, signal }) {
   const charts = h('div', { class: 'charts' });
   const rollouts = h('ul', { class: 'rollout-cards' });
   const messages = messageArea();
+  const history = h('div', { class: 'charts' });
+  const historyCharts = new Map(); // type → chart, made once per type seen
   main.append(
     pageHeader('Fleet overview').el, messages.el,
     h('section', { 'aria-label': 'Fleet figures' }, tiles),
     section('Firmware versions by device type',
       h('p', { class: 'legend' }, h('span', { class: 'swatch swatch-online' }), 'online ', h('span', { class: 'swatch swatch-offline' }), 'offline'),
       charts),
-    section('Rollouts in progress', rollouts));
+    section('Rollouts in progress', rollouts),
+    section('Versions over time', history));
 
   keepLive({
     signal,
@@ -41,6 +45,11 @@ export function renderOverview({ main, signal }) {
       messages.clear();
       fill(tiles, figures(health, devices, active));
       fill(charts, versionCharts(devices));
+      for (const type of [...new Set(devices.map((d) => d.type).filter(Boolean))].sort()) {
+        if (!historyCharts.has(type)) { if (!historyCharts.size) history.replaceChildren(); historyCharts.set(type, versionHistoryChart(type, signal)); history.append(historyCharts.get(type).el); }
+        historyCharts.get(type).poke();
+      }
+      if (!historyCharts.size) fill(history, h('p', { class: 'muted' }, 'No devices yet.'));
       fill(rollouts, active.length ? active.map(rolloutCard) : h('li', { class: 'muted' }, 'No rollout is running. ', link('Start one', 'rollouts', 'new'), '.'));
     },
     onError: (err) => messages.show('error', describeError(err)),

@@ -14,6 +14,7 @@ import { link, pageHeader, section } from '../ui/page.js';
 import { attemptProgress, rolloutProgress } from '../ui/progress.js';
 import { cell, keyedRows } from '../ui/table.js';
 import { deviceStanding, retryNote, steeringControls, steeringSummary, waitingText } from './rollout-steering.js';
+import { rolloutTimelineChart } from '../ui/history-charts.js';
 
 const CONTROL_LABELS = { pause: 'Pause', resume: 'Resume', cancel: 'Cancel rollout' };
 const CONTROL_DONE = { pause: 'paused', resume: 'resumed', cancel: 'cancelled' };
@@ -35,9 +36,10 @@ export function renderRollout({ main, params: [id], signal }) {
   const syncWaves = keyedRows(waves, { key: (w) => w.index, create: waveRow, empty: 'No waves.', columns: 7 });
   const syncDevices = keyedRows(devices, { key: (d) => d.deviceId, create: deviceRow, empty: 'No device is targeted.', columns: 7 });
 
+  const timeline = rolloutTimelineChart(id, signal);
   main.append(
     header.el, messages.el, steering.panel,
-    section('Progress', status, steeringLine, h('div', { id: 'rollout-summary' }, progress.el), counts),
+    section('Progress', status, steeringLine, h('div', { id: 'rollout-summary' }, progress.el), counts, timeline.el),
     section('Waves', h('div', { class: 'table-scroll' }, table(['Wave', 'Planned (cumulative)', 'Devices', 'Succeeded', 'Failed', 'Skipped', 'Progress'], waves))),
     section('Plan', plan),
     section('Devices', h('div', { class: 'table-scroll' }, table(['Device', 'Wave', 'From', 'State', 'Progress', 'Error', 'Updated'], devices))),
@@ -53,6 +55,7 @@ export function renderRollout({ main, params: [id], signal }) {
   });
 
   function render(r) {
+    timeline.poke();
     header.title.textContent = r.name ? `Rollout ${r.name}` : `Rollout ${r.id}`;
     document.title = `${header.title.textContent} · mqota`;
     fill(header.subtitle, `${r.firmware.type} ${r.firmware.version} · created by ${orDash(r.createdBy)}, ${dateTime(r.createdAt)}`);

@@ -41,6 +41,7 @@ export const swaggerPlugin = fp(async (app: FastifyInstance) => {
         { name: 'rollouts', description: 'moving devices to a firmware' },
         { name: 'tokens', description: 'API tokens and their roles (admin)' },
         { name: 'audit', description: 'who changed what, when' },
+        { name: 'webhooks', description: 'fleet events sent to your HTTPS receivers (admin to change)' },
         { name: 'keys', description: 'firmware signing keys: Secure Boot v2 public keys uploads are checked against (admin changes them)' },
         { name: 'images', description: 'image downloads: devices with their client certificate, or a token (MQOTA_IMAGE_ACCESS)' },
         { name: 'health', description: 'for load balancers (no token)' },

@@ -2,6 +2,9 @@
 // src/http/dashboard, and /states.js, the state vocabulary generated from src/rollouts/states.ts.
 // Every call it makes goes to /api with the operator's bearer token.
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
@@ -47,6 +50,17 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();
     return vocabulary;
   });
+  // The charting library, from its npm package (no CDN, no copy in the repository).
+  const uplotDir = path.dirname(createRequire(import.meta.url).resolve('uplot'));
+  for (const [route, file, type] of [['/vendor/uPlot.esm.js', 'uPlot.esm.js', 'text/javascript'], ['/vendor/uPlot.min.css', 'uPlot.min.css', 'text/css']]) {
+    const body = await readFile(path.join(uplotDir, file));
+    const tag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+    app.get(route, async (req, reply) => {
+      reply.header('etag', tag).type(`${type}; charset=utf-8`);
+      if (req.headers['if-none-match'] === tag) return reply.code(304).send();
+      return body;
+    });
+  }
   // One route per file found at start-up (wildcard: false), so any other path still reaches the
   // app's 404 handler and nothing outside the folder can be named.
   await app.register(fastifyStatic, {

@@ -12,7 +12,7 @@ import { DeviceCreateBody, DeviceDetail, DeviceLabelsBody, DeviceListQuery, Devi
 function deviceView(d: Device) {
   return {
     id: d.id, type: d.type, version: d.version, chip: d.chip, idfVersion: d.idfVersion, secureVersion: d.secureVersion,
-    slot: d.slot, online: d.online, lastSeenAt: d.lastSeenAt, tags: d.tags, channel: d.channel,
+    slot: d.slot, online: d.online, lastSeenAt: d.lastSeenAt, tags: d.tags, channel: d.channel, health: d.health,
   };
 }
 

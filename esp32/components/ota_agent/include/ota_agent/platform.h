@@ -37,6 +37,24 @@ struct RunningImage {
     uint32_t passive_slot_size;            // bytes
 };
 
+// What a device says of its condition in each announce (docs/protocol.md#health). A port fills
+// what it can and sets each has_* flag; reset_reason is one of the names of docs/protocol.md
+// (esp_reset_reason_t: "poweron", "software", "panic", "task_wdt", ...) or nullptr.
+struct DeviceHealth {
+    bool has_rssi;
+    int8_t rssi;                   // dBm of the access point
+    bool has_heap;
+    uint32_t free_heap;            // bytes
+    uint32_t min_free_heap;        // bytes, least since boot
+    bool has_uptime;
+    uint32_t uptime_s;
+    const char* reset_reason;      // static string, or nullptr
+    bool has_partition_size;
+    uint32_t partition_size;       // bytes of the running partition
+    bool has_elf_sha256;
+    uint8_t elf_sha256[kSha256Bytes];
+};
+
 struct TransferRequest {
     const char* url;
     uint32_t expected_size;
@@ -82,6 +100,11 @@ public:
     virtual bool describe_last_invalid_image(ImageDescription* out) = 0;
     // Anti-rollback secure version burnt in eFuse (0 if never burnt).
     virtual uint32_t hardware_secure_version() = 0;
+    // Health for the announce; false (the default) sends none.
+    virtual bool read_health(DeviceHealth* out) {
+        (void)out;
+        return false;
+    }
     // Application-specific check of a freshly booted image (sensors, peripherals); true = fine.
     virtual bool application_self_test() = 0;
     // Asked before an update is accepted (docs/protocol.md "Deferral"): the application may put

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "ota_agent/limits.h"
+#include "ota_agent/platform.h"
 
 namespace mqota {
 
@@ -124,6 +125,7 @@ struct Announce {
     const char* idf;       // nullptr to omit
     uint32_t secure_version;
     const char* slot;      // nullptr to omit
+    const DeviceHealth* health = nullptr;  // nullptr to omit
 };
 
 // Encoders write compact JSON and a terminating NUL into out[0..cap) and return the JSON length,

@@ -13,6 +13,7 @@
 #include "esp_partition.h"
 #include "esp_system.h"
 #include "esp_timer.h"
+#include "esp_wifi.h"
 #include "mbedtls/sha256.h"
 #include "sdkconfig.h"
 
@@ -117,6 +118,54 @@ bool EspIdfPort::describe_last_invalid_image(ImageDescription* out) {
 }
 
 uint32_t EspIdfPort::hardware_secure_version() { return esp_efuse_read_secure_version(); }
+
+// esp_reset_reason_t (esp_system.h) by the names of docs/protocol.md#health.
+static const char* reset_reason_name(esp_reset_reason_t reason) {
+    switch (reason) {
+        case ESP_RST_POWERON: return "poweron";
+        case ESP_RST_EXT: return "external";
+        case ESP_RST_SW: return "software";
+        case ESP_RST_PANIC: return "panic";
+        case ESP_RST_INT_WDT: return "int_wdt";
+        case ESP_RST_TASK_WDT: return "task_wdt";
+        case ESP_RST_WDT: return "wdt";
+        case ESP_RST_DEEPSLEEP: return "deepsleep";
+        case ESP_RST_BROWNOUT: return "brownout";
+        case ESP_RST_SDIO: return "sdio";
+        case ESP_RST_USB: return "usb";
+        case ESP_RST_JTAG: return "jtag";
+        case ESP_RST_EFUSE: return "efuse";
+        case ESP_RST_PWR_GLITCH: return "pwr_glitch";
+        case ESP_RST_CPU_LOCKUP: return "cpu_lockup";
+        default: return "unknown";
+    }
+}
+
+bool EspIdfPort::read_health(DeviceHealth* out) {
+    *out = DeviceHealth{};
+    wifi_ap_record_t ap;
+    // ESP_ERR_WIFI_NOT_CONNECT (or Wi-Fi not started, on an Ethernet board): no RSSI to give.
+    if (esp_wifi_sta_get_ap_info(&ap) == ESP_OK) {
+        out->has_rssi = true;
+        out->rssi = ap.rssi;
+    }
+    out->has_heap = true;
+    out->free_heap = esp_get_free_heap_size();
+    out->min_free_heap = esp_get_minimum_free_heap_size();
+    out->has_uptime = true;
+    out->uptime_s = static_cast<uint32_t>(esp_timer_get_time() / 1000000);
+    out->reset_reason = reset_reason_name(esp_reset_reason());
+    const esp_partition_t* running = esp_ota_get_running_partition();
+    if (running != nullptr) {
+        out->has_partition_size = true;
+        out->partition_size = running->size;
+    }
+    // The ELF's SHA-256, written into the app descriptor at build time. Read from the descriptor:
+    // esp_app_get_elf_sha256() gives only CONFIG_APP_RETRIEVE_LEN_ELF_SHA hex digits (9 by default).
+    out->has_elf_sha256 = true;
+    memcpy(out->elf_sha256, esp_app_get_description()->app_elf_sha256, kSha256Bytes);
+    return true;
+}
 
 bool EspIdfPort::application_self_test() { return self_test_ == nullptr || self_test_(self_test_ctx_); }
 

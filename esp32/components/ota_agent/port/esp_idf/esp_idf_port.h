@@ -34,6 +34,7 @@ public:
     bool application_defers_update(const char* version, uint32_t size, uint32_t* retry_after_s, char* reason, size_t cap) override {
         return defer_ != nullptr && defer_(version, size, retry_after_s, reason, cap, defer_ctx_);
     }
+    bool read_health(DeviceHealth* out) override;
     bool confirm_running_image() override;
     bool reject_running_image_and_reboot() override;
     void reboot() override;

@@ -1,18 +1,61 @@
 #include "linux_port.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <memory>
 
 #include <string>
 
 #include "log.h"
 
 namespace mqota::linux_port {
+namespace {
+
+bool file_sha256(const char* path, uint8_t digest[kSha256Bytes]) {
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1;
+    uint8_t buf[16384];
+    ssize_t n;
+    while (ok && (n = ::read(fd, buf, sizeof(buf))) > 0) {
+        ok = EVP_DigestUpdate(ctx.get(), buf, static_cast<size_t>(n)) == 1;
+    }
+    ::close(fd);
+    unsigned int out_len = 0;
+    return ok && EVP_DigestFinal_ex(ctx.get(), digest, &out_len) == 1 && out_len == kSha256Bytes;
+}
+
+}  // namespace
 
 LinuxPort::LinuxPort(FlashSlots& slots, FileKvStore& kv, MosquittoLink& link, CurlTransfer& transfer,
-                     uint32_t efuse_secure_version, std::function<void()> reboot)
+                     uint32_t efuse_secure_version, std::function<void()> reboot, const char* reset_reason)
     : slots_(slots), kv_(kv), link_(link), transfer_(transfer), efuse_secure_version_(efuse_secure_version),
-      reboot_(std::move(reboot)) {}
+      reboot_(std::move(reboot)), reset_reason_(reset_reason), started_ms_(now_ms()) {}
+
+bool LinuxPort::read_health(DeviceHealth* out) {
+    if (!elf_hashed_) {
+        elf_hashed_ = true;
+        has_elf_sha256_ = file_sha256("/proc/self/exe", elf_sha256_);
+    }
+    *out = DeviceHealth{};
+    out->has_uptime = true;
+    out->uptime_s = static_cast<uint32_t>((now_ms() - started_ms_) / 1000u);
+    out->reset_reason = reset_reason_;
+    out->has_partition_size = true;
+    out->partition_size = slots_.slot_size();
+    out->has_elf_sha256 = has_elf_sha256_;
+    memcpy(out->elf_sha256, elf_sha256_, sizeof(elf_sha256_));
+    return true;
+}
 
 uint64_t LinuxPort::now_ms() {
     struct timespec ts;

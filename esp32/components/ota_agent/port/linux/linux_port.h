@@ -22,7 +22,7 @@ using DeferralCallback = std::function<bool(const char* version, uint32_t size, 
 class LinuxPort final : public DevicePort {
 public:
     LinuxPort(FlashSlots& slots, FileKvStore& kv, MosquittoLink& link, CurlTransfer& transfer,
-              uint32_t efuse_secure_version, std::function<void()> reboot);
+              uint32_t efuse_secure_version, std::function<void()> reboot, const char* reset_reason = "poweron");
 
     uint64_t now_ms() override;
     void log(LogLevel level, const char* message) override;
@@ -39,6 +39,9 @@ public:
         return defer_ && defer_(version, size, retry_after_s, reason, cap);
     }
     void set_deferral(DeferralCallback defer) { defer_ = std::move(defer); }
+    // Uptime of this run, the slot size, why it started, the SHA-256 of this program's ELF
+    // (/proc/self/exe). No Wi-Fi and no heap figure comparable to the chip's: those are left out.
+    bool read_health(DeviceHealth* out) override;
     bool confirm_running_image() override { return slots_.mark_running_valid(); }
     bool reject_running_image_and_reboot() override;
     void reboot() override { reboot_(); }
@@ -64,6 +67,11 @@ private:
     uint32_t efuse_secure_version_;
     std::function<void()> reboot_;
     DeferralCallback defer_;
+    const char* reset_reason_;
+    uint64_t started_ms_;
+    bool elf_hashed_ = false;
+    bool has_elf_sha256_ = false;
+    uint8_t elf_sha256_[kSha256Bytes] = {};
 };
 
 }  // namespace mqota::linux_port

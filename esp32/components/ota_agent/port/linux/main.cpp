@@ -19,6 +19,7 @@
 #include "file_kv_store.h"
 #include "flash_slots.h"
 #include "linux_port.h"
+#include "reset_reason.h"
 #include "log.h"
 #include "mosquitto_link.h"
 #include "openssl_trust.h"
@@ -243,16 +244,19 @@ int main(int argc, char** argv) {
         }
     }
 
+    const char* reset_reason = take_reset_reason(options.state_dir);
+
     // Second-stage bootloader.
     const int running = slots.boot(&error);
     if (running < 0) {
         log_line(LogLevel::error, "boot", "%s; install an image with --install", error.c_str());
         return kExitNoImage;
     }
-    log_line(LogLevel::info, "boot", "booting %s (%s)", FlashSlots::label(running), to_string(slots.state(running)));
+    log_line(LogLevel::info, "boot", "booting %s (%s), reset reason %s", FlashSlots::label(running), to_string(slots.state(running)), reset_reason);
     const char* crash = getenv("MQOTA_SIM_CRASH_BEFORE_CONFIRM");
     if (crash != nullptr && strcmp(crash, "1") == 0 && slots.state(running) == SlotState::pending_verify) {
         log_line(LogLevel::warn, "boot", "MQOTA_SIM_CRASH_BEFORE_CONFIRM: crashing before the image confirms itself");
+        note_reset_reason("panic");
         _exit(kExitSimulatedCrash);
     }
 
@@ -270,8 +274,9 @@ int main(int argc, char** argv) {
         log_line(LogLevel::info, "main", "rebooting");
         transfer.abort();
         link.stop();
+        note_reset_reason("software");
         reexec(reboot_args);
-    });
+    }, reset_reason);
 
     // The simulated application: busy for the first N offers (docs/protocol.md "Deferral").
     uint32_t offers = 0;

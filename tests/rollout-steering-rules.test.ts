@@ -23,7 +23,7 @@ function firmware(): Firmware {
 }
 
 function device(id: string, online = true): AnnouncedDevice {
-  return { id, type: 'lamp', version: '1.0.0', chip: null, idfVersion: null, secureVersion: null, slot: null, online, lastSeenAt: new Date(T0), tags: [], channel: 'stable' } as AnnouncedDevice;
+  return { id, type: 'lamp', version: '1.0.0', chip: null, idfVersion: null, secureVersion: null, slot: null, online, lastSeenAt: new Date(T0), tags: [], channel: 'stable', health: null } as AnnouncedDevice;
 }
 
 function rollout(members: Record<string, number>, opts: { policy?: Partial<RolloutPolicy>; plan?: WavePlan; wave?: number } = {}): ActiveRollout {

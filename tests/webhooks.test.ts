@@ -24,7 +24,11 @@ import { startTestServer, type TestServer } from './support/server.js';
 
 type Json = Record<string, any>;
 
-/** A clock the test moves; timers fire when it passes their time. */
+/**
+ * A clock the test moves; timers fire when it passes their time. A timer already due when it is
+ * set fires at once, as a real one would: the dispatcher may arm its next timer only after the
+ * test saw the try in the database and moved the clock past it.
+ */
 class ManualClock implements Clock {
   private timers = new Set<{ at: number; fn: () => void }>();
   constructor(public t: number) {}
@@ -32,6 +36,7 @@ class ManualClock implements Clock {
   setTimer(fn: () => void, ms: number) {
     const timer = { at: this.t + ms, fn };
     this.timers.add(timer);
+    if (ms <= 0) setImmediate(() => { if (this.timers.delete(timer)) fn(); });
     return { cancel: () => { this.timers.delete(timer); } };
   }
   advanceTo(t: number) {

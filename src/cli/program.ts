@@ -1,15 +1,18 @@
 // `mqota` command line: every command, option and its help. Everything that touches the catalog
 // goes through the HTTPS API, so the CLI works while the service runs (PGlite admits one process).
 // Built without being run (main.ts runs it), so tests can walk the commands.
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import tab from '@bomb.sh/tab/commander';
 import { ApiClient } from './api-client.js';
 import { resolveConnection, type Connection } from './connection.js';
+import { NVS_GENERATE_COMMAND, writeDeviceBundle, type DeviceBundleFiles } from './bundle.js';
+import { importDevices, readImportFile } from './device-import.js';
 import { registerBrokerConfig } from './broker-config.js';
 import { HEALTH_COLUMNS, healthColumns, type DeviceHealthView } from './health-columns.js';
 import { registerLogin } from './login.js';
+import { registerProvision } from './provision.js';
 import { deviceRow, renderRollout, waveRow, watchExitCode, watchRollout } from './rollout-watch.js';
 import { registerSigning } from './signing.js';
 import { registerSimulate } from './simulate.js';
@@ -65,36 +68,55 @@ program.command('start').description('run the service (the same as npm start)').
 });
 
 const device = program.command('device').description('the fleet: list devices, their update history; provision devices, rotate and revoke their certificates');
+type BundleAnswer = { bundle: DeviceBundleFiles & { fingerprint: string } };
+
 device.command('add').argument('<deviceId>', 'id of the new device: its certificate CN and MQTT client id')
   .description('issue a device certificate (CN = deviceId) and write a bundle ready to flash')
   .option('--type <firmwareType>', 'firmware type the device runs (without it, the type of its first announce, then kept)')
+  .option('--csr <file>', 'PEM CSR of a key the device made itself (ECDSA P-256 or RSA >= 2048): the bundle then has no key')
   .option('--out <dir>', 'bundle folder (default ./<deviceId>)')
-  .action(async (deviceId: string, o: { type?: string; out?: string }) => withClient(async (api) => {
-    const res = await api.call<{ bundle: { deviceId: string; type: string; brokerUrl: string; certPem: string; keyPem: string; caPem: string; fingerprint: string } }>(
-      'POST', '/api/devices', { id: deviceId, type: o.type });
+  .action(async (deviceId: string, o: { type?: string; csr?: string; out?: string }) => withClient(async (api) => {
+    const csrPem = o.csr === undefined ? undefined : await readFile(o.csr, 'utf8');
+    const res = await api.call<BundleAnswer>('POST', '/api/devices', JSON.parse(JSON.stringify({ id: deviceId, type: o.type, csrPem })));
     const dir = path.resolve(o.out ?? deviceId);
-    await writeBundle(dir, res.bundle);
+    await writeDeviceBundle(dir, res.bundle);
     print({ ...res, bundle: { ...res.bundle, keyPem: undefined, dir } }, () =>
-      `device ${deviceId} (${o.type ?? "type taken from its first announce"}) provisioned; bundle in ${dir}\n  certificate fingerprint ${res.bundle.fingerprint}\n  broker ${res.bundle.brokerUrl}`);
+      `device ${deviceId} (${o.type ?? "type taken from its first announce"}) provisioned; bundle in ${dir}${csrPem ? ' (no key: the device holds its own)' : ''}\n  certificate fingerprint ${res.bundle.fingerprint}\n  broker ${res.bundle.brokerUrl}`);
   }));
 
-async function writeBundle(dir: string, b: { deviceId: string; type: string; brokerUrl: string; certPem: string; keyPem: string; caPem: string; commandKeyPem?: string | null; imageKeyDigests?: string[] }): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeFile(path.join(dir, 'device.crt'), b.certPem);
-  await writeFile(path.join(dir, 'device.key'), b.keyPem, { mode: 0o600 });
-  await chmod(path.join(dir, 'device.key'), 0o600);
-  await writeFile(path.join(dir, 'ca.crt'), b.caPem);
-  // The command key's public half: with it, the device acts only on update commands the server signed.
-  if (b.commandKeyPem) await writeFile(path.join(dir, 'command-key.pem'), b.commandKeyPem);
-  await writeFile(path.join(dir, 'device.json'), `${JSON.stringify({
-    deviceId: b.deviceId, type: b.type, brokerUrl: b.brokerUrl, ...(b.imageKeyDigests?.length ? { imageKeyDigests: b.imageKeyDigests } : {}),
-  }, null, 2)}\n`);
-  // For ESP-IDF's nvs_partition_gen.py (run it inside this folder): per-device secrets live in NVS, not in the firmware.
-  await writeFile(path.join(dir, 'nvs.csv'), [
-    'key,type,encoding,value', 'mqota,namespace,,', `device_id,data,string,${b.deviceId}`, `broker_uri,data,string,${b.brokerUrl}`,
-    'client_cert,file,string,device.crt', 'client_key,file,string,device.key', 'ca_cert,file,string,ca.crt',
-    ...(b.commandKeyPem ? ['command_key,file,string,command-key.pem'] : []), '',
-  ].join('\n'));
+device.command('import').argument('<csvFile>', 'the CSV file: a header line, then one device per line (see below)')
+  .description('provision every device of a CSV file (columns id, type, tags, csr) at once, or none; a bundle with nvs.csv each')
+  .option('--out <dir>', 'folder for the bundles, one <id>/ each (default .)')
+  .addHelpText('after', `
+CSV: a header line, then one device per line. id is required; type optional; tags separated by ';'
+or spaces; csr the path (relative to the CSV file) of a PEM CSR of the device's own key.
+
+  id,type,tags,csr
+  thermo-0001,thermostat,hall;floor-1,
+  thermo-0002,thermostat,hall,csr/thermo-0002.csr
+
+Every row is checked before anything is made; a bad row is named by its line. Flash each device
+with its own NVS partition (in its bundle folder):
+
+  ${NVS_GENERATE_COMMAND}
+  esptool.py write_flash 0x9000 nvs.bin`)
+  .action(async (csvFile: string, o: { out?: string }) => {
+    const bar = progressBar();
+    const rows = await readImportFile(csvFile, (done, total) => bar('checking', done, total));
+    await withClient(async (api) => {
+      const result = await importDevices(api, rows, o.out ?? '.', (done, total) => bar('writing ', done, total));
+      print(result, () => `${result.bundles.length} device(s) provisioned; bundles in ${result.outDir}/<id>/ (${result.bundles.filter((b) => b.ownKey).length} with the device's own key)\n` +
+        `  flash one: cd <id> && ${NVS_GENERATE_COMMAND} && esptool.py write_flash 0x9000 nvs.bin`);
+    });
+  });
+
+/** A one-line progress bar on stderr when it is a terminal; nothing otherwise (scripts, pipes). */
+function progressBar(): (label: string, done: number, total: number) => void {
+  if (!process.stderr.isTTY) return () => undefined;
+  return (label, done, total) => {
+    const pct = total ? Math.floor((done / total) * 100) : 100;
+    process.stderr.write(`\r  ${label} ${'█'.repeat(Math.floor(pct / 4)).padEnd(25, '░')} ${String(done).padStart(String(total).length)}/${total}${done === total ? '\n' : ''}`);
+  };
 }
 
 type RevokedAnswer = { revoked: { serial: string; fingerprint: string | null }[]; disconnected: boolean };
@@ -105,10 +127,9 @@ device.command('certificate').argument('<deviceId>', 'device id (its certificate
   .description('issue a new certificate for a device (rotation, or after revocation) and write a new bundle')
   .option('--out <dir>', 'bundle folder (default ./<deviceId>)')
   .action(async (deviceId: string, o: { out?: string }) => withClient(async (api) => {
-    const res = await api.call<{ bundle: { deviceId: string; type: string; brokerUrl: string; certPem: string; keyPem: string; caPem: string; fingerprint: string } }>(
-      'POST', `/api/devices/${encodeURIComponent(deviceId)}/certificate`);
+    const res = await api.call<BundleAnswer>('POST', `/api/devices/${encodeURIComponent(deviceId)}/certificate`);
     const dir = path.resolve(o.out ?? deviceId);
-    await writeBundle(dir, res.bundle);
+    await writeDeviceBundle(dir, res.bundle);
     print({ ...res, bundle: { ...res.bundle, keyPem: undefined, dir } }, () =>
       `device ${deviceId}: new certificate; bundle in ${dir}\n  certificate fingerprint ${res.bundle.fingerprint}`);
   }));
@@ -362,6 +383,8 @@ for (const [action, description] of Object.entries(ROLLOUT_ACTIONS)) {
     print(r, () => `rollout ${r.id}: ${r.state}, wave ${r.currentWave + 1} of ${r.waveSizes.length}${action === 'retry' ? `; ${r.retried} device(s) get a new attempt` : ''}`);
   }));
 }
+
+registerProvision(program, withClient, print, table);
 
 const token = program.command('token').description('API tokens and their roles (admin)');
 token.command('create').argument('<name>', 'a name for the token (who or what uses it)')

@@ -53,8 +53,10 @@ typedef struct {
         NULL, NULL, NULL, NULL                                                                     \
     }
 
-/* Starts the agent task. ESP_ERR_NOT_FOUND: the device is not provisioned (no mqota/device_id
- * or certificates in NVS); ESP_ERR_INVALID_STATE: already started. */
+/* Starts the agent task. With a claim bundle in NVS and no identity yet, starts the claim
+ * instead: the device makes its key, obtains its certificate and restarts (docs/provisioning.md).
+ * ESP_ERR_NOT_FOUND: the device is not provisioned (neither bundle in NVS); ESP_ERR_NO_MEM: out
+ * of memory; ESP_ERR_INVALID_STATE: already started. */
 esp_err_t ota_agent_start(const ota_agent_config_t *config);
 
 #ifdef __cplusplus

@@ -2,10 +2,16 @@
 // table). The Aedes hooks in broker/index.ts only translate these answers into MQTT behaviour.
 
 import type { ClientRole, Identity } from '../certs/identity.js';
-import { MONITOR_FILTERS, STATUS_TOPIC_FILTERS, topics } from './topics.js';
+import { claimantOf, MONITOR_FILTERS, provisionTopics, STATUS_TOPIC_FILTERS, topics } from './topics.js';
 
 /** Stands for the client's own id (its certificate CN) in ACL_RULES. */
 export const OWN_ID = '{id}';
+/**
+ * Stands, in a claim's rules, for the device id the claim connection asked for in its client id
+ * (`{claimId}:{deviceId}`, sessionIdentity). An external broker cannot read it out of the client
+ * id, so broker-config.ts writes `+` there (docs/provisioning.md).
+ */
+export const CLAIMANT = '{device}';
 
 export interface RoleRules {
   /** Topic filters the role may publish to. */
@@ -24,6 +30,8 @@ export interface RoleRules {
  * - monitor: publishes nothing; reads the status topics and device statuses.
  * - service (mqota on an external broker): reads what devices send, writes their commands and
  *   the status topics.
+ * - claim (a batch's shared certificate, docs/provisioning.md): its claim's request topic, and
+ *   exactly the response topic of the device id it asked for.
  */
 export const ACL_RULES: Readonly<Record<ClientRole, RoleRules>> = {
   device: {
@@ -35,45 +43,110 @@ export const ACL_RULES: Readonly<Record<ClientRole, RoleRules>> = {
     publish: [topics.command('+'), ...STATUS_TOPIC_FILTERS],
     subscribe: [topics.announce('+'), topics.status('+'), topics.presence('+')],
   },
+  claim: {
+    publish: [provisionTopics.request(OWN_ID)],
+    subscribe: [provisionTopics.response(OWN_ID, CLAIMANT)],
+  },
 };
 
 /**
- * ACL_RULES ready for the per-message path (authorizeForward runs for every delivery): each filter
- * split once around OWN_ID, so a check costs a concatenation and, for a filter without wildcards,
- * one string comparison.
+ * A connection made with a claim certificate (`id` = the claim id) on behalf of the device id it
+ * asks for, read from its client id (topics.ts, claimantOf).
  */
-interface CompiledFilter { head: string; tail: string | null; wildcard: boolean }
+export interface ClaimIdentity extends Identity {
+  readonly role: 'claim';
+  readonly deviceId: string;
+}
+
+/** Whether `identity` is a claim connection that named the device it claims for. */
+export function isClaim(identity: Identity): identity is ClaimIdentity {
+  return identity.role === 'claim' && typeof (identity as Partial<ClaimIdentity>).deviceId === 'string';
+}
+
+/**
+ * Who a CONNECT is, or why it is refused, from its certificate's identity and its client id.
+ * A device or monitor: the client id is the certificate CN, which ties the session (and so the
+ * topics) to the certificate. A claim: `{claimId}:{deviceId}`, with a clean session, since a
+ * claim connection is one question and one answer and the broker keeps nothing of it
+ * [MQTT-3.1.2-6].
+ */
+export function sessionIdentity(identity: Identity, clientId: string, cleanSession: boolean): { identity: Identity } | { refused: string } {
+  if (identity.role !== 'claim') {
+    return clientId === identity.id ? { identity } : { refused: 'client id must equal the certificate CN' };
+  }
+  const deviceId = claimantOf(identity.id, clientId);
+  if (!deviceId) return { refused: `a claim certificate connects with client id "${identity.id}:<device id>"` };
+  if (!cleanSession) return { refused: 'a claim connection must use a clean session' };
+  const claim: ClaimIdentity = { ...identity, role: 'claim', deviceId };
+  return { identity: claim };
+}
+
+/**
+ * ACL_RULES ready for the per-message path (authorizeForward runs for every delivery): each filter
+ * split once around its placeholders, so a check costs a concatenation and, for a filter without
+ * wildcards, one string comparison.
+ */
+interface CompiledFilter {
+  /** Literal pieces, with a placeholder between each two. */
+  pieces: string[];
+  /** The placeholder after each piece but the last. */
+  slots: (typeof OWN_ID | typeof CLAIMANT)[];
+  wildcard: boolean;
+}
 const COMPILED = Object.fromEntries(Object.entries(ACL_RULES).map(([role, rules]) => [role, {
   publish: rules.publish.map(compile),
   subscribe: rules.subscribe.map(compile),
 }])) as Record<ClientRole, Record<keyof RoleRules, CompiledFilter[]>>;
 
 function compile(filter: string): CompiledFilter {
-  const at = filter.indexOf(OWN_ID);
-  const wildcard = filter.includes('+') || filter.includes('#');
-  return at < 0 ? { head: filter, tail: null, wildcard } : { head: filter.slice(0, at), tail: filter.slice(at + OWN_ID.length), wildcard };
+  const pieces: string[] = [];
+  const slots: CompiledFilter['slots'] = [];
+  const placeholders = /\{id\}|\{device\}/g;
+  let from = 0;
+  for (const m of filter.matchAll(placeholders)) {
+    pieces.push(filter.slice(from, m.index));
+    slots.push(m[0] as CompiledFilter['slots'][number]);
+    from = m.index! + m[0].length;
+  }
+  pieces.push(filter.slice(from));
+  return { pieces, slots, wildcard: filter.includes('+') || filter.includes('#') };
 }
 
-/** The filter with OWN_ID replaced by this client's id (ids hold no `/`, `+`, `#`). */
-function expand(f: CompiledFilter, id: string): string {
-  return f.tail === null ? f.head : f.head + id + f.tail;
+/**
+ * The filter with OWN_ID replaced by this client's id and CLAIMANT by the device id a claim asked
+ * for (ids hold no `/`, `+`, `#`); null when the client has no such id.
+ */
+function expand(f: CompiledFilter, identity: Identity): string | null {
+  // A claim certificate that named no device (the hooks never store one) may do nothing.
+  if (identity.role === 'claim' && !isClaim(identity)) return null;
+  if (!f.slots.length) return f.pieces[0]!;
+  let out = f.pieces[0]!;
+  for (let i = 0; i < f.slots.length; i++) {
+    const value = f.slots[i] === OWN_ID ? identity.id : isClaim(identity) ? identity.deviceId : null;
+    if (value === null) return null;
+    out += value + f.pieces[i + 1]!;
+  }
+  return out;
 }
 
 /** May this client PUBLISH to `topic`? */
 export function mayPublish(identity: Identity, topic: string): boolean {
   return COMPILED[identity.role].publish.some((f) => {
-    const allowed = expand(f, identity.id);
+    const allowed = expand(f, identity);
+    if (allowed === null) return false;
     return f.wildcard ? topicMatches(allowed, topic) : allowed === topic;
   });
 }
 
 /**
  * May this client SUBSCRIBE with `filter`? Only with a filter that selects nothing outside its
- * role's filters; a device's one filter has no wildcard, so only that exact filter passes.
+ * role's filters; a device's and a claim's one filter has no wildcard, so only that exact filter
+ * passes.
  */
 export function maySubscribe(identity: Identity, filter: string): boolean {
   return COMPILED[identity.role].subscribe.some((f) => {
-    const allowed = expand(f, identity.id);
+    const allowed = expand(f, identity);
+    if (allowed === null) return false;
     return f.wildcard ? filterWithin(filter, allowed) : allowed === filter;
   });
 }
@@ -81,7 +154,8 @@ export function maySubscribe(identity: Identity, filter: string): boolean {
 /** May a message on `topic` be sent to this client? Defence in depth behind maySubscribe. */
 export function mayReceive(identity: Identity, topic: string): boolean {
   return COMPILED[identity.role].subscribe.some((f) => {
-    const allowed = expand(f, identity.id);
+    const allowed = expand(f, identity);
+    if (allowed === null) return false;
     return f.wildcard ? topicMatches(allowed, topic) : allowed === topic;
   });
 }

@@ -4,7 +4,7 @@
 
 import type { AedesOptions, AuthenticateError, Client, Subscription } from 'aedes';
 import type { Logger } from 'pino';
-import { MAX_GRANTED_QOS, mayPublish, mayReceive, maySubscribe } from './acl.js';
+import { MAX_GRANTED_QOS, mayPublish, mayReceive, maySubscribe, sessionIdentity } from './acl.js';
 import { identityFromConnection } from '../certs/identity.js';
 import { identityOf, setIdentity } from './identity.js';
 import type { RefusalReason } from './refusals.js';
@@ -47,13 +47,15 @@ export function createHooks(logger: Logger, isRevoked: RevocationCheck = () => f
         logger.warn({ deviceId: identity.id, role: identity.role, serial: identity.serial, remoteAddress: remoteAddress(client) }, 'mqtt: connection refused: certificate revoked');
         return callback(notAuthorized('certificate revoked'), false);
       }
-      if (client.id !== identity.id) {
-        // Ties the session (and so the topics) to the certificate: no one can take over another id.
+      // Ties the session (and so the topics) to the certificate: no one can take over another id.
+      const session = sessionIdentity(identity, client.id, client.clean);
+      if ('refused' in session) {
         refused('client-id');
-        logger.warn({ deviceId: identity.id, clientId: client.id, role: identity.role }, 'mqtt: connection refused: client id differs from certificate CN');
-        return callback(notAuthorized('client id must equal the certificate CN'), false);
+        logger.warn({ deviceId: identity.id, clientId: client.id, role: identity.role },
+          identity.role === 'claim' ? `mqtt: connection refused: ${session.refused}` : 'mqtt: connection refused: client id differs from certificate CN');
+        return callback(notAuthorized(session.refused), false);
       }
-      setIdentity(client, identity);
+      setIdentity(client, { ...session.identity, serial: identity.serial } as typeof identity);
       callback(null, true);
     },
 

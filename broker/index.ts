@@ -14,9 +14,11 @@ import { guardPacketSize } from './packet-size.js';
 import { Presence } from './presence.js';
 import { Refusals, type RefusalReason } from './refusals.js';
 import { storeOnlyAuthorizedSubscriptions } from './sessions.js';
-import { parseDeviceTopic } from './topics.js';
+import { isClaim, type ClaimIdentity } from './acl.js';
+import type { ConnectionIdentity } from '../certs/identity.js';
+import { MAX_CLIENT_ID_LENGTH, parseDeviceTopic, provisionTopics } from './topics.js';
 
-export { MONITOR_FILTERS, PRESENCE_PAYLOAD, SERVICE_SHARE_GROUP, parseDeviceTopic, topics } from './topics.js';
+export { MONITOR_FILTERS, PRESENCE_PAYLOAD, SERVICE_SHARE_GROUP, parseDeviceTopic, provisionTopics, topics } from './topics.js';
 export type { RevocationCheck } from './hooks.js';
 export { REFUSAL_REASONS, type RefusalReason } from './refusals.js';
 export type { HandshakeStats } from './handshake-gate.js';
@@ -51,6 +53,15 @@ export interface BrokerOptions {
   logger: Logger;
 }
 
+/** A CSR sent with a claim certificate on `provision/{claimId}/request`, for the device id in the client id. */
+export interface ClaimRequest {
+  claimId: string;
+  deviceId: string;
+  /** The claim certificate's serial (normalized), so a request is tied to the certificate it came with. */
+  serial: string;
+  payload: Buffer;
+}
+
 export interface DeviceMessage {
   deviceId: string;
   kind: 'announce' | 'status';
@@ -72,6 +83,11 @@ export interface Broker {
    * that device until then; a rejection closes the connection unacknowledged.
    */
   onDeviceMessage(handler: (m: DeviceMessage) => Promise<void> | void): void;
+  /**
+   * Provisioning requests of claim connections, after the ACL let them through; acknowledged once
+   * the handler resolves. The handler answers on `provision/{claimId}/response/{deviceId}` itself.
+   */
+  onClaimRequest(handler: (r: ClaimRequest) => Promise<void>): void;
   /** A device-role client connected (after its CONNECT was authorized) or disconnected. */
   onPresence(handler: (deviceId: string, online: boolean) => void): void;
   connectedDevices(): number;
@@ -112,11 +128,20 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   const refusals = new Refusals();
 
   const messageHandlers: ((m: DeviceMessage) => Promise<void> | void)[] = [];
+  let claimHandler: ((r: ClaimRequest) => Promise<void>) | undefined;
   const presenceHandlers: ((deviceId: string, online: boolean) => void)[] = [];
 
   // A device's announce or status, handed to the orchestrator before the broker acknowledges it.
   const beforeAck: BeforeAck = (client, packet) => {
     const identity = identityOf(client);
+    if (identity && isClaim(identity)) {
+      // authorizePublish allowed only this claim's request topic.
+      if (!claimHandler || packet.topic !== provisionTopics.request(identity.id)) return null;
+      return claimHandler({
+        claimId: identity.id, deviceId: identity.deviceId, serial: (identity as ClaimIdentity & Partial<ConnectionIdentity>).serial ?? "",
+        payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+      });
+    }
     if (identity?.role !== 'device' || !messageHandlers.length) return null;
     const parsed = parseDeviceTopic(packet.topic);
     // authorizePublish already held devices to their own topics; this is the second look.
@@ -136,8 +161,8 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     // connect deadline below counts from the accept, before this one starts; this one also covers
     // the plaintext listener.
     connectTimeout: connectTimeoutMs,
-    // Our ids are up to 64 characters: [MQTT-3.1.3-5] requires 23, a server may allow more (§3.1.3.1).
-    maxClientsIdLength: 64,
+    // Our ids are up to 64 characters, a claim's 129: [MQTT-3.1.3-5] requires 23, a server may allow more (§3.1.3.1).
+    maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
     // No in-flight limit in the message router: with one (Aedes' default is 100), mqemitter drains
     // its queue recursively, one stack frame per queued message without a subscriber, and a
     // rollout wave of a few thousand commands plus their fleet events overflowed the stack.
@@ -161,11 +186,19 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
 
   // Monitoring clients' connections, kept only so a revoked certificate can be cut off.
   const monitors = new Presence(() => undefined);
+  // Claim connections by claim id: many devices of a batch share one certificate.
+  const claims = new Map<string, Set<Client>>();
 
   aedes.on('client', (client) => {
     const identity = identityOf(client);
     if (!identity) return;
     logger.info({ deviceId: identity.id, role: identity.role, clean: client.clean }, 'mqtt: client connected');
+    if (identity.role === 'claim') {
+      let open = claims.get(identity.id);
+      if (!open) claims.set(identity.id, (open = new Set()));
+      open.add(client);
+      return;
+    }
     (identity.role === 'device' ? presence : monitors).connected(identity.id, client);
   });
 
@@ -173,6 +206,12 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     const identity = identityOf(client);
     if (!identity) return;
     logger.info({ deviceId: identity.id, role: identity.role }, 'mqtt: client disconnected');
+    if (identity.role === 'claim') {
+      const open = claims.get(identity.id);
+      open?.delete(client);
+      if (open?.size === 0) claims.delete(identity.id);
+      return;
+    }
     (identity.role === 'device' ? presence : monitors).disconnected(identity.id, client);
   });
 
@@ -362,6 +401,10 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
       messageHandlers.push(handler);
     },
 
+    onClaimRequest(handler) {
+      claimHandler = handler;
+    },
+
     onPresence(handler) {
       presenceHandlers.push(handler);
     },
@@ -371,6 +414,12 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     },
 
     disconnectCertificate(clientId, serial) {
+      const claimConnections = [...(claims.get(clientId) ?? [])].filter((c) => (identityOf(c) as ConnectionIdentity | undefined)?.serial === serial);
+      if (claimConnections.length) {
+        logger.warn({ claimId: clientId, serial, connections: claimConnections.length }, 'mqtt: claim certificate revoked, disconnecting');
+        for (const c of claimConnections) c.close();
+        return true;
+      }
       const client = (presence.connection(clientId) ?? monitors.connection(clientId)) as Client | undefined;
       const identity = identityOf(client);
       if (!client || !identity || !('serial' in identity) || identity.serial !== serial) return false;

@@ -7,7 +7,7 @@ export const REFUSAL_REASONS = [
   'tls-handshake',
   /** CONNECT without a usable certificate identity (bad subject, or the plaintext listener). */
   'no-identity',
-  /** CONNECT whose client id differs from the certificate CN. */
+  /** CONNECT whose client id differs from the certificate CN (for a claim: not `{claimId}:{deviceId}`, or not a clean session). */
   'client-id',
   /** CONNECT with a revoked certificate. */
   'revoked',

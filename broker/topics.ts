@@ -31,6 +31,31 @@ export const PRESENCE_PAYLOAD = { online: '{"online":true}', offline: '{"online"
 export const STATUS_TOPIC_FILTERS: readonly string[] = ['rollouts/#', 'fleet/#'];
 
 /**
+ * Provisioning by claim (docs/provisioning.md): a device holding its batch's claim certificate
+ * sends a CSR on its claim's request topic and hears the answer on its own response topic.
+ */
+export const provisionTopics = {
+  /** device (claim certificate) → server: `{"csr": "<PEM>"}` */
+  request: (claimId: string): string => `provision/${claimId}/request`,
+  /** server → device: `{"status": "issued" | "pending" | "refused", ...}` */
+  response: (claimId: string, deviceId: string): string => `provision/${claimId}/response/${deviceId}`,
+};
+
+/**
+ * The MQTT client id of a device claiming its identity: `{claimId}:{deviceId}`. Never a device's
+ * own client id (`:` is not allowed in one), so a claim connection can take over no device's
+ * session [MQTT-3.1.4-2]. Null when `clientId` is not one for this claim.
+ */
+export function claimantOf(claimId: string, clientId: string): string | null {
+  if (!clientId.startsWith(`${claimId}:`)) return null;
+  const deviceId = clientId.slice(claimId.length + 1);
+  return DEVICE_ID_PATTERN.test(deviceId) ? deviceId : null;
+}
+
+/** The longest client id: a claim id, `:` and a device id, both up to 64 characters. */
+export const MAX_CLIENT_ID_LENGTH = 64 + 1 + 64;
+
+/**
  * Topic filters a monitor may subscribe to (or narrow down); monitors publish nothing. The
  * broker's ACL needs them, so they sit here although `rollouts/#` and `fleet/#` are the
  * orchestrator's topics (src/monitoring/topics.ts, whose test checks that every topic it builds

@@ -14,9 +14,10 @@ export const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
 
 /**
  * What a client certificate may do on the broker: a device updates itself, a monitor only watches,
- * the service is mqota itself on an external broker (it hears devices and sends commands).
+ * the service is mqota itself on an external broker (it hears devices and sends commands), a claim
+ * certificate (shared by a batch of new devices) only asks for a device certificate.
  */
-export const CLIENT_ROLES = ['device', 'monitor', 'service'] as const;
+export const CLIENT_ROLES = ['device', 'monitor', 'service', 'claim'] as const;
 export type ClientRole = (typeof CLIENT_ROLES)[number];
 
 export interface Identity {

@@ -134,15 +134,36 @@ export async function ensurePki(opts: { dir: string; hostnames?: string[] }): Pr
   };
 }
 
+/** A client certificate and what goes with it; `keyPem` is null when the key was the holder's own (a CSR). */
+export interface IssuedClientCertificate {
+  certPem: string;
+  keyPem: string | null;
+  caPem: string;
+  fingerprint: string;
+  serial: string;
+  notAfter: Date;
+}
+
 /**
  * Issues a client certificate (CN = id, OU = role) signed by the device CA. Writes nothing: the
  * caller decides where the key goes (a device bundle, a provisioning tool). `caPem` is the
  * server CA, which the client needs to verify the broker and the HTTPS server.
+ *
+ * With `publicKey` (from a CSR the holder signed, certs/csr.ts) the certificate is for that key
+ * and no key is made. `notAfter` shortens the validity (a claim certificate's batch expiry).
  */
 export async function issueClientCertificate(
   paths: PkiPaths,
-  opts: Identity,
-): Promise<{ certPem: string; keyPem: string; caPem: string; fingerprint: string; serial: string; notAfter: Date }> {
+  opts: Identity & { publicKey?: undefined; notAfter?: Date },
+): Promise<IssuedClientCertificate & { keyPem: string }>;
+export async function issueClientCertificate(
+  paths: PkiPaths,
+  opts: Identity & { publicKey?: x509.PublicKey; notAfter?: Date },
+): Promise<IssuedClientCertificate>;
+export async function issueClientCertificate(
+  paths: PkiPaths,
+  opts: Identity & { publicKey?: x509.PublicKey; notAfter?: Date },
+): Promise<IssuedClientCertificate> {
   const invalid = invalidIdentity(opts);
   if (invalid) throw new Error(invalid);
   if (!(await exists(paths.deviceCaKey))) {
@@ -154,18 +175,19 @@ export async function issueClientCertificate(
     readFile(paths.caCert, 'utf8'),
   ]);
   const signer = await loadSigner(deviceCaPem, deviceCaKeyPem);
-  const keys = await generateKeys();
+  const keys = opts.publicKey ? null : await generateKeys();
   const days = opts.role === 'device' ? DEVICE_VALIDITY_DAYS : MONITOR_VALIDITY_DAYS;
   const cert = await signLeaf(signer, {
     subject: subjectOf(opts),
-    publicKey: keys.publicKey,
+    publicKey: opts.publicKey ?? keys!.publicKey,
     days,
+    notAfter: opts.notAfter,
     extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])],
   });
   const certPem = cert.toString('pem') + '\n';
   return {
     certPem,
-    keyPem: await exportKeyPem(keys.privateKey),
+    keyPem: keys ? await exportKeyPem(keys.privateKey) : null,
     caPem,
     fingerprint: fingerprintOf(certPem),
     serial: cert.serialNumber,
@@ -276,7 +298,7 @@ async function createServerCertificate(signer: Signer, names: string[]): Promise
 
 async function signLeaf(
   signer: Signer,
-  leaf: { subject: x509.JsonName; publicKey: CryptoKey; days: number; extensions: x509.Extension[] },
+  leaf: { subject: x509.JsonName; publicKey: CryptoKey | x509.PublicKey; days: number; notAfter?: Date; extensions: x509.Extension[] },
 ): Promise<x509.X509Certificate> {
   const ski = signer.cert.getExtension(x509.SubjectKeyIdentifierExtension);
   return x509.X509CertificateGenerator.create({
@@ -284,7 +306,7 @@ async function signLeaf(
     subject: leaf.subject,
     // The issuer's own encoded name, byte for byte: path building compares names.
     issuer: signer.cert.subjectName,
-    ...validity(leaf.days, signer.cert.notAfter),
+    ...validity(leaf.days, leaf.notAfter && leaf.notAfter < signer.cert.notAfter ? leaf.notAfter : signer.cert.notAfter),
     publicKey: leaf.publicKey,
     signingKey: signer.key,
     signingAlgorithm: signer.algorithm,

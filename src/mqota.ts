@@ -11,6 +11,8 @@ import { CertificateLedger } from './auth/certificate-ledger.js';
 import { startCluster } from './cluster/cluster.js';
 import { ChangeFeedWriter, type FeedChange } from './cluster/change-feed.js';
 import { SharedCaches } from './cluster/shared-caches.js';
+import { DeviceProvisioning } from './fleet/device-provisioning.js';
+import { ClaimService } from './fleet/claims.js';
 import { publicBaseUrl, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { FleetRepository } from './db/fleet-repository.js';
@@ -128,9 +130,18 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
     const history = new FleetHistory({ prisma: db.prisma, registry, logger, sampleMs: config.versionSampleMs });
     stack.push(history.start());
 
+    const provisioning = new DeviceProvisioning({
+      registry, certificates, prisma: db.prisma, brokerUrl: links.brokerUrl,
+      trust: () => ({ commandKeyPem: commandKey?.publicPem ?? null, imageKeyDigests: signingKeys.list().filter((k) => !k.retiredAt).map((k) => k.keyDigest) }),
+    });
+    const claims = new ClaimService({
+      prisma: db.prisma, certificates, provisioning, brokerUrl: links.brokerUrl, logger: logger.child({ component: 'provisioning' }),
+      publish: (topic, payload) => broker.publish(topic, payload, { qos: 1 }),
+    });
+    broker.onClaimRequest((request) => claims.handleRequest(request));
     const services: Services = {
       config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,
-      adminToken: adminToken.token, links, webhooks, history, signingKeys, commandKeyPem: commandKey?.publicPem ?? null, sharedCaches: caches, cluster,
+      provisioning, claims, adminToken: adminToken.token, links, webhooks, history, signingKeys, commandKeyPem: commandKey?.publicPem ?? null, sharedCaches: caches, cluster,
     };
     const app = await buildApp(services, { key, cert, clientCa });
     await app.listen({ port: httpsPort, host: config.host });

@@ -10,6 +10,8 @@ import type { FleetRepository } from './db/fleet-repository.js';
 import type { FirmwareCatalog } from './firmware/catalog.js';
 import type { SigningKeys } from './firmware/signing-keys.js';
 import type { DeviceRegistry } from './fleet/device-registry.js';
+import type { DeviceProvisioning } from './fleet/device-provisioning.js';
+import type { ClaimService } from './fleet/claims.js';
 import type { FleetEvents } from './events.js';
 import type { Logger } from './logger.js';
 import type { DeviceMessageRejections } from './protocol/rejections.js';
@@ -43,6 +45,10 @@ export interface Services {
   broker: DeviceLink;
   pki: PkiPaths;
   certificates: CertificateLedger;
+  /** New devices and their certificates (one, a CSR, an import). */
+  provisioning: DeviceProvisioning;
+  /** Claim batches and the requests of devices that claim their identity. */
+  claims: ClaimService;
   adminToken: string;
   links: Links;
   /** Webhook receivers and their delivery logs. */

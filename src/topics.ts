@@ -4,6 +4,6 @@
 import { topics as deviceTopics } from '../broker/topics.js';
 import { monitorTopics } from './monitoring/topics.js';
 
-export { MONITOR_FILTERS, PRESENCE_PAYLOAD, SERVICE_SHARE_GROUP, parseDeviceTopic, type DeviceTopicKind } from '../broker/topics.js';
+export { MONITOR_FILTERS, PRESENCE_PAYLOAD, SERVICE_SHARE_GROUP, parseDeviceTopic, provisionTopics, type DeviceTopicKind } from '../broker/topics.js';
 
 export const topics = { ...deviceTopics, ...monitorTopics };

@@ -53,7 +53,7 @@ describe('ACL matrix on Mosquitto with the configuration mqota writes', () => {
     pki = await createTestPki();
     dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-broker-config-'));
     const port = await freePort();
-    await writeBrokerConfig(dir, { kind: 'mosquitto', port, brokerDir: dir }, pki.paths, { revokedSerials: [], holders: { monitor: ['matrix-watch'], service: ['matrix-mqota'] } });
+    await writeBrokerConfig(dir, { kind: 'mosquitto', port, brokerDir: dir }, pki.paths, { revokedSerials: [], holders: { monitor: ['matrix-watch'], service: ['matrix-mqota'], claim: [] } });
     mosquitto = await startMosquitto(dir, port);
     const service = await pki.issue('matrix-mqota', 'service');
     link = connectExternalBroker({ url: `mqtts://127.0.0.1:${port}`, ca: pki.caPem, cert: service.certPem, key: service.keyPem, clientId: 'matrix-mqota', sessionExpirySeconds: 300, logger });

@@ -7,13 +7,13 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import pino from 'pino';
 import type { Client, PublishPacket, Subscription } from 'aedes';
-import { ACL_RULES, filterWithin, mayPublish, mayReceive, maySubscribe, topicMatches } from '../broker/acl.js';
+import { ACL_RULES, filterWithin, isClaim, mayPublish, mayReceive, maySubscribe, sessionIdentity, topicMatches } from '../broker/acl.js';
 import { createHooks } from '../broker/hooks.js';
 import { setIdentity } from '../broker/identity.js';
 import { DEVICE_ID_PATTERN, identityFromSubject, type Identity } from '../certs/identity.js';
 import { PacketSizeGuard } from '../broker/packet-size.js';
 import { Presence } from '../broker/presence.js';
-import { parseDeviceTopic, topics } from '../broker/topics.js';
+import { parseDeviceTopic, provisionTopics, topics } from '../broker/topics.js';
 
 const device: Identity = { id: 'dev-1', role: 'device' };
 const monitor: Identity = { id: 'ops', role: 'monitor' };
@@ -118,6 +118,7 @@ describe('acl', () => {
       device: { publish: ['devices/{id}/announce', 'devices/{id}/status', 'devices/{id}/presence'], subscribe: ['devices/{id}/command'] },
       monitor: { publish: [], subscribe: ['rollouts/#', 'fleet/#', 'devices/+/status'] },
       service: { publish: ['devices/+/command', 'rollouts/#', 'fleet/#'], subscribe: ['devices/+/announce', 'devices/+/status', 'devices/+/presence'] },
+      claim: { publish: ['provision/{id}/request'], subscribe: ['provision/{id}/response/{device}'] },
     });
   });
 
@@ -129,6 +130,54 @@ describe('acl', () => {
     assert.ok(mayReceive(monitor, 'devices/a/status'));
     assert.ok(!mayReceive(monitor, 'devices/a/command'));
     assert.ok(!mayReceive(monitor, '$SYS/broker/heartbeat'));
+  });
+
+  describe('claim certificates', () => {
+    const claimCert: Identity = { id: 'claim-0a1b', role: 'claim' };
+    const session = (clientId: string, clean = true) => sessionIdentity(claimCert, clientId, clean);
+    const claim = (session('claim-0a1b:dev-7') as { identity: Identity }).identity;
+
+    test('topics of provisioning by claim', () => {
+      assert.equal(provisionTopics.request('claim-0a1b'), 'provision/claim-0a1b/request');
+      assert.equal(provisionTopics.response('claim-0a1b', 'dev-7'), 'provision/claim-0a1b/response/dev-7');
+    });
+
+    test('a claim connects as {claimId}:{deviceId} with a clean session, and nothing else', () => {
+      assert.deepEqual(claim, { id: 'claim-0a1b', role: 'claim', deviceId: 'dev-7' });
+      assert.ok(isClaim(claim));
+      for (const [clientId, clean, why] of [
+        ['claim-0a1b', true, 'no device id'], ['claim-0a1b:', true, 'empty device id'], ['dev-7', true, 'a device id alone'],
+        ['claim-other:dev-7', true, 'another claim'], ['claim-0a1b:.x', true, 'device id outside the pattern'],
+        ['claim-0a1b:a/b', true, 'a topic level separator'], ['claim-0a1b:dev-7', false, 'a persistent session'],
+      ] as const) assert.ok('refused' in session(clientId, clean), why);
+      // Devices and monitors are unchanged: the client id is the CN.
+      assert.deepEqual(sessionIdentity(device, 'dev-1', false), { identity: device });
+      assert.ok('refused' in sessionIdentity(device, 'claim-0a1b:dev-1', true));
+      assert.ok('refused' in sessionIdentity(device, 'dev-2', false));
+    });
+
+    test('a claim publishes only its claim\'s request topic', () => {
+      assert.ok(mayPublish(claim, 'provision/claim-0a1b/request'));
+      for (const t of ['provision/claim-other/request', 'provision/claim-0a1b/response/dev-7', 'devices/dev-7/announce', 'devices/dev-7/status',
+        'devices/claim-0a1b/status', 'provision/claim-0a1b/request/x', 'rollouts/r/progress']) assert.ok(!mayPublish(claim, t), t);
+      // A claim certificate without a claimed device id (never stored by the hooks) may do nothing.
+      assert.ok(!mayPublish(claimCert, 'provision/claim-0a1b/request'));
+    });
+
+    test('a claim subscribes to and receives only its own response topic', () => {
+      assert.ok(maySubscribe(claim, 'provision/claim-0a1b/response/dev-7'));
+      assert.ok(mayReceive(claim, 'provision/claim-0a1b/response/dev-7'));
+      for (const f of ['provision/claim-0a1b/response/+', 'provision/claim-0a1b/response/dev-8', 'provision/claim-0a1b/#', 'provision/+/response/dev-7',
+        'provision/claim-0a1b/request', 'devices/dev-7/command', '#', 'rollouts/#']) {
+        assert.ok(!maySubscribe(claim, f), f);
+      }
+      for (const t of ['provision/claim-0a1b/response/dev-8', 'devices/dev-7/command', 'provision/claim-0a1b/request']) assert.ok(!mayReceive(claim, t), t);
+      assert.ok(!maySubscribe(claimCert, 'provision/claim-0a1b/response/dev-7'));
+      // Devices and monitors cannot reach provisioning topics.
+      assert.ok(!mayPublish(device, 'provision/claim-0a1b/request'));
+      assert.ok(!maySubscribe(monitor, 'provision/#'));
+      assert.ok(!maySubscribe(device, 'provision/claim-0a1b/response/dev-1'));
+    });
   });
 
   test('filterWithin and topicMatches follow MQTT wildcard rules', () => {

@@ -13,7 +13,7 @@ import { issueDeviceCrl } from '../certs/pki.js';
 import { createTestPki } from './support/pki.js';
 
 const run = promisify(execFile);
-const state: CertificateState = { revokedSerials: ['e33', '8abc'], holders: { monitor: ['grafana'], service: ['mqota', 'mqota-2'] } };
+const state: CertificateState = { revokedSerials: ['e33', '8abc'], holders: { monitor: ['grafana'], service: ['mqota', 'mqota-2'], claim: ['claim-0a1b'] } };
 
 describe('external broker configuration', () => {
   test('the Mosquitto ACL: device rules as CN patterns, monitors and services by name', () => {
@@ -23,6 +23,8 @@ describe('external broker configuration', () => {
       'user grafana', 'topic read rollouts/#', 'topic read fleet/#', 'topic read devices/+/status',
       'user mqota', 'topic write devices/+/command', 'topic write rollouts/#', 'topic write fleet/#', 'topic read devices/+/announce', 'topic read devices/+/status', 'topic read devices/+/presence',
       'user mqota-2', 'topic write devices/+/command', 'topic write rollouts/#', 'topic write fleet/#', 'topic read devices/+/announce', 'topic read devices/+/status', 'topic read devices/+/presence',
+      // A claim: its request topic, and the response topics of its claim (the broker cannot tell which device asks).
+      'user claim-0a1b', 'topic write provision/claim-0a1b/request', 'topic read provision/claim-0a1b/response/+',
     ]);
   });
 
@@ -45,6 +47,8 @@ describe('external broker configuration', () => {
     assert.equal(rules[1], '{allow, all, subscribe, ["devices/${clientid}/command"]}.');
     assert.ok(rules.includes('{allow, {clientid, "grafana"}, subscribe, ["rollouts/#", "fleet/#", "devices/+/status"]}.'));
     assert.ok(!rules.some((r) => r.startsWith('{allow, {clientid, "grafana"}, publish')), 'a monitor publishes nothing');
+    assert.ok(rules.includes('{allow, {clientid, "claim-0a1b"}, publish, ["provision/claim-0a1b/request"]}.'));
+    assert.ok(rules.includes('{allow, {clientid, "claim-0a1b"}, subscribe, ["provision/claim-0a1b/response/+"]}.'));
     assert.equal(rules.at(-1), '{deny, all}.');
     const conf = emqxConf({ kind: 'emqx', port: 8883, brokerDir: '/opt/emqx/etc/mqota' });
     let depth = 0;

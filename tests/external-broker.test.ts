@@ -221,7 +221,7 @@ describe('device messages on an external broker are acknowledged only after thei
     pki = await createTestPki();
     dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-broker-config-'));
     const port = await freePort();
-    await writeBrokerConfig(dir, { kind: 'mosquitto', port, brokerDir: dir }, pki.paths, { revokedSerials: [], holders: { monitor: [], service: ['ack-probe'] } });
+    await writeBrokerConfig(dir, { kind: 'mosquitto', port, brokerDir: dir }, pki.paths, { revokedSerials: [], holders: { monitor: [], service: ['ack-probe'], claim: [] } });
     mosquitto = await startMosquitto(dir, port);
   });
   after(async () => {

@@ -3,7 +3,8 @@
 // succeeds; the broker asks `isRevoked` at CONNECT and refuses it. The revoked serials are held
 // in memory for that (CONNECT must not wait on a query); the table is the truth at start-up.
 import { normalizeSerial, type ClientRole } from '../../certs/identity.js';
-import { issueClientCertificate, type PkiPaths } from '../../certs/pki.js';
+import type * as x509 from '@peculiar/x509';
+import { issueClientCertificate, type IssuedClientCertificate, type PkiPaths } from '../../certs/pki.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { SharedCaches } from '../cluster/shared-caches.js';
 
@@ -77,15 +78,37 @@ export class CertificateLedger {
   /** For the broker, at every CONNECT: `serial` as normalizeSerial spells it. */
   isRevoked = (serial: string): boolean => this.revoked.has(serial);
 
-  /** Issues a client certificate (CN = commonName, OU = role) from the device CA and records it, so it can be revoked. */
-  async issue(commonName: string, role: ClientRole): Promise<Awaited<ReturnType<typeof issueClientCertificate>>> {
-    const issued = await issueClientCertificate(this.pki, { id: commonName, role });
-    await this.prisma.clientCertificate.create({
-      data: { serial: this.serial(issued.serial), commonName, role, fingerprint: issued.fingerprint, notAfter: issued.notAfter },
+  /**
+   * Issues a client certificate (CN = commonName, OU = role) from the device CA and records it, so
+   * it can be revoked. With `publicKey` (a checked CSR's) no key is made: `keyPem` is null.
+   */
+  async issue(commonName: string, role: ClientRole): Promise<IssuedClientCertificate & { keyPem: string }>;
+  async issue(commonName: string, role: ClientRole, opts: { publicKey?: x509.PublicKey; notAfter?: Date }): Promise<IssuedClientCertificate>;
+  async issue(commonName: string, role: ClientRole, opts: { publicKey?: x509.PublicKey; notAfter?: Date } = {}): Promise<IssuedClientCertificate> {
+    const [issued] = await this.issueAll([{ commonName, role, ...opts }]);
+    return issued!;
+  }
+
+  /**
+   * Issues several certificates and records them in one write: all of them or, if the write
+   * fails, none (the certificates signed in memory are dropped unseen).
+   */
+  async issueAll(requests: { commonName: string; role: ClientRole; publicKey?: x509.PublicKey; notAfter?: Date }[]): Promise<IssuedClientCertificate[]> {
+    const issued: IssuedClientCertificate[] = [];
+    for (const r of requests) issued.push(await issueClientCertificate(this.pki, { id: r.commonName, role: r.role, publicKey: r.publicKey, notAfter: r.notAfter }));
+    await this.prisma.clientCertificate.createMany({
+      data: issued.map((c, i) => ({ serial: this.serial(c.serial), commonName: requests[i]!.commonName, role: requests[i]!.role, fingerprint: c.fingerprint, notAfter: c.notAfter })),
     });
     this.changed();
     await this.shared?.changed('certificates');
     return issued;
+  }
+
+  /** Forgets certificates issued by issueAll whose bundles were never handed out (an import undone). Only unrevoked ones of this CN and role. */
+  async discard(certs: { commonName: string; role: ClientRole; serial: string }[]): Promise<void> {
+    await this.prisma.clientCertificate.deleteMany({
+      where: { OR: certs.map((c) => ({ serial: this.serial(c.serial), commonName: c.commonName, role: c.role, revokedAt: null })) },
+    });
   }
 
   /** The certificates of one device or operator, newest first. */

@@ -26,6 +26,8 @@ export interface FeedChange {
   labels?: Array<{ id: string; tags: string[]; channel: string }>;
   /** Attempts to read back from the tables (too large for a message). */
   reload?: string[];
+  /** Rollouts to read back from the tables (a transition too large for a message: a retry or edit of many members). */
+  refresh?: string[];
   /** In-memory tables another instance changed (src/cluster/shared-caches.ts). */
   caches?: string[];
   /** Fleet events that change nothing stored (announces, commands), for the other instances' live views. */
@@ -37,7 +39,7 @@ export interface FeedMessage extends FeedChange {
   from: string;
 }
 
-type ItemKey = Exclude<keyof FeedChange, 'reload'>;
+type ItemKey = Exclude<keyof FeedChange, 'reload' | 'refresh'>;
 const ITEM_KEYS: readonly ItemKey[] = ['devices', 'targets', 'attempts', 'transitions', 'created', 'labels', 'caches', 'events'];
 
 /** Turns a change into NOTIFY payloads; the repository sends them inside its commit. */
@@ -68,6 +70,7 @@ export class ChangeFeedWriter {
         const json = JSON.stringify(item);
         if (Buffer.byteLength(json) + head.length + key.length + 8 <= MAX_PAYLOAD_BYTES) add(key, json);
         else if (key === 'attempts') add('reload', JSON.stringify((item as AttemptRow).id));
+        else if (key === 'transitions') add('refresh', JSON.stringify((item as RolloutTransition).rolloutId));
         // Other items are small by construction (ids, labels, device rows); an oversized event is only a live view: dropped.
       }
     }

@@ -10,6 +10,7 @@
 import type { FleetEvents, FleetEventName } from '../events.js';
 import type { DeviceRegistry } from '../fleet/device-registry.js';
 import type { Logger } from '../logger.js';
+import type { RolloutTransition } from '../db/fleet-repository.js';
 import type { AttemptTracker } from '../rollouts/attempts.js';
 import type { RolloutLifecycle } from '../rollouts/lifecycle.js';
 import type { LiveRollouts } from '../rollouts/live-rollouts.js';
@@ -62,11 +63,12 @@ export async function startCluster(deps: ClusterDeps, ready: Promise<void>): Pro
       for (const a of m.attempts ?? []) {
         deps.attempts.applyCommitted({ ...a, createdAt: date(a.createdAt)!, updatedAt: date(a.updatedAt)!, finishedAt: date(a.finishedAt) });
       }
-      for (const t of m.transitions ?? []) deps.lifecycle.applyCommitted({ ...t, at: date(t.at)! });
+      for (const t of m.transitions ?? []) deps.lifecycle.applyCommitted(reviveTransition(t));
       for (const e of m.events ?? []) deps.events.emit(e.name as FleetEventName, reviveDates(e.event) as never);
     });
     for (const id of m.reload ?? []) await deps.attempts.reload(id);
     for (const id of m.created ?? []) await deps.lifecycle.loadCreated(id);
+    for (const id of m.refresh ?? []) await deps.lifecycle.refresh(id);
     for (const name of m.caches ?? []) await deps.caches.reload(name as SharedCacheName);
   };
 
@@ -115,6 +117,12 @@ export async function startCluster(deps: ClusterDeps, ready: Promise<void>): Pro
 
 function date(v: Date | string | null | undefined): Date | null {
   return v == null ? null : v instanceof Date ? v : new Date(v);
+}
+
+/** A transition as the feed carries it (JSON: its dates are strings). */
+function reviveTransition(t: RolloutTransition): RolloutTransition {
+  const waveStartedAt = t.changes?.waveStartedAt;
+  return { ...t, at: date(t.at)!, changes: t.changes && { ...t.changes, waveStartedAt: waveStartedAt ? date(waveStartedAt)! : undefined } };
 }
 
 /** Events carry `at` (and nothing else) as a date. */

@@ -43,15 +43,30 @@ export interface RolloutTransition {
   actor: string | null;
   at: Date;
   final: boolean;
+  /** Settings and bookkeeping that change with the transition, and only if it applies (src/rollouts/rollout-edits.ts). */
+  changes?: RolloutChanges;
   /** Set by the commit: whether the rollout was still in `from` (and, for completed, had no open attempt). */
   applied?: boolean;
+}
+
+export interface RolloutChanges {
+  policy?: object;
+  waves?: object;
+  /** The failure threshold counts from these (a resume). */
+  acknowledged?: { failures: number; finished: number };
+  waveStartedAt?: Date;
+  /** Members whose wave (an edit of the waves) or granted retries change. */
+  members?: Array<{ deviceId: string; wave?: number; retryUpTo?: number }>;
+  /** The rollout keeps the reason it has; the history row records this transition's. */
+  keepReason?: boolean;
 }
 
 export interface RolloutRecord {
   id: string; firmwareId: string; state: string; currentWave: number; reason: string | null;
   deviceIds: string[]; targetTags: string[]; versionRange: string | null; channel: string | null;
   waves: unknown; policy: unknown; startAt: Date | null; createdAt: Date;
-  targets: Array<{ deviceId: string; wave: number }>;
+  acknowledgedFailures: number; acknowledgedFinished: number; waveStartedAt: Date | null;
+  targets: Array<{ deviceId: string; wave: number; retryUpTo: number }>;
 }
 
 export interface NewRollout {
@@ -134,14 +149,26 @@ ORDER BY x.n`;
 // one of its attempts is open in the database. The event is written with it, or not at all.
 const TRANSITION = `
 WITH t AS (SELECT * FROM json_to_record($1::json) AS x(id text, "fromState" text, "fromWave" integer, state text, wave integer,
-  reason text, actor text, at timestamp, final boolean)),
+  reason text, actor text, at timestamp, final boolean, policy jsonb, waves jsonb, "ackFailures" integer, "ackFinished" integer,
+  "waveStartedAt" timestamp, "keepReason" boolean, members json)),
 moved AS (
-  UPDATE "Rollout" r SET state = t.state, "currentWave" = t.wave, reason = t.reason, "updatedAt" = t.at,
-    "finishedAt" = CASE WHEN t.final THEN t.at ELSE r."finishedAt" END
+  UPDATE "Rollout" r SET state = t.state, "currentWave" = t.wave, "updatedAt" = t.at,
+    reason = CASE WHEN t."keepReason" THEN r.reason ELSE t.reason END,
+    "finishedAt" = CASE WHEN t.final THEN t.at ELSE r."finishedAt" END,
+    policy = COALESCE(t.policy, r.policy), waves = COALESCE(t.waves, r.waves),
+    "acknowledgedFailures" = COALESCE(t."ackFailures", r."acknowledgedFailures"),
+    "acknowledgedFinished" = COALESCE(t."ackFinished", r."acknowledgedFinished"),
+    "waveStartedAt" = COALESCE(t."waveStartedAt", r."waveStartedAt")
   FROM t
   WHERE r.id = t.id AND r.state = t."fromState" AND r."currentWave" = t."fromWave"
     AND (t.state <> 'completed' OR NOT EXISTS (SELECT 1 FROM "UpdateAttempt" a WHERE a."rolloutId" = t.id AND a."finishedAt" IS NULL))
   RETURNING r.id
+),
+-- Members' new waves (an edit of the waves) and granted retries, only with the transition.
+members AS (
+  UPDATE "RolloutTarget" rt SET wave = COALESCE(m.wave, rt.wave), "retryUpTo" = COALESCE(m."retryUpTo", rt."retryUpTo")
+  FROM moved, t, json_to_recordset(t.members) AS m(d text, wave integer, "retryUpTo" integer)
+  WHERE rt."rolloutId" = moved.id AND rt."deviceId" = m.d
 )
 INSERT INTO "RolloutEvent" ("rolloutId", state, wave, reason, actor, at)
 SELECT moved.id, t.state, t.wave, t.reason, t.actor, t.at FROM moved, t`;
@@ -314,7 +341,8 @@ export class FleetRepository {
       where: { state: { in: [...ACTIVE_ROLLOUT_STATES] }, ...(id ? { id } : {}) },
       select: {
         id: true, firmwareId: true, state: true, currentWave: true, reason: true, deviceIds: true, targetTags: true, versionRange: true,
-        channel: true, waves: true, policy: true, startAt: true, createdAt: true, targets: { select: { deviceId: true, wave: true } },
+        channel: true, waves: true, policy: true, startAt: true, createdAt: true, acknowledgedFailures: true, acknowledgedFinished: true,
+        waveStartedAt: true, targets: { select: { deviceId: true, wave: true, retryUpTo: true } },
       },
     });
   }
@@ -373,12 +401,17 @@ export class FleetRepository {
   /** A rollout's members, attempts (oldest first) and transitions. */
   async rolloutDetail(id: string) {
     const [targets, attempts, history] = await Promise.all([
-      this.prisma.rolloutTarget.findMany({ where: { rolloutId: id }, select: { deviceId: true, wave: true } }),
+      this.prisma.rolloutTarget.findMany({ where: { rolloutId: id }, select: { deviceId: true, wave: true, retryUpTo: true } }),
       this.prisma.updateAttempt.findMany({ where: { rolloutId: id }, orderBy: { createdAt: 'asc' },
         select: { deviceId: true, id: true, state: true, retry: true, progress: true, error: true, reason: true, fromVersion: true, updatedAt: true } }),
       this.prisma.rolloutEvent.findMany({ where: { rolloutId: id }, orderBy: { id: 'asc' }, select: { state: true, wave: true, reason: true, actor: true, at: true } }),
     ]);
     return { targets, attempts, history };
+  }
+
+  /** How many times the devices of a rollout deferred its offer (every deferral is a history row). */
+  deferrals(rolloutId: string): Promise<number> {
+    return this.prisma.attemptEvent.count({ where: { state: 'deferred', attempt: { rolloutId } } });
   }
 
   /** A device's latest attempts, newest first, each with its history. */
@@ -431,8 +464,11 @@ export class FleetRepository {
 type Sql = Pick<PrismaClient, '$executeRawUnsafe' | '$queryRawUnsafe'>;
 
 function transitionRecord(t: RolloutTransition) {
+  const c = t.changes ?? {};
   return {
     id: t.rolloutId, fromState: t.from.state, fromWave: t.from.wave, state: t.to.state, wave: t.to.wave,
-    reason: t.reason, actor: t.actor, at: t.at, final: t.final,
+    reason: t.reason, actor: t.actor, at: t.at, final: t.final, policy: c.policy ?? null, waves: c.waves ?? null,
+    ackFailures: c.acknowledged?.failures ?? null, ackFinished: c.acknowledged?.finished ?? null, waveStartedAt: c.waveStartedAt ?? null,
+    keepReason: c.keepReason ?? false, members: c.members?.map((m) => ({ d: m.deviceId, wave: m.wave ?? null, retryUpTo: m.retryUpTo ?? null })) ?? null,
   };
 }

@@ -5,7 +5,7 @@
 // or revoked (the ACL names monitors and services, the CRL lists revocations).
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ACL_RULES, OWN_ID } from '../../broker/acl.js';
+import { ACL_RULES, CLAIMANT, OWN_ID } from '../../broker/acl.js';
 import { SERVICE_SHARE_GROUP } from '../../broker/topics.js';
 import { CLIENT_ROLES, type ClientRole } from '../../certs/identity.js';
 import { atomicWrite, issueDeviceCrl, type PkiPaths } from '../../certs/pki.js';
@@ -33,9 +33,18 @@ export const REQUEST_FILE = 'mqota-broker.json';
 
 const HEADER = (kind: string) => `Written by \`mqota broker config ${kind}\` from mqota's ACL (broker/acl.ts); mqota rewrites it, do not edit.`;
 
-/** The Mosquitto 2 ACL file: device rules as patterns of the certificate CN (%u), monitors and services by name. */
+/**
+ * A rule's filter for an external broker: OWN_ID as `own`, and CLAIMANT as `+`, since the broker
+ * makes the client id the certificate CN and so never sees the device id a claim connection asks
+ * for (docs/provisioning.md, "External broker").
+ */
+function externalFilter(filter: string, own: string): string {
+  return filter.split('/').map((l) => (l === OWN_ID ? own : l === CLAIMANT ? '+' : l)).join('/');
+}
+
+/** The Mosquitto 2 ACL file: device rules as patterns of the certificate CN (%u), monitors, services and claims by name. */
 export function mosquittoAcl(state: CertificateState): string {
-  const level = (filter: string, own: string) => filter.split('/').map((l) => (l === OWN_ID ? own : l)).join('/');
+  const level = externalFilter;
   const lines = [`# ${HEADER('mosquitto')}`, '#', '# Every client: the device rules, with %u = its certificate CN (use_identity_as_username).'];
   const device = ACL_RULES.device;
   for (const f of device.publish) lines.push(`pattern write ${level(f, '%u')}`);
@@ -83,7 +92,7 @@ use_username_as_clientid true
 
 /** EMQX 5 file authorizer rules (Erlang terms), the same table with ${clientid} = the certificate CN. */
 export function emqxAcl(state: CertificateState): string {
-  const topicsOf = (filters: readonly string[], own: string) => filters.map((f) => JSON.stringify(f.split('/').map((l) => (l === OWN_ID ? own : l)).join('/'))).join(', ');
+  const topicsOf = (filters: readonly string[], own: string) => filters.map((f) => JSON.stringify(externalFilter(f, own))).join(', ');
   const lines = [`%% ${HEADER('emqx')}`, '%% Every client: the device rules, with ${clientid} = its certificate CN (peer_cert_as_clientid = cn).'];
   const device = ACL_RULES.device;
   lines.push(`{allow, all, publish, [${topicsOf(device.publish, '${clientid}')}]}.`);
@@ -169,7 +178,7 @@ export async function readBrokerConfigRequest(dir: string): Promise<BrokerConfig
 
 /** Reads the current certificate state from the ledger. */
 export async function certificateState(ledger: { revokedSerials(): string[]; holders(role: ClientRole): Promise<string[]> }): Promise<CertificateState> {
-  const [monitor, service] = await Promise.all([ledger.holders('monitor'), ledger.holders('service')]);
-  return { revokedSerials: ledger.revokedSerials(), holders: { monitor, service } };
+  const [monitor, service, claim] = await Promise.all([ledger.holders('monitor'), ledger.holders('service'), ledger.holders('claim')]);
+  return { revokedSerials: ledger.revokedSerials(), holders: { monitor, service, claim } };
 }
 

@@ -185,6 +185,11 @@ export function connectExternalBroker(opts: ExternalBrokerOptions): DeviceLink {
 
     onDeviceMessage(handler) { messageHandlers.push(handler); },
     onPresence(handler) { presenceHandlers.push(handler); },
+    onClaimRequest() {
+      // Answering a claim needs the device id it asked for and the claim certificate it came with,
+      // which only the embedded broker's hooks see; an external broker tells mqota neither.
+      logger.warn({ url: opts.url }, 'mqtt: provisioning by claim is served by the embedded broker only; claim connections to the external broker get no answer (docs/provisioning.md)');
+    },
     connectedDevices() { return online.size; },
 
     disconnectCertificate(clientId) {

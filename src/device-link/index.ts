@@ -13,9 +13,9 @@ import type { Logger } from '../logger.js';
 import { certificateState, readBrokerConfigRequest, writeBrokerConfig } from './broker-config.js';
 import { connectExternalBroker } from './external-broker.js';
 
-export type { DeviceMessage } from '../../broker/index.js';
+export type { ClaimRequest, DeviceMessage } from '../../broker/index.js';
 
-export interface DeviceLink extends Pick<Broker, 'publish' | 'onDeviceMessage' | 'onPresence' | 'connectedDevices' | 'disconnectCertificate'
+export interface DeviceLink extends Pick<Broker, 'publish' | 'onDeviceMessage' | 'onClaimRequest' | 'onPresence' | 'connectedDevices' | 'disconnectCertificate'
   | 'handshakes' | 'refusals' | 'listen' | 'close' | 'healthy'> {
   /** The MQTT port devices connect to. */
   readonly port: number;

@@ -16,8 +16,10 @@ import { applyReport } from './attempt-state.js';
 import { isTerminal, type AttemptState } from './states.js';
 import type { Attempt, AttemptTracker } from './attempts.js';
 import { CommandPacer } from './command-pacer.js';
+import { Deferrals } from './deferral.js';
 import { alreadyThere, chooseUpdate, offer, type AnnouncedDevice } from './eligibility.js';
 import type { LiveRollouts } from './live-rollouts.js';
+import { withinWindow } from './policy.js';
 import { matchesTargeting } from './targeting.js';
 import { unhealthyReason } from '../fleet/health.js';
 import { waveForLateJoiner } from './waves.js';
@@ -30,6 +32,8 @@ export interface CommandChannel {
 export class UpdateEngine {
   private readonly pacer = new CommandPacer();
   private readonly log: Logger;
+  /** Offers the devices deferred, and when each is due again (deferral.ts). */
+  readonly deferrals = new Deferrals();
 
   constructor(private readonly deps: {
     repository: FleetRepository;
@@ -70,8 +74,13 @@ export class UpdateEngine {
 
     const inFlight = this.deps.attempts.ofDevice(deviceId);
     if (inFlight && !this.settleByAnnounce(inFlight, device)) {
-      // Still to do: the device gets the same command again (after a restart, a reconnect).
       await repository.durable();
+      // The device asked for time: it gets the offer again when that has passed, not before.
+      if (inFlight.state === 'deferred' && this.deferrals.waiting(inFlight, Date.now())) {
+        await this.send(deviceId, { action: 'none', reason: 'deferred' });
+        return;
+      }
+      // Still to do: the device gets the same command again (after a restart, a reconnect).
       await this.resend(inFlight);
       return;
     }
@@ -112,6 +121,11 @@ export class UpdateEngine {
       if (t.why === 'out-of-order') this.recordLate(attempt.id, report);
     } else if (t.kind === 'progress') {
       void this.deps.attempts.move(attempt, attempt.state, { progress: t.progress });
+    } else if (t.state === 'deferred') {
+      const until = this.deferrals.note(attempt, report.retryAfter, Date.now());
+      const seconds = Math.round((until - Date.now()) / 1000);
+      this.log.info({ deviceId, updateId: attempt.id, retryAfter: seconds }, 'update deferred by the device');
+      void this.deps.attempts.move(attempt, 'deferred', { error: report.error ?? null, reason: report.reason ?? `deferred by the device for ${seconds} s` });
     } else {
       void this.deps.attempts.move(attempt, t.state, { progress: t.progress, error: report.error ?? null, reason: report.reason ?? null });
       if (t.state === 'succeeded') this.deps.registry.recordVersion(deviceId, report.version ?? this.firmwareOf(attempt).version);
@@ -141,9 +155,19 @@ export class UpdateEngine {
     if (r.state !== 'running') return 0;
     const now = Date.now();
     const sends: Promise<void>[] = [];
+    const windowOpen = withinWindow(new Date(now), r.policy.maintenanceWindow);
     for (const [deviceId, member] of r.members) {
       // Cheap checks first: this runs for every member on every tick.
-      if (member.wave > r.currentWave || member.latest?.state === 'succeeded' || this.deps.attempts.ofDevice(deviceId)) continue;
+      if (member.wave > r.currentWave || member.latest?.state === 'succeeded') continue;
+      const inFlight = this.deps.attempts.ofDevice(deviceId);
+      if (inFlight) {
+        // A deferred offer is made again once due; it is the same attempt, so no rate-limit token.
+        if (inFlight.rolloutId === r.id && inFlight.state === 'deferred' && windowOpen && this.deferrals.due(inFlight, now) && this.deps.registry.get(deviceId)?.online) {
+          this.deferrals.resent(inFlight, now);
+          sends.push(this.resend(inFlight));
+        }
+        continue;
+      }
       const device = this.deps.registry.get(deviceId);
       if (!device?.online || !device.version) continue;
       const o = offer(r, device as AnnouncedDevice, now);
@@ -172,6 +196,7 @@ export class UpdateEngine {
    */
   private async resend(attempt: Attempt): Promise<void> {
     const fw = this.firmwareOf(attempt);
+    if (attempt.state === 'deferred') this.deferrals.resent(attempt, Date.now());
     await this.send(attempt.deviceId, {
       action: 'update', updateId: attempt.id, type: fw.type, version: fw.version, url: this.deps.imageUrl(fw.sha256), sha256: fw.sha256, size: fw.size,
       // The device checks the image against its own version string, which need not be semver.

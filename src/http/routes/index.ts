@@ -13,6 +13,7 @@ import { imageRoutes } from './images/index.js';
 import { keyRoutes } from './keys/index.js';
 import { metricsRoutes } from './metrics/index.js';
 import { operatorRoutes } from './operators/index.js';
+import { provisioningRoutes } from './provisioning/index.js';
 import { rolloutRoutes } from './rollouts/index.js';
 import { tokenRoutes } from './tokens/index.js';
 import { webhookRoutes } from './webhooks/index.js';
@@ -39,6 +40,7 @@ export async function routes(app: FastifyInstance): Promise<void> {
       await api.register(rolloutRoutes);
       await api.register(eventRoutes);
       await api.register(operatorRoutes);
+      await api.register(provisioningRoutes);
       await api.register(webhookRoutes);
       await api.register(historyRoutes);
       await api.register(keyRoutes);

@@ -10,5 +10,6 @@ export * from './health.js';
 export * from './operators.js';
 export * from './rollouts.js';
 export * from './tokens.js';
+export * from './provisioning.js';
 export * from './webhooks.js';
 export * from './keys.js';

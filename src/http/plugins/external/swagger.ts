@@ -38,6 +38,7 @@ export const swaggerPlugin = fp(async (app: FastifyInstance) => {
       tags: [
         { name: 'firmware', description: 'the firmware catalog' },
         { name: 'devices', description: 'the fleet and device provisioning' },
+        { name: 'provisioning', description: 'provisioning by claim: claim batches and device requests' },
         { name: 'rollouts', description: 'moving devices to a firmware' },
         { name: 'tokens', description: 'API tokens and their roles (admin)' },
         { name: 'audit', description: 'who changed what, when' },

@@ -7,7 +7,8 @@ import type { Device } from '../../../fleet/device-registry.js';
 import { HttpError, notFound } from '../../errors.js';
 import { Type } from 'typebox';
 import { InvalidSerialError } from '../../../auth/certificate-ledger.js';
-import { DeviceCreateBody, DeviceDetail, DeviceLabelsBody, DeviceListQuery, DeviceParams, DeviceProvisioned, DeviceTypeBody, DeviceView, errors, RevokeBody, Revoked } from '../../schemas/index.js';
+import { MAX_IMPORT_DEVICES, ProvisioningError } from '../../../fleet/device-provisioning.js';
+import { DeviceCreateBody, DeviceCsrBody, DeviceImportBody, DevicesImported, DeviceDetail, DeviceLabelsBody, DeviceListQuery, DeviceParams, DeviceProvisioned, DeviceTypeBody, DeviceView, errors, RevokeBody, Revoked } from '../../schemas/index.js';
 
 function deviceView(d: Device) {
   return {
@@ -16,39 +17,57 @@ function deviceView(d: Device) {
   };
 }
 
+function provisioningError(err: unknown): never {
+  throw err instanceof ProvisioningError ? new HttpError(err.status, err.message) : err;
+}
+
 export async function deviceRoutes(fastify: FastifyInstance): Promise<void> {
   const { services } = fastify;
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { registry, prisma } = { registry: services.registry, prisma: services.db.prisma };
+  const { registry } = services;
 
   app.post('/devices', {
     schema: {
       tags: ['devices'], summary: 'Provision a device',
-      description: 'Issues a client certificate (CN = id) signed by the device CA and returns the bundle a device needs. The private key is returned once; mqota keeps none.',
+      description: 'Issues a client certificate (CN = id) signed by the device CA and returns the bundle a device needs. Without `csrPem` mqota makes the key and returns it once (it keeps none); with it, the certificate is for the device\'s own key and the bundle has no key.',
       body: DeviceCreateBody, response: { 201: DeviceProvisioned, ...errors(400, 409) },
     },
   }, async (req, reply) => {
-    const { id } = req.body;
-    const type = req.body.type ?? null;
-    if (registry.get(id)) throw new HttpError(409, `device ${id} already exists`);
-    if (await prisma.operatorCertificate.findUnique({ where: { name: id }, select: { name: true } })) throw new HttpError(409, `${id} is the name of an operator certificate; a device needs another id`);
-    const bundle = await issueBundle(id, type);
-    await registry.register(id, type);
-    req.log.info({ deviceId: id, type, fingerprint: bundle.fingerprint, notAfter: bundle.notAfter }, 'device provisioned');
+    const bundle = await services.provisioning.provision({ id: req.body.id, type: req.body.type ?? null, csrPem: req.body.csrPem }).catch(provisioningError);
+    req.log.info({ deviceId: bundle.deviceId, type: bundle.type, fingerprint: bundle.fingerprint, notAfter: bundle.notAfter, ownKey: bundle.keyPem === null }, 'device provisioned');
+    return reply.code(201).send({ device: deviceView(registry.get(bundle.deviceId)!), bundle });
+  });
+
+  app.post('/devices/:id/csr', {
+    schema: {
+      tags: ['devices'], summary: 'Sign a device-made key',
+      description: 'The device made its key and sent a CSR (ECDSA P-256 or RSA 2048-4096, signed with that key, subject CN = the device id or none). An unknown id is provisioned (with `type`, if given); a known device gets a new certificate for that key (rotation). The private key never leaves the device.',
+      params: DeviceParams, body: DeviceCsrBody, response: { 201: DeviceProvisioned, ...errors(400, 409) },
+    },
+  }, async (req, reply) => {
+    const { id } = req.params;
+    const known = registry.get(id);
+    const bundle = await (known
+      ? services.provisioning.reissue(id, req.body.csrPem)
+      : services.provisioning.provision({ id, type: req.body.type ?? null, csrPem: req.body.csrPem })).catch(provisioningError);
+    req.log.info({ deviceId: id, fingerprint: bundle.fingerprint, notAfter: bundle.notAfter, rotation: Boolean(known) }, 'device certificate issued for its own key');
     return reply.code(201).send({ device: deviceView(registry.get(id)!), bundle });
   });
 
-  /** A new device certificate, recorded in the ledger (so it can be revoked), and its bundle. */
-  async function issueBundle(id: string, type: string | null) {
-    const issued = await services.certificates.issue(id, 'device');
-    return {
-      deviceId: id, type, brokerUrl: services.links.brokerUrl(),
-      certPem: issued.certPem, keyPem: issued.keyPem, caPem: issued.caPem,
-      fingerprint: issued.fingerprint, notAfter: issued.notAfter,
-      commandKeyPem: services.commandKeyPem,
-      imageKeyDigests: services.signingKeys.list().filter((k) => !k.retiredAt).map((k) => k.keyDigest),
-    };
-  }
+  app.post('/devices/import', {
+    // 1000 CSRs of up to 8 KiB each, and JSON around them.
+    bodyLimit: MAX_IMPORT_DEVICES * 9 * 1024,
+    schema: {
+      tags: ['devices'], summary: 'Provision many devices at once',
+      description: `Up to ${MAX_IMPORT_DEVICES} devices, all or none: every row is checked first (a 400 or 409 names the first bad one as \`devices[i] (id)\`), then every certificate is issued and recorded in one write and every device registered. Each row may carry a CSR.`,
+      body: DeviceImportBody, response: { 201: DevicesImported, ...errors(400, 409) },
+    },
+  }, async (req, reply) => {
+    const bundles = await services.provisioning.importAll(req.body.devices.map((d) => ({ id: d.id, type: d.type ?? null, tags: d.tags, csrPem: d.csrPem }))).catch(provisioningError);
+    req.auditDetails = { devices: bundles.length, ids: bundles.slice(0, 20).map((b) => b.deviceId) };
+    req.log.info({ devices: bundles.length, ownKeys: bundles.filter((b) => b.keyPem === null).length }, 'devices imported');
+    return reply.code(201).send({ devices: bundles.map((bundle) => ({ device: deviceView(registry.get(bundle.deviceId)!), bundle })) });
+  });
 
   app.post('/devices/:id/certificate', {
     schema: {
@@ -59,7 +78,7 @@ export async function deviceRoutes(fastify: FastifyInstance): Promise<void> {
   }, async (req, reply) => {
     const device = registry.get(req.params.id);
     if (!device) throw notFound(`device ${req.params.id}`);
-    const bundle = await issueBundle(device.id, device.type);
+    const bundle = await services.provisioning.reissue(device.id).catch(provisioningError);
     req.log.info({ deviceId: device.id, fingerprint: bundle.fingerprint, notAfter: bundle.notAfter }, 'device certificate issued');
     return reply.code(201).send({ device: deviceView(device), bundle });
   });

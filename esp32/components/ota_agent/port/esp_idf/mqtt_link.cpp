@@ -7,6 +7,7 @@
 #include "esp_log.h"
 #include "esp_random.h"
 #include "mqtt_tls_session.h"
+#include "reconnect_config.h"
 
 namespace mqota::esp_idf {
 namespace {
@@ -31,20 +32,29 @@ esp_err_t MqttLink::start(const DeviceIdentity& identity, const char* broker_uri
     cfg.session.disable_clean_session = true;  // the broker keeps our subscription and QoS 1 commands
     cfg.session.keepalive = 60;
     cfg.session.protocol_ver = MQTT_PROTOCOL_V_3_1_1;
+    // The delay before each new attempt is the ReconnectPolicy's (schedule_reconnect).
+    cfg.network.disable_auto_reconnect = true;
     // Published, retained, by the broker when the connection drops without DISCONNECT [MQTT-3.1.2-8].
     cfg.session.last_will.topic = topics_.presence();
     cfg.session.last_will.msg = kPresenceOffline;
     cfg.session.last_will.msg_len = static_cast<int>(strlen(kPresenceOffline));
     cfg.session.last_will.qos = kQos;
     cfg.session.last_will.retain = 1;
-    // 5-15 s, drawn once per boot: a fleet that lost the broker together must not return in step.
-    cfg.network.reconnect_timeout_ms = 5000 + static_cast<int>(esp_random() % 10000);
     cfg.network.timeout_ms = 10000;
     // Commands (at most 4 KiB) longer than the buffer arrive as several MQTT_EVENT_DATA and are
     // reassembled; status and announce payloads are far below it.
     cfg.buffer.size = 1024;
     cfg.outbox.limit = 8 * 1024;  // bounds the heap held by unacknowledged QoS 1 messages
 
+    policy_ = ReconnectPolicy(reconnect_config_from_kconfig(), &MqttLink::random_u32, nullptr);
+    const esp_timer_create_args_t timer = {
+        .callback = &MqttLink::reconnect_now, .arg = this, .dispatch_method = ESP_TIMER_TASK, .name = "mqtt_reconnect",
+        .skip_unhandled_events = true,
+    };
+    esp_err_t timer_err = esp_timer_create(&timer, &reconnect_timer_);
+    if (timer_err != ESP_OK) {
+        return timer_err;
+    }
     client_ = esp_mqtt_client_init(&cfg);
     if (client_ == nullptr) {
         return ESP_FAIL;
@@ -134,6 +144,29 @@ void MqttLink::reuse_tls_session() {
     }
 }
 
+uint32_t MqttLink::random_u32(void*) { return esp_random(); }
+
+void MqttLink::reconnect_now(void* arg) {
+    auto* self = static_cast<MqttLink*>(arg);
+    if (esp_mqtt_client_reconnect(self->client_) != ESP_OK) {
+        ESP_LOGW(TAG, "reconnect request ignored: the client is not waiting to reconnect");
+    }
+}
+
+void MqttLink::schedule_reconnect() {
+    const ConnectFailure failure = refused_ ? ConnectFailure::refused : ConnectFailure::network;
+    refused_ = false;
+    const uint32_t delay = policy_.next_delay_ms(failure);
+    if (failure == ConnectFailure::refused) {
+        ESP_LOGW(TAG, "retrying in %u ms (refused %u times in a row)", static_cast<unsigned>(delay),
+                 static_cast<unsigned>(policy_.refusals()));
+    } else {
+        ESP_LOGI(TAG, "retrying in %u ms (network)", static_cast<unsigned>(delay));
+    }
+    esp_timer_stop(reconnect_timer_);  // not running is fine
+    esp_timer_start_once(reconnect_timer_, static_cast<uint64_t>(delay) * 1000);
+}
+
 void MqttLink::on_event(void* arg, esp_event_base_t, int32_t event_id, void* event_data) {
     auto* self = static_cast<MqttLink*>(arg);
     const auto* event = static_cast<const esp_mqtt_event_t*>(event_data);
@@ -142,6 +175,7 @@ void MqttLink::on_event(void* arg, esp_event_base_t, int32_t event_id, void* eve
             self->reuse_tls_session();
             break;
         case MQTT_EVENT_CONNECTED:
+            self->policy_.on_connected();
             self->save_tls_session();
             // Retained, so whoever subscribes later learns it; it replaces the last will's offline.
             esp_mqtt_client_enqueue(self->client_, self->topics_.presence(), kPresenceOnline,
@@ -149,6 +183,8 @@ void MqttLink::on_event(void* arg, esp_event_base_t, int32_t event_id, void* eve
             self->post(AgentEvent::connected, event->session_present != 0);  // [MQTT-3.2.2-2]
             break;
         case MQTT_EVENT_DISCONNECTED:
+            // Also after a failed attempt (esp-mqtt aborts it the same way): wait, then try again.
+            self->schedule_reconnect();
             self->post(AgentEvent::disconnected, false);
             break;
         case MQTT_EVENT_SUBSCRIBED:
@@ -160,8 +196,10 @@ void MqttLink::on_event(void* arg, esp_event_base_t, int32_t event_id, void* eve
             break;
         case MQTT_EVENT_ERROR:
             if (event->error_handle->error_type == MQTT_ERROR_TYPE_CONNECTION_REFUSED) {
-                // 5 = not authorized: the client id is not the certificate CN, or an unknown device.
+                // 5 = not authorized: the certificate is revoked or unknown, or the client id is not
+                // its CN. Hammering cannot help: the next DISCONNECTED backs off exponentially.
                 ESP_LOGE(TAG, "broker refused the connection (CONNACK %d)", event->error_handle->connect_return_code);
+                self->refused_ = true;
             } else if (event->error_handle->error_type == MQTT_ERROR_TYPE_TCP_TRANSPORT) {
                 ESP_LOGW(TAG, "transport error: esp-tls 0x%x, TLS stack 0x%x, certificate flags 0x%x, errno %d",
                          event->error_handle->esp_tls_last_esp_err, event->error_handle->esp_tls_stack_err,

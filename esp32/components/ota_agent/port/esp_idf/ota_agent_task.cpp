@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <new>
+
 #include "agent_event.h"
+#include "claim_provisioning.h"
 #include "device_identity.h"
 #include "esp_idf_port.h"
 #include "mbedtls_trust.h"
@@ -27,7 +30,7 @@ constexpr UBaseType_t kQueueLength = 8;
 
 struct AgentRuntime {
     AgentRuntime(const ota_agent_config_t& config, const DeviceIdentity& id)
-        : identity(id), port(link, identity, config.self_test, config.self_test_ctx), agent(port, agent_config(config)) {}
+        : identity(id), port(link, identity, config.self_test, config.self_test_ctx, config.defer, config.defer_ctx), agent(port, agent_config(config)) {}
 
     AgentConfig agent_config(const ota_agent_config_t& config) {
         AgentConfig c;
@@ -71,6 +74,7 @@ struct AgentRuntime {
 };
 
 AgentRuntime* s_runtime = nullptr;
+bool s_claiming = false;  // the claim task runs instead of the agent
 
 void dispatch(UpdateAgent& agent, AgentEvent& e) {
     switch (e.kind) {
@@ -106,14 +110,24 @@ void agent_task(void* arg) {
 
 extern "C" esp_err_t ota_agent_start(const ota_agent_config_t* config) {
     using namespace mqota::esp_idf;
-    if (s_runtime != nullptr) {
+    if (s_runtime != nullptr || s_claiming) {
         return ESP_ERR_INVALID_STATE;
     }
     const ota_agent_config_t defaults = OTA_AGENT_CONFIG_DEFAULT();
     const ota_agent_config_t& cfg = config != nullptr ? *config : defaults;
 
     DeviceIdentity identity;
-    esp_err_t err = load_device_identity(&identity);
+    ClaimIdentity claim;
+    esp_err_t err = load_device_identity(&identity, &claim);
+    if (err == ESP_ERR_NOT_FINISHED) {
+        // No identity yet, a claim certificate: claim one; the chip restarts once it is stored.
+        const char* claim_broker = cfg.broker_uri != nullptr ? cfg.broker_uri
+                                   : claim.broker_uri != nullptr ? claim.broker_uri
+                                                                 : CONFIG_OTA_AGENT_BROKER_URI;
+        err = start_claim(claim, claim_broker);
+        s_claiming = err == ESP_OK;
+        return err;
+    }
     if (err != ESP_OK) {
         return err;
     }
@@ -126,7 +140,14 @@ extern "C" esp_err_t ota_agent_start(const ota_agent_config_t* config) {
         return ESP_ERR_NO_MEM;
     }
     // Lives as long as the program: esp-mqtt and esp_http_client keep pointers into it.
-    auto* rt = new AgentRuntime(cfg, identity);
+    // Exceptions are off in ESP-IDF (CONFIG_COMPILER_CXX_EXCEPTIONS=n), so a throwing new would
+    // abort on exhaustion: ask for nullptr instead and say so.
+    auto* rt = new (std::nothrow) AgentRuntime(cfg, identity);
+    if (rt == nullptr) {
+        ESP_LOGE(TAG, "no memory for the agent (%u bytes)", static_cast<unsigned>(sizeof(AgentRuntime)));
+        vQueueDelete(events);
+        return ESP_ERR_NO_MEM;
+    }
     rt->events = events;
     const auto fail = [rt](esp_err_t e) {
         vQueueDelete(rt->events);

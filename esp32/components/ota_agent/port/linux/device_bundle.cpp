@@ -89,7 +89,7 @@ bool parse_broker_url(const std::string& url, std::string* host, int* port, std:
     return true;
 }
 
-bool load_device_bundle(const std::string& dir, DeviceBundle* out, std::string* error) {
+bool load_device_bundle(const std::string& dir, DeviceBundle* out, std::string* error, const std::string& own_key_file) {
     std::string text;
     const std::string json_path = dir + "/device.json";
     if (!read_text_file(json_path, &text, 64 * 1024)) {
@@ -131,6 +131,9 @@ bool load_device_bundle(const std::string& dir, DeviceBundle* out, std::string* 
     b.ca_file = dir + "/ca.crt";
     b.cert_file = dir + "/device.crt";
     b.key_file = dir + "/device.key";
+    if (access(b.key_file.c_str(), R_OK) != 0 && !own_key_file.empty()) {
+        b.key_file = own_key_file;  // a bundle from a CSR has no key: the device holds it
+    }
     for (const std::string* f : {&b.ca_file, &b.cert_file, &b.key_file}) {
         if (access(f->c_str(), R_OK) != 0) {
             *error = "cannot read " + *f;

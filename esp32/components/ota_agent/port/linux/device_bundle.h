@@ -27,7 +27,9 @@ struct DeviceBundle {
     std::vector<std::array<uint8_t, 32>> image_key_digests;
 };
 
-bool load_device_bundle(const std::string& dir, DeviceBundle* out, std::string* error);
+// A bundle made from the device's CSR has no device.key; then `own_key_file` (the key the device
+// made, <state>/identity/device.key on Linux) is used, if given.
+bool load_device_bundle(const std::string& dir, DeviceBundle* out, std::string* error, const std::string& own_key_file = "");
 
 // "mqtts://host:port", "mqtts://[::1]:8883"; port defaults to 8883. Only TLS is accepted.
 bool parse_broker_url(const std::string& url, std::string* host, int* port, std::string* error);

@@ -13,7 +13,11 @@
 #include <thread>
 #include <vector>
 
+#include <atomic>
+
 #include "agent_events.h"
+#include "claim_client.h"
+#include "file_util.h"
 #include "curl_transfer.h"
 #include "device_bundle.h"
 #include "file_kv_store.h"
@@ -34,6 +38,14 @@ constexpr int kExitConfig = 2;       // bad options, unreadable bundle or state
 constexpr int kExitNoImage = 3;      // nothing bootable in the slots
 constexpr int kExitSimulatedCrash = 70;
 
+// Network errors retry after 1-3 s here (a host on a LAN or loopback); refusals back off as on the chip.
+ReconnectPolicyConfig linux_reconnect_defaults() {
+    ReconnectPolicyConfig c;
+    c.network_min_ms = 1000;
+    c.network_max_ms = 3000;
+    return c;
+}
+
 struct Options {
     std::string bundle_dir;
     std::string state_dir;
@@ -45,16 +57,23 @@ struct Options {
     uint32_t slot_size = 0x180000;  // ota_0/ota_1 in esp32/partitions.csv: 1.5 MiB
     long max_download_rate = 0;
     uint32_t efuse_secure_version = 0;
+    uint32_t defer_first = 0;        // the application defers the first N update offers ...
+    uint32_t defer_retry_after = 5;  // ... asking for them again after this many seconds
     long long clock_offset_s = 0;
     LogLevel log_level = LogLevel::info;
+    std::string device_id;  // claim mode: the id to ask for; --make-csr: the CSR's CN
+    std::string make_csr;   // write a CSR for the device's own key here and exit
+    ReconnectPolicyConfig reconnect = linux_reconnect_defaults();
 };
 
 void usage(FILE* out) {
     fprintf(out,
             "usage: mqota-linux-device --bundle DIR --state DIR [options]\n"
+            "       mqota-linux-device --state DIR --device-id ID --make-csr FILE\n"
             "\n"
             "  --bundle DIR               device bundle from `mqota device add` (device.json, device.crt,\n"
-            "                             device.key, ca.crt)\n"
+            "                             device.key, ca.crt), or a claim bundle from `mqota provision claim\n"
+            "                             create` (claim.json, ...): the first start claims an identity\n"
             "  --state DIR                simulated flash: ota_0.bin, ota_1.bin, otadata, nvs.kv (created)\n"
             "  --install IMAGE            factory flash: write IMAGE to ota_0, erase otadata, then boot\n"
             "  --install-only             with --install: exit after writing\n"
@@ -64,8 +83,18 @@ void usage(FILE* out) {
             "  --slot-size BYTES          size of each OTA slot (default 1572864, as partitions.csv)\n"
             "  --max-download-rate B/S    throttle downloads (tests)\n"
             "  --efuse-secure-version N   simulated anti-rollback eFuse value (default 0)\n"
+            "  --defer-first N            the application defers the first N update offers (busy), as\n"
+            "                             MQOTA_SIM_DEFER_FIRST=N does (default 0)\n"
+            "  --defer-retry-after S      ... asking for them again after S seconds (default 5)\n"
             "  --clock-offset-s N         shift the wall clock by N seconds (command expiry tests)\n"
             "  --log-level LEVEL          error, warn, info (default) or debug\n"
+            "  --device-id ID             with a claim bundle: the device id to ask for (default: linux-<machine id>)\n"
+            "  --make-csr FILE            make the device key in STATE/identity (if missing) and write a CSR for it\n"
+            "                             (CN = --device-id) to FILE, for `mqota device add ID --csr FILE`; then exit\n"
+            "  --refused-backoff-ms N     first retry delay after the broker refused the certificate (default 30000),\n"
+            "                             doubled per refusal in a row, with jitter\n"
+            "  --refused-backoff-max-ms N ceiling of that delay (default 3600000: an hour)\n"
+            "  --network-retry-ms N       retry after a network error within N..3N ms (default 1000)\n"
             "\n"
             "environment: MQOTA_SIM_CRASH_BEFORE_CONFIRM=1 exits with status 70 right after booting an\n"
             "image in pending-verify state, before it can confirm itself (the next start rolls back).\n");
@@ -83,7 +112,8 @@ bool parse_u32(const char* text, uint32_t* out) {
 }
 
 bool parse_options(int argc, char** argv, Options* o) {
-    enum { kBundle = 1000, kState, kInstall, kInstallOnly, kSelfTest, kRetries, kBackoff, kSlotSize, kRate, kSecure, kClock, kLog, kHelp };
+    enum { kBundle = 1000, kState, kInstall, kInstallOnly, kSelfTest, kRetries, kBackoff, kSlotSize, kRate, kSecure, kDeferFirst, kDeferRetryAfter, kClock, kLog, kHelp,
+           kDeviceId, kRefused, kRefusedMax, kNetwork, kMakeCsr };
     static const struct option kLong[] = {
         {"bundle", required_argument, nullptr, kBundle},
         {"state", required_argument, nullptr, kState},
@@ -95,13 +125,21 @@ bool parse_options(int argc, char** argv, Options* o) {
         {"slot-size", required_argument, nullptr, kSlotSize},
         {"max-download-rate", required_argument, nullptr, kRate},
         {"efuse-secure-version", required_argument, nullptr, kSecure},
+        {"defer-first", required_argument, nullptr, kDeferFirst},
+        {"defer-retry-after", required_argument, nullptr, kDeferRetryAfter},
         {"clock-offset-s", required_argument, nullptr, kClock},
         {"log-level", required_argument, nullptr, kLog},
         {"help", no_argument, nullptr, kHelp},
+        {"device-id", required_argument, nullptr, kDeviceId},
+        {"make-csr", required_argument, nullptr, kMakeCsr},
+        {"refused-backoff-ms", required_argument, nullptr, kRefused},
+        {"refused-backoff-max-ms", required_argument, nullptr, kRefusedMax},
+        {"network-retry-ms", required_argument, nullptr, kNetwork},
         {nullptr, 0, nullptr, 0},
     };
     int c;
     uint32_t v = 0;
+    if (const char* defer = getenv("MQOTA_SIM_DEFER_FIRST"); defer != nullptr && !parse_u32(defer, &o->defer_first)) return false;
     while ((c = getopt_long(argc, argv, "", kLong, nullptr)) != -1) {
         switch (c) {
             case kBundle: o->bundle_dir = optarg; break;
@@ -127,6 +165,12 @@ bool parse_options(int argc, char** argv, Options* o) {
             case kSecure:
                 if (!parse_u32(optarg, &o->efuse_secure_version)) return false;
                 break;
+            case kDeferFirst:
+                if (!parse_u32(optarg, &o->defer_first)) return false;
+                break;
+            case kDeferRetryAfter:
+                if (!parse_u32(optarg, &o->defer_retry_after) || o->defer_retry_after < 1 || o->defer_retry_after > kRetryAfterMaxS) return false;
+                break;
             case kClock: {
                 char* end = nullptr;
                 o->clock_offset_s = strtoll(optarg, &end, 10);
@@ -137,8 +181,23 @@ bool parse_options(int argc, char** argv, Options* o) {
                 if (!parse_log_level(optarg, &o->log_level)) return false;
                 break;
             case kHelp: usage(stdout); exit(0);
+            case kDeviceId: o->device_id = optarg; break;
+            case kMakeCsr: o->make_csr = optarg; break;
+            case kRefused:
+                if (!parse_u32(optarg, &o->reconnect.refused_first_ms) || o->reconnect.refused_first_ms == 0) return false;
+                break;
+            case kRefusedMax:
+                if (!parse_u32(optarg, &o->reconnect.refused_max_ms) || o->reconnect.refused_max_ms == 0) return false;
+                break;
+            case kNetwork:
+                if (!parse_u32(optarg, &o->reconnect.network_min_ms) || o->reconnect.network_min_ms > 0x40000000u) return false;
+                o->reconnect.network_max_ms = o->reconnect.network_min_ms * 3;
+                break;
             default: return false;
         }
+    }
+    if (!o->make_csr.empty()) {
+        return optind == argc && !o->state_dir.empty() && !o->device_id.empty();
     }
     if (optind != argc || o->bundle_dir.empty() || o->state_dir.empty()) {
         return false;
@@ -174,6 +233,16 @@ std::vector<std::string> reboot_arguments(int argc, char** argv) {
     _exit(1);
 }
 
+// Without --device-id a claiming host asks for linux-<first 12 hex digits of /etc/machine-id>,
+// as an ESP32 derives its id from the eFuse MAC.
+std::string default_device_id() {
+    std::string id;
+    if (read_text_file("/etc/machine-id", &id, 64) && id.size() >= 12) {
+        return "linux-" + id.substr(0, 12);
+    }
+    return "linux-device";
+}
+
 bool make_dir(const std::string& path) {
     std::string partial;
     for (size_t i = 0; i <= path.size(); ++i) {
@@ -207,9 +276,25 @@ int main(int argc, char** argv) {
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-    DeviceBundle bundle;
     std::string error;
-    if (!load_device_bundle(options.bundle_dir, &bundle, &error)) {
+    const std::string identity_dir = options.state_dir + "/identity";
+    if (!options.make_csr.empty()) {
+        std::string csr;
+        if (!make_dir(options.state_dir) || !make_key_and_csr(identity_dir, options.device_id, &csr, &error) ||
+            !write_file_atomic(options.make_csr, csr.data(), csr.size(), &error)) {
+            log_line(LogLevel::error, "main", "--make-csr: %s", error.empty() ? strerror(errno) : error.c_str());
+            return kExitConfig;
+        }
+        log_line(LogLevel::info, "main", "CSR for %s written to %s (the key stays in %s)", options.device_id.c_str(),
+                 options.make_csr.c_str(), identity_dir.c_str());
+        return 0;
+    }
+    // A device bundle, or a claim bundle (the identity is claimed at first start, below).
+    DeviceBundle bundle;
+    ClaimBundle claim;
+    const bool claiming = is_claim_bundle(options.bundle_dir);
+    if (!(claiming ? load_claim_bundle(options.bundle_dir, &claim, &error)
+                   : load_device_bundle(options.bundle_dir, &bundle, &error, identity_dir + "/device.key"))) {
         log_line(LogLevel::error, "main", "%s", error.c_str());
         return kExitConfig;
     }
@@ -246,14 +331,42 @@ int main(int argc, char** argv) {
         _exit(kExitSimulatedCrash);
     }
 
+    // Stop signals before the agent runs (during a claim) end the wait; later ones reach the agent.
+    static std::atomic<bool> stopping{false};
+    AgentEventQueue events;
+    std::thread signal_thread([&events, stop_signals] {
+        int sig = 0;
+        sigwait(&stop_signals, &sig);
+        stopping = true;
+        AgentEvent e;
+        e.kind = AgentEvent::Kind::stop;
+        events.push(std::move(e));
+    });
+    signal_thread.detach();
+
+    // A claim bundle: the identity is claimed once and kept in the state directory, as the
+    // ESP-IDF port keeps it in NVS.
+    if (claiming) {
+        if (access((identity_dir + "/device.crt").c_str(), R_OK) != 0) {
+            const std::string device_id = options.device_id.empty() ? default_device_id() : options.device_id;
+            if (!claim_identity(claim, device_id, identity_dir, options.reconnect, stopping, &error)) {
+                log_line(stopping ? LogLevel::info : LogLevel::error, "main", "claim: %s", error.c_str());
+                return stopping ? 0 : kExitConfig;
+            }
+        }
+        if (!load_device_bundle(identity_dir, &bundle, &error)) {
+            log_line(LogLevel::error, "main", "%s", error.c_str());
+            return kExitConfig;
+        }
+    }
+
     FileKvStore kv(options.state_dir + "/nvs.kv");
     if (!kv.load(&error)) {
         log_line(LogLevel::error, "main", "%s", error.c_str());
         return kExitConfig;
     }
 
-    AgentEventQueue events;
-    MosquittoLink link(bundle, events);
+    MosquittoLink link(bundle, events, options.reconnect);
     CurlTransfer transfer(bundle, slots, options.max_download_rate);
     const std::vector<std::string> reboot_args = reboot_arguments(argc, argv);
     LinuxPort port(slots, kv, link, transfer, options.efuse_secure_version, [&] {
@@ -263,6 +376,17 @@ int main(int argc, char** argv) {
         note_reset_reason("software");
         reexec(reboot_args);
     }, reset_reason);
+
+    // The simulated application: busy for the first N offers (docs/protocol.md "Deferral").
+    uint32_t offers = 0;
+    port.set_deferral([&](const char* version, uint32_t, uint32_t* retry_after_s, char* reason, size_t cap) {
+        if (offers >= options.defer_first) return false;
+        ++offers;
+        *retry_after_s = options.defer_retry_after;
+        snprintf(reason, cap, "application busy (offer %u of %u deferred): %s later", static_cast<unsigned>(offers),
+                 static_cast<unsigned>(options.defer_first), version);
+        return true;
+    });
 
     AgentConfig config;
     config.device_id = bundle.device_id.c_str();
@@ -293,15 +417,6 @@ int main(int argc, char** argv) {
         log_line(LogLevel::warn, "main", "bundle type %s differs from the running image's project name %s",
                  bundle.type.c_str(), agent.device_type());
     }
-
-    std::thread signal_thread([&events, stop_signals] {
-        int sig = 0;
-        sigwait(&stop_signals, &sig);
-        AgentEvent e;
-        e.kind = AgentEvent::Kind::stop;
-        events.push(std::move(e));
-    });
-    signal_thread.detach();
 
     if (!link.start(&error)) {
         log_line(LogLevel::error, "main", "%s", error.c_str());

@@ -2,6 +2,9 @@
 
 #include <mosquitto.h>
 
+#include <errno.h>
+#include <string.h>
+
 #include <chrono>
 #include <cstring>
 
@@ -15,7 +18,10 @@ constexpr int kQos = 1;
 
 }  // namespace
 
-MosquittoLink::MosquittoLink(const DeviceBundle& bundle, AgentEventQueue& events) : bundle_(bundle), events_(events) {}
+MosquittoLink::MosquittoLink(const DeviceBundle& bundle, AgentEventQueue& events, const ReconnectPolicyConfig& reconnect)
+    : bundle_(bundle), events_(events), random_(std::random_device{}()), policy_(reconnect, &MosquittoLink::random_u32, this) {}
+
+uint32_t MosquittoLink::random_u32(void* self) { return static_cast<uint32_t>(static_cast<MosquittoLink*>(self)->random_()); }
 
 MosquittoLink::~MosquittoLink() {
     stop();
@@ -60,35 +66,69 @@ bool MosquittoLink::start(std::string* error) {
     mosquitto_subscribe_callback_set(mosq_, &MosquittoLink::on_subscribe);
     mosquitto_message_callback_set(mosq_, &MosquittoLink::on_message);
     mosquitto_publish_callback_set(mosq_, &MosquittoLink::on_publish);
-    mosquitto_reconnect_delay_set(mosq_, 1, 30, true);
-
-    rc = mosquitto_connect_async(mosq_, bundle_.broker_host.c_str(), bundle_.broker_port, kKeepaliveSeconds);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        // Not fatal: the loop thread keeps reconnecting (broker not up yet, network down).
-        log_line(LogLevel::warn, "mqtt", "connect to %s: %s; will retry", bundle_.broker_url.c_str(),
-                 rc == MOSQ_ERR_ERRNO ? "network error" : mosquitto_strerror(rc));
-    }
-    rc = mosquitto_loop_start(mosq_);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        *error = std::string("mosquitto_loop_start: ") + mosquitto_strerror(rc);
-        return false;
-    }
+    // Our thread runs the loop: libmosquitto must lock around calls from other threads.
+    mosquitto_threaded_set(mosq_, true);
     running_ = true;
+    thread_ = std::thread([this] { run(); });
     log_line(LogLevel::info, "mqtt", "connecting to %s as %s", bundle_.broker_url.c_str(), bundle_.device_id.c_str());
     return true;
 }
 
+bool MosquittoLink::wait_or_stop(uint32_t ms) {
+    std::unique_lock<std::mutex> lock(stop_mutex_);
+    return !stop_cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return !running_.load(); });
+}
+
+void MosquittoLink::run() {
+    bool first = true;
+    while (running_) {
+        connack_ = -1;
+        // Blocking TCP connect, TLS handshake and CONNECT. mosquitto_reconnect keeps the queued
+        // QoS 1 messages of the persistent session for the next connection.
+        int rc = first ? mosquitto_connect(mosq_, bundle_.broker_host.c_str(), bundle_.broker_port, kKeepaliveSeconds)
+                       : mosquitto_reconnect(mosq_);
+        if (rc == MOSQ_ERR_SUCCESS) {
+            first = false;
+            while (running_ && (rc = mosquitto_loop(mosq_, 200, 1)) == MOSQ_ERR_SUCCESS) {
+            }
+        } else {
+            log_line(LogLevel::warn, "mqtt", "connect to %s: %s", bundle_.broker_url.c_str(),
+                     rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        }
+        if (!running_) {
+            break;
+        }
+        // A CONNACK other than 0 is the broker's no (revoked, unknown, wrong client id): back off.
+        const ConnectFailure failure = connack_ > 0 ? ConnectFailure::refused : ConnectFailure::network;
+        const uint32_t delay = policy_.next_delay_ms(failure);
+        if (failure == ConnectFailure::refused) {
+            log_line(LogLevel::warn, "mqtt", "retrying in %u ms (refused %u times in a row)", delay, policy_.refusals());
+        } else {
+            log_line(LogLevel::info, "mqtt", "retrying in %u ms (network)", delay);
+        }
+        if (!wait_or_stop(delay)) {
+            break;
+        }
+    }
+}
+
 void MosquittoLink::stop() {
-    if (!running_) {
+    if (!running_.load()) {
         return;
     }
-    running_ = false;
-    // A clean DISCONNECT discards the will, so say it first (best effort: not when offline).
+    // A clean DISCONNECT discards the will, so say it first (best effort: not when offline), while
+    // the link thread still runs the network loop that sends it and hears the PUBACK.
     if (publish_message(topics_.presence(), kPresenceOffline, strlen(kPresenceOffline), true)) {
         flush(2000);
     }
+    if (!running_.exchange(false)) {
+        return;
+    }
+    stop_cv_.notify_all();
     mosquitto_disconnect(mosq_);
-    mosquitto_loop_stop(mosq_, false);
+    if (thread_.joinable()) {
+        thread_.join();
+    }
 }
 
 bool MosquittoLink::subscribe(const char* topic) {
@@ -124,11 +164,14 @@ bool MosquittoLink::flush(uint32_t timeout_ms) {
 
 void MosquittoLink::on_connect(struct mosquitto*, void* self, int rc, int flags) {
     auto* link = static_cast<MosquittoLink*>(self);
+    link->connack_ = rc;
     if (rc != 0) {
-        // CONNACK 5: not authorized, e.g. the client id is not the certificate CN.
+        // CONNACK 5: not authorized: the certificate is revoked or unknown, or the client id is
+        // not its CN. The run loop backs off.
         log_line(LogLevel::error, "mqtt", "connection refused: %s", mosquitto_connack_string(rc));
         return;
     }
+    link->policy_.on_connected();
     link->publish_message(link->topics_.presence(), kPresenceOnline, strlen(kPresenceOnline), true);
     AgentEvent e;
     e.kind = AgentEvent::Kind::connected;

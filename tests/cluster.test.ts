@@ -94,6 +94,42 @@ describe('several instances over one PostgreSQL', () => {
     } finally { await endAll(dev); }
   });
 
+  test('steering on one instance is in force on the other: a retry granted on b, a resume on a, the offer from a', async () => {
+    await upload(a, 'lamp', '1.0.0');
+    const fw = await upload(a, 'lamp', '1.1.0');
+    for (const id of ['lamp-1', 'lamp-2']) await a.api.call('POST', '/api/devices', { id, type: 'lamp' });
+    const dev = await a.device('lamp-1'); // lamp-2 stays away: the rollout keeps running for it
+    try {
+      const r = await b.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id, failureThreshold: { count: 1 } });
+      const first = await eventually(async () => {
+        const c = await announce(dev, 'lamp-1', { type: 'lamp', version: '1.0.0' });
+        return c.action === 'update' ? c : null;
+      }, 30_000, 'offered by a');
+      await report(dev, 'lamp-1', { updateId: first.updateId, state: 'failed', error: 'flash-write' });
+      for (const server of [a, b]) {
+        await eventually(async () => (await server.api.call<Json>('GET', `/api/rollouts/${r.id}`)).state === 'paused', 30_000, `paused, as ${server.config.instanceId} sees it`);
+      }
+      assert.equal((await b.api.call<Json>('POST', `/api/rollouts/${r.id}/retry`)).retried, 1);
+      assert.equal((await a.api.call<Json>('POST', `/api/rollouts/${r.id}/resume`)).state, 'running');
+      // a offers again only if it knows of b's grant (and whichever leads knows of a's acknowledgement).
+      const second = await eventually(async () => {
+        const c = await announce(dev, 'lamp-1', { type: 'lamp', version: '1.0.0' });
+        return c.action === 'update' ? c : null;
+      }, 30_000, 'offered again by a after the retry granted on b');
+      assert.notEqual(second.updateId, first.updateId, 'a new attempt');
+      for (const state of ['accepted', 'downloading', 'downloaded', 'rebooting']) await report(dev, 'lamp-1', { updateId: second.updateId, state });
+      assert.equal((await announce(dev, 'lamp-1', { type: 'lamp', version: '1.1.0' })).action, 'none');
+      for (const server of [a, b]) {
+        const seen = await eventually(async () => {
+          const x = await server.api.call<Json>('GET', `/api/rollouts/${r.id}`);
+          return x.counts.succeeded === 1 ? x : null;
+        }, 30_000, `success counted by ${server.config.instanceId}`);
+        assert.equal(seen.state, 'running', 'the acknowledged failure does not pause it again');
+        assert.equal(seen.counts.failed, 1);
+      }
+    } finally { await endAll(dev); }
+  });
+
   test('when the leader stops, the other instance takes over the ticks', async () => {
     const [leader, follower] = a.mqota.services.cluster!.isLeader() ? [a, b] : [b, a];
     await leader.mqota.services.cluster!.close(); // gives up the lock as a stopped instance does

@@ -84,7 +84,7 @@ describe('wave deadline', () => {
 describe('deferral', () => {
   test('offered again after retryAfter, not before; the timeout counts from then', () => {
     const deferrals = new Deferrals();
-    const attempt = { updatedAt: new Date(T0) };
+    const attempt = { state: 'sent', updatedAt: new Date(T0) };
     assert.equal(deferrals.due(attempt, T0), true, 'never deferred: nothing holds it');
     const until = deferrals.note(attempt, 30, T0);
     assert.equal(until, T0 + 30_000);
@@ -98,6 +98,16 @@ describe('deferral', () => {
     assert.equal(deferrals.waiting(attempt, T0 + 31_000), false);
     assert.equal(deferrals.lastActivity(attempt), T0 + 31_000);
     assert.deepEqual([retryAfterMs(undefined), retryAfterMs(0), retryAfterMs(10 ** 9)], [60_000, 1000, 86_400_000]);
+  });
+
+  test('a deferral heard elsewhere (another instance, before a restart) waits the default from its commit', () => {
+    const deferrals = new Deferrals();
+    const attempt = { state: 'deferred', updatedAt: new Date(T0) };
+    assert.equal(deferrals.waiting(attempt, T0 + 59_999), true);
+    assert.equal(deferrals.due(attempt, T0 + 59_999), false);
+    assert.equal(deferrals.due(attempt, T0 + 60_000), true);
+    deferrals.resent(attempt, T0 + 60_000);
+    assert.equal(deferrals.due(attempt, T0 + 120_000), false, 'offered once; the device answers');
   });
 
   test('a deferral answers an offer not started; once started it is out of order; each one is recorded', () => {

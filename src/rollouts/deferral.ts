@@ -4,8 +4,10 @@
 // the same update again once `retryAfter` has passed and the device is online, within the
 // rollout's window. Until then an announce from it is answered `none` with reason `deferred`.
 //
-// When the offer is due is kept in memory, per attempt: after a restart the offer is repeated at
-// the device's next announce, and the device's application decides again.
+// When the offer is due is kept in memory, per attempt. An instance that did not hear the deferral
+// itself (it restarted, or another instance handled the report) does not know the `retryAfter`
+// asked for: it waits the default from the moment the deferral was committed, and the device's
+// application decides again when offered.
 
 export const DEFAULT_RETRY_AFTER_SECONDS = 60;
 export const MAX_RETRY_AFTER_SECONDS = 86_400;
@@ -19,7 +21,7 @@ export function retryAfterMs(retryAfterSeconds: number | undefined): number {
 interface Deferred { until: number; resentAt: number | null }
 
 /** The attempt shape this needs: its identity and when it last changed. */
-interface AttemptLike { updatedAt: Date }
+interface AttemptLike { state: string; updatedAt: Date }
 
 export class Deferrals {
   private readonly byAttempt = new WeakMap<AttemptLike, Deferred>();
@@ -31,27 +33,27 @@ export class Deferrals {
     return until;
   }
 
-  /** Whether a deferred attempt may be offered again (one without a known deferral may). */
+  /** Whether a deferred attempt may be offered again. */
   due(attempt: AttemptLike, now: number): boolean {
-    const d = this.byAttempt.get(attempt);
+    const d = this.known(attempt);
     return !d || (d.resentAt === null && d.until <= now);
   }
 
   /** Deferred and not yet due: the device is not offered it again before then. */
   waiting(attempt: AttemptLike, now: number): boolean {
-    const d = this.byAttempt.get(attempt);
+    const d = this.known(attempt);
     return !!d && d.resentAt === null && d.until > now;
   }
 
   /** Seconds until the offer is due again (0: due now). */
   secondsLeft(attempt: AttemptLike, now: number): number {
-    const d = this.byAttempt.get(attempt);
+    const d = this.known(attempt);
     return d ? Math.max(0, Math.ceil((d.until - now) / 1000)) : 0;
   }
 
   /** The offer went out again; the device answers it like any other. */
   resent(attempt: AttemptLike, now: number): void {
-    const d = this.byAttempt.get(attempt);
+    const d = this.known(attempt);
     if (d) d.resentAt = now;
   }
 
@@ -61,7 +63,17 @@ export class Deferrals {
    * hour is not timed out while the server honours it.
    */
   lastActivity(attempt: AttemptLike): number {
-    const d = this.byAttempt.get(attempt);
+    const d = this.known(attempt);
     return Math.max(attempt.updatedAt.getTime(), d?.until ?? 0, d?.resentAt ?? 0);
+  }
+
+  /** The deferral of a deferred attempt; one heard elsewhere waits the default from its commit. */
+  private known(attempt: AttemptLike): Deferred | undefined {
+    let d = this.byAttempt.get(attempt);
+    if (!d && attempt.state === 'deferred') {
+      d = { until: attempt.updatedAt.getTime() + retryAfterMs(undefined), resentAt: null };
+      this.byAttempt.set(attempt, d);
+    }
+    return d;
   }
 }

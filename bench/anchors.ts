@@ -122,6 +122,28 @@ export async function startMosquitto(opts: { binary: string; workDir: string; ce
 }
 
 /**
+ * Mosquitto on the configuration `mqota broker config mosquitto` wrote into `configDir` (issue
+ * #10's external broker mode: mqota's ACL, CRL and certificates), which names the port. A wrapper
+ * adds what only the run decides, as tests/support/mosquitto.ts does: logging to stderr, the
+ * persistence folder, `user root` when run as root; then includes the generated file.
+ */
+export async function startGeneratedMosquitto(opts: { binary: string; workDir: string; configDir: string; port: number }): Promise<AnchorProcess> {
+  const dir = path.join(opts.workDir, `mosquitto-${opts.port}`);
+  await mkdir(dir, { recursive: true });
+  const wrapper = path.join(dir, 'run.conf');
+  await writeFile(wrapper, [
+    ...(process.getuid?.() === 0 ? ['user root'] : []),
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    `persistence_location ${dir}/`,
+    `include_dir ${opts.configDir}`,
+    '',
+  ].join('\n'));
+  return AnchorProcess.spawn('mosquitto', opts.binary, ['-c', wrapper], opts.port);
+}
+
+/**
  * nginx serving `<root>/firmware/*.bin` over HTTPS with mqota's server certificate and, like
  * mqota's image route with a token, a bearer check (a string comparison) on every request.
  * `workers`: nginx processes; 'auto' is one per core, Debian's default.

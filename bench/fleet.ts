@@ -24,9 +24,10 @@ tuneHeap();
 const BROKER_HOST = '127.0.0.1';
 /** Same pattern the server validates status reports' updateId with (src/protocol/messages.ts). */
 const UPDATE_ID = /^[A-Za-z0-9_-]{1,64}$/;
-const UPDATE_KEYS = ['action', 'updateId', 'type', 'version', 'url', 'sha256', 'size'].sort().join();
-/** With signed commands (the default since MQOTA_SIGN_COMMANDS): the device id, an expiry and the signature added. */
-const SIGNED_UPDATE_KEYS = ['action', 'updateId', 'type', 'version', 'url', 'sha256', 'size', 'deviceId', 'expires', 'sig'].sort().join();
+const UPDATE_FIELDS = ['action', 'updateId', 'type', 'version', 'url', 'sha256', 'size'];
+const UPDATE_KEYS = [...UPDATE_FIELDS].sort().join();
+/** A signed command (src/protocol/command-signature.ts) names its device and adds an expiry and a signature. */
+const SIGNED_UPDATE_KEYS = [...UPDATE_FIELDS, 'deviceId', 'expires', 'sig'].sort().join();
 
 interface ReceivedCommand {
   at: number;
@@ -224,11 +225,10 @@ async function announceAgain(req: Extract<FleetMessage, { op: 'announce' }>): Pr
   return measureAnnounces(online.map((d) => d.id), req, async (id) => fleet.get(id)!);
 }
 
-function checkUpdate(cmd: Record<string, unknown> | null, expected: ExpectedUpdate, deviceId: string): boolean {
-  const keys = cmd === null ? '' : Object.keys(cmd).sort().join();
-  const signed = keys === SIGNED_UPDATE_KEYS && cmd!.deviceId === deviceId && typeof cmd!.expires === 'number' && typeof cmd!.sig === 'string';
+function checkUpdate(deviceId: string, cmd: Record<string, unknown> | null, expected: ExpectedUpdate): boolean {
+  const keys = cmd && Object.keys(cmd).sort().join();
   return cmd !== null
-    && (keys === UPDATE_KEYS || signed)
+    && (keys === UPDATE_KEYS || (keys === SIGNED_UPDATE_KEYS && cmd.deviceId === deviceId && Number.isInteger(cmd.expires) && typeof cmd.sig === 'string'))
     && cmd.action === 'update' && typeof cmd.updateId === 'string' && UPDATE_ID.test(cmd.updateId)
     && cmd.type === expected.type && cmd.version === expected.version && cmd.url === expected.url
     && cmd.sha256 === expected.sha256 && cmd.size === expected.size;
@@ -259,7 +259,7 @@ async function awaitUpdates(req: Extract<FleetMessage, { op: 'await-updates' }>)
     if (!first) continue;
     if (more.length) result.duplicates++;
     if (first.command?.action === 'update') result.received++;
-    if (checkUpdate(first.command, req.expected, device.id)) result.wellFormed++;
+    if (checkUpdate(device.id, first.command, req.expected)) result.wellFormed++;
     else if (result.malformedExamples.length < 5) result.malformedExamples.push(`${device.id}: ${first.raw}`);
     if (typeof first.command?.updateId === 'string') updateIds.add(first.command.updateId);
     result.firstAt = Math.min(result.firstAt, first.at);

@@ -3,6 +3,7 @@
 //
 //   npm run bench -- [--devices 1000] [--databases pglite,postgres] [--complete]
 //                    [--concurrency 64] [--warmup 50] [--profile]
+//   npm run bench -- --broker mosquitto [--devices 10000]   (issue #10: broker-comparison.ts)
 //
 // Prints a report per database with PASS/MISS against the targets, a markdown table, and writes
 // everything to bench/results/<timestamp>.json. See bench/README.md.
@@ -13,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { brokerComparisonUnavailable, runBrokerComparison } from './broker-comparison.js';
 import { comparisonTable, runMosquitto, type BrokerAnchorResult } from './compare.js';
 import { issueFleetCredentials } from './credentials.js';
 import { compareImages, printImageComparison } from './images.js';
@@ -28,14 +30,17 @@ const REPO_ROOT = path.dirname(BENCH_DIR);
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 
 const USAGE = `npm run bench -- [options]
-  --devices N          simulated devices (default 1000)
+  --devices N          simulated devices (default 1000; 10000 with --broker)
   --databases LIST     pglite,postgres (default both; PostgreSQL from MQOTA_BENCH_DATABASE_URL,
                        MQOTA_TEST_DATABASE_URL or a throwaway local cluster)
   --complete           devices also report accepted→succeeded; time until the API shows completed
-  --concurrency N      devices connecting at a time (default 64)
+  --concurrency N      devices connecting at a time (default 64; 100 with --broker)
   --warmup N           devices that connect, announce and leave before measuring (default 50)
   --compare            also Mosquitto (same fleet), nginx (images, wrk) and start-up, side by side
   --image-runs N       alternating nginx/mqota wrk runs with --compare (default 3)
+  --broker mosquitto   instead: the same fleet against the embedded broker, then Mosquitto
+                       (configured by \`mqota broker config mosquitto\`) with one and two mqota
+                       instances over PostgreSQL; one table (bench/README.md)
   --profile            run the server with --cpu-prof; profiles under bench/results/
   --server-env K=V     extra environment for the server, repeatable (e.g. MALLOC_ARENA_MAX=2)
   --server-node-arg A  extra node/V8 option for the server, repeatable (e.g. --max-semi-space-size=32)`;
@@ -43,10 +48,11 @@ const USAGE = `npm run bench -- [options]
 function options() {
   const { values } = parseArgs({
     options: {
-      devices: { type: 'string', default: '1000' },
+      devices: { type: 'string' },
+      broker: { type: 'string' },
       databases: { type: 'string', default: DATABASE_KINDS.join(',') },
       complete: { type: 'boolean', default: false },
-      concurrency: { type: 'string', default: '64' },
+      concurrency: { type: 'string' },
       warmup: { type: 'string', default: '50' },
       profile: { type: 'boolean', default: false },
       compare: { type: 'boolean', default: false },
@@ -60,8 +66,11 @@ function options() {
     console.log(USAGE);
     process.exit(0);
   }
+  if (values.broker !== undefined && values.broker !== 'mosquitto') throw new Error(`--broker takes mosquitto, not ${values.broker}`);
+  const brokerMode = values.broker === 'mosquitto';
+  const defaults = { devices: brokerMode ? '10000' : '1000', concurrency: brokerMode ? '100' : '64', warmup: '50' };
   const count = (name: 'devices' | 'concurrency' | 'warmup', min: number) => {
-    const n = Number(values[name]);
+    const n = Number(values[name] ?? defaults[name]);
     if (!Number.isInteger(n) || n < min || n > 100_000) throw new Error(`--${name} must be an integer from ${min} to 100000`);
     return n;
   };
@@ -80,7 +89,7 @@ function options() {
     serverEnv, serverNodeArgs,
     devices: count('devices', 1), concurrency: count('concurrency', 1), warmup: count('warmup', 0),
     databases: databases as DatabaseKind[], complete: values.complete, profile: values.profile,
-    compare: values.compare, imageRuns: Number(values['image-runs']),
+    broker: brokerMode, compare: values.compare, imageRuns: Number(values['image-runs']),
   };
 }
 
@@ -105,6 +114,11 @@ async function main(): Promise<number> {
   };
   process.once('SIGINT', () => { void ServerProcess.stopAll().then(cleanUp).finally(() => process.exit(130)); });
   try {
+    const brokerSkip = opts.broker ? brokerComparisonUnavailable(databases) : null;
+    if (brokerSkip) {
+      console.log(brokerSkip);
+      return 0;
+    }
     const commit = commitUnderTest();
     const [load1] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
     console.log(`mqota ${commit}, node ${process.version}, ${os.availableParallelism()} CPUs, load average ${load1}`);
@@ -118,6 +132,14 @@ async function main(): Promise<number> {
       commit, devices: opts.devices, warmup: opts.warmup, concurrency: opts.concurrency, node: process.version,
       cpus: `${os.availableParallelism()} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}`, credentialsSeconds: fleet.seconds, skipped: [], serverEnv: opts.serverEnv, serverNodeArgs: opts.serverNodeArgs,
     };
+    if (opts.broker) {
+      const { table, file } = await runBrokerComparison(databases, {
+        repoRoot: REPO_ROOT, workDir, resultsDir: RESULTS_DIR, certsDir, caPem: fleet.caPem, credentialsFile: fleet.file,
+        deviceIds: fleet.deviceIds, warmupIds: fleet.warmupIds, concurrency: opts.concurrency, serverEnv: opts.serverEnv, serverNodeArgs: opts.serverNodeArgs,
+      }, info);
+      console.log(`\n${table}\n\nResults: ${path.relative(process.cwd(), file)}`);
+      return 0;
+    }
     let mosquitto: BrokerAnchorResult | string = 'not run';
     if (opts.compare) {
       if (!fleet.warmupIds.length) throw new Error('--compare needs --warmup ≥ 1 (a warm-up identity publishes the anchor broker\'s commands)');

@@ -27,6 +27,7 @@ const EnvSchema = Type.Object({
   MQOTA_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
   MQOTA_RATE_LIMIT_TOKEN_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 3000 }),
   MQOTA_RATE_LIMIT_FAILED_AUTH_MAX: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 30 }),
+  MQOTA_INSTANCE_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
   MQOTA_HEAP_GROWING_PERCENT: Type.Integer({ minimum: 0, maximum: 400, default: 100 }),
   MQOTA_VERSION_SAMPLE_MS: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 600_000 }),
   MQOTA_WEBHOOK_ALLOW_HTTP: Type.Boolean({ default: false }),
@@ -72,6 +73,8 @@ export interface Config {
   rateLimitWindowMs: number;
   rateLimitTokenMax: number;
   rateLimitFailedAuthMax: number;
+  /** This instance's name among several over one PostgreSQL (logs, the change feed); host name and pid when unset. */
+  instanceId: string;
   /** How far V8's old generation grows past its live size before a full collection (src/heap-tuning.ts); 0: V8's own. */
   heapGrowingPercent: number;
   /** How often the versions per type are sampled for the dashboard's versions-over-time chart. */
@@ -140,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitWindowMs: raw.MQOTA_RATE_LIMIT_WINDOW_MS,
     rateLimitTokenMax: raw.MQOTA_RATE_LIMIT_TOKEN_MAX,
     rateLimitFailedAuthMax: raw.MQOTA_RATE_LIMIT_FAILED_AUTH_MAX,
+    instanceId: raw.MQOTA_INSTANCE_ID ?? `${os.hostname()}-${process.pid}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64),
     heapGrowingPercent: raw.MQOTA_HEAP_GROWING_PERCENT,
     versionSampleMs: raw.MQOTA_VERSION_SAMPLE_MS,
     webhookAllowHttp: raw.MQOTA_WEBHOOK_ALLOW_HTTP,

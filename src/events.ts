@@ -31,6 +31,7 @@ export type FleetEventName = keyof FleetEventMap;
 
 export class FleetEvents {
   private readonly emitter = new EventEmitter({ captureRejections: false });
+  private remoteDepth = 0;
 
   constructor(private readonly log: Logger) {
     this.emitter.setMaxListeners(0);
@@ -44,6 +45,21 @@ export class FleetEvents {
         this.log.error({ err, event: name }, 'fleet event consumer failed');
       }
     }
+  }
+
+  /**
+   * True while the events being emitted are another instance's, applied here from the change feed
+   * (src/cluster/): shown (SSE, dashboard), but not acted on twice (webhooks, counters, topics on
+   * a shared broker), since the instance that made them acts on them.
+   */
+  get remote(): boolean {
+    return this.remoteDepth > 0;
+  }
+
+  /** Runs `apply` (synchronous) with `remote` true. */
+  asRemote(apply: () => void): void {
+    this.remoteDepth++;
+    try { apply(); } finally { this.remoteDepth--; }
   }
 
   /** How many consumers listen for `name` (tests check that closed streams let go). */

@@ -8,6 +8,9 @@ import { ensureCommandKey } from '../certs/command-key.js';
 import { ensurePki } from '../certs/pki.js';
 import { resolveAdminToken } from './auth/admin-token.js';
 import { CertificateLedger } from './auth/certificate-ledger.js';
+import { startCluster } from './cluster/cluster.js';
+import { ChangeFeedWriter, type FeedChange } from './cluster/change-feed.js';
+import { SharedCaches } from './cluster/shared-caches.js';
 import { DeviceProvisioning } from './fleet/device-provisioning.js';
 import { ClaimService } from './fleet/claims.js';
 import { publicBaseUrl, type Config } from './config.js';
@@ -60,15 +63,24 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
     // Storage and what is loaded from it.
     const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
     stack.push(() => db.close());
-    const repository = new FleetRepository(db.prisma, logger.child({ component: 'db' }), { maxBacklogRows: config.dbBacklogRows });
+    // On PostgreSQL other instances may share the database: commits tell them what changed (src/cluster/).
+    const feed = db.kind === 'postgres' ? new ChangeFeedWriter(config.instanceId) : null;
+    const publish = async (change: FeedChange) => {
+      const chunks = feed!.encode(change);
+      if (chunks.length) await db.prisma.$executeRawUnsafe('SELECT pg_notify($1, c) FROM json_array_elements_text($2::json) AS c', feed!.channel, JSON.stringify(chunks));
+    };
+    const caches = new SharedCaches(feed ? (name) => publish({ caches: [name] }) : null);
+    const repository = new FleetRepository(db.prisma, logger.child({ component: 'db' }), { maxBacklogRows: config.dbBacklogRows, feed });
     stack.push(() => repository.close()); // after the broker and the API stopped: what they queued lands
     const images = new ImageStore(path.join(config.dataDir, 'firmware'), config.maxImageBytes);
     await images.init();
-    const catalog = new FirmwareCatalog(db.prisma, images);
+    const catalog = new FirmwareCatalog(db.prisma, images, caches);
     const registry = new DeviceRegistry(repository);
-    const certificates = new CertificateLedger(db.prisma, pki.paths);
+    const certificates = new CertificateLedger(db.prisma, pki.paths, caches);
     const signingKeys = new SigningKeys(db.prisma);
-    await Promise.all([catalog.load(), registry.load(), certificates.load(), signingKeys.load()]);
+    let loaded!: () => void;
+    const ready = new Promise<void>((resolve) => { loaded = resolve; });
+    await Promise.all([catalog.load(), registry.load({ resetPresence: config.broker.mode === 'embedded' }), certificates.load(), signingKeys.load()]);
     const commandKey = config.signCommands ? await ensureCommandKey(config.certsDir) : null;
     const signed = commandSigner({ key: commandKey?.privateKey ?? null, ttlSeconds: config.commandTtlSeconds });
 
@@ -90,7 +102,13 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
       commands: { send: (deviceId, command) => broker.publish(topics.command(deviceId), encodeCommand(signed(deviceId, command)), { qos: 1 }) },
     });
     const lifecycle = new RolloutLifecycle({ repository, registry, catalog, attempts, rollouts, engine, events, logger, tickMs: config.rolloutTickMs });
+    // With others: listen to their changes before loading, apply them after (none missed), and let the leader tick.
+    const cluster = feed && config.databaseUrl
+      ? await startCluster({ instanceId: config.instanceId, connectionString: config.databaseUrl, registry, rollouts, attempts, lifecycle, caches, events, publish, logger }, ready)
+      : null;
+    if (cluster) stack.push(() => cluster.close());
     await lifecycle.load();
+    loaded();
     stack.push(() => lifecycle.close());
 
     // Devices are heard from here on. A message waits for room in the write backlog (the device
@@ -103,7 +121,7 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
     await broker.listen();
     const brokerHost = new URL(publicUrl).hostname;
     const links: Links = { imageUrl, brokerUrl: () => broker.publicUrl ?? `mqtts://${brokerHost}:${broker.port}` };
-    stack.push(await startStatusTopics({ events, rollouts: lifecycle, broker, repository, logger })); // rollouts/{id}/progress, fleet/{id}/events
+    stack.push(await startStatusTopics({ events, rollouts: lifecycle, broker, repository, logger, sharedBroker: config.broker.mode === 'external' })); // rollouts/{id}/progress, fleet/{id}/events
     const webhooks = await startWebhooks({
       prisma: db.prisma, events, updateOf: (deviceId) => attempts.ofDevice(deviceId), logger, clock: opts.webhookClock,
       policy: { allowHttp: config.webhookAllowHttp, allowPrivate: config.webhookAllowPrivate },
@@ -123,12 +141,12 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
     broker.onClaimRequest((request) => claims.handleRequest(request));
     const services: Services = {
       config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,
-      provisioning, claims, adminToken: adminToken.token, links, webhooks, history, signingKeys, commandKeyPem: commandKey?.publicPem ?? null,
+      provisioning, claims, adminToken: adminToken.token, links, webhooks, history, signingKeys, commandKeyPem: commandKey?.publicPem ?? null, sharedCaches: caches, cluster,
     };
     const app = await buildApp(services, { key, cert, clientCa });
     await app.listen({ port: httpsPort, host: config.host });
     stack.push(() => app.close()); // the API stops first, then the broker, then the writes drain
-    lifecycle.start();
+    if (!cluster) lifecycle.start(); // with a cluster, the leader's
     return { services, httpsPort, mqttPort: broker.port, publicUrl, adminToken, pkiCreated: pki.created, fingerprints: pki.fingerprints, close };
   } catch (err) {
     await close().catch(() => undefined);

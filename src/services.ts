@@ -1,6 +1,8 @@
 // What the HTTP routes and the CLI-facing API need, assembled once by src/mqota.ts.
 import type { PkiPaths } from '../certs/pki.js';
 import type { CertificateLedger } from './auth/certificate-ledger.js';
+import type { Cluster } from './cluster/cluster.js';
+import type { SharedCaches } from './cluster/shared-caches.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import type { DeviceLink } from './device-link/index.js';
@@ -57,4 +59,8 @@ export interface Services {
   signingKeys: SigningKeys;
   /** Public half of the command key (certs/command-key.ts), for device bundles; null when commands are not signed. */
   commandKeyPem: string | null;
+  /** In-memory tables kept equal across instances. */
+  sharedCaches: SharedCaches;
+  /** The other instances over the same PostgreSQL; null on PGlite. */
+  cluster: Cluster | null;
 }

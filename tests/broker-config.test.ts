@@ -32,7 +32,8 @@ describe('external broker configuration', () => {
     const conf = mosquittoConf({ kind: 'mosquitto', port: 8883, brokerDir: '/etc/mosquitto/mqota' });
     for (const line of ['allow_anonymous false', 'acl_file /etc/mosquitto/mqota/acl', 'listener 8883', 'cafile /etc/mosquitto/mqota/device-ca.crt',
       'certfile /etc/mosquitto/mqota/server.crt', 'keyfile /etc/mosquitto/mqota/server.key', 'crlfile /etc/mosquitto/mqota/crl.pem',
-      'require_certificate true', 'use_identity_as_username true', 'use_username_as_clientid true', 'max_qos 1']) {
+      'require_certificate true', 'use_identity_as_username true', 'use_username_as_clientid true', 'max_qos 1',
+      'max_queued_messages 0', 'max_queued_bytes 0', 'max_inflight_messages 1000']) {
       assert.ok(conf.split('\n').includes(line), line);
     }
     // Listener options before the first `listener` would open Mosquitto's default listener on 1883.
@@ -54,7 +55,7 @@ describe('external broker configuration', () => {
     let depth = 0;
     for (const ch of conf.replace(/"[^"]*"/g, '""')) depth += ch === '{' ? 1 : ch === '}' ? -1 : 0;
     assert.equal(depth, 0, 'balanced braces');
-    for (const s of ['peer_cert_as_clientid = cn', 'verify = verify_peer', 'fail_if_no_peer_cert = true', 'no_match = deny', 'path = "/opt/emqx/etc/mqota/acl.conf"']) assert.ok(conf.includes(s), s);
+    for (const s of ['max_mqueue_len = 10000000', 'max_inflight = 1000', 'peer_cert_as_clientid = cn', 'verify = verify_peer', 'fail_if_no_peer_cert = true', 'no_match = deny', 'path = "/opt/emqx/etc/mqota/acl.conf"']) assert.ok(conf.includes(s), s);
   });
 
   test('the CRL is signed by the device CA and lists the serials as OpenSSL reads them; the files are written with their modes', async () => {

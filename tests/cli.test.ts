@@ -141,6 +141,73 @@ describe('mqota CLI', () => {
     assert.match(human, /cl-1\s+cl\s+1\.1\.0\s+-\s+beta\s+lab,floor-2\s+true/);
   });
 
+  test('rollout edit, promote and retry; show numbers waves from 1; watch exits 2 with the reason when the rollout pauses', async () => {
+    for (const v of ['1.0.0', '1.1.0']) await writeFile(path.join(tmp, `cs-${v}.bin`), buildEspAppImage({ projectName: 'cs', version: v, payloadBytes: 2048 }));
+    await mqotaJson('firmware', 'upload', path.join(tmp, 'cs-1.0.0.bin'));
+    const fw = await mqotaJson('firmware', 'upload', path.join(tmp, 'cs-1.1.0.bin'));
+    const devices = await startFleet(server, 'cs', 2, 'cs', '1.0.0', { plan: ['fail'] });
+    try {
+      await eventually(() => devices.every((d) => d.commands.length >= 1), 30_000, 'cs fleet up');
+      const r = await mqotaJson('rollout', 'create', '--firmware', fw.id, '--waves', '1,2', '--wave-unit', 'count', '--failure-count', '1', '--wave-deadline', '300');
+      assert.equal(r.policy.waveDeadlineSeconds, 300);
+      const watch = await mqotaIn({ cwd: tmp, env: {} }, ...base(), 'rollout', 'watch', r.id);
+      assert.equal(watch.code, 2, watch.stderr);
+      assert.equal(watch.stderr, `mqota: rollout ${r.id} paused: failure threshold reached: 1 of 1 finished attempts failed\n`);
+      for (const d of devices) d.plan = []; // from here on every command succeeds
+
+      const show = await mqota('rollout', 'show', r.id);
+      assert.match(show, /^ {2}wave 1 of 2$/m);
+      assert.match(show, /^WAVE\s+STATE\s+DEVICES\s+SUCCEEDED\s+FAILED\s+SKIPPED\n1\s+active\s+1\s+0\s+1\s+0\n2\s+pending\s+1\s+0\s+0\s+0$/m);
+      assert.match(show, /^cs-\d\s+1\s+failed\s+/m);
+      assert.match(show, /^cs-\d\s+2\s+not started\s+/m);
+
+      const edited = await mqota('rollout', 'edit', r.id, '--failure-count', '3', '--max-per-minute', 'none', '--soak', '0');
+      assert.equal(edited, `rollout ${r.id} (paused) changed:\n  failureThreshold {"count":1} → {"count":3}\n`);
+      await assert.rejects(mqota('rollout', 'edit', r.id), (e: any) => /nothing to change/.test(e.stderr));
+      await assert.rejects(mqota('rollout', 'edit', r.id, '--waves', '2,2', '--wave-unit', 'count'), (e: any) => /strictly ascending.*\(HTTP 400\)/.test(e.stderr));
+      assert.match(await mqota('rollout', 'promote', r.id), /: paused, wave 2 of 2$/m);
+      assert.match(await mqota('rollout', 'retry', r.id), /: paused, wave 2 of 2; 1 device\(s\) get a new attempt$/m);
+      assert.match(await mqota('rollout', 'resume', r.id), /: running/);
+      const done = await eventually(async () => { const x = await mqotaJson('rollout', 'show', r.id); return x.state === 'completed' ? x : null; }, 30_000, 'completed');
+      assert.equal(done.counts.succeeded, 2);
+      assert.equal(done.retried, 1);
+      const history = done.history.map((h: Json) => h.reason).join('\n');
+      assert.match(history, /settings edited by admin: failureThreshold/);
+      assert.match(history, /wave 2 of 2 started by admin \(promoted by hand\)/);
+      assert.match(history, /retry of 1 failed device\(s\) by admin/);
+    } finally {
+      await stopFleet(devices);
+    }
+  });
+
+  test('every command, argument and option has help text; shell completion for bash, zsh and fish', async () => {
+    const { program } = await import('../src/cli/program.js');
+    const missing: string[] = [];
+    const walk = (c: typeof program, at: string): void => {
+      if (!c.description()) missing.push(at);
+      for (const o of c.options) if (!o.description) missing.push(`${at} ${o.flags}`);
+      for (const a of c.registeredArguments) if (!a.description && at !== 'mqota complete') missing.push(`${at} <${a.name()}>`);
+      for (const s of c.commands) walk(s, `${at} ${s.name()}`);
+    };
+    walk(program, 'mqota');
+    assert.deepEqual(missing, []);
+
+    for (const shell of ['zsh', 'fish']) assert.match(await mqota('completion', shell), /mqota complete --/);
+    assert.match(await mqota('complete', '--', 'rollout', 'pro'), /^promote\t/m);
+    assert.match(await mqota('complete', '--', 'rollout', 'edit', 'ro_x', '--wave-d'), /^--wave-deadline\t/m);
+    // In bash itself, with bash-completion as a shell has it: the script calls `mqota` by name.
+    const bin = path.join(tmp, 'bin');
+    await mkdir(bin, { recursive: true });
+    await writeFile(path.join(bin, 'mqota'), `#!/bin/sh\nexec "${process.execPath}" "${cli}" "$@"\n`, { mode: 0o755 });
+    const script = [
+      'source /usr/share/bash-completion/bash_completion', 'source <(mqota completion bash)',
+      'COMP_WORDS=(mqota rollout re); COMP_CWORD=2; COMP_LINE="mqota rollout re"; COMP_POINT=${#COMP_LINE}',
+      '__mqota_complete 2>/dev/null', 'printf "%s\\n" "${COMPREPLY[@]}"',
+    ].join('\n');
+    const { stdout } = await run('bash', ['-c', script], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    assert.deepEqual(stdout.trim().split('\n').sort(), ['resume', 'retry']);
+  });
+
   test('device add, certificate and revoke; operator add and revoke', async () => {
     const first = path.join(tmp, 'cl-9-a');
     assert.match(await mqota('device', 'add', 'cl-9', '--type', 'cl', '--out', first), /device cl-9 \(cl\) provisioned/);

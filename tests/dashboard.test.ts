@@ -14,6 +14,7 @@ import { topics } from '../src/topics.js';
 import { launchBrowser, type TestBrowser } from './support/browser.js';
 import { buildEspAppImage } from '../src/firmware/test-image.js';
 import { endAll } from './support/mqtt.js';
+import { startFleet, stopFleet } from './support/fleet.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { eventually } from './support/eventually.js';
 
@@ -242,6 +243,60 @@ describe('web dashboard', () => {
     assert.deepEqual(browser.problems, []);
   });
 
+  test('steers a rollout from its page: edit settings, promote the next wave, retry the failed devices; says what the wave waits for', async () => {
+    const { page } = browser;
+    // Two devices that fail their first attempt, one that never connects; waves of 2 and 3 devices,
+    // so a failure in wave 1 pauses the rollout at its threshold whichever two are in it.
+    const flaky = await startFleet(server, 'thermo-flaky', 2, TYPE, '1.0.0', { plan: ['fail'] });
+    try {
+      await server.api.call('POST', '/api/devices', { id: 'thermo-away', type: TYPE });
+      const fw = (await server.api.call<Json[]>('GET', '/api/firmware')).find((f) => f.version === '1.1.0')!;
+      const r = await server.api.call<Json>('POST', '/api/rollouts', {
+        firmwareId: fw.id, deviceIds: ['thermo-flaky-0', 'thermo-flaky-1', 'thermo-away'], waves: [2, 3], waveUnit: 'count',
+        failureThreshold: { count: 1 }, waveDeadlineSeconds: 1,
+      });
+      await page.goto(`${baseUrl}/#/rollouts/${r.id}`);
+      const status = page.locator('.rollout-status');
+      await status.filter({ hasText: 'paused' }).filter({ hasText: 'failure threshold reached' }).waitFor();
+      await status.filter({ hasText: /wave 1 of 2/ }).waitFor();
+
+      await page.getByRole('button', { name: 'Edit settings' }).click();
+      const edit = page.getByRole('region', { name: 'Edit settings' });
+      await edit.getByLabel('Soak time (s)').fill('30');
+      await edit.getByLabel('Failure threshold: count').fill('5');
+      await edit.getByRole('button', { name: 'Save settings' }).click();
+      await page.getByRole('status').filter({ hasText: 'Settings changed: soakSeconds 0 → 30; failureThreshold {"count":1} → {"count":5}.' }).waitFor();
+      await edit.waitFor({ state: 'hidden' });
+      await page.locator('.properties').filter({ hasText: /Soak time \(s\)\s*30/ }).waitFor();
+
+      await page.getByRole('button', { name: 'Promote next wave' }).click();
+      await page.getByRole('dialog', { name: 'Start wave 2 of 2 now?' }).getByRole('button', { name: 'Start wave 2' }).click();
+      await status.filter({ hasText: /wave 2 of 2/ }).waitFor();
+      await page.getByRole('button', { name: 'Promote next wave' }).waitFor({ state: 'hidden' });
+
+      await page.getByRole('button', { name: 'Retry failed' }).click();
+      await page.getByRole('dialog', { name: /^Retry [12] failed devices?\?$/ }).getByRole('button', { name: 'Retry failed' }).click();
+      await page.getByRole('status').filter({ hasText: /^[12] devices? will get a new attempt\.$/ }).waitFor();
+      await page.getByText(/\d retried by an operator/).waitFor();
+
+      // The device that never came is skipped, with the reason, once its wave's deadline has passed.
+      await eventually(async () => {
+        await page.reload();
+        return page.getByRole('row').filter({ hasText: 'thermo-away' }).filter({ hasText: 'skipped: offline' }).isVisible();
+      }, 30_000, 'thermo-away skipped: offline');
+      await screenshot(page, 'rollout-steering');
+
+      const history = (await server.api.call<Json>('GET', `/api/rollouts/${r.id}`)).history.map((h: Json) => h.reason).join('\n');
+      assert.match(history, /settings edited by admin: soakSeconds 0 → 30/);
+      assert.match(history, /wave 2 of 2 started by admin \(promoted by hand\)/);
+      assert.match(history, /retry of [12] failed device\(s\) by admin/);
+      await server.api.call('POST', `/api/rollouts/${r.id}/cancel`);
+      assert.deepEqual(browser.problems, []);
+    } finally {
+      await stopFleet(flaky);
+    }
+  });
+
   test('firmware: the image\'s own version, delete refused while a rollout uses it, no "Roll out" without devices; certificates on the device page', async () => {
     const { page } = browser;
     // The image says v2.0.0; the catalog keeps the normalised 2.0.0 and shows both.
@@ -251,7 +306,7 @@ describe('web dashboard', () => {
     const lonelyFile = path.join(imageDir, 'lonely-1.0.0.bin');
     await writeFile(lonelyFile, buildEspAppImage({ projectName: 'lonely', version: '1.0.0', payloadBytes: 1024 }));
     await server.api.uploadFirmware(lonelyFile, {});
-    // thermo-offline (added by the test before) never connects: this rollout keeps running.
+    // thermo-offline (added by an earlier test) never connects: this rollout keeps running.
     const r = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['thermo-offline'] });
 
     await page.goto(`${baseUrl}/#/firmware`);

@@ -70,10 +70,15 @@ for (const kind of ['pglite', 'postgres'] as const) {
       const event = { attemptId: done.id, state: 'succeeded', progress: null, error: null, reason: null, at };
       await repo.saveAttempt(done, event);
       await repo.saveAttempt(done, event); // a retried batch
-      await repo.saveAttempt(attempt('u-final', 'ro-final', 'r-final', 'failed'), { ...event, state: 'failed', at: new Date(at.getTime() + 1) });
+      // Another instance's stale view of the attempt ends it again: neither the row nor the history takes it.
+      assert.equal(await repo.saveAttempt(attempt('u-final', 'ro-final', 'r-final', 'failed'), { ...event, state: 'failed', at: new Date(at.getTime() + 1) }), false);
       assert.equal((await db.prisma.updateAttempt.findUnique({ where: { id: 'u-final' } }))?.state, 'succeeded');
+      // A report that came after the end (shared among instances) is history, once however often it is resent.
+      const late = { ...event, state: 'rebooting', at: new Date(at.getTime() + 2) };
+      await repo.saveLateEvent(late);
+      await repo.saveLateEvent({ ...late, at: new Date(at.getTime() + 3) });
       const history = await db.prisma.attemptEvent.findMany({ where: { attemptId: 'u-final' }, orderBy: { id: 'asc' } });
-      assert.deepEqual(history.map((e) => e.state), ['succeeded', 'failed'], 'what was reported is in the history, once');
+      assert.deepEqual(history.map((e) => e.state), ['succeeded', 'rebooting'], 'the attempt ended once; every report is in the history, once');
     });
 
     test('a transition applies only from its state; completed only while no attempt is open', async () => {
@@ -92,6 +97,42 @@ for (const kind of ['pglite', 'postgres'] as const) {
       assert.equal(row?.state, 'completed');
       assert.ok(row?.finishedAt);
       assert.deepEqual(row?.events.map((e) => e.state), ['completed']);
+    });
+
+    test('a steering transition carries settings, acknowledged failures, wave start and members, only when it applies', async () => {
+      await opened;
+      await createRollout('ro-steer', 'paused');
+      await repo.saveDevice(device('r-steer-1', '1.0.0'));
+      await repo.saveDevice(device('r-steer-2', '1.0.0'));
+      await db.prisma.rolloutTarget.createMany({ data: [{ rolloutId: 'ro-steer', deviceId: 'r-steer-1', wave: 0 }, { rolloutId: 'ro-steer', deviceId: 'r-steer-2', wave: 1 }] });
+      await db.prisma.rollout.update({ where: { id: 'ro-steer' }, data: { reason: 'failure threshold reached', policy: { soakSeconds: 600 } } });
+      const at = new Date(Date.UTC(2026, 11, 4, 4, 0, 0));
+      const changes = {
+        policy: { soakSeconds: 60 }, waves: { unit: 'percent', sizes: [50, 75, 100] }, acknowledged: { failures: 3, finished: 7 }, waveStartedAt: at,
+        members: [{ deviceId: 'r-steer-1', retryUpTo: 1 }, { deviceId: 'r-steer-2', wave: 2 }], keepReason: true,
+      };
+      const base = { rolloutId: 'ro-steer', reason: 'settings edited by admin', actor: 'admin', at, final: false, changes };
+      // From a state it is not in: nothing of it is written.
+      assert.equal(await repo.transition({ ...base, from: { state: 'running', wave: 0 }, to: { state: 'running', wave: 0 } }), false);
+      let row = await db.prisma.rollout.findUniqueOrThrow({ where: { id: 'ro-steer' }, include: { targets: { orderBy: { deviceId: 'asc' } }, events: true } });
+      assert.deepEqual(row.policy, { soakSeconds: 600 });
+      assert.deepEqual(row.targets.map((t) => [t.wave, t.retryUpTo]), [[0, 0], [1, 0]]);
+      assert.equal(row.events.length, 0);
+
+      assert.equal(await repo.transition({ ...base, from: { state: 'paused', wave: 0 }, to: { state: 'paused', wave: 0 } }), true);
+      row = await db.prisma.rollout.findUniqueOrThrow({ where: { id: 'ro-steer' }, include: { targets: { orderBy: { deviceId: 'asc' } }, events: true } });
+      assert.deepEqual(row.policy, { soakSeconds: 60 });
+      assert.deepEqual(row.waves, { unit: 'percent', sizes: [50, 75, 100] });
+      assert.deepEqual([row.acknowledgedFailures, row.acknowledgedFinished, row.waveStartedAt?.getTime()], [3, 7, at.getTime()]);
+      assert.deepEqual(row.targets.map((t) => [t.wave, t.retryUpTo]), [[0, 1], [2, 0]]);
+      assert.equal(row.reason, 'failure threshold reached', 'the rollout keeps its reason');
+      assert.deepEqual(row.events.map((e) => [e.state, e.reason, e.actor]), [['paused', 'settings edited by admin', 'admin']]);
+
+      // Without changes, nothing but the transition moves.
+      assert.equal(await repo.transition({ ...base, changes: undefined, reason: 'resumed', from: { state: 'paused', wave: 0 }, to: { state: 'running', wave: 0 } }), true);
+      const after = await db.prisma.rollout.findUniqueOrThrow({ where: { id: 'ro-steer' } });
+      assert.deepEqual([after.state, after.reason, after.acknowledgedFailures], ['running', 'resumed', 3]);
+      assert.deepEqual(after.policy, { soakSeconds: 60 });
     });
   });
 }

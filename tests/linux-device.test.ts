@@ -280,6 +280,29 @@ describe('mqota-linux-device against a real mqota', () => {
     } finally { await device.stop(); }
   });
 
+  test('the application defers the first offers: reported deferred with retryAfter, offered again after it, then installed', async () => {
+    const id = 'linux-defer';
+    await provision(id);
+    // The Linux port's simulated application is busy for the first two offers, asking for 1 s each.
+    const device = boot(id, { install: factoryImage, args: ['--defer-first', '2', '--defer-retry-after', '1'] });
+    try {
+      await announced(device, id, '1.0.0', 'ota_0');
+      const fw = await release(buildEspAppImage({ projectName: 'thermostat', version: '1.8.0', payloadBytes: 64 * 1024 }), 'thermostat-1.8.0.bin');
+      const rollout = await rolloutTo(fw, id);
+      const attempt = await attemptEnd(device, id, rollout.id);
+      assert.equal(attempt.state, 'succeeded', device.log());
+      // `sent` is recorded only if the command's publication completes before the device answers it.
+      assert.deepEqual(statePath(attempt).filter((x) => x !== 'sent').slice(0, 4), ['pending', 'deferred', 'deferred', 'accepted']);
+      const deferrals = attempt.history.filter((h: Json) => h.state === 'deferred');
+      assert.match(deferrals[0].reason, /application busy \(offer 1 of 2 deferred\): 1\.8\.0 later/);
+      await device.waitForLine(/update u_\w+ deferred by the application for 1 s/);
+      const view = await server.api.call<Json>('GET', `/api/rollouts/${rollout.id}`);
+      assert.equal(view.deferrals, 2);
+      assert.equal(view.counts.failed, 0);
+      await announced(device, id, '1.8.0', 'ota_1');
+    } finally { await device.stop(); }
+  });
+
   test('a crash before the new image confirms itself ends rolled back on the old image', async () => {
     const id = 'linux-crash';
     await provision(id);

@@ -53,13 +53,13 @@ describe('eligibility', () => {
 
   test('a failed attempt is retried after its back-off, up to maxRetries; a rejected one never', () => {
     const r = rollout({ policy: { maxRetries: 1, retryBackoffSeconds: 60 } });
-    r.recordAttempt('d1', { id: 'u1', state: 'failed', retry: 0, finishedAt: T0 }, null);
+    r.recordAttempt('d1', { id: 'u1', state: 'failed', retry: 0, finishedAt: T0 });
     assert.deepEqual(offer(r, device('d1', '1.0.0'), T0 + 59_999), { ok: false, reason: 'retry-backoff' });
     assert.deepEqual(offer(r, device('d1', '1.0.0'), T0 + 60_000), { ok: true, retry: 1 });
-    r.recordAttempt('d1', { id: 'u2', state: 'failed', retry: 1, finishedAt: T0 + 60_000 }, null);
+    r.recordAttempt('d1', { id: 'u2', state: 'failed', retry: 1, finishedAt: T0 + 60_000 });
     assert.deepEqual(offer(r, device('d1', '1.0.0'), T0 + 3_600_000), { ok: false, reason: 'previously-failed' });
     const rej = rollout({ policy: { maxRetries: 3 } });
-    rej.recordAttempt('d1', { id: 'u3', state: 'rejected', retry: 0, finishedAt: T0 }, null);
+    rej.recordAttempt('d1', { id: 'u3', state: 'rejected', retry: 0, finishedAt: T0 });
     assert.deepEqual(offer(rej, device('d1', '1.0.0'), T0 + 3_600_000), { ok: false, reason: 'previously-failed' });
   });
 
@@ -104,12 +104,12 @@ describe('waves, soak and thresholds', () => {
     const r = rollout({ members, plan: { unit: 'count', sizes: [2, 3] }, policy: { soakSeconds: 60, minSuccessRatio: 1 } });
     const online = (id: string) => device(id, '1.0.0');
     assert.deepEqual(r.evaluateWave(online, T0), { action: 'wait' });
-    r.recordAttempt('a', { id: 'ua', state: 'succeeded', retry: 0, finishedAt: T0 }, null);
-    r.recordAttempt('b', { id: 'ub', state: 'succeeded', retry: 0, finishedAt: T0 }, null);
+    r.recordAttempt('a', { id: 'ua', state: 'succeeded', retry: 0, finishedAt: T0 });
+    r.recordAttempt('b', { id: 'ub', state: 'succeeded', retry: 0, finishedAt: T0 });
     assert.deepEqual(r.evaluateWave(online, T0 + 59_999), { action: 'wait' }, 'still soaking');
     assert.deepEqual(r.evaluateWave(online, T0 + 60_000), { action: 'promote' });
     r.currentWave = 1;
-    r.recordAttempt('c', { id: 'uc', state: 'failed', retry: 0, finishedAt: T0 }, null);
+    r.recordAttempt('c', { id: 'uc', state: 'failed', retry: 0, finishedAt: T0 });
     const verdict = r.evaluateWave(online, T0 + 120_000);
     assert.equal(verdict.action, 'pause');
   });
@@ -121,7 +121,7 @@ describe('waves, soak and thresholds', () => {
     assert.equal(failureThresholdReached({ percent: 50, minSample: 4 }, 2, 4), true);
     const r = rollout({ members: { a: 0, b: 0 }, policy: { failureThreshold: { count: 1 } } });
     assert.equal(r.failureThresholdReason(), null);
-    r.recordAttempt('a', { id: 'ua', state: 'rejected', retry: 0, finishedAt: T0 }, null);
+    r.recordAttempt('a', { id: 'ua', state: 'rejected', retry: 0, finishedAt: T0 });
     assert.match(r.failureThresholdReason() ?? '', /1 of 1/, 'a rejected image counts as a failure');
   });
 

@@ -6,6 +6,7 @@ import { normalizeSerial, type ClientRole } from '../../certs/identity.js';
 import type * as x509 from '@peculiar/x509';
 import { issueClientCertificate, type IssuedClientCertificate, type PkiPaths } from '../../certs/pki.js';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import type { SharedCaches } from '../cluster/shared-caches.js';
 
 export interface CertificateRecord {
   serial: string;
@@ -29,7 +30,20 @@ export class CertificateLedger {
   private disconnect: Disconnect = () => false;
   private readonly changeListeners: (() => void)[] = [];
 
-  constructor(private readonly prisma: PrismaClient, private readonly pki: PkiPaths) {}
+  constructor(private readonly prisma: PrismaClient, private readonly pki: PkiPaths, private readonly shared?: SharedCaches) {
+    shared?.register('certificates', () => this.reloadRevoked());
+  }
+
+  /** Another instance revoked certificates: refuse them here too, and cut their connections. */
+  private async reloadRevoked(): Promise<void> {
+    const before = new Set(this.revoked);
+    const rows = await this.prisma.clientCertificate.findMany({ where: { revokedAt: { not: null } }, select: { serial: true, commonName: true } });
+    for (const { serial, commonName } of rows) {
+      this.revoked.add(serial);
+      if (!before.has(serial)) this.disconnect(commonName, serial);
+    }
+    this.changed();
+  }
 
   /** Who cuts off live connections when a certificate is revoked (the broker, once it runs). */
   onRevoke(disconnect: Disconnect): void {
@@ -86,6 +100,7 @@ export class CertificateLedger {
       data: issued.map((c, i) => ({ serial: this.serial(c.serial), commonName: requests[i]!.commonName, role: requests[i]!.role, fingerprint: c.fingerprint, notAfter: c.notAfter })),
     });
     this.changed();
+    await this.shared?.changed('certificates');
     return issued;
   }
 
@@ -133,7 +148,10 @@ export class CertificateLedger {
       this.revoked.add(c.serial);
       if (this.disconnect(c.commonName, c.serial)) disconnected = true;
     }
-    if (revoked.length) this.changed();
+    if (revoked.length) {
+      this.changed();
+      await this.shared?.changed('certificates');
+    }
     return { revoked, disconnected };
   }
 

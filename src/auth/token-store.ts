@@ -4,6 +4,7 @@
 // or <data>/admin-token) is the built-in `admin`: valid while configured, never stored.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
+import type { SharedCaches } from '../cluster/shared-caches.js';
 import type { Logger } from '../logger.js';
 import { isRole, type Principal, type Role } from './roles.js';
 
@@ -36,16 +37,26 @@ export class ApiTokenStore {
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly prisma: PrismaClient, private readonly bootstrapToken: string, private readonly log: Logger) {}
+  constructor(private readonly prisma: PrismaClient, private readonly bootstrapToken: string, private readonly log: Logger, private readonly shared?: SharedCaches) {
+    shared?.register('tokens', () => this.reload());
+  }
 
   async load(): Promise<void> {
+    await this.reload();
+    this.timer = setInterval(() => void this.writeLastUsed(), LAST_USED_WRITE_MS).unref();
+  }
+
+  /** (Re)reads the tokens: at start, and when another instance created or revoked one. */
+  private async reload(): Promise<void> {
     const rows = await this.prisma.apiToken.findMany({ where: { revokedAt: null } });
+    this.byHash.clear();
+    this.byName.clear();
+    this.used.clear();
     this.add({ id: null, name: BUILT_IN_ADMIN, role: 'admin', builtIn: true, hash: hashToken(this.bootstrapToken), createdAt: null, lastUsedAt: null });
     for (const row of rows) {
       if (!isRole(row.role)) { this.log.warn({ token: row.name, role: row.role }, 'API token with an unknown role ignored'); continue; }
       this.add({ id: row.id, name: row.name, role: row.role, builtIn: false, hash: row.tokenHash, createdAt: row.createdAt, lastUsedAt: row.lastUsedAt });
     }
-    this.timer = setInterval(() => void this.writeLastUsed(), LAST_USED_WRITE_MS).unref();
   }
 
   /** The principal a presented bearer token stands for, or null. */
@@ -77,6 +88,7 @@ export class ApiTokenStore {
       ]);
       const entry: Entry = { id: row.id, name, role, builtIn: false, hash, createdAt: row.createdAt, lastUsedAt: null };
       this.add(entry);
+      await this.shared?.changed('tokens');
       return { name, role, builtIn: false, createdAt: entry.createdAt, lastUsedAt: null, token };
     } catch (err) {
       if ((err as { code?: string }).code === 'P2002') throw new DuplicateTokenError(`a token named '${name}' exists`);
@@ -93,6 +105,7 @@ export class ApiTokenStore {
     this.byName.delete(entry.name);
     this.used.delete(entry);
     await this.prisma.apiToken.update({ where: { id: entry.id! }, data: { revokedAt: new Date(), lastUsedAt: entry.lastUsedAt } });
+    await this.shared?.changed('tokens');
   }
 
   /** Writes pending lastUsedAt values; called on a timer and at close. */

@@ -20,7 +20,7 @@ export class ApiClient {
     this.dispatcher = new Agent({ connect: { ca: opts.caPem } });
   }
 
-  async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', urlPath: string, body?: unknown): Promise<T> {
+  async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', urlPath: string, body?: unknown): Promise<T> {
     const res = await request(new URL(urlPath, this.opts.baseUrl), {
       method, dispatcher: this.dispatcher,
       headers: { authorization: `Bearer ${this.opts.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },

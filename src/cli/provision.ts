@@ -50,7 +50,7 @@ and reconnects as itself.`)
     const rows = await api.call<Record<string, unknown>[]>('GET', '/api/claims');
     print(rows, () => table(rows.map((r) => ({ ...r, devices: `${r.issued}/${r.maxDevices}` })), ['id', 'type', 'devices', 'expiresAt', 'requireApproval', 'createdBy']));
   }));
-  claim.command('revoke <claimId>').description('revoke a claim certificate: no more devices can claim with it (admin)')
+  claim.command('revoke').argument('<claimId>', 'claim batch id (see `mqota provision claim list`)').description('revoke a claim certificate: no more devices can claim with it (admin)')
     .action(async (claimId: string) => withClient(async (api) => {
       const r = await api.call<{ revoked: { serial: string }[]; disconnected: boolean }>('POST', `/api/claims/${encodeURIComponent(claimId)}/revoke`);
       print(r, () => `claim ${claimId} revoked${r.disconnected ? '; its live connections were closed' : ''}`);
@@ -64,12 +64,12 @@ and reconnects as itself.`)
       const rows = await api.call<Record<string, unknown>[]>('GET', `/api/provision-requests?${q}`);
       print(rows, () => table(rows, ['deviceId', 'claimId', 'state', 'createdAt', 'decidedBy', 'reason']));
     }));
-  provision.command('approve <deviceId>').description('approve a pending request: the device gets its certificate (audited)')
+  provision.command('approve').argument('<deviceId>', 'the device id its request asks for (see `mqota provision list`)').description('approve a pending request: the device gets its certificate (audited)')
     .action(async (deviceId: string) => withClient(async (api) => {
       const r = await api.call<Record<string, unknown>>('POST', `/api/provision-requests/${encodeURIComponent(deviceId)}/approve`);
       print(r, () => `${deviceId}: certificate issued (serial ${r.certSerial}) with claim ${r.claimId}`);
     }));
-  provision.command('refuse <deviceId>').description('refuse a pending request (audited)')
+  provision.command('refuse').argument('<deviceId>', 'the device id its request asks for (see `mqota provision list`)').description('refuse a pending request (audited)')
     .option('--reason <text>', 'told to the device and kept')
     .action(async (deviceId: string, o: { reason?: string }) => withClient(async (api) => {
       const r = await api.call<Record<string, unknown>>('POST', `/api/provision-requests/${encodeURIComponent(deviceId)}/refuse`, JSON.parse(JSON.stringify({ reason: o.reason })));

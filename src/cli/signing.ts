@@ -14,7 +14,7 @@ interface KeyView { id: string; name: string; algorithm: string; keyDigest: stri
 export function registerSigning(program: Command, firmware: Command, deps: { withClient: WithClient; print: Print; table: Table }): void {
   const { withClient, print, table } = deps;
 
-  firmware.command('sign <image>')
+  firmware.command('sign').argument('<image>', 'the ESP-IDF application image to sign (.bin)')
     .description('sign an image offline with a Secure Boot v2 signature block (RSA-3072-PSS or ECDSA P-256), as espsecure.py sign_data --version 2 does; a signed image gets one more block (up to 3)')
     .requiredOption('--key <pem>', 'the private signing key (PEM); it is read here and sent nowhere')
     .option('--out <file>', 'where to write the signed image (default: <image> with .signed.bin)')
@@ -30,7 +30,7 @@ export function registerSigning(program: Command, firmware: Command, deps: { wit
     });
 
   const keys = program.command('keys').description('firmware signing keys: the Secure Boot v2 public keys uploads are checked against (admin)');
-  keys.command('add <pem>')
+  keys.command('add').argument('<pem>', 'the public key file (PEM), or its private key: only the public half is sent')
     .description('register a public key (a private key file works too: only its public half is sent)')
     .option('--name <name>', 'a name for it (default: algorithm and digest prefix)')
     .action(async (pem: string, o: { name?: string }) => withClient(async (api) => {
@@ -42,7 +42,7 @@ export function registerSigning(program: Command, firmware: Command, deps: { wit
     const rows = await api.call<KeyView[]>('GET', '/api/keys');
     print(rows, () => table(rows.map((r) => ({ ...r, keyDigest: `${r.keyDigest.slice(0, 16)}…` })), ['id', 'name', 'algorithm', 'keyDigest', 'retiredAt']));
   }));
-  keys.command('retire <id>')
+  keys.command('retire').argument('<id>', 'signing key id (see `mqota keys list`)')
     .description('retire a key: images it signs are no longer trusted by uploads under MQOTA_REQUIRE_SIGNED_IMAGES nor by new bundles (audited, final)')
     .option('--reason <text>', 'why, for the audit log')
     .action(async (id: string, o: { reason?: string }) => withClient(async (api) => {

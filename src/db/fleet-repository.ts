@@ -9,7 +9,9 @@
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { StoredHealth } from '../fleet/health.js';
 import type { Logger } from '../logger.js';
-import { ACTIVE_ROLLOUT_STATES, zeroCounts, type AttemptState } from '../rollouts/states.js';
+import { ATTEMPT_RANK } from '../rollouts/attempt-state.js';
+import { ACTIVE_ROLLOUT_STATES, isTerminal, zeroCounts, type AttemptState } from '../rollouts/states.js';
+import type { ChangeFeedWriter, FeedChange } from '../cluster/change-feed.js';
 import { GroupCommit, type BatchSink, type CommitHealth, type GroupCommitOptions } from './group-commit.js';
 
 export interface DeviceRow {
@@ -41,15 +43,30 @@ export interface RolloutTransition {
   actor: string | null;
   at: Date;
   final: boolean;
+  /** Settings and bookkeeping that change with the transition, and only if it applies (src/rollouts/rollout-edits.ts). */
+  changes?: RolloutChanges;
   /** Set by the commit: whether the rollout was still in `from` (and, for completed, had no open attempt). */
   applied?: boolean;
+}
+
+export interface RolloutChanges {
+  policy?: object;
+  waves?: object;
+  /** The failure threshold counts from these (a resume). */
+  acknowledged?: { failures: number; finished: number };
+  waveStartedAt?: Date;
+  /** Members whose wave (an edit of the waves) or granted retries change. */
+  members?: Array<{ deviceId: string; wave?: number; retryUpTo?: number }>;
+  /** The rollout keeps the reason it has; the history row records this transition's. */
+  keepReason?: boolean;
 }
 
 export interface RolloutRecord {
   id: string; firmwareId: string; state: string; currentWave: number; reason: string | null;
   deviceIds: string[]; targetTags: string[]; versionRange: string | null; channel: string | null;
   waves: unknown; policy: unknown; startAt: Date | null; createdAt: Date;
-  targets: Array<{ deviceId: string; wave: number }>;
+  acknowledgedFailures: number; acknowledgedFinished: number; waveStartedAt: Date | null;
+  targets: Array<{ deviceId: string; wave: number; retryUpTo: number }>;
 }
 
 export interface NewRollout {
@@ -62,9 +79,17 @@ interface Batch {
   devices: Map<string, DeviceRow>;
   targets: Array<{ r: string; d: string; w: number }>;
   attempts: Map<string, AttemptRow>;
+  /** Per attempt row, set by the commit: whether the database took it (see UPSERT_ATTEMPTS). */
+  applied: Set<string>;
   events: AttemptEventRow[];
+  /** Reports that came after a later one: history only, unless the same report is there already. */
+  lateEvents: AttemptEventRow[];
   transitions: RolloutTransition[];
 }
+
+// Attempt states in the order an attempt moves through them (all final states last and equal), as SQL.
+const RANK_SQL = (column: string) => `CASE ${column} ${Object.entries(ATTEMPT_RANK).map(([s, r]) => `WHEN '${s}' THEN ${r}`).join(' ')} END`;
+
 
 // json_to_recordset turns one JSON parameter into rows: one round trip whatever the batch size.
 const UPSERT_DEVICES = `
@@ -81,8 +106,9 @@ INSERT INTO "RolloutTarget" ("rolloutId", "deviceId", wave)
 SELECT x.r, x.d, x.w FROM json_to_recordset($1::json) AS x(r text, d text, w integer)
 ON CONFLICT DO NOTHING`;
 
-// A final attempt row never changes again: whatever arrives later (a late report, a retried
-// batch) cannot end it a second time.
+// A final attempt row never changes again, and an open one only moves forward: whatever arrives
+// later (a late report, a retried batch, another instance's older view of the same attempt)
+// cannot end it a second time or take it back. The ids returned are the rows that applied.
 const UPSERT_ATTEMPTS = `
 INSERT INTO "UpdateAttempt" (id, "rolloutId", "deviceId", "firmwareId", "fromVersion", retry, state, progress, error, reason, "createdAt", "updatedAt", "finishedAt")
 SELECT id, "rolloutId", "deviceId", "firmwareId", "fromVersion", retry, state, progress, error, reason, "createdAt", "updatedAt", "finishedAt"
@@ -90,11 +116,13 @@ FROM json_to_recordset($1::json) AS x(id text, "rolloutId" text, "deviceId" text
   state text, progress integer, error text, reason text, "createdAt" timestamp, "updatedAt" timestamp, "finishedAt" timestamp)
 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, progress = EXCLUDED.progress, error = EXCLUDED.error,
   reason = EXCLUDED.reason, "updatedAt" = EXCLUDED."updatedAt", "finishedAt" = EXCLUDED."finishedAt"
-WHERE "UpdateAttempt"."finishedAt" IS NULL`;
+WHERE "UpdateAttempt"."finishedAt" IS NULL AND ${RANK_SQL('EXCLUDED.state')} >= ${RANK_SQL('"UpdateAttempt".state')}
+RETURNING id`;
 
 // Idempotent: a history row already there (same attempt, state, progress and time) is not added
 // again. Rows keep the order they were queued in (ids follow it; the history is read by id): the
-// anti-join alone may reorder them.
+// anti-join alone may reorder them. Every report is kept, also one that came after the attempt
+// ended (the row keeps the state that ended it).
 const INSERT_EVENTS = `
 INSERT INTO "AttemptEvent" ("attemptId", state, progress, error, reason, at)
 SELECT x."attemptId", x.state, x.progress, x.error, x.reason, x.at
@@ -104,31 +132,62 @@ WHERE NOT EXISTS (SELECT 1 FROM "AttemptEvent" e WHERE e."attemptId" = x."attemp
   AND e.state = x.state AND e.progress IS NOT DISTINCT FROM x.progress)
 ORDER BY x.n`;
 
+// A report that came after a later one (the device's reports are shared among instances, or it
+// resent one): kept unless the history already has the same report (state and progress). Final
+// ones never come here: an attempt ends once.
+const INSERT_LATE_EVENTS = `
+INSERT INTO "AttemptEvent" ("attemptId", state, progress, error, reason, at)
+SELECT x."attemptId", x.state, x.progress, x.error, x.reason, x.at
+FROM ROWS FROM (json_to_recordset($1::json) AS ("attemptId" text, state text, progress integer, error text, reason text, at timestamp))
+  WITH ORDINALITY AS x("attemptId", state, progress, error, reason, at, n)
+WHERE EXISTS (SELECT 1 FROM "UpdateAttempt" a WHERE a.id = x."attemptId")
+  AND NOT EXISTS (SELECT 1 FROM "AttemptEvent" e WHERE e."attemptId" = x."attemptId" AND e.state = x.state
+    AND e.progress IS NOT DISTINCT FROM x.progress)
+ORDER BY x.n`;
+
 // A rollout moves only from the state and wave it was decided in, and is never completed while
 // one of its attempts is open in the database. The event is written with it, or not at all.
 const TRANSITION = `
 WITH t AS (SELECT * FROM json_to_record($1::json) AS x(id text, "fromState" text, "fromWave" integer, state text, wave integer,
-  reason text, actor text, at timestamp, final boolean)),
+  reason text, actor text, at timestamp, final boolean, policy jsonb, waves jsonb, "ackFailures" integer, "ackFinished" integer,
+  "waveStartedAt" timestamp, "keepReason" boolean, members json)),
 moved AS (
-  UPDATE "Rollout" r SET state = t.state, "currentWave" = t.wave, reason = t.reason, "updatedAt" = t.at,
-    "finishedAt" = CASE WHEN t.final THEN t.at ELSE r."finishedAt" END
+  UPDATE "Rollout" r SET state = t.state, "currentWave" = t.wave, "updatedAt" = t.at,
+    reason = CASE WHEN t."keepReason" THEN r.reason ELSE t.reason END,
+    "finishedAt" = CASE WHEN t.final THEN t.at ELSE r."finishedAt" END,
+    policy = COALESCE(t.policy, r.policy), waves = COALESCE(t.waves, r.waves),
+    "acknowledgedFailures" = COALESCE(t."ackFailures", r."acknowledgedFailures"),
+    "acknowledgedFinished" = COALESCE(t."ackFinished", r."acknowledgedFinished"),
+    "waveStartedAt" = COALESCE(t."waveStartedAt", r."waveStartedAt")
   FROM t
   WHERE r.id = t.id AND r.state = t."fromState" AND r."currentWave" = t."fromWave"
     AND (t.state <> 'completed' OR NOT EXISTS (SELECT 1 FROM "UpdateAttempt" a WHERE a."rolloutId" = t.id AND a."finishedAt" IS NULL))
   RETURNING r.id
+),
+-- Members' new waves (an edit of the waves) and granted retries, only with the transition.
+members AS (
+  UPDATE "RolloutTarget" rt SET wave = COALESCE(m.wave, rt.wave), "retryUpTo" = COALESCE(m."retryUpTo", rt."retryUpTo")
+  FROM moved, t, json_to_recordset(t.members) AS m(d text, wave integer, "retryUpTo" integer)
+  WHERE rt."rolloutId" = moved.id AND rt."deviceId" = m.d
 )
 INSERT INTO "RolloutEvent" ("rolloutId", state, wave, reason, actor, at)
 SELECT moved.id, t.state, t.wave, t.reason, t.actor, t.at FROM moved, t`;
+
+// The change feed (src/cluster/change-feed.ts): delivered to the other instances on commit, in commit order.
+const NOTIFY = `SELECT pg_notify($1, c) FROM json_array_elements_text($2::json) AS c`;
 
 const TARGET_INSERT_CHUNK = 20_000;
 
 export class FleetRepository {
   private readonly queue: GroupCommit<Batch>;
+  private readonly feed: ChangeFeedWriter | null;
 
-  constructor(private readonly prisma: PrismaClient, log: Logger, opts: GroupCommitOptions = {}) {
+  /** With `feed`, every commit tells the other instances what it changed (PostgreSQL only). */
+  constructor(private readonly prisma: PrismaClient, log: Logger, opts: GroupCommitOptions & { feed?: ChangeFeedWriter | null } = {}) {
+    this.feed = opts.feed ?? null;
     const sink: BatchSink<Batch> = {
-      create: () => ({ devices: new Map(), targets: [], attempts: new Map(), events: [], transitions: [] }),
-      rows: (b) => b.devices.size + b.targets.length + b.attempts.size + b.events.length + b.transitions.length,
+      create: () => ({ devices: new Map(), targets: [], attempts: new Map(), applied: new Set(), events: [], lateEvents: [], transitions: [] }),
+      rows: (b) => b.devices.size + b.targets.length + b.attempts.size + b.events.length + b.lateEvents.length + b.transitions.length,
       commit: (b) => this.commit(b),
     };
     this.queue = new GroupCommit(sink, log, opts);
@@ -141,12 +200,28 @@ export class FleetRepository {
     return this.queue.add((b) => { b.devices.set(row.id, copy); });
   }
 
-  saveAttempt(row: AttemptRow, event?: AttemptEventRow): Promise<void> {
+  /**
+   * Resolves once committed, with whether the row applied: false when the database already held
+   * the attempt further on (finished, or moved on by another instance).
+   */
+  async saveAttempt(row: AttemptRow, event?: AttemptEventRow): Promise<boolean> {
     const copy = { ...row };
-    return this.queue.add((b) => {
+    let batch: Batch | undefined;
+    await this.queue.add((b) => {
+      batch = b;
       b.attempts.set(row.id, copy);
       if (event) b.events.push({ ...event });
     });
+    return batch!.applied.has(row.id);
+  }
+
+  /**
+   * A report that changes nothing (it arrived after a later one, at this instance or another) but
+   * was sent, and is acknowledged: it goes into the attempt's history only.
+   */
+  saveLateEvent(event: AttemptEventRow): Promise<void> {
+    const copy = { ...event };
+    return this.queue.add((b) => { b.lateEvents.push(copy); });
   }
 
   /** A device that joined a running rollout. */
@@ -198,25 +273,56 @@ export class FleetRepository {
   }
 
   private async commit(b: Batch): Promise<void> {
-    const { prisma } = this;
     // Parents before children: devices, then rollout members and attempts, then their history.
-    const statements = [];
-    if (b.devices.size) statements.push(prisma.$executeRawUnsafe(UPSERT_DEVICES, JSON.stringify([...b.devices.values()])));
-    if (b.targets.length) statements.push(prisma.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(b.targets)));
-    if (b.attempts.size) statements.push(prisma.$executeRawUnsafe(UPSERT_ATTEMPTS, JSON.stringify([...b.attempts.values()])));
-    if (b.events.length) statements.push(prisma.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(b.events)));
-    for (const t of b.transitions) statements.push(prisma.$executeRawUnsafe(TRANSITION, JSON.stringify(transitionRecord(t))));
+    const attempts = [...b.attempts.values()];
+    const steps: Array<(db: Sql) => Promise<void>> = [];
+    if (b.devices.size) steps.push(async (db) => { await db.$executeRawUnsafe(UPSERT_DEVICES, JSON.stringify([...b.devices.values()])); });
+    if (b.targets.length) steps.push(async (db) => { await db.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(b.targets)); });
+    if (attempts.length) {
+      steps.push(async (db) => {
+        const rows = await db.$queryRawUnsafe<Array<{ id: string }>>(UPSERT_ATTEMPTS, JSON.stringify(attempts));
+        b.applied.clear();
+        for (const r of rows) b.applied.add(r.id);
+      });
+    }
+    if (b.events.length || b.lateEvents.length) {
+      steps.push(async (db) => {
+        // An event whose row did not apply (the database held the attempt further on: another
+        // instance moved it, or ended it) is late: kept unless already there, and a final one is
+        // dropped, since the attempt ends once.
+        const events: AttemptEventRow[] = [];
+        const late = [...b.lateEvents];
+        for (const e of b.events) {
+          if (b.applied.has(e.attemptId) || !b.attempts.has(e.attemptId)) events.push(e);
+          else if (!isTerminal(e.state as AttemptState)) late.push(e);
+        }
+        if (events.length) await db.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(events));
+        if (late.length) await db.$executeRawUnsafe(INSERT_LATE_EVENTS, JSON.stringify(late));
+      });
+    }
+    for (const t of b.transitions) steps.push(async (db) => { t.applied = Number(await db.$executeRawUnsafe(TRANSITION, JSON.stringify(transitionRecord(t)))) > 0; });
+    const feed = this.feed;
+    if (feed) {
+      // Only what applied: another instance takes these as committed facts.
+      steps.push(async (db) => {
+        const change: FeedChange = {
+          devices: [...b.devices.values()], targets: b.targets,
+          attempts: attempts.filter((a) => b.applied.has(a.id)), transitions: b.transitions.filter((t) => t.applied),
+        };
+        const chunks = feed.encode(change);
+        if (chunks.length) await db.$executeRawUnsafe(NOTIFY, feed.channel, JSON.stringify(chunks));
+      });
+    }
     // One statement needs no BEGIN/COMMIT: one round trip, not three.
-    const counts = statements.length === 1 ? [await statements[0]] : await prisma.$transaction(statements);
-    const first = counts.length - b.transitions.length;
-    b.transitions.forEach((t, i) => { t.applied = Number(counts[first + i]) > 0; });
+    if (steps.length === 1) await steps[0]!(this.prisma);
+    else await this.prisma.$transaction(async (tx) => { for (const step of steps) await step(tx); }, { timeout: 60_000, maxWait: 10_000 });
   }
 
   // ── direct statements ─────────────────────────────────────────────────────
 
-  /** Every device; all marked offline first, since no connection survives a restart. */
-  async loadDevices(): Promise<DeviceRecord[]> {
-    await this.prisma.device.updateMany({ where: { online: true }, data: { online: false } });
+  /** `resetPresence`: this process held every device connection (embedded broker), so none is online now. */
+  async loadDevices(resetPresence: boolean): Promise<DeviceRecord[]> {
+    if (resetPresence) await this.prisma.device.updateMany({ where: { online: true }, data: { online: false } });
     const rows = await this.prisma.device.findMany({
       select: { id: true, type: true, version: true, chip: true, idfVersion: true, secureVersion: true, slot: true, online: true, lastSeenAt: true, tags: true, channel: true, health: true },
     });
@@ -226,15 +332,17 @@ export class FleetRepository {
   async setDeviceLabels(id: string, labels: { tags: string[]; channel: string }): Promise<void> {
     await this.queue.flush(); // the device row may still be queued (its first announce)
     await this.prisma.device.update({ where: { id }, data: labels });
+    if (this.feed) await this.prisma.$executeRawUnsafe(NOTIFY, this.feed.channel, JSON.stringify(this.feed.encode({ labels: [{ id, ...labels }] })));
   }
 
-  /** Scheduled, running and paused rollouts with their members. */
-  loadActiveRollouts(): Promise<RolloutRecord[]> {
+  /** Scheduled, running and paused rollouts with their members (one, given its id). */
+  loadActiveRollouts(id?: string): Promise<RolloutRecord[]> {
     return this.prisma.rollout.findMany({
-      where: { state: { in: [...ACTIVE_ROLLOUT_STATES] } },
+      where: { state: { in: [...ACTIVE_ROLLOUT_STATES] }, ...(id ? { id } : {}) },
       select: {
         id: true, firmwareId: true, state: true, currentWave: true, reason: true, deviceIds: true, targetTags: true, versionRange: true,
-        channel: true, waves: true, policy: true, startAt: true, createdAt: true, targets: { select: { deviceId: true, wave: true } },
+        channel: true, waves: true, policy: true, startAt: true, createdAt: true, acknowledgedFailures: true, acknowledgedFinished: true,
+        waveStartedAt: true, targets: { select: { deviceId: true, wave: true, retryUpTo: true } },
       },
     });
   }
@@ -293,12 +401,17 @@ export class FleetRepository {
   /** A rollout's members, attempts (oldest first) and transitions. */
   async rolloutDetail(id: string) {
     const [targets, attempts, history] = await Promise.all([
-      this.prisma.rolloutTarget.findMany({ where: { rolloutId: id }, select: { deviceId: true, wave: true } }),
+      this.prisma.rolloutTarget.findMany({ where: { rolloutId: id }, select: { deviceId: true, wave: true, retryUpTo: true } }),
       this.prisma.updateAttempt.findMany({ where: { rolloutId: id }, orderBy: { createdAt: 'asc' },
         select: { deviceId: true, id: true, state: true, retry: true, progress: true, error: true, reason: true, fromVersion: true, updatedAt: true } }),
       this.prisma.rolloutEvent.findMany({ where: { rolloutId: id }, orderBy: { id: 'asc' }, select: { state: true, wave: true, reason: true, actor: true, at: true } }),
     ]);
     return { targets, attempts, history };
+  }
+
+  /** How many times the devices of a rollout deferred its offer (every deferral is a history row). */
+  deferrals(rolloutId: string): Promise<number> {
+    return this.prisma.attemptEvent.count({ where: { state: 'deferred', attempt: { rolloutId } } });
   }
 
   /** A device's latest attempts, newest first, each with its history. */
@@ -307,6 +420,17 @@ export class FleetRepository {
       where: { deviceId }, orderBy: { createdAt: 'desc' }, take,
       include: { firmware: { select: { type: true, version: true } }, events: { orderBy: { id: 'asc' }, select: { state: true, progress: true, error: true, reason: true, at: true } } },
     });
+  }
+
+  /** An attempt as the database holds it (a report about an attempt another instance opened). */
+  attemptRow(updateId: string): Promise<AttemptRow | null> {
+    return this.prisma.updateAttempt.findUnique({ where: { id: updateId } });
+  }
+
+  /** One active rollout with its members (created by another instance). */
+  async loadRollout(id: string): Promise<RolloutRecord | null> {
+    const [r] = await this.loadActiveRollouts(id);
+    return r ?? null;
   }
 
   /** Who an update belongs to and where it stands, for a report about an attempt not in memory. */
@@ -331,13 +455,20 @@ export class FleetRepository {
         await tx.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(rows.slice(i, i + TARGET_INSERT_CHUNK)));
       }
       await tx.rolloutEvent.create({ data: { rolloutId: r.id, state: r.state, wave: 0, reason: r.reason, actor: r.createdBy, at: r.createdAt } });
+      if (this.feed) await tx.$executeRawUnsafe(NOTIFY, this.feed.channel, JSON.stringify(this.feed.encode({ created: [r.id] })));
     }, { timeout: 60_000 });
   }
 }
 
+/** What a batch statement runs on: the client, or the batch's transaction. */
+type Sql = Pick<PrismaClient, '$executeRawUnsafe' | '$queryRawUnsafe'>;
+
 function transitionRecord(t: RolloutTransition) {
+  const c = t.changes ?? {};
   return {
     id: t.rolloutId, fromState: t.from.state, fromWave: t.from.wave, state: t.to.state, wave: t.to.wave,
-    reason: t.reason, actor: t.actor, at: t.at, final: t.final,
+    reason: t.reason, actor: t.actor, at: t.at, final: t.final, policy: c.policy ?? null, waves: c.waves ?? null,
+    ackFailures: c.acknowledged?.failures ?? null, ackFinished: c.acknowledged?.finished ?? null, waveStartedAt: c.waveStartedAt ?? null,
+    keepReason: c.keepReason ?? false, members: c.members?.map((m) => ({ d: m.deviceId, wave: m.wave ?? null, retryUpTo: m.retryUpTo ?? null })) ?? null,
   };
 }

@@ -75,6 +75,13 @@ acl_file ${at('acl')}
 persistence true
 # The embedded broker's limits: 64 KiB packets, QoS 1 at most.
 max_packet_size 65536
+# No queued message is dropped: mqota's session queues every device report while mqota restarts
+# (Mosquitto's default drops past 1,000, after it has acknowledged them to the device). A device's
+# own queue holds only its commands. Cap memory with memory_limit if you must (docs/scaling.md).
+max_queued_messages 0
+max_queued_bytes 0
+# mqota acknowledges a report once its batch is committed: a wide window keeps batches full.
+max_inflight_messages 1000
 
 listener ${req.port}
 max_qos 1
@@ -134,6 +141,10 @@ mqtt {
   peer_cert_as_username = cn
   max_qos_allowed = 1
   max_packet_size = 64KB
+  # Device reports queued for mqota's session while it restarts are kept (the default drops past
+  # 1,000, oldest first); mqota acknowledges a report once its batch is committed, hence the window.
+  max_mqueue_len = 10000000
+  max_inflight = 1000
   # mqota's instances share device messages through $share/${SERVICE_SHARE_GROUP}/...
   shared_subscription = true
 }

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import type { ImageStore } from './image-store.js';
+import type { SharedCaches } from '../cluster/shared-caches.js';
 
 export interface Firmware {
   id: string; type: string; version: string; channel: string; notes: string | null;
@@ -19,15 +20,33 @@ export class DuplicateFirmwareError extends Error {}
 export class FirmwareCatalog {
   private readonly firmware = new Map<string, Firmware>();
 
-  constructor(private readonly prisma: PrismaClient, readonly images: ImageStore) {}
+  constructor(private readonly prisma: PrismaClient, readonly images: ImageStore, private readonly shared?: SharedCaches) {
+    shared?.register('catalog', () => this.load());
+  }
 
+  /** (Re)reads the whole catalog: at start, and when another instance changed it. */
   async load(): Promise<void> {
-    for (const fw of await this.prisma.firmware.findMany()) this.firmware.set(fw.id, fw);
+    const rows = await this.prisma.firmware.findMany();
+    this.firmware.clear();
+    for (const fw of rows) this.firmware.set(fw.id, fw);
   }
 
   get(id: string): Firmware | undefined {
     const fw = this.firmware.get(id);
     return fw && !fw.deletedAt ? fw : undefined;
+  }
+
+  /**
+   * As get, for an id an operator gave: firmware another instance just added is read from the
+   * database (its notice may still be on the way), so an upload through one instance and a
+   * rollout through another, behind a load balancer, agree.
+   */
+  async find(id: string): Promise<Firmware | undefined> {
+    const known = this.get(id);
+    if (known || !this.shared?.clustered) return known;
+    const row = await this.prisma.firmware.findUnique({ where: { id } });
+    if (row) this.firmware.set(row.id, row);
+    return row && !row.deletedAt ? row : undefined;
   }
 
   /** Includes deleted firmware, for the history of old attempts. */
@@ -71,6 +90,7 @@ export class FirmwareCatalog {
     try {
       const fw = await this.prisma.firmware.create({ data: { id: `fw_${randomUUID()}`, ...input, signatures: (input.signatures ?? undefined) as never } });
       this.firmware.set(fw.id, fw);
+      await this.shared?.changed('catalog');
       return fw;
     } catch (err) {
       if ((err as { code?: string }).code === 'P2002') throw new DuplicateFirmwareError(`${input.type} ${input.version} is already in the catalog`);
@@ -90,6 +110,7 @@ export class FirmwareCatalog {
       await this.prisma.firmware.delete({ where: { id } });
       this.firmware.delete(id);
     }
+    await this.shared?.changed('catalog');
     if (![...this.firmware.values()].some((f) => !f.deletedAt && f.sha256 === fw.sha256)) await this.images.remove(fw.sha256);
   }
 }

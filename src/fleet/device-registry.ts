@@ -19,8 +19,13 @@ export class DeviceRegistry {
   constructor(private readonly repository: FleetRepository) {}
 
   /** Loads every device; all start offline, since no connection survives a restart. */
-  async load(): Promise<void> {
-    for (const row of await this.repository.loadDevices()) this.put(row);
+  /**
+   * `resetPresence`: with the embedded broker every device reconnects to this process, so all
+   * start offline. On an external broker they are still connected; their retained presence
+   * messages, sent again when mqota subscribes, say so.
+   */
+  async load(opts: { resetPresence: boolean }): Promise<void> {
+    for (const row of await this.repository.loadDevices(opts.resetPresence)) this.put(row);
   }
 
   get(id: string): Device | undefined {
@@ -86,6 +91,18 @@ export class DeviceRegistry {
     const row = { ...prev, online, lastSeenAt: now };
     void this.save(row);
     return row;
+  }
+
+  /** A device row another instance committed (an announce, a presence change, a new type there). */
+  applyCommitted(row: DeviceRow): void {
+    const prev = this.devices.get(row.id);
+    this.put({ ...row, tags: prev?.tags ?? [], channel: prev?.channel ?? 'stable' });
+  }
+
+  /** Labels another instance's operator set. */
+  applyLabels(id: string, labels: { tags: string[]; channel: string }): void {
+    const prev = this.devices.get(id);
+    if (prev) this.put({ ...prev, ...labels });
   }
 
   /** Operator labels; written at once (not behind), since the API answers with them. */

@@ -127,14 +127,15 @@ export class FleetMetrics {
 
     const { events } = deps;
     this.unsubscribe = [
-      events.on('announce', () => announces.inc()),
-      events.on('command', ({ action }) => commands.inc({ action })),
+      // Counters count this instance's work (Prometheus sums the instances); another's events are not counted again.
+      events.on('announce', () => { if (!events.remote) announces.inc(); }),
+      events.on('command', ({ action }) => { if (!events.remote) commands.inc({ action }); }),
       events.on('rejection', ({ kind, reason }) => {
         rejections.inc({ kind });
         if (reason && kind !== 'mqtt') messageRejections.inc({ kind, reason });
       }),
       events.on('attempt', ({ updateId, state, previousState }) => {
-        if (state !== previousState) transitions.inc({ state });
+        if (state !== previousState && !events.remote) transitions.inc({ state });
         if (TERMINAL_STATES.has(state as AttemptState)) {
           this.inFlight.delete(updateId);
           if (this.loading) this.finishedDuringLoad.add(updateId);

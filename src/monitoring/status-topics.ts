@@ -23,6 +23,8 @@ export interface StatusTopicsDeps {
   repository: Pick<FleetRepository, 'unfinishedRolloutIds'>;
   logger: Logger;
   progressIntervalMs?: number;
+  /** The broker is shared by several instances (external mode): another instance's events are its to publish. */
+  sharedBroker?: boolean;
 }
 
 /** Starts publishing; resolves with the function that stops it (and waits for publications under way). */
@@ -41,6 +43,7 @@ export async function startStatusTopics(deps: StatusTopicsDeps): Promise<() => P
 
   const unsubscribe = [
     ...DEVICE_EVENT_TYPES.map((type) => events.on(type, (event) => {
+      if (deps.sharedBroker && events.remote) return;
       const message = toMonitorEvent(type, event);
       if (!message.deviceId) return; // a refusal of no one in particular has no device topic
       broker.publish(monitorTopics.fleetEvents(message.deviceId), JSON.stringify(message), { qos: 0 })

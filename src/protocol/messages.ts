@@ -45,6 +45,8 @@ const StatusSchema = Type.Object({
   version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   error: Type.Optional(Type.String({ maxLength: 128 })),
   reason: Type.Optional(Type.String({ maxLength: 512 })),
+  /** With `deferred`: offer the update again after this many seconds (deferral.ts). */
+  retryAfter: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
 });
 
 const checkAnnounce = Compile(AnnounceSchema);
@@ -109,7 +111,7 @@ export function parseStatus(payload: Buffer): Parsed<StatusReport> {
 }
 
 export type NoneReason = 'up-to-date' | 'unknown-type' | 'invalid-announce' | 'type-mismatch' | 'not-targeted' | 'chip-mismatch' | 'previously-failed'
-  | 'waiting-for-wave' | 'rollout-scheduled' | 'rollout-paused' | 'outside-maintenance-window' | 'rate-limited' | 'retry-backoff' | 'secure-version';
+  | 'waiting-for-wave' | 'deferred' | 'rollout-scheduled' | 'rollout-paused' | 'outside-maintenance-window' | 'rate-limited' | 'retry-backoff' | 'secure-version';
 
 export type Command =
   | {

@@ -4,10 +4,12 @@
 // it only once committed, so what it decides, it decides on durable state. No I/O.
 import type { Firmware } from '../firmware/catalog.js';
 import type { Device } from '../fleet/device-registry.js';
-import { ATTEMPT_STATES, FAILURE_STATES, isTerminal, RETRYABLE_STATES, zeroCounts, type AttemptState } from './states.js';
+import { ATTEMPT_STATES, FAILURE_STATES, isTerminal, OPERATOR_RETRYABLE_STATES, RETRYABLE_STATES, zeroCounts, type AttemptState } from './states.js';
 import { alreadyThere } from './eligibility.js';
+import { ATTEMPT_RANK } from './attempt-state.js';
 import { failureThresholdReached, type RolloutPolicy } from './policy.js';
 import type { Targeting } from './targeting.js';
+import { unreachablePastDeadline } from './wave-deadline.js';
 import type { WavePlan } from './waves.js';
 import type { ActiveState } from './states.js';
 
@@ -25,6 +27,8 @@ export interface Member {
   latest: LatestAttempt | null;
   /** Rolled back or fell off the new version after succeeding, during the soak. */
   unhealthy: boolean;
+  /** An operator's retry: attempts up to this retry number after a failure (rollout-edits.ts). */
+  retryUpTo?: number;
 }
 
 export interface WaveStats {
@@ -34,7 +38,9 @@ export interface WaveStats {
   healthy: number;
   /** Finished without success and without retries left. */
   failed: number;
-  /** Healthy or failed: nothing more will happen to them in this rollout. */
+  /** Unreachable past the wave's deadline (wave-deadline.ts): neither success nor failure. */
+  skipped: number;
+  /** Healthy, failed or skipped: the wave waits for them no more. */
   settled: number;
 }
 
@@ -49,8 +55,9 @@ export class ActiveRollout {
     readonly id: string,
     readonly firmware: Firmware,
     readonly targeting: Targeting,
-    readonly plan: WavePlan,
-    readonly policy: RolloutPolicy,
+    /** Plan and policy change only by an operator's edit (rollout-edits.ts). */
+    public plan: WavePlan,
+    public policy: RolloutPolicy,
     public state: ActiveState,
     public currentWave: number,
     /** Why the rollout is in its state (the latest transition's reason). */
@@ -60,6 +67,11 @@ export class ActiveRollout {
     readonly initialTargets: number,
     readonly createdAt: Date,
   ) {}
+
+  /** Failures and finished attempts the operator acknowledged by resuming: the threshold counts from there. */
+  acknowledged = { failures: 0, finished: 0 };
+  /** When the current wave started or the rollout last resumed (ms): the wave deadline counts from here. */
+  waveStartedAt = 0;
 
   get lastWave(): number {
     return this.plan.sizes.length - 1;
@@ -95,28 +107,45 @@ export class ActiveRollout {
     this.tokens = 0;
   }
 
-  recordAttempt(deviceId: string, latest: LatestAttempt, previousState: AttemptState | null): void {
+  /**
+   * A committed attempt change of a member: counters move from the state the member's attempt was
+   * known in to the new one. Idempotent, and older news (an earlier retry, a state behind the one
+   * known) changes nothing, so it may come from this instance's commits and from the change feed alike.
+   */
+  recordAttempt(deviceId: string, latest: LatestAttempt): void {
     const member = this.members.get(deviceId);
-    if (member) member.latest = { ...latest };
-    if (previousState) this.counts[previousState]--;
+    if (!member) { this.counts[latest.state]++; return; } // not a member (cannot happen): counted, as before
+    const known = member.latest;
+    if (known && known.retry > latest.retry) return;
+    const previous = known?.id === latest.id ? known.state : null;
+    if (previous === latest.state) return;
+    if (previous && ATTEMPT_RANK[latest.state] < ATTEMPT_RANK[previous]) return;
+    member.latest = { ...latest };
+    if (previous) this.counts[previous]--;
     this.counts[latest.state]++;
   }
 
   /** Per-wave standing. `device` gives the live registry entry of a member. */
   waveStats(index: number, device: (id: string) => Device | undefined, now: number): WaveStats {
-    const stats: WaveStats = { index, devices: 0, healthy: 0, failed: 0, settled: 0 };
+    const stats: WaveStats = { index, devices: 0, healthy: 0, failed: 0, skipped: 0, settled: 0 };
     for (const [id, m] of this.members) {
       if (m.wave !== index) continue;
       stats.devices++;
       const outcome = this.outcome(m, device(id), now);
       if (outcome === 'healthy') stats.healthy++;
       if (outcome === 'failed') stats.failed++;
+      if (outcome === 'skipped') stats.skipped++;
       if (outcome !== 'open') stats.settled++;
     }
     return stats;
   }
 
-  private outcome(m: Member, d: Device | undefined, now: number): 'healthy' | 'failed' | 'open' {
+  outcome(m: Member, d: Device | undefined, now: number): 'healthy' | 'failed' | 'skipped' | 'open' {
+    const outcome = this.settledOutcome(m, d, now);
+    return outcome === 'open' && unreachablePastDeadline(this, m, d, now) ? 'skipped' : outcome;
+  }
+
+  private settledOutcome(m: Member, d: Device | undefined, now: number): 'healthy' | 'failed' | 'open' {
     if (m.unhealthy) return 'failed';
     const latest = m.latest;
     if (latest?.state === 'succeeded') {
@@ -124,7 +153,8 @@ export class ActiveRollout {
       return soaked && (this.policy.soakSeconds === 0 || d?.online) ? 'healthy' : 'open';
     }
     if (latest && isTerminal(latest.state) && latest.state !== 'cancelled') {
-      const retriesLeft = RETRYABLE_STATES.has(latest.state) && latest.retry < this.policy.maxRetries;
+      const retriesLeft = (RETRYABLE_STATES.has(latest.state) && latest.retry < this.policy.maxRetries)
+        || (OPERATOR_RETRYABLE_STATES.has(latest.state) && latest.retry < (m.retryUpTo ?? 0));
       return retriesLeft ? 'open' : 'failed';
     }
     if (!latest || latest.state === 'cancelled') {
@@ -136,27 +166,38 @@ export class ActiveRollout {
   /** What the current wave's standing means: carry on, promote, pause (ratio missed) or complete. */
   evaluateWave(device: (id: string) => Device | undefined, now: number): { action: 'wait' } | { action: 'promote' | 'complete' } | { action: 'pause'; reason: string } {
     const stats = this.waveStats(this.currentWave, device, now);
-    const needed = Math.ceil(this.policy.minSuccessRatio * stats.devices - 1e-9);
+    // Skipped devices (unreachable past the deadline) count neither way.
+    const counted = stats.devices - stats.skipped;
+    const needed = Math.ceil(this.policy.minSuccessRatio * counted - 1e-9);
     const allSettled = stats.settled === stats.devices;
     if (stats.healthy >= needed && (allSettled || this.currentWave < this.lastWave)) {
       return { action: this.currentWave < this.lastWave ? 'promote' : 'complete' };
     }
     if (allSettled) {
-      const ratio = stats.devices ? stats.healthy / stats.devices : 1;
+      const ratio = counted ? stats.healthy / counted : 1;
       return { action: 'pause', reason: `wave ${this.currentWave + 1} finished with ${(ratio * 100).toFixed(0)} % success, below the required ${(this.policy.minSuccessRatio * 100).toFixed(0)} %` };
     }
     return { action: 'wait' };
   }
 
-  /** Failures against the threshold, over every attempt of the rollout. */
-  failureThresholdReason(): string | null {
+  /** Failed and finished attempts of the rollout, as committed (cancelled ones are not finished). */
+  failureTally(): { failures: number; finished: number } {
     let failures = 0;
     let finished = 0;
     for (const s of ATTEMPT_STATES) {
       if (FAILURE_STATES.has(s)) failures += this.counts[s];
       if (isTerminal(s) && s !== 'cancelled') finished += this.counts[s];
     }
+    return { failures, finished };
+  }
+
+  /** Failures against the threshold, counted since the operator last acknowledged them (a resume). */
+  failureThresholdReason(): string | null {
+    const tally = this.failureTally();
+    const failures = Math.max(0, tally.failures - this.acknowledged.failures);
+    const finished = Math.max(0, tally.finished - this.acknowledged.finished);
     if (!failureThresholdReached(this.policy.failureThreshold, failures, finished)) return null;
-    return `failure threshold reached: ${failures} of ${finished} finished attempts failed`;
+    const since = this.acknowledged.finished ? ' since the last resume' : '';
+    return `failure threshold reached: ${failures} of ${finished} finished attempts failed${since}`;
   }
 }

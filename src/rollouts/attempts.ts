@@ -3,11 +3,17 @@
 // which follows once the group commit has written the change. Only committed changes reach the
 // rollout's counters and the fleet events: what the lifecycle decides on and what operators see is
 // what the database holds.
-import { randomUUID } from 'node:crypto';
+//
+// With several instances, another one may move an attempt this one tracks, or open one for a
+// device this one hears from next: `applyCommitted` takes such committed rows (from the change
+// feed or read back), and a local change the database did not take (it held the attempt further
+// on) is replaced by the database's row.
+import { createHash } from 'node:crypto';
 import type { AttemptEventRow, AttemptRow, FleetRepository } from '../db/fleet-repository.js';
 import type { FleetEvents } from '../events.js';
 import type { Logger } from '../logger.js';
 import type { ActiveRollout } from './active-rollout.js';
+import { ATTEMPT_RANK } from './attempt-state.js';
 import { isTerminal, type AttemptState } from './states.js';
 
 export interface Attempt extends AttemptRow {
@@ -62,10 +68,14 @@ export class AttemptTracker {
     this.track({ ...row, state, committedState: state });
   }
 
-  /** A new attempt for the device, `pending` until its command is published. */
+  /**
+   * A new attempt for the device, `pending` until its command is published. Its id (the command's
+   * updateId) follows from the rollout, the device and the retry, so two instances that open "the
+   * same" attempt open one row, and the device sees one update however many commands it gets.
+   */
   open(device: { id: string; version: string | null }, rollout: ActiveRollout, retry: number, now: Date): Attempt {
     const attempt: Attempt = {
-      id: `u_${randomUUID().replace(/-/g, '')}`, rolloutId: rollout.id, deviceId: device.id, firmwareId: rollout.firmware.id,
+      id: attemptId(rollout.id, device.id, retry), rolloutId: rollout.id, deviceId: device.id, firmwareId: rollout.firmware.id,
       fromVersion: device.version, retry, state: 'pending', committedState: null, progress: null, error: null, reason: null,
       createdAt: now, updatedAt: now, finishedAt: null,
     };
@@ -105,24 +115,63 @@ export class AttemptTracker {
     const committed = this.deps.repository.saveAttempt(row, event);
     // Batches commit in order, and changes of one batch resolve in the order they were queued, so
     // committed states follow each other as the working states did.
-    void committed.then(() => this.committed(attempt, row, previous), () => undefined);
-    return committed;
+    return committed.then((applied) => applied ? this.committed(attempt, row, previous) : this.reload(attempt.id));
+  }
+
+  /**
+   * An attempt row committed by another instance (or read back): the working state catches up,
+   * counters and events follow. Older news than what is known is ignored.
+   */
+  applyCommitted(row: AttemptRow): void {
+    const state = row.state as AttemptState;
+    let attempt = this.byId.get(row.id) ?? this.ending.get(row.id);
+    if (!attempt) {
+      if (isTerminal(state) && !this.deps.rollout(row.rolloutId)) return;
+      attempt = { ...row, state, committedState: null };
+      if (!isTerminal(state)) {
+        const current = this.byDevice.get(row.deviceId);
+        if (current && current.id !== row.id && current.retry > row.retry) return;
+        this.track(attempt);
+      }
+    } else if (attempt.committedState && ATTEMPT_RANK[state] < ATTEMPT_RANK[attempt.committedState]) {
+      return;
+    }
+    const progressBefore = attempt.progress;
+    if (ATTEMPT_RANK[state] >= ATTEMPT_RANK[attempt.state]) {
+      Object.assign(attempt, { state, progress: row.progress, error: row.error, reason: row.reason, updatedAt: row.updatedAt, finishedAt: row.finishedAt });
+    }
+    if (isTerminal(state)) {
+      this.byId.delete(attempt.id);
+      if (this.byDevice.get(attempt.deviceId) === attempt) this.byDevice.delete(attempt.deviceId);
+    }
+    const previous = attempt.committedState;
+    if (previous === state && (isTerminal(state) || row.progress === progressBefore)) return; // already known
+    this.committed(attempt, row, previous);
+  }
+
+  /** Takes the database's row for an attempt whose local change did not apply. */
+  async reload(updateId: string): Promise<void> {
+    const row = await this.deps.repository.attemptRow(updateId);
+    if (row) this.applyCommitted(row);
   }
 
   private committed(attempt: Attempt, row: AttemptRow, previous: AttemptState | null): void {
     const state = row.state as AttemptState;
-    const before = attempt.committedState;
+    if (attempt.committedState && ATTEMPT_RANK[state] < ATTEMPT_RANK[attempt.committedState]) return;
     attempt.committedState = state;
     if (isTerminal(state)) this.ending.delete(attempt.id);
-    if (before !== state) {
-      this.deps.rollout(attempt.rolloutId)?.recordAttempt(attempt.deviceId,
-        { id: attempt.id, state, retry: attempt.retry, finishedAt: row.finishedAt?.getTime() ?? null }, before);
-    }
+    this.deps.rollout(attempt.rolloutId)?.recordAttempt(attempt.deviceId,
+      { id: attempt.id, state, retry: attempt.retry, finishedAt: row.finishedAt?.getTime() ?? null });
     this.deps.events.emit('attempt', {
       updateId: row.id, rolloutId: row.rolloutId, deviceId: row.deviceId, firmwareId: row.firmwareId, retry: row.retry,
       state, previousState: previous, progress: row.progress, error: row.error, reason: row.reason, at: row.updatedAt,
     });
   }
+}
+
+/** An attempt's id, the same on every instance: `u_` and 32 hex digits, as before. */
+export function attemptId(rolloutId: string, deviceId: string, retry: number): string {
+  return `u_${createHash('sha256').update(`${rolloutId}\0${deviceId}\0${retry}`).digest('hex').slice(0, 32)}`;
 }
 
 function snapshot(a: Attempt): AttemptRow {

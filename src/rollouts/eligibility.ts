@@ -4,7 +4,7 @@ import semver from 'semver';
 import type { Device } from '../fleet/device-registry.js';
 import type { NoneReason } from '../protocol/messages.js';
 import type { ActiveRollout } from './active-rollout.js';
-import { isTerminal, RETRYABLE_STATES } from './states.js';
+import { isTerminal, OPERATOR_RETRYABLE_STATES, RETRYABLE_STATES } from './states.js';
 import { withinWindow } from './policy.js';
 
 export interface FirmwareFacts { type: string; version: string; chip: string | null; secureVersion: number | null }
@@ -59,10 +59,15 @@ export function offer(rollout: ActiveRollout, device: AnnouncedDevice, now: numb
   const latest = member.latest;
   if (latest) {
     if (!isTerminal(latest.state) || latest.state === 'succeeded' || latest.state === 'cancelled') return { ok: false, reason: 'up-to-date' };
-    if (!RETRYABLE_STATES.has(latest.state) || latest.retry >= rollout.policy.maxRetries) return { ok: false, reason: 'previously-failed' };
-    const backoff = rollout.policy.retryBackoffSeconds * 1000 * 2 ** latest.retry;
-    if ((latest.finishedAt ?? 0) + backoff > now) return { ok: false, reason: 'retry-backoff' };
-    retry = latest.retry + 1;
+    // An operator's retry (rollout-edits.ts) needs no back-off: someone decided it is time.
+    const granted = OPERATOR_RETRYABLE_STATES.has(latest.state) && latest.retry < (member.retryUpTo ?? 0);
+    if (granted) retry = latest.retry + 1;
+    else if (!RETRYABLE_STATES.has(latest.state) || latest.retry >= rollout.policy.maxRetries) return { ok: false, reason: 'previously-failed' };
+    else {
+      const backoff = rollout.policy.retryBackoffSeconds * 1000 * 2 ** latest.retry;
+      if ((latest.finishedAt ?? 0) + backoff > now) return { ok: false, reason: 'retry-backoff' };
+      retry = latest.retry + 1;
+    }
   }
   if (!withinWindow(new Date(now), rollout.policy.maintenanceWindow)) return { ok: false, reason: 'outside-maintenance-window' };
   if (!rollout.rateAllows(now)) return { ok: false, reason: 'rate-limited' };

@@ -8,7 +8,7 @@
 // open attempt of the rollout. Memory follows only what applied; after a kill -9 the state rebuilt
 // at start is the database's.
 import { randomUUID } from 'node:crypto';
-import type { FleetRepository } from '../db/fleet-repository.js';
+import type { FleetRepository, RolloutChanges, RolloutRecord, RolloutTransition } from '../db/fleet-repository.js';
 import type { FleetEvents } from '../events.js';
 import type { FirmwareCatalog } from '../firmware/catalog.js';
 import type { DeviceRegistry } from '../fleet/device-registry.js';
@@ -19,6 +19,8 @@ import type { AttemptTracker } from './attempts.js';
 import type { LiveRollouts } from './live-rollouts.js';
 import { DEFAULT_POLICY, policyFrom, type RolloutPolicy } from './policy.js';
 import { RolloutError, validateRequest, type RolloutRequest } from './rollout-request.js';
+import { applyChanges, planEdit, planRetry, type RolloutEdit } from './rollout-edits.js';
+import { describeWave, type WaveWait } from './wave-deadline.js';
 import { matchesTargeting, type Targeting } from './targeting.js';
 import type { UpdateEngine } from './update-engine.js';
 import { assignWaves, SINGLE_WAVE, type WavePlan } from './waves.js';
@@ -66,32 +68,105 @@ export class RolloutLifecycle {
 
   /** Rebuilds the in-memory state from the database: active rollouts, their members and attempts, attempts in flight. */
   async load(): Promise<void> {
-    const { repository, catalog, rollouts, attempts } = this.deps;
-    for (const r of await repository.loadActiveRollouts()) {
-      const firmware = catalog.getAny(r.firmwareId)!;
-      const targeting: Targeting = { type: firmware.type, deviceIds: r.deviceIds.length ? new Set(r.deviceIds) : null, tags: r.targetTags, versionRange: r.versionRange, channel: r.channel };
-      const rollout = new ActiveRollout(r.id, firmware, targeting, (r.waves as WavePlan | null) ?? SINGLE_WAVE, policyFrom(r.policy),
-        r.state as ActiveState, r.currentWave, r.reason, r.startAt, r.targets.length, r.createdAt);
-      for (const t of r.targets) rollout.members.set(t.deviceId, { wave: t.wave, latest: null, unhealthy: false });
-      rollouts.add(rollout);
-    }
-    const minuteAgo = this.now() - 60_000;
-    const lastDispatch = new Map<string, number>(); // per rollout, within the last minute
-    for (const a of await repository.loadAttempts(rollouts.all().map((r) => r.id), OPEN_STATES)) {
-      const state = a.state as AttemptState;
-      rollouts.get(a.rolloutId)?.recordAttempt(a.deviceId, { id: a.id, state, retry: a.retry, finishedAt: a.finishedAt?.getTime() ?? null }, null);
-      const at = a.createdAt.getTime();
-      if (at > minuteAgo && at > (lastDispatch.get(a.rolloutId) ?? 0)) lastDispatch.set(a.rolloutId, at);
-      if (!isTerminal(state)) attempts.adopt(a);
-    }
-    for (const [id, at] of lastDispatch) rollouts.get(id)?.seedDispatches(at);
+    const { repository, rollouts, attempts } = this.deps;
+    for (const r of await repository.loadActiveRollouts()) rollouts.add(this.fromRecord(r));
+    await this.loadAttempts(rollouts.all().map((r) => r.id), true);
     this.log.info({ active: rollouts.size, inFlight: attempts.size }, 'rollouts loaded');
   }
 
-  /** Starts the periodic evaluation of rollouts. */
+  /**
+   * Reloads everything from the database (another instance changed it while this one may have
+   * missed the news: the change feed reconnected, or this instance just took over the ticks).
+   */
+  async reload(): Promise<void> {
+    await this.deps.repository.durable(); // this instance's own changes first
+    const records = await this.deps.repository.loadActiveRollouts();
+    const fresh = new Set(records.map((r) => r.id));
+    for (const r of this.deps.rollouts.all()) if (!fresh.has(r.id)) this.deps.rollouts.remove(r.id);
+    for (const r of records) this.deps.rollouts.add(this.fromRecord(r));
+    await this.loadAttempts(records.map((r) => r.id), false);
+  }
+
+  /** A rollout another instance created. */
+  async loadCreated(id: string): Promise<void> {
+    if (this.deps.rollouts.get(id)) return;
+    const record = await this.deps.repository.loadRollout(id);
+    if (!record || this.deps.rollouts.get(id)) return;
+    const rollout = this.fromRecord(record);
+    this.deps.rollouts.add(rollout);
+    await this.loadAttempts([id], false);
+    this.deps.events.asRemote(() => this.deps.events.emit('rollout', { rolloutId: id, state: rollout.state, previousState: null, wave: rollout.currentWave, reason: rollout.reason, actor: null, at: rollout.createdAt }));
+  }
+
+  /** Reads a rollout back from the tables: another instance changed more of it than one feed message holds. */
+  async refresh(id: string): Promise<void> {
+    const { repository, rollouts, events } = this.deps;
+    const before = rollouts.get(id);
+    if (!before) return;
+    const record = await repository.loadRollout(id);
+    const header = record ? null : await repository.rolloutHeader(id);
+    let event = { rolloutId: id, state: header?.state ?? before.state, previousState: before.state as string | null, wave: before.currentWave, reason: before.reason, actor: null, at: new Date(this.now()) };
+    if (record) {
+      const rollout = this.fromRecord(record);
+      rollouts.add(rollout);
+      await this.loadAttempts([id], false);
+      event = { ...event, state: rollout.state, wave: rollout.currentWave, reason: rollout.reason };
+    } else rollouts.remove(id);
+    events.asRemote(() => events.emit('rollout', event));
+  }
+
+  /** A rollout transition another instance committed. */
+  applyCommitted(t: RolloutTransition): void {
+    const r = this.deps.rollouts.get(t.rolloutId);
+    // A steering command (an edit, a retry) may keep the state and wave and change only settings.
+    if (!r || (r.state === t.to.state && r.currentWave === t.to.wave && !t.changes)) return;
+    const previousState = r.state;
+    if (!t.changes?.keepReason) r.reason = t.reason;
+    r.currentWave = t.to.wave;
+    applyChanges(r, t.changes);
+    if (isFinalRolloutState(t.to.state)) this.deps.rollouts.remove(r.id);
+    else r.state = t.to.state as ActiveState;
+    this.deps.events.emit('rollout', { rolloutId: r.id, state: t.to.state, previousState, wave: t.to.wave, reason: t.reason, actor: t.actor, at: t.at });
+  }
+
+  private fromRecord(r: RolloutRecord): ActiveRollout {
+    const firmware = this.deps.catalog.getAny(r.firmwareId)!;
+    const targeting: Targeting = { type: firmware.type, deviceIds: r.deviceIds.length ? new Set(r.deviceIds) : null, tags: r.targetTags, versionRange: r.versionRange, channel: r.channel };
+    const rollout = new ActiveRollout(r.id, firmware, targeting, (r.waves as WavePlan | null) ?? SINGLE_WAVE, policyFrom(r.policy),
+      r.state as ActiveState, r.currentWave, r.reason, r.startAt, r.targets.length, r.createdAt);
+    for (const t of r.targets) rollout.members.set(t.deviceId, { wave: t.wave, latest: null, unhealthy: false, retryUpTo: t.retryUpTo });
+    rollout.acknowledged = { failures: r.acknowledgedFailures, finished: r.acknowledgedFinished };
+    rollout.waveStartedAt = (r.waveStartedAt ?? r.createdAt).getTime();
+    return rollout;
+  }
+
+  /** Counters and members' latest attempts of these rollouts, the attempts in flight, and the rate limits' recent sends. */
+  private async loadAttempts(rolloutIds: string[], atStart: boolean): Promise<void> {
+    const { repository, rollouts, attempts } = this.deps;
+    const minuteAgo = this.now() - 60_000;
+    const lastDispatch = new Map<string, number>(); // per rollout, within the last minute
+    for (const a of await repository.loadAttempts(rolloutIds, atStart ? OPEN_STATES : [])) {
+      const state = a.state as AttemptState;
+      rollouts.get(a.rolloutId)?.recordAttempt(a.deviceId, { id: a.id, state, retry: a.retry, finishedAt: a.finishedAt?.getTime() ?? null });
+      const at = a.createdAt.getTime();
+      if (at > minuteAgo && at > (lastDispatch.get(a.rolloutId) ?? 0)) lastDispatch.set(a.rolloutId, at);
+      if (atStart) { if (!isTerminal(state)) attempts.adopt(a); } else if (!isTerminal(state) || attempts.get(a.id)) attempts.applyCommitted(a);
+    }
+    for (const [id, at] of lastDispatch) rollouts.get(id)?.seedDispatches(at);
+  }
+
+  /**
+   * Starts the periodic evaluation of rollouts. With several instances only the leader runs it
+   * (src/cluster/leadership.ts); `stop()` when it no longer leads.
+   */
   start(): void {
     this.timer ??= setInterval(() => void this.tick(), this.deps.tickMs ?? 1000);
     this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
   }
 
   close(): void {
@@ -120,7 +195,7 @@ export class RolloutLifecycle {
 
   async createRollout(req: RolloutRequest): Promise<{ id: string; commanded: number }> {
     const { repository, catalog, registry } = this.deps;
-    const firmware = catalog.get(req.firmwareId);
+    const firmware = await catalog.find(req.firmwareId);
     if (!firmware) throw new RolloutError(404, `firmware ${req.firmwareId} not found`);
     const policy: RolloutPolicy = { ...DEFAULT_POLICY, ...req.policy };
     const plan = validateRequest(req, policy);
@@ -145,6 +220,7 @@ export class RolloutLifecycle {
     }, waves);
     const rollout = new ActiveRollout(id, firmware, targeting, plan, policy, state, 0, reason, req.startAt ?? null, initial.length, now);
     for (const [deviceId, wave] of waves) rollout.members.set(deviceId, { wave, latest: null, unhealthy: false });
+    rollout.waveStartedAt = now.getTime();
     this.deps.rollouts.add(rollout);
     this.deps.events.emit('rollout', { rolloutId: id, state, previousState: null, wave: 0, reason, actor: req.createdBy ?? null, at: now });
     this.log.info({ rolloutId: id, firmwareId: firmware.id, type: firmware.type, version: firmware.version, targets: initial.length, waves: plan.sizes, state }, 'rollout created');
@@ -163,8 +239,51 @@ export class RolloutLifecycle {
     return this.command(id, async (r) => {
       if (r.state !== 'paused') throw new RolloutError(409, `rollout ${id} is ${r.state}, not paused`);
       const next: ActiveState = r.startAt && r.startAt.getTime() > this.now() ? 'scheduled' : 'running';
-      if (await this.move(r, next, r.currentWave, `resumed by ${actor}`, actor) && next === 'running') await this.deps.engine.dispatchReady(r);
+      // Resuming acknowledges the failures so far: the threshold counts from here (rollout-edits.ts).
+      const tally = r.failureTally();
+      const acknowledged = tally.failures > r.acknowledged.failures ? ` (acknowledging ${tally.failures - r.acknowledged.failures} failure(s))` : '';
+      if (await this.move(r, next, r.currentWave, `resumed by ${actor}${acknowledged}`, actor, { acknowledged: tally }) && next === 'running') await this.deps.engine.dispatchReady(r);
     });
+  }
+
+  /** Changes settings of a scheduled, running or paused rollout; returns what changed. */
+  editRollout(id: string, edit: RolloutEdit, actor: string): Promise<string[]> {
+    return this.command(id, async (r) => {
+      const planned = planEdit(r, edit);
+      if (!planned.summary.length) return [];
+      await this.steer(r, r.state, r.currentWave, `settings edited by ${actor}: ${planned.summary.join('; ')}`, actor, planned.changes);
+      if (r.state === 'running' && !this.deps.repository.saturated) await this.deps.engine.dispatchReady(r);
+      return planned.summary;
+    });
+  }
+
+  /** New attempts for the devices whose latest attempt failed, timed out or rolled back; returns how many. */
+  retryFailed(id: string, actor: string): Promise<number> {
+    return this.command(id, async (r) => {
+      const members = planRetry(r, (deviceId) => !!this.deps.attempts.ofDevice(deviceId));
+      if (!members.length) throw new RolloutError(409, `rollout ${id} has no failed, timed out or rolled back device to retry`);
+      const names = members.slice(0, 5).map((m) => m.deviceId).join(', ') + (members.length > 5 ? ', …' : '');
+      await this.steer(r, r.state, r.currentWave, `retry of ${members.length} failed device(s) by ${actor}: ${names}`, actor, { members, keepReason: true });
+      if (r.state === 'running' && !this.deps.repository.saturated) await this.deps.engine.dispatchReady(r);
+      return members.length;
+    });
+  }
+
+  /** Starts the next wave now, whatever the current one's standing; a paused rollout stays paused. */
+  promoteRollout(id: string, actor: string): Promise<void> {
+    return this.command(id, async (r) => {
+      if (r.currentWave >= r.lastWave) throw new RolloutError(409, `rollout ${id} is in its last wave (${r.currentWave + 1} of ${r.plan.sizes.length})`);
+      if (r.state === 'scheduled') throw new RolloutError(409, `rollout ${id} has not started`);
+      // A paused rollout keeps the reason it is paused for; the history records the promotion.
+      await this.steer(r, r.state, r.currentWave + 1, `wave ${r.currentWave + 2} of ${r.plan.sizes.length} started by ${actor} (promoted by hand)`, actor,
+        r.state === 'paused' ? { keepReason: true } : undefined);
+      if (r.state === 'running' && !this.deps.repository.saturated) await this.deps.engine.dispatchReady(r);
+    });
+  }
+
+  /** A steering command's transition; 409 when the rollout moved meanwhile (memory then has the database's state). */
+  private async steer(r: ActiveRollout, state: ActiveState, wave: number, reason: string, actor: string, changes?: RolloutChanges): Promise<void> {
+    if (!await this.move(r, state, wave, reason, actor, changes)) throw new RolloutError(409, `rollout ${r.id} changed meanwhile (now ${r.state}, wave ${r.currentWave + 1}); try again`);
   }
 
   cancelRollout(id: string, actor: string): Promise<void> {
@@ -191,6 +310,24 @@ export class RolloutLifecycle {
     return r.plan.sizes.map((_, i) => r.waveStats(i, (id) => this.deps.registry.get(id), now));
   }
 
+  /** What the current wave of an active rollout is waiting for (null when it is finished). */
+  waveWait(rolloutId: string): WaveWait | null {
+    const r = this.deps.rollouts.get(rolloutId);
+    if (!r) return null;
+    return describeWave(r, (id) => this.deps.registry.get(id), (id) => {
+      const a = this.deps.attempts.ofDevice(id);
+      return a?.rolloutId === rolloutId ? a.state : undefined;
+    }, this.now());
+  }
+
+  /** Where each member of an active rollout stands (null when it is finished). */
+  memberStandings(rolloutId: string): Map<string, 'healthy' | 'failed' | 'skipped' | 'open'> | null {
+    const r = this.deps.rollouts.get(rolloutId);
+    if (!r) return null;
+    const now = this.now();
+    return new Map([...r.members].map(([id, m]) => [id, r.outcome(m, this.deps.registry.get(id), now)]));
+  }
+
   isFirmwareInUse(firmwareId: string): boolean {
     return this.deps.rollouts.all().some((r) => r.firmware.id === firmwareId);
   }
@@ -201,7 +338,7 @@ export class RolloutLifecycle {
 
   // ── internals ───────────────────────────────────────────────────────────────
 
-  private async command(id: string, run: (r: ActiveRollout) => Promise<void>): Promise<void> {
+  private async command<T>(id: string, run: (r: ActiveRollout) => Promise<T>): Promise<T> {
     return this.serially(id, async () => {
       const r = this.deps.rollouts.get(id);
       if (r) return run(r);
@@ -228,7 +365,7 @@ export class RolloutLifecycle {
     const timeout = r.policy.attemptTimeoutSeconds;
     if (timeout !== null) {
       for (const a of this.deps.attempts.ofRollout(r.id)) {
-        if (now - a.updatedAt.getTime() > timeout * 1000) {
+        if (now - this.deps.engine.deferrals.lastActivity(a) > timeout * 1000) {
           void this.deps.attempts.move(a, 'timed_out', { error: 'timed-out', reason: `no progress for ${timeout} s in state ${a.state}` });
         }
       }
@@ -263,19 +400,22 @@ export class RolloutLifecycle {
    * When it does not apply (the database holds another state, or an open attempt for `completed`),
    * memory takes the database's state instead; says whether it applied.
    */
-  private async move(r: ActiveRollout, state: RolloutState, wave: number, reason: string, actor: string | null): Promise<boolean> {
+  private async move(r: ActiveRollout, state: RolloutState, wave: number, reason: string, actor: string | null, steering?: RolloutChanges): Promise<boolean> {
     const previousState = r.state;
     const at = new Date(this.now());
     const final = isFinalRolloutState(state);
+    // A new wave, or running again: the wave's deadline for unreachable devices counts from now.
+    const changes = !final && (wave !== r.currentWave || (state === 'running' && r.state !== 'running')) ? { ...steering, waveStartedAt: at } : steering;
     const applied = await this.deps.repository.transition({
-      rolloutId: r.id, from: { state: r.state, wave: r.currentWave }, to: { state, wave }, reason, actor, at, final,
+      rolloutId: r.id, from: { state: r.state, wave: r.currentWave }, to: { state, wave }, reason, actor, at, final, changes,
     });
     if (!applied) {
       await this.resync(r);
       return false;
     }
-    r.reason = reason;
+    if (!changes?.keepReason) r.reason = reason;
     r.currentWave = wave;
+    applyChanges(r, changes);
     if (final) this.deps.rollouts.remove(r.id);
     else r.state = state as ActiveState;
     this.log.info({ rolloutId: r.id, state, wave, reason }, 'rollout state');

@@ -32,6 +32,12 @@ export interface RolloutPolicy {
   maxRetries: number;
   retryBackoffSeconds: number;
   maintenanceWindow: MaintenanceWindow | null;
+  /**
+   * How long a wave waits for members it cannot reach (offline, nothing in flight), counted from
+   * the wave's start or the latest resume; past it they count as `skipped: offline` (null: wait
+   * for ever). See wave-deadline.ts.
+   */
+  waveDeadlineSeconds: number | null;
   /** Only with a reason; never below a device's reported secureVersion. */
   allowDowngrade: boolean;
   downgradeReason: string | null;
@@ -47,6 +53,7 @@ export const DEFAULT_POLICY: RolloutPolicy = {
   maxRetries: 0,
   retryBackoffSeconds: 60,
   maintenanceWindow: null,
+  waveDeadlineSeconds: 600,
   allowDowngrade: false,
   downgradeReason: null,
 };

@@ -6,16 +6,20 @@
 // ── Update attempts ──────────────────────────────────────────────────────────────────────────
 
 /** In the order an update goes through them, then the outcomes: success, failures, cancellation. */
-export const ATTEMPT_STATES = ['pending', 'sent', 'accepted', 'downloading', 'downloaded', 'rebooting',
+export const ATTEMPT_STATES = ['pending', 'sent', 'deferred', 'accepted', 'downloading', 'downloaded', 'rebooting',
   'succeeded', 'failed', 'rolled_back', 'rejected', 'timed_out', 'cancelled'] as const;
 export type AttemptState = (typeof ATTEMPT_STATES)[number];
 
 /** What a device may report (docs/protocol.md, "Status"); the server itself sets the others. */
-export const REPORTED_STATES = ['accepted', 'downloading', 'downloaded', 'rebooting', 'succeeded', 'failed', 'rolled_back', 'rejected'] as const satisfies readonly AttemptState[];
+export const REPORTED_STATES = ['deferred', 'accepted', 'downloading', 'downloaded', 'rebooting', 'succeeded', 'failed', 'rolled_back', 'rejected'] as const satisfies readonly AttemptState[];
 export type ReportedState = (typeof REPORTED_STATES)[number];
 
-/** Commanded, the device has not started work yet: a resend or a cancel still makes sense. */
-export const WAITING_STATES: ReadonlySet<AttemptState> = new Set(['pending', 'sent']);
+/**
+ * Commanded, the device has not started work yet: a resend or a cancel still makes sense.
+ * `deferred`: the device's application asked for the offer again after `retryAfter` seconds
+ * (busy, low battery); neither progress nor failure, and counted on its own.
+ */
+export const WAITING_STATES: ReadonlySet<AttemptState> = new Set(['pending', 'sent', 'deferred']);
 
 /** The device is working on it. */
 export const UPDATING_STATES: ReadonlySet<AttemptState> = new Set(['accepted', 'downloading', 'downloaded', 'rebooting']);
@@ -39,6 +43,12 @@ export const FAILURE_STATES: ReadonlySet<AttemptState> = new Set(['failed', 'rol
  */
 export const RETRYABLE_STATES: ReadonlySet<AttemptState> = new Set(['failed', 'timed_out']);
 
+/**
+ * Failures an operator may retry (POST /api/rollouts/{id}/retry): after a decision, even a device
+ * that booted back out of the image gets another attempt. A refusal (`rejected`) would repeat.
+ */
+export const OPERATOR_RETRYABLE_STATES: ReadonlySet<AttemptState> = new Set(['failed', 'timed_out', 'rolled_back']);
+
 export function isTerminal(state: AttemptState): boolean {
   return TERMINAL_STATES.has(state);
 }
@@ -52,6 +62,21 @@ export function notStarted(state: AttemptState): boolean {
 export function zeroCounts(): Record<AttemptState, number> {
   return Object.fromEntries(ATTEMPT_STATES.map((s) => [s, 0])) as Record<AttemptState, number>;
 }
+
+// ── Members of a rollout ────────────────────────────────────────────────────────────────────
+
+/**
+ * Where a target device stands in its wave. `healthy`: succeeded (and soaked) or already on the
+ * version; `failed`: finished without success and no retry left; `skipped`: the wave's deadline
+ * passed while the device was unreachable (not a failure; it still gets the update if it comes
+ * back while the rollout runs); `waiting`: anything else.
+ */
+export const MEMBER_STANDINGS = ['healthy', 'failed', 'skipped', 'waiting'] as const;
+export type MemberStanding = (typeof MEMBER_STANDINGS)[number];
+
+/** Why a member was skipped. */
+export const SKIP_REASONS = ['offline'] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
 
 // ── Rollouts ─────────────────────────────────────────────────────────────────────────────────
 

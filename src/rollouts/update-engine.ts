@@ -13,10 +13,13 @@ import { parseAnnounce, parseStatus, type Command, type StatusReport } from '../
 import type { DeviceMessageRejections } from '../protocol/rejections.js';
 import type { ActiveRollout, Member } from './active-rollout.js';
 import { applyReport } from './attempt-state.js';
+import { isTerminal, type AttemptState } from './states.js';
 import type { Attempt, AttemptTracker } from './attempts.js';
 import { CommandPacer } from './command-pacer.js';
+import { Deferrals } from './deferral.js';
 import { alreadyThere, chooseUpdate, offer, type AnnouncedDevice } from './eligibility.js';
 import type { LiveRollouts } from './live-rollouts.js';
+import { withinWindow } from './policy.js';
 import { matchesTargeting } from './targeting.js';
 import { unhealthyReason } from '../fleet/health.js';
 import { waveForLateJoiner } from './waves.js';
@@ -32,6 +35,8 @@ export interface CommandChannel {
 export class UpdateEngine {
   private readonly pacer = new CommandPacer();
   private readonly log: Logger;
+  /** Offers the devices deferred, and when each is due again (deferral.ts). */
+  readonly deferrals = new Deferrals();
 
   constructor(private readonly deps: {
     repository: FleetRepository;
@@ -72,8 +77,13 @@ export class UpdateEngine {
 
     const inFlight = this.deps.attempts.ofDevice(deviceId);
     if (inFlight && !this.settleByAnnounce(inFlight, device)) {
-      // Still to do: the device gets the same command again (after a restart, a reconnect).
       await repository.durable();
+      // The device asked for time: it gets the offer again when that has passed, not before.
+      if (inFlight.state === 'deferred' && this.deferrals.waiting(inFlight, Date.now())) {
+        await this.send(deviceId, { action: 'none', reason: 'deferred' });
+        return;
+      }
+      // Still to do: the device gets the same command again (after a restart, a reconnect).
       await this.resend(inFlight);
       return;
     }
@@ -95,7 +105,10 @@ export class UpdateEngine {
       this.deps.rejections.reject(deviceId, 'malformed-status', parsed.error);
       return;
     }
-    const report = parsed.value;
+    await this.handleStatusOf(deviceId, parsed.value);
+  }
+
+  private async handleStatusOf(deviceId: string, report: StatusReport): Promise<void> {
     const attempt = this.deps.attempts.get(report.updateId);
     if (!attempt) {
       await this.reportForUntracked(deviceId, report);
@@ -108,8 +121,14 @@ export class UpdateEngine {
     const t = applyReport(attempt, report);
     if (t.kind === 'ignore') {
       this.log.debug({ deviceId, updateId: attempt.id, state: report.state, current: attempt.state, why: t.why }, 'status ignored');
+      if (t.why === 'out-of-order') this.recordLate(attempt.id, report);
     } else if (t.kind === 'progress') {
       void this.deps.attempts.move(attempt, attempt.state, { progress: t.progress });
+    } else if (t.state === 'deferred') {
+      const until = this.deferrals.note(attempt, report.retryAfter, Date.now());
+      const seconds = Math.round((until - Date.now()) / 1000);
+      this.log.info({ deviceId, updateId: attempt.id, retryAfter: seconds }, 'update deferred by the device');
+      void this.deps.attempts.move(attempt, 'deferred', { error: report.error ?? null, reason: report.reason ?? `deferred by the device for ${seconds} s` });
     } else {
       void this.deps.attempts.move(attempt, t.state, { progress: t.progress, error: report.error ?? null, reason: report.reason ?? null });
       if (t.state === 'succeeded') this.deps.registry.recordVersion(deviceId, report.version ?? this.firmwareOf(attempt).version);
@@ -139,6 +158,7 @@ export class UpdateEngine {
     if (r.state !== 'running') return 0;
     const now = Date.now();
     const sends: Promise<void>[] = [];
+    const windowOpen = withinWindow(new Date(now), r.policy.maintenanceWindow);
     let sliceStart = performance.now();
     for (const [deviceId, member] of r.members) {
       // Opening 1,000 attempts in one go held the event loop for tens of ms during a fan-out
@@ -149,7 +169,16 @@ export class UpdateEngine {
         sliceStart = performance.now();
       }
       // Cheap checks first: this runs for every member on every tick.
-      if (member.wave > r.currentWave || member.latest?.state === 'succeeded' || this.deps.attempts.ofDevice(deviceId)) continue;
+      if (member.wave > r.currentWave || member.latest?.state === 'succeeded') continue;
+      const inFlight = this.deps.attempts.ofDevice(deviceId);
+      if (inFlight) {
+        // A deferred offer is made again once due; it is the same attempt, so no rate-limit token.
+        if (inFlight.rolloutId === r.id && inFlight.state === 'deferred' && windowOpen && this.deferrals.due(inFlight, now) && this.deps.registry.get(deviceId)?.online) {
+          this.deferrals.resent(inFlight, now);
+          sends.push(this.resend(inFlight));
+        }
+        continue;
+      }
       const device = this.deps.registry.get(deviceId);
       if (!device?.online || !device.version) continue;
       const o = offer(r, device as AnnouncedDevice, now);
@@ -178,6 +207,7 @@ export class UpdateEngine {
    */
   private async resend(attempt: Attempt): Promise<void> {
     const fw = this.firmwareOf(attempt);
+    if (attempt.state === 'deferred') this.deferrals.resent(attempt, Date.now());
     await this.send(attempt.deviceId, {
       action: 'update', updateId: attempt.id, type: fw.type, version: fw.version, url: this.deps.imageUrl(fw.sha256), sha256: fw.sha256, size: fw.size,
       // The device checks the image against its own version string, which need not be semver.
@@ -245,14 +275,36 @@ export class UpdateEngine {
     return false;
   }
 
-  /** A report for an attempt that is not in flight: a late duplicate of a finished one, or a forgery. */
+  /**
+   * A report for an attempt not in flight here: one another instance opened (read back, then
+   * handled), a late duplicate of a finished one, or a forgery.
+   */
   private async reportForUntracked(deviceId: string, report: StatusReport): Promise<void> {
-    const known = await this.deps.repository.attemptOwner(report.updateId);
-    if (known && known.deviceId === deviceId) {
-      this.log.debug({ deviceId, updateId: report.updateId, state: report.state, final: known.state }, 'status for a finished update ignored');
+    const row = await this.deps.repository.attemptRow(report.updateId);
+    if (row && row.deviceId === deviceId && !isTerminal(row.state as AttemptState)) {
+      this.deps.attempts.applyCommitted(row);
+      if (this.deps.attempts.get(report.updateId)) { await this.handleStatusOf(deviceId, report); return; }
+    }
+    if (row && row.deviceId === deviceId) {
+      this.log.debug({ deviceId, updateId: report.updateId, state: report.state, final: row.state }, 'status for a finished update ignored');
+      if (!isTerminal(report.state as AttemptState)) {
+        this.recordLate(report.updateId, report);
+        await this.deps.repository.durable();
+      }
     } else {
       this.deps.rejections.reject(deviceId, 'unknown-update', `unknown updateId ${report.updateId}`);
     }
+  }
+
+  /**
+   * A report that came after a later one (with several instances, the device's reports are shared
+   * among them) changes nothing, but it was sent and is acknowledged: it is kept in the history.
+   */
+  private recordLate(attemptId: string, report: StatusReport): void {
+    void this.deps.repository.saveLateEvent({
+      attemptId, state: report.state, progress: report.progress === undefined ? null : Math.round(report.progress),
+      error: report.error ?? null, reason: report.reason ?? null, at: new Date(),
+    });
   }
 
   private firmwareOf(attempt: { firmwareId: string }): Firmware {

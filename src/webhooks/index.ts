@@ -41,10 +41,11 @@ export async function startWebhooks(deps: {
   });
   await dispatcher.start();
   const unsubscribe = [
-    deps.events.on('rollout', (e) => dispatcher.publish(fromRollout(e))),
-    deps.events.on('attempt', (e) => dispatcher.publish(fromAttempt(e))),
+    // Another instance's events (the change feed) are delivered by that instance.
+    deps.events.on('rollout', (e) => { if (!deps.events.remote) dispatcher.publish(fromRollout(e)); }),
+    deps.events.on('attempt', (e) => { if (!deps.events.remote) dispatcher.publish(fromAttempt(e)); }),
     deps.events.on('presence', (e) => {
-      if (e.online) return;
+      if (e.online || deps.events.remote) return;
       const a = deps.updateOf(e.deviceId);
       dispatcher.publish(fromPresence(e, a && { updateId: a.id, rolloutId: a.rolloutId, state: a.state }));
     }),

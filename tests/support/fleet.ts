@@ -9,7 +9,7 @@ import type { TestServer } from './server.js';
  * `fall-back`: succeeds, then comes back on the old version (the bootloader fell back after a
  * later reboot), as soon as it announced the new one.
  */
-export type Behaviour = 'succeed' | 'fail' | 'rollback' | 'silent' | 'reject' | 'fall-back';
+export type Behaviour = 'succeed' | 'fail' | 'rollback' | 'silent' | 'reject' | 'fall-back' | 'defer';
 
 export interface Received { at: number; command: Record<string, any> }
 
@@ -27,6 +27,8 @@ export class SimulatedDevice {
   version: string;
   /** When the device last reported `succeeded` (taken before publishing it, so before the server knew). */
   succeededAt = 0;
+  /** `defer`: the retryAfter (seconds) the device asks for. */
+  retryAfter = 1;
 
   constructor(private readonly server: TestServer, readonly id: string, readonly type: string, version: string,
     opts: { behaviour?: Behaviour; plan?: Behaviour[]; secureVersion?: number; chip?: string } = {}) {
@@ -72,6 +74,11 @@ export class SimulatedDevice {
     const behaviour = this.plan.shift() ?? this.behaviour;
     if (behaviour === 'silent') {
       // As if the command was lost: a later resend of the same update is acted on.
+      return;
+    }
+    if (behaviour === 'defer') {
+      // The application is busy: the offer of the same update, made again later, is acted on.
+      await this.client?.publishAsync(topics.status(this.id), JSON.stringify({ updateId: cmd.updateId, state: 'deferred', retryAfter: this.retryAfter, reason: 'simulated: busy' }), { qos: 1 });
       return;
     }
     this.handled.add(cmd.updateId);

@@ -134,6 +134,11 @@ export class ReportingDevice {
     this.client.on('message', (_topic, payload) => this.onCommand(payload));
   }
 
+  /** How many different updates this device installed (a resent command is not installed again). */
+  get updatesInstalled(): number {
+    return [...this.finished.values()].filter((f) => f.state === 'succeeded').length;
+  }
+
   /** Connects and resolves once the first announce was answered; rejects after timeoutMs. */
   start(timeoutMs = START_TIMEOUT_MS): Promise<void> {
     const answered = new Promise<void>((resolve, reject) => {

@@ -31,10 +31,15 @@ export interface TestServer {
   device(id: string): Promise<MqttClient>;
 }
 
-export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger; pki?: TestPki; dataDir?: string; webhookClock?: Clock } = {}): Promise<TestServer> {
-  const pki = opts.pki ?? await createTestPki();
+/**
+ * `sameDatabaseAs`: another instance over the first one's PostgreSQL database, with its
+ * certificates (src/cluster/); it leaves both to the first to clean up.
+ */
+export async function startTestServer(opts: { database?: DatabaseKind; env?: Record<string, string>; logger?: Logger; pki?: TestPki; dataDir?: string; webhookClock?: Clock; sameDatabaseAs?: TestServer } = {}): Promise<TestServer> {
+  const shared = opts.sameDatabaseAs;
+  const pki = shared?.pki ?? opts.pki ?? await createTestPki();
   const dataDir = opts.dataDir ?? await mkdtemp(path.join(os.tmpdir(), 'mqota-data-'));
-  const databaseUrl = opts.database === 'postgres' ? await freshPostgresDatabase() : undefined;
+  const databaseUrl = shared ? shared.config.databaseUrl! : opts.database === 'postgres' ? await freshPostgresDatabase() : undefined;
   const config = loadConfig({
     MQOTA_DATA_DIR: dataDir, MQOTA_CERTS_DIR: pki.paths.dir, MQOTA_HOST: '127.0.0.1', MQTT_PORT: '0', HTTPS_PORT: '0',
     MQOTA_HOSTNAMES: '127.0.0.1', MQOTA_ADMIN_TOKEN: 'test-token-0123456789abcdef', LOG_LEVEL: process.env.MQOTA_TEST_LOG ?? 'silent', LOG_FORMAT: 'json',
@@ -57,7 +62,7 @@ export async function startTestServer(opts: { database?: DatabaseKind; env?: Rec
       await server.api.close();
       await server.mqota.close();
       await rm(dataDir, { recursive: true, force: true });
-      await pki.cleanup();
+      if (!shared) await pki.cleanup();
     },
     async device(id) {
       // On an external broker mqota learns presence from the device's retained presence messages.

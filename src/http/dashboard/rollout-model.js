@@ -65,6 +65,7 @@ export function summarizeWave(wave) {
   return {
     total: wave.devices, succeeded: wave.succeeded, failed: wave.failed, active: 0, waiting: 0, cancelled: 0,
     notStarted: Math.max(0, wave.devices - wave.succeeded - wave.failed),
+    skipped: wave.skipped ?? 0,
     percent: wave.devices === 0 ? 0 : Math.floor((wave.succeeded / wave.devices) * 100),
   };
 }
@@ -74,7 +75,7 @@ export function waveCount(rollout) {
   return rollout.waveSizes.length;
 }
 
-/** "wave 2 of 4" for a rollout of several waves, '' for one. */
+/** "wave 2 of 4" for a rollout of several waves, '' for one (numbered from 1, as the CLI and the server's sentences do). */
 export function waveLabel(rollout) {
   const n = waveCount(rollout);
   return n > 1 ? `wave ${Math.min((rollout.currentWave ?? 0) + 1, n)} of ${n}` : '';

@@ -11,4 +11,6 @@ export const Health = Type.Object({
   disk: Type.Object({ ...HealthCheck, freeBytes: Type.Integer() }),
   writes: Type.Object({ ...HealthCheck, backlogRows: Type.Integer(), maxBacklogRows: Type.Integer(), failingSince: Type.Union([Type.String(), Type.Null()]), lastError: Type.Union([Type.String(), Type.Null()]) }),
   fleet: Type.Object({ devices: Type.Integer(), online: Type.Integer(), runningRollouts: Type.Integer() }),
+  /** This instance (MQOTA_INSTANCE_ID), and whether it runs the rollout ticks (always, alone on PGlite). */
+  instance: Type.Object({ id: Type.String(), leader: Type.Boolean() }),
 });

@@ -298,6 +298,7 @@ const char* to_string(DecodeStatus status) {
 
 const char* to_string(UpdateState state) {
     switch (state) {
+        case UpdateState::deferred: return "deferred";
         case UpdateState::accepted: return "accepted";
         case UpdateState::downloading: return "downloading";
         case UpdateState::downloaded: return "downloaded";
@@ -335,6 +336,9 @@ size_t encode_status(const StatusReport& report, char* out, size_t cap) {
     }
     if (ok && report.reason != nullptr && report.reason[0] != '\0') {
         ok = add_string(root, "reason", report.reason);
+    }
+    if (ok && report.retry_after_s > 0) {
+        ok = cJSON_AddNumberToObject(root, "retryAfter", report.retry_after_s) != nullptr;
     }
     return ok ? print_into(root, out, cap) : 0;
 }

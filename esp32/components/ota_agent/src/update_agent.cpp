@@ -315,6 +315,9 @@ void UpdateAgent::handle_update(const Command& command) {
         report_for(command.update_id, UpdateState::rejected, error, reason);
         return;
     }
+    if (application_defers(command)) {
+        return;
+    }
 
     // Resume the interrupted download if this command names the same image for the same slot
     // (the image is content-addressed: same URL, sha256 and size mean the same bytes). Whether
@@ -787,6 +790,31 @@ void UpdateAgent::report(UpdateState state, int progress, const char* version, c
     if (len == 0 || !port_.publish(topics_.status(), message_, len)) {
         logf(LogLevel::warn, "status %s of update %s not sent", to_string(state), record_.update_id);
     }
+}
+
+// The application's say before anything is stored: a deferred update leaves the agent idle and the
+// record as it was, and the server offers the same update again after retry_after_s.
+bool UpdateAgent::application_defers(const Command& command) {
+    uint32_t retry_after_s = 0;
+    char reason[kReasonMax + 1] = {};
+    if (!port_.application_defers_update(command.target.version, command.target.size, &retry_after_s, reason, sizeof(reason))) {
+        return false;
+    }
+    reason[kReasonMax] = '\0';
+    if (retry_after_s < 1) retry_after_s = 1;
+    if (retry_after_s > kRetryAfterMaxS) retry_after_s = kRetryAfterMaxS;
+    logf(LogLevel::info, "update %s deferred by the application for %u s%s%s", command.update_id,
+         static_cast<unsigned>(retry_after_s), reason[0] ? ": " : "", reason);
+    if (!connected_) {
+        return true;  // the server offers it again on the next announce
+    }
+    StatusReport r{command.update_id, UpdateState::deferred, -1, nullptr, nullptr, reason[0] ? reason : nullptr};
+    r.retry_after_s = retry_after_s;
+    const size_t len = encode_status(r, message_, sizeof(message_));
+    if (len == 0 || !port_.publish(topics_.status(), message_, len)) {
+        logf(LogLevel::warn, "status deferred of update %s not sent", command.update_id);
+    }
+    return true;
 }
 
 void UpdateAgent::report_for(const char* update_id, UpdateState state, const char* error, const char* reason) {

@@ -148,6 +148,15 @@ TEST(DecodeCommand, WithoutAValidUpdateIdNothingCanBeReported) {
     EXPECT_FALSE(r.has_update_id);
 }
 
+TEST(EncodeStatus, ADeferralCarriesRetryAfter) {
+    char buf[256];
+    StatusReport r{"u_1", UpdateState::deferred, -1, nullptr, nullptr, "busy"};
+    r.retry_after_s = 90;
+    ASSERT_GT(encode_status(r, buf, sizeof(buf)), 0u);
+    EXPECT_STREQ(buf, R"({"updateId":"u_1","state":"deferred","reason":"busy","retryAfter":90})");
+    EXPECT_FALSE(is_final(UpdateState::deferred));
+}
+
 TEST(EncodeStatus, RoundTripsThroughAJsonParser) {
     char buf[512];
     const StatusReport report{"u_1", UpdateState::downloading, 42, nullptr, nullptr, nullptr};

@@ -297,6 +297,49 @@ TEST_F(UpdateAgentTest, DuplicateOfAFinishedUpdateReportsItsOutcomeAgain) {
     EXPECT_EQ(dev.requests_for(kUrl), 1) << "no second download";
 }
 
+// ---- deferral by the application (docs/protocol.md "Deferral")
+
+TEST_F(UpdateAgentTest, TheApplicationDefersAnOfferAndTakesTheSameUpdateWhenOfferedAgain) {
+    dev.defer_offers = 1;
+    dev.defer_reason = "battery at 12 %";
+    connect();
+    send(update_command());
+    EXPECT_EQ(agent->state(), AgentState::idle);
+    EXPECT_EQ(dev.statuses(), std::vector<std::string>{"deferred"});
+    EXPECT_EQ(field(last_status(), "updateId"), "u_1");
+    EXPECT_EQ(field(last_status(), "retryAfter"), "30");
+    EXPECT_EQ(field(last_status(), "reason"), "battery at 12 %");
+    EXPECT_EQ(dev.deferred_versions, std::vector<std::string>{"1.3.0"});
+    EXPECT_EQ(dev.requests_for(kUrl), 0) << "nothing downloaded";
+    EXPECT_EQ(agent->record().phase, RecordPhase::none) << "nothing stored";
+
+    send(update_command());  // the server's offer after retryAfter: the same update
+    run();
+    EXPECT_EQ(agent->state(), AgentState::rebooting);
+    EXPECT_EQ(count("deferred"), 1);
+    EXPECT_EQ(count("accepted"), 1);
+}
+
+TEST_F(UpdateAgentTest, ADeferralAsksForAtLeastOneSecondAndAtMostADay) {
+    dev.defer_offers = 2;
+    dev.defer_retry_after_s = 0;
+    connect();
+    send(update_command());
+    EXPECT_EQ(field(last_status(), "retryAfter"), "1");
+    dev.defer_retry_after_s = 10 * kRetryAfterMaxS;
+    send(update_command());
+    EXPECT_EQ(field(last_status(), "retryAfter"), std::to_string(kRetryAfterMaxS));
+    EXPECT_EQ(field(last_status(), "reason"), "<absent>");
+}
+
+TEST_F(UpdateAgentTest, AnInvalidOfferIsRejectedBeforeTheApplicationIsAsked) {
+    dev.defer_offers = 1;
+    connect();
+    send(update_command("u_old", "1.1.0"));
+    EXPECT_EQ(dev.statuses(), std::vector<std::string>{"rejected"});
+    EXPECT_TRUE(dev.deferred_versions.empty());
+}
+
 TEST_F(UpdateAgentTest, AnotherUpdateWhileBusyIsRejected) {
     connect();
     send(update_command("u_1"));

@@ -1,5 +1,6 @@
-// One rollout: live progress by state, its waves, every device's attempt, its history, and the
-// pause / resume / cancel controls its state allows.
+// One rollout: live progress by state, what its wave waits for, its waves, every device's attempt,
+// its history, and the controls its state allows: pause / resume / cancel, and edit / promote /
+// retry (rollout-steering.js).
 import { call, describeError, session } from '../api.js';
 import { announce, fill, h } from '../dom.js';
 import { dateTime, orDash, stateLabel } from '../format.js';
@@ -12,6 +13,7 @@ import { messageArea } from '../ui/form.js';
 import { link, pageHeader, section } from '../ui/page.js';
 import { attemptProgress, rolloutProgress } from '../ui/progress.js';
 import { cell, keyedRows } from '../ui/table.js';
+import { deviceStanding, retryNote, steeringControls, steeringSummary, waitingText } from './rollout-steering.js';
 import { rolloutTimelineChart } from '../ui/history-charts.js';
 
 const CONTROL_LABELS = { pause: 'Pause', resume: 'Resume', cancel: 'Cancel rollout' };
@@ -21,7 +23,9 @@ export function renderRollout({ main, params: [id], signal }) {
   const messages = messageArea();
   const buttons = Object.fromEntries(Object.entries(CONTROL_LABELS).map(([action, label]) =>
     [action, h('button', { type: 'button', hidden: true, class: action === 'cancel' ? 'button-danger' : 'button-secondary', onclick: () => control(action) }, label)]));
-  const header = pageHeader(`Rollout ${id}`, { actions: Object.values(buttons) });
+  const steering = steeringControls({ id, signal, messages, current: () => live.current(), changed: () => live.reload() });
+  const header = pageHeader(`Rollout ${id}`, { actions: [...steering.buttons, ...Object.values(buttons)] });
+  const steeringLine = h('p', { class: 'muted steering-summary' });
   const status = h('p', { class: 'rollout-status' });
   const progress = rolloutProgress('Rollout progress');
   const counts = h('dl', { class: 'state-counts' });
@@ -29,14 +33,14 @@ export function renderRollout({ main, params: [id], signal }) {
   const devices = h('tbody');
   const history = h('ol', { class: 'history' });
   const plan = h('dl', { class: 'properties' });
-  const syncWaves = keyedRows(waves, { key: (w) => w.index, create: waveRow, empty: 'No waves.', columns: 6 });
+  const syncWaves = keyedRows(waves, { key: (w) => w.index, create: waveRow, empty: 'No waves.', columns: 7 });
   const syncDevices = keyedRows(devices, { key: (d) => d.deviceId, create: deviceRow, empty: 'No device is targeted.', columns: 7 });
 
   const timeline = rolloutTimelineChart(id, signal);
   main.append(
-    header.el, messages.el,
-    section('Progress', status, h('div', { id: 'rollout-summary' }, progress.el), counts, timeline.el),
-    section('Waves', h('div', { class: 'table-scroll' }, table(['Wave', 'Planned (cumulative)', 'Devices', 'Succeeded', 'Failed', 'Progress'], waves))),
+    header.el, messages.el, steering.panel,
+    section('Progress', status, steeringLine, h('div', { id: 'rollout-summary' }, progress.el), counts, timeline.el),
+    section('Waves', h('div', { class: 'table-scroll' }, table(['Wave', 'Planned (cumulative)', 'Devices', 'Succeeded', 'Failed', 'Skipped', 'Progress'], waves))),
     section('Plan', plan),
     section('Devices', h('div', { class: 'table-scroll' }, table(['Device', 'Wave', 'From', 'State', 'Progress', 'Error', 'Updated'], devices))),
     section('History', history));
@@ -57,11 +61,15 @@ export function renderRollout({ main, params: [id], signal }) {
     fill(header.subtitle, `${r.firmware.type} ${r.firmware.version} · created by ${orDash(r.createdBy)}, ${dateTime(r.createdAt)}`);
     const allowed = session.mayChange ? allowedControls(r.state) : [];
     for (const [action, button] of Object.entries(buttons)) button.hidden = !allowed.includes(action);
+    steering.render(r, session.mayChange);
+    const wave = waitingText(r, waveLabel(r));
     fill(status, rolloutStateBadge(r.state),
-      waveLabel(r) ? ` ${waveLabel(r)}` : '',
+      wave ? h('span', { class: 'waiting' }, ` ${wave}`) : '',
       r.state === 'scheduled' && r.startAt ? ` · starts ${dateTime(r.startAt)}` : '',
       r.finishedAt ? ` · finished ${dateTime(r.finishedAt)}` : '',
       r.reason ? h('span', { class: 'reason' }, ` · ${r.reason}`) : '');
+    fill(steeringLine, steeringSummary(r));
+    steeringLine.hidden = !steeringLine.textContent;
     progress.update(summarize(r));
     fill(counts, ATTEMPT_STATES.map((st) =>
       h('div', { class: r.counts[st] > 0 ? 'count' : 'count zero' }, h('dt', {}, stateLabel(st)), h('dd', {}, r.counts[st]))));
@@ -104,16 +112,17 @@ function table(columns, tbody) {
 }
 
 function waveRow(w) {
-  const [name, size, devices, succeeded, failed] = Array.from({ length: 5 }, () => cell());
+  const [name, size, devices, succeeded, failed, skipped] = Array.from({ length: 6 }, () => cell());
   const progress = rolloutProgress(`Progress of wave ${w.index + 1}`);
   return {
-    el: h('tr', {}, name.el, size.el, devices.el, succeeded.el, failed.el, h('td', { class: 'progress-cell' }, progress.el)),
+    el: h('tr', {}, name.el, size.el, devices.el, succeeded.el, failed.el, skipped.el, h('td', { class: 'progress-cell' }, progress.el)),
     update(w) {
       name.set([w.index, w.state], () => [`Wave ${w.index + 1} `, waveStateBadge(w.state)]);
       size.set(w.planned);
       devices.set(w.devices);
       succeeded.set(w.succeeded);
       failed.set(w.failed);
+      skipped.set(w.skipped ?? 0);
       progress.update(summarizeWave(w));
     },
   };
@@ -126,7 +135,8 @@ function deviceRow(d) {
     update(d) {
       wave.set(d.wave, (w) => (typeof w === 'number' ? String(w + 1) : '—'));
       from.set(d.fromVersion, orDash);
-      state.set([d.state, d.retry], () => (d.state ? [attemptStateBadge(d.state), d.retry ? ` retry ${d.retry}` : ''] : h('span', { class: 'muted' }, 'not started')));
+      state.set([d.state, d.retry, d.standing, d.retryGranted], () => deviceStanding(d)
+        ?? (d.state ? [attemptStateBadge(d.state), d.retry ? ` retry ${d.retry}` : '', retryNote(d)] : h('span', { class: 'muted' }, 'not started')));
       // Download progress means something only while the device is at it.
       progress.set([d.state, d.progress], () => (groupOf(d.state) === 'active' ? attemptProgress(d, `Download progress of ${d.deviceId}`) : '—'));
       error.set(d.error, orDash);
@@ -146,7 +156,7 @@ function historyItem(entry) {
 const POLICY_LABELS = {
   minSuccessRatio: 'Minimum success ratio', soakSeconds: 'Soak time (s)', maxPerMinute: 'Max commands per minute',
   failureThreshold: 'Failure threshold', onFailureThreshold: 'At the threshold', attemptTimeoutSeconds: 'Attempt timeout (s)',
-  maxRetries: 'Retries per device', retryBackoffSeconds: 'Retry backoff (s)', maintenanceWindow: 'Maintenance window (UTC)',
+  maxRetries: 'Retries per device', retryBackoffSeconds: 'Retry backoff (s)', maintenanceWindow: 'Maintenance window (UTC)', waveDeadlineSeconds: 'Wave deadline (s)',
   allowDowngrade: 'Downgrade allowed', downgradeReason: 'Downgrade reason',
 };
 

@@ -35,7 +35,7 @@ const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export const authPlugin = fp(async (app: FastifyInstance) => {
   const { services } = app;
   const log = services.logger.child({ component: 'auth' });
-  const tokens = new ApiTokenStore(services.db.prisma, services.adminToken, log);
+  const tokens = new ApiTokenStore(services.db.prisma, services.adminToken, log, services.sharedCaches);
   await tokens.load();
   const audit = new AuditLog(services.db.prisma, log);
   app.decorate('apiTokens', tokens);

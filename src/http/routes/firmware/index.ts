@@ -96,7 +96,7 @@ export async function firmwareRoutes(fastify: FastifyInstance): Promise<void> {
   app.get('/firmware/:id', {
     schema: { tags: ['firmware'], summary: 'One firmware', params: IdParams, response: { 200: FirmwareView, ...errors(404) } },
   }, async (req) => {
-    const fw = catalog.get(req.params.id);
+    const fw = await catalog.find(req.params.id);
     if (!fw) throw notFound(`firmware ${req.params.id}`);
     return firmwareView(fw, services);
   });
@@ -107,7 +107,7 @@ export async function firmwareRoutes(fastify: FastifyInstance): Promise<void> {
       params: IdParams, response: { 204: NoContent('deleted'), ...errors(404, 409) },
     },
   }, async (req, reply) => {
-    const fw = catalog.get(req.params.id);
+    const fw = await catalog.find(req.params.id);
     if (!fw) throw notFound(`firmware ${req.params.id}`);
     if (rollouts.isFirmwareInUse(fw.id)) throw new HttpError(409, `firmware ${fw.id} is used by a running rollout; cancel it first`);
     await catalog.remove(fw.id);

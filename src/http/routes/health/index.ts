@@ -32,6 +32,7 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     return reply.code(ok ? 200 : 503).send({
       status: ok ? 'ok' : 'degraded', ...(ok ? {} : { reason: reasons.join('; ') }), broker: mqtt, database, disk, writes,
       fleet: { devices: registry.size, online: registry.onlineCount(), runningRollouts: rollouts.runningCount() },
+      instance: { id: services.config.instanceId, leader: services.cluster?.isLeader() ?? true },
     });
   });
 }

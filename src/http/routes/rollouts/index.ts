@@ -1,4 +1,5 @@
-// /api/rollouts: create (targeting, waves, controls), inspect, pause, resume, cancel.
+// /api/rollouts: create (targeting, waves, controls), inspect, pause, resume, cancel; and steer a
+// rollout that runs: edit its settings, retry its failed devices, promote the next wave.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
@@ -6,10 +7,10 @@ import type { RolloutPolicy } from '../../../rollouts/policy.js';
 import { FAILURE_STATES, isFinalRolloutState, type AttemptState } from '../../../rollouts/states.js';
 import { SINGLE_WAVE, type WavePlan } from '../../../rollouts/waves.js';
 import { notFound } from '../../errors.js';
-import { errors, IdParams, RolloutCreateBody, RolloutDetail, RolloutListQuery, RolloutView, type RolloutCreate } from '../../schemas/index.js';
+import { errors, IdParams, RolloutCreateBody, RolloutDetail, RolloutEditBody, RolloutListQuery, RolloutView, type RolloutCreate } from '../../schemas/index.js';
 
 const POLICY_FIELDS = ['minSuccessRatio', 'soakSeconds', 'maxPerMinute', 'failureThreshold', 'onFailureThreshold', 'attemptTimeoutSeconds',
-  'maxRetries', 'retryBackoffSeconds', 'maintenanceWindow', 'allowDowngrade', 'downgradeReason'] as const;
+  'maxRetries', 'retryBackoffSeconds', 'maintenanceWindow', 'waveDeadlineSeconds', 'allowDowngrade', 'downgradeReason'] as const;
 
 function policyOf(body: RolloutCreate): Partial<RolloutPolicy> {
   const policy: Record<string, unknown> = {};
@@ -36,9 +37,10 @@ export async function rolloutRoutes(fastify: FastifyInstance): Promise<void> {
       targets: rollout._count.targets, counts, attempts: Object.values(counts).reduce((a, b) => a + b, 0),
     };
     if (!detail) return view;
-    const { targets, attempts, history } = await repository.rolloutDetail(id);
+    const [{ targets, attempts, history }, deferrals] = await Promise.all([repository.rolloutDetail(id), repository.deferrals(id)]);
     const latest = new Map(attempts.map((a) => [a.deviceId, a])); // ordered by time: the last one wins
     const live = rollouts.waveStandings(id);
+    const standings = rollouts.memberStandings(id);
     const final = isFinalRolloutState(rollout.state);
     let cumulative = 0;
     const waves = plan.sizes.map((planned, index) => {
@@ -50,14 +52,21 @@ export async function rolloutRoutes(fastify: FastifyInstance): Promise<void> {
         index, planned, size: cumulative, devices: members.length, state,
         succeeded: live?.[index]?.healthy ?? members.filter((m) => latest.get(m.deviceId)?.state === 'succeeded').length,
         failed: live?.[index]?.failed ?? members.filter((m) => FAILURE_STATES.has(latest.get(m.deviceId)?.state as AttemptState)).length,
+        skipped: live?.[index]?.skipped ?? 0,
       };
     });
     const devices = targets.map((t) => {
       const a = latest.get(t.deviceId);
+      const standing = standings?.get(t.deviceId) ?? null;
       return { deviceId: t.deviceId, wave: t.wave, updateId: a?.id ?? null, state: a?.state ?? null, retry: a?.retry ?? null, progress: a?.progress ?? null,
-        error: a?.error ?? null, reason: a?.reason ?? null, fromVersion: a?.fromVersion ?? null, updatedAt: a?.updatedAt ?? null };
+        error: a?.error ?? null, reason: a?.reason ?? null, fromVersion: a?.fromVersion ?? null, updatedAt: a?.updatedAt ?? null,
+        standing: standing === 'open' ? 'waiting' : standing, skipReason: standing === 'skipped' ? 'offline' : null, retryGranted: t.retryUpTo };
     }).sort((a, b) => a.wave - b.wave || a.deviceId.localeCompare(b.deviceId));
-    return { ...view, waves, devices, history };
+    const waiting = rollouts.waveWait(id);
+    return {
+      ...view, waves, waiting, skipped: devices.filter((d) => d.standing === 'skipped').length, deferrals,
+      retried: targets.filter((t) => t.retryUpTo > 0).length, devices, history,
+    };
   }
 
   app.post('/rollouts', { schema: { tags: ['rollouts'], summary: 'Start a rollout', description: 'Targets, waves and controls: see docs/api.md. Online targets in the first wave get the command at once.', body: RolloutCreateBody, response: { 201: RolloutView, ...errors(400, 404) } } }, async (req, reply) => {
@@ -79,6 +88,21 @@ export async function rolloutRoutes(fastify: FastifyInstance): Promise<void> {
     const view = await describe(req.params.id, true) as Static<typeof RolloutDetail> | null;
     if (!view) throw notFound(`rollout ${req.params.id}`);
     return view;
+  });
+
+  app.patch('/rollouts/:id', { schema: { tags: ['rollouts'], summary: 'Change a rollout\'s settings', description: 'While scheduled, running or paused: waves not yet started, success ratio, soak, rate, failure threshold, timeout, retries, window, wave deadline; validated as at creation, recorded in the history and the audit log. `null` removes a limit.', params: IdParams, body: RolloutEditBody, response: { 200: RolloutView, ...errors(400, 404, 409) } } }, async (req) => {
+    const changed = await rollouts.editRollout(req.params.id, req.body, actor(req));
+    return { ...(await describe(req.params.id, false))!, changed };
+  });
+
+  app.post('/rollouts/:id/retry', { schema: { tags: ['rollouts'], summary: 'Retry the failed devices', description: 'A new attempt for every device whose latest attempt failed, timed out or rolled back (an operator\'s decision: no back-off, rolled back included). 409 when there is none.', params: IdParams, response: { 200: RolloutView, ...errors(404, 409) } } }, async (req) => {
+    const retried = await rollouts.retryFailed(req.params.id, actor(req));
+    return { ...(await describe(req.params.id, false))!, retried };
+  });
+
+  app.post('/rollouts/:id/promote', { schema: { tags: ['rollouts'], summary: 'Start the next wave now', description: 'Whatever the current wave\'s standing; a paused rollout stays paused. 409 in the last wave.', params: IdParams, response: { 200: RolloutView, ...errors(404, 409) } } }, async (req) => {
+    await rollouts.promoteRollout(req.params.id, actor(req));
+    return (await describe(req.params.id, false))!;
   });
 
   for (const action of ['pause', 'resume', 'cancel'] as const) {

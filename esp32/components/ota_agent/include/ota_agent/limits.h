@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 namespace mqota {
 
@@ -34,6 +35,7 @@ constexpr size_t kSlotLabelMax = 16;      // esp_partition_t::label is char[17]
 constexpr size_t kChipNameMax = 15;
 constexpr size_t kErrorCodeMax = 31;      // "sha256-mismatch", "self-test-failed", ...
 constexpr size_t kReasonMax = 127;        // human-readable text in status reports
+constexpr uint32_t kRetryAfterMaxS = 86400;  // longest deferral the server honours (docs/protocol.md "Deferral")
 constexpr size_t kSha256Bytes = 32;
 constexpr size_t kCommandSignatureMax = 72;  // DER ECDSA P-256: SEQUENCE of two INTEGERs <= 33 bytes
 

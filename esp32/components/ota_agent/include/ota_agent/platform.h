@@ -107,6 +107,15 @@ public:
     }
     // Application-specific check of a freshly booted image (sensors, peripherals); true = fine.
     virtual bool application_self_test() = 0;
+    // Asked before an update is accepted (docs/protocol.md "Deferral"): the application may put
+    // it off (busy, battery low) by returning true with *retry_after_s (1..kRetryAfterMaxS) and,
+    // optionally, a reason in reason[0..cap); the server offers it again after that. A port
+    // without an application callback never defers.
+    virtual bool application_defers_update(const char* version, uint32_t size, uint32_t* retry_after_s, char* reason,
+                                           size_t cap) {
+        (void)version, (void)size, (void)retry_after_s, (void)reason, (void)cap;
+        return false;
+    }
     // esp_ota_mark_app_valid_cancel_rollback().
     virtual bool confirm_running_image() = 0;
     // esp_ota_mark_app_invalid_rollback_and_reboot(). On a device it returns only when the

@@ -100,6 +100,9 @@ enum class UpdateState : uint8_t {
     failed,
     rolled_back,
     rejected,
+    // The application asked for the offer again after retry_after_s ("Deferral"). Last, so the
+    // values stored in update records keep their meaning.
+    deferred,
 };
 
 const char* to_string(UpdateState state);
@@ -112,6 +115,7 @@ struct StatusReport {
     const char* version;   // nullptr to omit; required with `succeeded`
     const char* error;     // nullptr or "" to omit; machine-readable cause
     const char* reason;    // nullptr or "" to omit; human-readable text
+    uint32_t retry_after_s = 0;  // with `deferred`: seconds before the server offers again; 0 to omit
 };
 
 struct Announce {

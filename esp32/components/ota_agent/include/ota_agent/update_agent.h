@@ -6,7 +6,7 @@
 //               | no                     | timeout or check failed: mark invalid, reboot
 //               v                        v
 //             idle <-----------------------------------------------------------+
-//               | update command (valid, newer, fits)                          |
+//               | update command (valid, newer, fits; the application may defer it: stays idle)
 //               v                                                              |
 //            accepted --cancel--> idle                                         |
 //               | service(): open HTTPS, check image header                    |
@@ -140,6 +140,7 @@ private:
     void report(UpdateState state, int progress, const char* version, const char* error,
                 const char* reason);
     void report_for(const char* update_id, UpdateState state, const char* error, const char* reason);
+    bool application_defers(const Command& command);
     bool save_record();
     void load_record();
 

@@ -61,8 +61,9 @@ bool client_error(int status) { return status >= 400 && status < 500 && status !
 
 }  // namespace
 
-EspIdfPort::EspIdfPort(MqttLink& link, const DeviceIdentity& identity, ota_agent_self_test_t self_test, void* self_test_ctx)
-    : link_(link), identity_(identity), self_test_(self_test), self_test_ctx_(self_test_ctx) {}
+EspIdfPort::EspIdfPort(MqttLink& link, const DeviceIdentity& identity, ota_agent_self_test_t self_test, void* self_test_ctx,
+                       ota_agent_defer_t defer, void* defer_ctx)
+    : link_(link), identity_(identity), self_test_(self_test), self_test_ctx_(self_test_ctx), defer_(defer), defer_ctx_(defer_ctx) {}
 
 EspIdfPort::~EspIdfPort() {
     transfer_abort();

@@ -13,7 +13,8 @@ namespace mqota::esp_idf {
 
 class EspIdfPort final : public DevicePort {
 public:
-    EspIdfPort(MqttLink& link, const DeviceIdentity& identity, ota_agent_self_test_t self_test, void* self_test_ctx);
+    EspIdfPort(MqttLink& link, const DeviceIdentity& identity, ota_agent_self_test_t self_test, void* self_test_ctx,
+               ota_agent_defer_t defer, void* defer_ctx);
     ~EspIdfPort();
     EspIdfPort(const EspIdfPort&) = delete;
     EspIdfPort& operator=(const EspIdfPort&) = delete;
@@ -30,6 +31,9 @@ public:
     bool describe_last_invalid_image(ImageDescription* out) override;
     uint32_t hardware_secure_version() override;
     bool application_self_test() override;
+    bool application_defers_update(const char* version, uint32_t size, uint32_t* retry_after_s, char* reason, size_t cap) override {
+        return defer_ != nullptr && defer_(version, size, retry_after_s, reason, cap, defer_ctx_);
+    }
     bool read_health(DeviceHealth* out) override;
     bool confirm_running_image() override;
     bool reject_running_image_and_reboot() override;
@@ -55,6 +59,8 @@ private:
     const DeviceIdentity& identity_;
     ota_agent_self_test_t self_test_;
     void* self_test_ctx_;
+    ota_agent_defer_t defer_;
+    void* defer_ctx_;
     nvs_handle_t store_ = 0;
 
     // Current transfer. esp_https_ota keeps a pointer to http_config_ while the handle lives.

@@ -30,7 +30,7 @@ constexpr UBaseType_t kQueueLength = 8;
 
 struct AgentRuntime {
     AgentRuntime(const ota_agent_config_t& config, const DeviceIdentity& id)
-        : identity(id), port(link, identity, config.self_test, config.self_test_ctx), agent(port, agent_config(config)) {}
+        : identity(id), port(link, identity, config.self_test, config.self_test_ctx, config.defer, config.defer_ctx), agent(port, agent_config(config)) {}
 
     AgentConfig agent_config(const ota_agent_config_t& config) {
         AgentConfig c;

@@ -15,6 +15,10 @@ namespace mqota::linux_port {
 // so a test can produce a rollback with an image that boots but is "broken".
 constexpr const char* kSelfTestFailMarker = "MQOTA_SELFTEST_FAIL";
 
+// The application's answer to an update offer (docs/protocol.md "Deferral"): true defers it for
+// *retry_after_s seconds, with an optional reason. What the ESP-IDF port's ota_agent_defer_t is.
+using DeferralCallback = std::function<bool(const char* version, uint32_t size, uint32_t* retry_after_s, char* reason, size_t cap)>;
+
 class LinuxPort final : public DevicePort {
 public:
     LinuxPort(FlashSlots& slots, FileKvStore& kv, MosquittoLink& link, CurlTransfer& transfer,
@@ -31,6 +35,10 @@ public:
     bool describe_last_invalid_image(ImageDescription* out) override;
     uint32_t hardware_secure_version() override { return efuse_secure_version_; }
     bool application_self_test() override;
+    bool application_defers_update(const char* version, uint32_t size, uint32_t* retry_after_s, char* reason, size_t cap) override {
+        return defer_ && defer_(version, size, retry_after_s, reason, cap);
+    }
+    void set_deferral(DeferralCallback defer) { defer_ = std::move(defer); }
     // Uptime of this run, the slot size, why it started, the SHA-256 of this program's ELF
     // (/proc/self/exe). No Wi-Fi and no heap figure comparable to the chip's: those are left out.
     bool read_health(DeviceHealth* out) override;
@@ -58,6 +66,7 @@ private:
     CurlTransfer& transfer_;
     uint32_t efuse_secure_version_;
     std::function<void()> reboot_;
+    DeferralCallback defer_;
     const char* reset_reason_;
     uint64_t started_ms_;
     bool elf_hashed_ = false;

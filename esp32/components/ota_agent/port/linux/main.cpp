@@ -57,6 +57,8 @@ struct Options {
     uint32_t slot_size = 0x180000;  // ota_0/ota_1 in esp32/partitions.csv: 1.5 MiB
     long max_download_rate = 0;
     uint32_t efuse_secure_version = 0;
+    uint32_t defer_first = 0;        // the application defers the first N update offers ...
+    uint32_t defer_retry_after = 5;  // ... asking for them again after this many seconds
     long long clock_offset_s = 0;
     LogLevel log_level = LogLevel::info;
     std::string device_id;  // claim mode: the id to ask for; --make-csr: the CSR's CN
@@ -81,6 +83,9 @@ void usage(FILE* out) {
             "  --slot-size BYTES          size of each OTA slot (default 1572864, as partitions.csv)\n"
             "  --max-download-rate B/S    throttle downloads (tests)\n"
             "  --efuse-secure-version N   simulated anti-rollback eFuse value (default 0)\n"
+            "  --defer-first N            the application defers the first N update offers (busy), as\n"
+            "                             MQOTA_SIM_DEFER_FIRST=N does (default 0)\n"
+            "  --defer-retry-after S      ... asking for them again after S seconds (default 5)\n"
             "  --clock-offset-s N         shift the wall clock by N seconds (command expiry tests)\n"
             "  --log-level LEVEL          error, warn, info (default) or debug\n"
             "  --device-id ID             with a claim bundle: the device id to ask for (default: linux-<machine id>)\n"
@@ -107,7 +112,7 @@ bool parse_u32(const char* text, uint32_t* out) {
 }
 
 bool parse_options(int argc, char** argv, Options* o) {
-    enum { kBundle = 1000, kState, kInstall, kInstallOnly, kSelfTest, kRetries, kBackoff, kSlotSize, kRate, kSecure, kClock, kLog, kHelp,
+    enum { kBundle = 1000, kState, kInstall, kInstallOnly, kSelfTest, kRetries, kBackoff, kSlotSize, kRate, kSecure, kDeferFirst, kDeferRetryAfter, kClock, kLog, kHelp,
            kDeviceId, kRefused, kRefusedMax, kNetwork, kMakeCsr };
     static const struct option kLong[] = {
         {"bundle", required_argument, nullptr, kBundle},
@@ -120,6 +125,8 @@ bool parse_options(int argc, char** argv, Options* o) {
         {"slot-size", required_argument, nullptr, kSlotSize},
         {"max-download-rate", required_argument, nullptr, kRate},
         {"efuse-secure-version", required_argument, nullptr, kSecure},
+        {"defer-first", required_argument, nullptr, kDeferFirst},
+        {"defer-retry-after", required_argument, nullptr, kDeferRetryAfter},
         {"clock-offset-s", required_argument, nullptr, kClock},
         {"log-level", required_argument, nullptr, kLog},
         {"help", no_argument, nullptr, kHelp},
@@ -132,6 +139,7 @@ bool parse_options(int argc, char** argv, Options* o) {
     };
     int c;
     uint32_t v = 0;
+    if (const char* defer = getenv("MQOTA_SIM_DEFER_FIRST"); defer != nullptr && !parse_u32(defer, &o->defer_first)) return false;
     while ((c = getopt_long(argc, argv, "", kLong, nullptr)) != -1) {
         switch (c) {
             case kBundle: o->bundle_dir = optarg; break;
@@ -156,6 +164,12 @@ bool parse_options(int argc, char** argv, Options* o) {
                 break;
             case kSecure:
                 if (!parse_u32(optarg, &o->efuse_secure_version)) return false;
+                break;
+            case kDeferFirst:
+                if (!parse_u32(optarg, &o->defer_first)) return false;
+                break;
+            case kDeferRetryAfter:
+                if (!parse_u32(optarg, &o->defer_retry_after) || o->defer_retry_after < 1 || o->defer_retry_after > kRetryAfterMaxS) return false;
                 break;
             case kClock: {
                 char* end = nullptr;
@@ -362,6 +376,17 @@ int main(int argc, char** argv) {
         note_reset_reason("software");
         reexec(reboot_args);
     }, reset_reason);
+
+    // The simulated application: busy for the first N offers (docs/protocol.md "Deferral").
+    uint32_t offers = 0;
+    port.set_deferral([&](const char* version, uint32_t, uint32_t* retry_after_s, char* reason, size_t cap) {
+        if (offers >= options.defer_first) return false;
+        ++offers;
+        *retry_after_s = options.defer_retry_after;
+        snprintf(reason, cap, "application busy (offer %u of %u deferred): %s later", static_cast<unsigned>(offers),
+                 static_cast<unsigned>(options.defer_first), version);
+        return true;
+    });
 
     AgentConfig config;
     config.device_id = bundle.device_id.c_str();

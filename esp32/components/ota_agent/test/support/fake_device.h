@@ -3,6 +3,8 @@
 // of everything published, and a scriptable HTTPS image server.
 #pragma once
 
+#include <stdio.h>
+
 #include <stdint.h>
 
 #include <map>
@@ -51,6 +53,14 @@ public:
     bool describe_last_invalid_image(ImageDescription* out) override;
     uint32_t hardware_secure_version() override { return efuse_secure_version; }
     bool application_self_test() override { return app_self_test_ok; }
+    bool application_defers_update(const char* version, uint32_t, uint32_t* retry_after_s, char* reason, size_t cap) override {
+        if (defer_offers == 0) return false;
+        --defer_offers;
+        deferred_versions.emplace_back(version);
+        *retry_after_s = defer_retry_after_s;
+        if (!defer_reason.empty()) snprintf(reason, cap, "%s", defer_reason.c_str());
+        return true;
+    }
     bool confirm_running_image() override;
     bool reject_running_image_and_reboot() override;
     void reboot() override { ++reboots; }
@@ -79,6 +89,11 @@ public:
     std::vector<Publication> published;
     std::vector<std::string> subscriptions;
     std::vector<std::string> logs;
+    // The application defers this many offers, asking for retry_after seconds (0 means "say 0").
+    int defer_offers = 0;
+    uint32_t defer_retry_after_s = 30;
+    std::string defer_reason;
+    std::vector<std::string> deferred_versions;
     std::vector<std::string> range_requests;  // "bytes=N- If-Range:etag" per resumed request
     int reboots = 0;
     bool flush_ok = true;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "esp_err.h"
@@ -22,6 +23,13 @@ extern "C" {
  * to reject the image (it is marked invalid and the previous one boots). */
 typedef bool (*ota_agent_self_test_t)(void *ctx);
 
+/* Asked before an update offer is accepted (docs/protocol.md "Deferral"). Return true to put it
+ * off (busy, battery low): set *retry_after_s (1..86400) and optionally a NUL-terminated reason
+ * in reason[0..reason_cap); the server offers the update again after that. Runs on the agent's
+ * task: keep it short and do not block. */
+typedef bool (*ota_agent_defer_t)(const char *version, uint32_t size, uint32_t *retry_after_s, char *reason,
+                                  size_t reason_cap, void *ctx);
+
 typedef struct {
     /* Broker URI; NULL: NVS mqota/broker_uri, else CONFIG_OTA_AGENT_BROKER_URI. */
     const char *broker_uri;
@@ -34,12 +42,15 @@ typedef struct {
     /* Optional application self-test (may be NULL). */
     ota_agent_self_test_t self_test;
     void *self_test_ctx;
+    /* Optional: the application may defer an update offer (may be NULL: never defers). */
+    ota_agent_defer_t defer;
+    void *defer_ctx;
 } ota_agent_config_t;
 
 #define OTA_AGENT_CONFIG_DEFAULT()                                                                 \
     {                                                                                              \
         NULL, NULL, CONFIG_OTA_AGENT_SELF_TEST_TIMEOUT_MS, CONFIG_OTA_AGENT_DOWNLOAD_ATTEMPTS,     \
-        NULL, NULL                                                                                 \
+        NULL, NULL, NULL, NULL                                                                     \
     }
 
 /* Starts the agent task. With a claim bundle in NVS and no identity yet, starts the claim

@@ -8,8 +8,7 @@ import { ensureCommandKey } from '../certs/command-key.js';
 import { ensurePki } from '../certs/pki.js';
 import { resolveAdminToken } from './auth/admin-token.js';
 import { CertificateLedger } from './auth/certificate-ledger.js';
-import { startCluster } from './cluster/cluster.js';
-import { ChangeFeedWriter, type FeedChange } from './cluster/change-feed.js';
+import type { FeedChange } from './cluster/change-feed.js';
 import { SharedCaches } from './cluster/shared-caches.js';
 import { DeviceProvisioning } from './fleet/device-provisioning.js';
 import { ClaimService } from './fleet/claims.js';
@@ -64,7 +63,9 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
     const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
     stack.push(() => db.close());
     // On PostgreSQL other instances may share the database: commits tell them what changed (src/cluster/).
-    const feed = db.kind === 'postgres' ? new ChangeFeedWriter(config.instanceId) : null;
+    // The cluster's modules bring pg: loaded only here, an embedded start never needs them (bench/README.md, "Start-up and memory").
+    const clusterCode = db.kind === 'postgres' ? await loadClusterCode() : null;
+    const feed = clusterCode ? new clusterCode.ChangeFeedWriter(config.instanceId) : null;
     const publish = async (change: FeedChange) => {
       const chunks = feed!.encode(change);
       if (chunks.length) await db.prisma.$executeRawUnsafe('SELECT pg_notify($1, c) FROM json_array_elements_text($2::json) AS c', feed!.channel, JSON.stringify(chunks));
@@ -103,8 +104,8 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
     });
     const lifecycle = new RolloutLifecycle({ repository, registry, catalog, attempts, rollouts, engine, events, logger, tickMs: config.rolloutTickMs });
     // With others: listen to their changes before loading, apply them after (none missed), and let the leader tick.
-    const cluster = feed && config.databaseUrl
-      ? await startCluster({ instanceId: config.instanceId, connectionString: config.databaseUrl, registry, rollouts, attempts, lifecycle, caches, events, publish, logger }, ready)
+    const cluster = clusterCode && feed && config.databaseUrl
+      ? await clusterCode.startCluster({ instanceId: config.instanceId, connectionString: config.databaseUrl, registry, rollouts, attempts, lifecycle, caches, events, publish, logger }, ready)
       : null;
     if (cluster) stack.push(() => cluster.close());
     await lifecycle.load();
@@ -152,6 +153,11 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
     await close().catch(() => undefined);
     throw err;
   }
+}
+
+async function loadClusterCode() {
+  const [{ ChangeFeedWriter }, { startCluster }] = await Promise.all([import('./cluster/change-feed.js'), import('./cluster/cluster.js')]);
+  return { ChangeFeedWriter, startCluster };
 }
 
 /** A free TCP port, for HTTPS_PORT=0 (tests): image links need the port before the app is built. */

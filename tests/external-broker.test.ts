@@ -221,7 +221,7 @@ describe('device messages on an external broker are acknowledged only after thei
     pki = await createTestPki();
     dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-broker-config-'));
     const port = await freePort();
-    await writeBrokerConfig(dir, { kind: 'mosquitto', port, brokerDir: dir }, pki.paths, { revokedSerials: [], holders: { monitor: [], service: ['ack-probe', 'queue-probe'], claim: [] } });
+    await writeBrokerConfig(dir, { kind: 'mosquitto', port, brokerDir: dir }, pki.paths, { revokedSerials: [], holders: { monitor: [], service: ['ack-probe'], claim: [] } });
     mosquitto = await startMosquitto(dir, port);
   });
   after(async () => {
@@ -231,9 +231,9 @@ describe('device messages on an external broker are acknowledged only after thei
     await pki?.cleanup();
   });
 
-  async function link(handle: (payload: string) => Promise<void> | void, clientId = 'ack-probe'): Promise<DeviceLink> {
-    const service = await pki.issue(clientId, 'service');
-    const l = connectExternalBroker({ url: `mqtts://127.0.0.1:${mosquitto.port}`, ca: pki.caPem, cert: service.certPem, key: service.keyPem, clientId, sessionExpirySeconds: 300, logger });
+  async function link(handle: (payload: string) => Promise<void> | void): Promise<DeviceLink> {
+    const service = await pki.issue('ack-probe', 'service');
+    const l = connectExternalBroker({ url: `mqtts://127.0.0.1:${mosquitto.port}`, ca: pki.caPem, cert: service.certPem, key: service.keyPem, clientId: 'ack-probe', sessionExpirySeconds: 300, logger });
     l.onDeviceMessage((m) => handle(m.payload.toString()));
     links.push(l);
     await l.listen();
@@ -263,8 +263,40 @@ describe('device messages on an external broker are acknowledged only after thei
     } finally { await endAll(dev); }
   });
 
+});
+
+// Its own broker: a share group's messages are spread over every session in it, connected or not.
+describe('the generated Mosquitto configuration keeps every report queued for an absent mqota', () => {
+  let pki: TestPki;
+  let dir: string;
+  let mosquitto: TestMosquitto;
+  const links: DeviceLink[] = [];
+
+  before(async () => {
+    pki = await createTestPki();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-broker-config-'));
+    const port = await freePort();
+    await writeBrokerConfig(dir, { kind: 'mosquitto', port, brokerDir: dir }, pki.paths, { revokedSerials: [], holders: { monitor: [], service: ['queue-probe'], claim: [] } });
+    mosquitto = await startMosquitto(dir, port);
+  });
+  after(async () => {
+    for (const link of links) await link.close();
+    await mosquitto?.close();
+    await rm(dir, { recursive: true, force: true });
+    await pki?.cleanup();
+  });
+
+  async function link(handle: (payload: string) => Promise<void> | void): Promise<DeviceLink> {
+    const service = await pki.issue('queue-probe', 'service');
+    const l = connectExternalBroker({ url: `mqtts://127.0.0.1:${mosquitto.port}`, ca: pki.caPem, cert: service.certPem, key: service.keyPem, clientId: 'queue-probe', sessionExpirySeconds: 300, logger });
+    l.onDeviceMessage((m) => handle(m.payload.toString()));
+    links.push(l);
+    await l.listen();
+    return l;
+  }
+
   test('a session away while 1,500 device reports arrive is given every one (Mosquitto would drop past 1,000 by default)', async () => {
-    const first = await link(() => undefined, 'queue-probe');
+    const first = await link(() => undefined);
     await first.close(); // mqota is away (restarting, or killed): its session keeps the subscription
     const dev = await connectDevice('queue-dev', { port: mosquitto.port, pki });
     const sent = Array.from({ length: 1500 }, (_, i) => `report ${i}`);
@@ -272,7 +304,7 @@ describe('device messages on an external broker are acknowledged only after thei
       for (const payload of sent) await dev.publishAsync(topics.status('queue-dev'), payload, { qos: 1 }); // each one PUBACKed by the broker
     } finally { await endAll(dev); }
     const received = new Set<string>();
-    await link((payload) => { received.add(payload); }, 'queue-probe');
+    await link((payload) => { received.add(payload); });
     await eventually(() => received.size === sent.length, 60_000, 'all 1,500 reports');
     assert.deepEqual([...received].sort(), [...sent].sort());
   });

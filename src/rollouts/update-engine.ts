@@ -26,6 +26,12 @@ import { waveForLateJoiner } from './waves.js';
 
 /** How long dispatchReady runs before it lets the event loop take a turn. */
 const DISPATCH_SLICE_MS = 5;
+/**
+ * How long a committed attempt may stay pending before a tick publishes its command: the instance
+ * that opened it publishes within moments, unless it stopped first. Shorter would send commands
+ * twice (harmless: same updateId) when another instance opened them and its 'sent' is on its way.
+ */
+const ORPHANED_PENDING_MS = 10_000;
 
 /** Where commands go: the broker in production. */
 export interface CommandChannel {
@@ -37,6 +43,8 @@ export class UpdateEngine {
   private readonly log: Logger;
   /** Offers the devices deferred, and when each is due again (deferral.ts). */
   readonly deferrals = new Deferrals();
+  /** Attempts whose command this process is committing or publishing now. */
+  private readonly sending = new Set<string>();
 
   constructor(private readonly deps: {
     repository: FleetRepository;
@@ -176,6 +184,12 @@ export class UpdateEngine {
         if (inFlight.rolloutId === r.id && inFlight.state === 'deferred' && windowOpen && this.deferrals.due(inFlight, now) && this.deps.registry.get(deviceId)?.online) {
           this.deferrals.resent(inFlight, now);
           sends.push(this.resend(inFlight));
+        } else if (inFlight.rolloutId === r.id && inFlight.state === 'pending' && inFlight.committedState !== null && !this.sending.has(inFlight.id)
+          && now - inFlight.updatedAt.getTime() > ORPHANED_PENDING_MS && this.deps.registry.get(deviceId)?.online) {
+          // Committed but never published: the instance that opened it stopped first (a leader
+          // killed while its paced sends were under way, or a restart on an external broker,
+          // where devices do not announce again). Same attempt, same updateId: no rate-limit token.
+          sends.push(this.sendOnce(inFlight, () => this.resend(inFlight)));
         }
         continue;
       }
@@ -196,8 +210,20 @@ export class UpdateEngine {
 
   private async dispatch(device: Device, rollout: ActiveRollout, retry: number): Promise<void> {
     const attempt = this.deps.attempts.open(device, rollout, retry, new Date());
-    await this.deps.repository.durable();
-    await this.resend(attempt);
+    await this.sendOnce(attempt, async () => {
+      await this.deps.repository.durable();
+      await this.resend(attempt);
+    });
+  }
+
+  /** Marks the attempt as being sent by this process while `work` runs: a tick does not send it again meanwhile. */
+  private async sendOnce(attempt: Attempt, work: () => Promise<void>): Promise<void> {
+    this.sending.add(attempt.id);
+    try {
+      await work();
+    } finally {
+      this.sending.delete(attempt.id);
+    }
   }
 
   /**

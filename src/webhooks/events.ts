@@ -26,7 +26,8 @@ export function fromRollout(e: RolloutEvent): WebhookEvent[] {
   const data = { rolloutId: e.rolloutId, state: e.state, previousState: e.previousState, wave: e.wave + 1, reason: e.reason, actor: e.actor };
   const out: WebhookEvent[] = [{
     event: 'rollout.state', at: e.at, data,
-    text: `mqota: rollout ${e.rolloutId} is ${e.state}${e.previousState ? ` (was ${e.previousState})` : ''}${e.reason ? `: ${e.reason}` : ''}${e.actor ? ` — by ${e.actor}` : ''}`,
+    // An operator's reason names them already ("paused by alice"): the actor is added only when it does not.
+    text: `mqota: rollout ${e.rolloutId} is ${e.state}${e.previousState ? ` (was ${e.previousState})` : ''}${e.reason ? `: ${e.reason}` : ''}${e.actor && !e.reason?.includes(`by ${e.actor}`) ? ` — by ${e.actor}` : ''}`,
   }];
   if (e.actor === null && e.reason && FAILURE_THRESHOLD.test(e.reason)) {
     out.push({ event: 'rollout.failure_threshold', at: e.at, data, text: `mqota: rollout ${e.rolloutId} ${e.state}: ${e.reason}` });

@@ -91,6 +91,8 @@ describe('webhook rules (pure)', () => {
     assert.deepEqual(fromAttempt({ ...a, state: 'failed' }), []);
     assert.deepEqual(fromPresence({ deviceId: 'd1', online: false, at: new Date(0) }, undefined), []);
     assert.equal(fromPresence({ deviceId: 'd1', online: false, at: new Date(0) }, { updateId: 'u1', rolloutId: 'ro_1', state: 'downloading' })[0].event, 'device.offline_during_update');
+    // Rebooting into the new image is the one disconnect every update has: no alert for it.
+    assert.deepEqual(fromPresence({ deviceId: 'd1', online: false, at: new Date(0) }, { updateId: 'u1', rolloutId: 'ro_1', state: 'rebooting' }), []);
     const slack = JSON.parse(encodeBody(fromRollout(r)[0], 'slack', 'whd_1'));
     assert.deepEqual(Object.keys(slack), ['text']);
     assert.match(slack.text, /rollout ro_1 is paused \(was running\): failure threshold reached/);

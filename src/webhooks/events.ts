@@ -46,7 +46,10 @@ export function fromAttempt(e: AttemptEvent): WebhookEvent[] {
 
 /** `update` is the attempt the device was in the middle of when it went offline, if any. */
 export function fromPresence(e: PresenceEvent, update: { updateId: string; rolloutId: string; state: string } | undefined): WebhookEvent[] {
-  if (e.online || !update) return [];
+  // A device that reported `rebooting` goes offline by design (it restarts into the new image):
+  // an alert for it would come with every update of every real device. One that never comes back
+  // holds its wave ("updating") and fails at the rollout's attempt timeout, when it has one.
+  if (e.online || !update || update.state === 'rebooting') return [];
   return [{
     event: 'device.offline_during_update', at: e.at,
     data: { deviceId: e.deviceId, rolloutId: update.rolloutId, updateId: update.updateId, state: update.state },

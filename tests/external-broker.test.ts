@@ -211,17 +211,20 @@ describe('mqota on Mosquitto (MQOTA_BROKER=external)', () => {
   });
 });
 
-describe('device messages on an external broker are acknowledged only after their handler', () => {
+/**
+ * A Mosquitto of its own on the generated files, for one describe block, and mqota's device link
+ * to it as service `serviceId` (a persistent session, as mqota's).
+ */
+function serviceOnMosquitto(serviceId: string) {
   let pki: TestPki;
   let dir: string;
   let mosquitto: TestMosquitto;
   const links: DeviceLink[] = [];
-
   before(async () => {
     pki = await createTestPki();
     dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-broker-config-'));
     const port = await freePort();
-    await writeBrokerConfig(dir, { kind: 'mosquitto', port, brokerDir: dir }, pki.paths, { revokedSerials: [], holders: { monitor: [], service: ['ack-probe'], claim: [] } });
+    await writeBrokerConfig(dir, { kind: 'mosquitto', port, brokerDir: dir }, pki.paths, { revokedSerials: [], holders: { monitor: [], service: [serviceId], claim: [] } });
     mosquitto = await startMosquitto(dir, port);
   });
   after(async () => {
@@ -230,15 +233,21 @@ describe('device messages on an external broker are acknowledged only after thei
     await rm(dir, { recursive: true, force: true });
     await pki?.cleanup();
   });
+  return {
+    broker: () => ({ pki, mosquitto }),
+    async link(handle: (payload: string) => Promise<void> | void): Promise<DeviceLink> {
+      const service = await pki.issue(serviceId, 'service');
+      const l = connectExternalBroker({ url: `mqtts://127.0.0.1:${mosquitto.port}`, ca: pki.caPem, cert: service.certPem, key: service.keyPem, clientId: serviceId, sessionExpirySeconds: 300, logger });
+      l.onDeviceMessage((m) => handle(m.payload.toString()));
+      links.push(l);
+      await l.listen();
+      return l;
+    },
+  };
+}
 
-  async function link(handle: (payload: string) => Promise<void> | void): Promise<DeviceLink> {
-    const service = await pki.issue('ack-probe', 'service');
-    const l = connectExternalBroker({ url: `mqtts://127.0.0.1:${mosquitto.port}`, ca: pki.caPem, cert: service.certPem, key: service.keyPem, clientId: 'ack-probe', sessionExpirySeconds: 300, logger });
-    l.onDeviceMessage((m) => handle(m.payload.toString()));
-    links.push(l);
-    await l.listen();
-    return l;
-  }
+describe('device messages on an external broker are acknowledged only after their handler', () => {
+  const { link, broker } = serviceOnMosquitto('ack-probe');
 
   test('a message whose handler never finishes is sent again to the session after a reconnect; one handled is not', async () => {
     const firstRun: string[] = [];
@@ -246,7 +255,7 @@ describe('device messages on an external broker are acknowledged only after thei
       firstRun.push(payload);
       if (payload === 'hangs') return new Promise<void>(() => undefined);
     });
-    const dev = await connectDevice('ack-dev', { port: mosquitto.port, pki });
+    const dev = await connectDevice('ack-dev', { port: broker().mosquitto.port, pki: broker().pki });
     try {
       await dev.publishAsync(topics.status('ack-dev'), 'handled', { qos: 1 });
       await dev.publishAsync(topics.status('ack-dev'), 'hangs', { qos: 1 });
@@ -267,38 +276,12 @@ describe('device messages on an external broker are acknowledged only after thei
 
 // Its own broker: a share group's messages are spread over every session in it, connected or not.
 describe('the generated Mosquitto configuration keeps every report queued for an absent mqota', () => {
-  let pki: TestPki;
-  let dir: string;
-  let mosquitto: TestMosquitto;
-  const links: DeviceLink[] = [];
-
-  before(async () => {
-    pki = await createTestPki();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-broker-config-'));
-    const port = await freePort();
-    await writeBrokerConfig(dir, { kind: 'mosquitto', port, brokerDir: dir }, pki.paths, { revokedSerials: [], holders: { monitor: [], service: ['queue-probe'], claim: [] } });
-    mosquitto = await startMosquitto(dir, port);
-  });
-  after(async () => {
-    for (const link of links) await link.close();
-    await mosquitto?.close();
-    await rm(dir, { recursive: true, force: true });
-    await pki?.cleanup();
-  });
-
-  async function link(handle: (payload: string) => Promise<void> | void): Promise<DeviceLink> {
-    const service = await pki.issue('queue-probe', 'service');
-    const l = connectExternalBroker({ url: `mqtts://127.0.0.1:${mosquitto.port}`, ca: pki.caPem, cert: service.certPem, key: service.keyPem, clientId: 'queue-probe', sessionExpirySeconds: 300, logger });
-    l.onDeviceMessage((m) => handle(m.payload.toString()));
-    links.push(l);
-    await l.listen();
-    return l;
-  }
+  const { link, broker } = serviceOnMosquitto('queue-probe');
 
   test('a session away while 1,500 device reports arrive is given every one (Mosquitto would drop past 1,000 by default)', async () => {
     const first = await link(() => undefined);
     await first.close(); // mqota is away (restarting, or killed): its session keeps the subscription
-    const dev = await connectDevice('queue-dev', { port: mosquitto.port, pki });
+    const dev = await connectDevice('queue-dev', { port: broker().mosquitto.port, pki: broker().pki });
     const sent = Array.from({ length: 1500 }, (_, i) => `report ${i}`);
     try {
       for (const payload of sent) await dev.publishAsync(topics.status('queue-dev'), payload, { qos: 1 }); // each one PUBACKed by the broker

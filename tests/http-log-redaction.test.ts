@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { redactUrl } from '../src/http/log-serializers.js';
+import { eventually } from './support/eventually.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const SECRET = 'query-secret-4f1c9a7e2b6d8035';
@@ -60,6 +61,22 @@ test('access logs are at debug; info keeps the events', async () => {
     assert.deepEqual(lines.filter((l) => l.component === 'http' && (l.req || l.res)).map((l) => l.msg), []);
   } finally {
     await server.close();
+  }
+});
+
+test('the server starts without a Fastify deprecation warning (an operator reads them as faults)', async () => {
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => void warnings.push(w);
+  process.on('warning', onWarning);
+  try {
+    const server = await startTestServer({ logger: pino({ level: 'silent' }) });
+    await server.close();
+    // Warnings arrive on a later tick: a marker emitted after the server's start arrives after them.
+    process.emitWarning('marker', { code: 'MQOTA_TEST_MARKER' });
+    await eventually(() => warnings.some((w) => (w as NodeJS.ErrnoException).code === 'MQOTA_TEST_MARKER'), 30_000, 'the marker warning');
+    assert.deepEqual(warnings.filter((w) => w.name === 'FastifyDeprecation').map((w) => w.message), []);
+  } finally {
+    process.off('warning', onWarning);
   }
 });
 

@@ -83,4 +83,31 @@ describe('mqota firmware make-test-image and mqota simulate', () => {
     assert.match(out, /stopped: online 0\/5/);
     await eventually(async () => (await server.api.call<Json[]>('GET', '/api/devices?type=sim&online=true')).length === 0, 30_000, 'the devices offline');
   });
+
+  test('the simulated fleet shows a dropped device offline and reconnects after a server restart', async () => {
+    const child: ChildProcess = spawn(process.execPath, [cli, ...base(), 'simulate', '--devices', '2', '--type', 'rs', '--version', '1.0.0', '--prefix', 'rs'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => { out += d; });
+    child.stderr!.on('data', (d) => { err += d; });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const online = async () => (await server.api.call<Json[]>('GET', '/api/devices?type=rs&online=true')).map((d) => d.id).sort();
+    try {
+      await eventually(async () => (await online()).length === 2, 60_000, `2 simulated devices online (stdout ${out}, stderr ${err})`);
+      await eventually(() => out.includes('online 2/2'), 30_000, `the summary line showing 2/2 online (stdout ${out})`);
+
+      // The server restarts: the devices reconnect, as real ones do.
+      await server.restart();
+      await eventually(async () => (await online()).length === 2, 90_000, `the 2 devices back online after the restart (stdout ${out}, stderr ${err})`);
+
+      // A revoked device is disconnected and refused from then on: the summary line stops counting it.
+      await server.api.call('POST', '/api/devices/rs-0001/revoke', { reason: 'test' });
+      await eventually(async () => (await online()).join() === 'rs-0002', 30_000, 'rs-0001 offline');
+      await eventually(() => /online 1\/2[^\n]*$/.test(out.trimEnd()), 30_000, `the summary line showing 1/2 online (stdout ${out})`);
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited, 0, err);
+  });
 });

@@ -91,9 +91,14 @@ describe('webhook rules (pure)', () => {
     assert.deepEqual(fromAttempt({ ...a, state: 'failed' }), []);
     assert.deepEqual(fromPresence({ deviceId: 'd1', online: false, at: new Date(0) }, undefined), []);
     assert.equal(fromPresence({ deviceId: 'd1', online: false, at: new Date(0) }, { updateId: 'u1', rolloutId: 'ro_1', state: 'downloading' })[0].event, 'device.offline_during_update');
+    // Rebooting into the new image is the one disconnect every update has: no alert for it.
+    assert.deepEqual(fromPresence({ deviceId: 'd1', online: false, at: new Date(0) }, { updateId: 'u1', rolloutId: 'ro_1', state: 'rebooting' }), []);
     const slack = JSON.parse(encodeBody(fromRollout(r)[0], 'slack', 'whd_1'));
     assert.deepEqual(Object.keys(slack), ['text']);
     assert.match(slack.text, /rollout ro_1 is paused \(was running\): failure threshold reached/);
+    // The actor once: the reason of an operator's change names them already.
+    assert.equal(fromRollout({ ...r, state: 'cancelled', previousState: 'paused', actor: 'alice', reason: 'cancelled by alice' })[0].text, 'mqota: rollout ro_1 is cancelled (was paused): cancelled by alice');
+    assert.equal(fromRollout({ ...r, state: 'running', previousState: null, actor: 'alice', reason: 'started' })[0].text, 'mqota: rollout ro_1 is running: started — by alice');
     const json = JSON.parse(encodeBody(fromRollout(r)[0], 'json', 'whd_1'));
     assert.deepEqual({ id: json.id, event: json.event, wave: json.data.wave }, { id: 'whd_1', event: 'rollout.state', wave: 1 });
   });

@@ -1,6 +1,6 @@
 // The HTTPS application: operator API under /api (bearer token), images under /firmware, /healthz.
 // One instance, one error handler and one not-found handler; plugins/ and routes/ hold the rest.
-import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { isDatabaseUnavailable } from '../db/database.js';
 import type { Logger } from '../logger.js';
@@ -25,7 +25,8 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
     loggerInstance: services.logger.child({ component: 'http' }, { serializers: logSerializers }),
     // Access logs are one `debug` line per request (the hook below), so `info` shows device,
     // update and rollout events rather than every dashboard poll and image range request.
-    disableRequestLogging: true,
+    // (Through a LogController: Fastify 5.12 deprecates the top-level option with a warning at start.)
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
     // Path tricks are answered by the router (404) or the name check on /firmware, never the file system.
     routerOptions: { maxParamLength: 200 },

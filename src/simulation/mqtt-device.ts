@@ -50,15 +50,23 @@ export class MqttDevice {
     const client = new MqttClient(() => connectTls(broker, this.secureContext), options);
     this.client = client;
     client.on('message', (_topic, payload) => this.onCommand(payload));
+    client.on('error', () => undefined); // an error also closes the connection: whoever uses the client next notices
     await new Promise<void>((resolve, reject) => {
-      client.once('connect', () => resolve());
-      client.once('error', reject);
-      client.once('close', () => reject(new Error('closed before CONNACK')));
+      // Only our own listeners go afterwards: mqtt.js clears its `connected` flag and keepalive in
+      // a 'close' listener of its own, so removing every 'close' listener left a dropped device "online".
+      const settle = (err?: Error) => {
+        client.removeListener('connect', onConnect);
+        client.removeListener('error', settle);
+        client.removeListener('close', onClose);
+        if (err) reject(err); else resolve();
+      };
+      const onConnect = () => settle();
+      const onClose = () => settle(new Error('closed before CONNACK'));
+      client.on('connect', onConnect);
+      client.on('error', settle);
+      client.on('close', onClose);
     });
     opts.onConnack?.();
-    client.removeAllListeners('error');
-    client.removeAllListeners('close');
-    client.on('error', () => undefined); // whoever uses the client next notices the failure
     const granted = await client.subscribeAsync(topics.command(this.id), { qos: 1 });
     if (granted[0]?.qos !== 1) throw new Error(`subscription granted qos ${granted[0]?.qos}`);
     if (opts.presence) await client.publishAsync(topics.presence(this.id), PRESENCE_PAYLOAD.online, { qos: 1, retain: true });

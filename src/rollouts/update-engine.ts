@@ -129,7 +129,9 @@ export class UpdateEngine {
     const t = applyReport(attempt, report);
     if (t.kind === 'ignore') {
       this.log.debug({ deviceId, updateId: attempt.id, state: report.state, current: attempt.state, why: t.why }, 'status ignored');
-      if (t.why === 'out-of-order') this.recordLate(attempt.id, report);
+      // With several instances a device's reports are shared among them: one may commit the final
+      // report while another still holds an earlier one. Acknowledged, so kept in the history.
+      if (t.why === 'out-of-order' || (t.why === 'final' && !isTerminal(report.state as AttemptState))) this.recordLate(attempt.id, report);
     } else if (t.kind === 'progress') {
       void this.deps.attempts.move(attempt, attempt.state, { progress: t.progress });
     } else if (t.state === 'deferred') {

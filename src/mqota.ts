@@ -30,6 +30,7 @@ import { DeviceMessageRejections } from './protocol/rejections.js';
 import { AttemptTracker } from './rollouts/attempts.js';
 import { RolloutLifecycle } from './rollouts/lifecycle.js';
 import { LiveRollouts } from './rollouts/live-rollouts.js';
+import { TurnPacer } from './rollouts/turn-pacer.js';
 import { UpdateEngine } from './rollouts/update-engine.js';
 import { topics } from '../broker/topics.js';
 import type { Links, Services } from './services.js';
@@ -97,9 +98,10 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
     const events = new FleetEvents(logger);
     const rejections = new DeviceMessageRejections({ events, logger: logger.child({ component: 'rollouts' }) });
     const rollouts = new LiveRollouts();
-    const attempts = new AttemptTracker({ repository, rollout: (id) => rollouts.get(id), events, logger: logger.child({ component: 'rollouts' }) });
+    const pacer = new TurnPacer(); // one budget per turn of the event loop for a fan-out's sends and commits
+    const attempts = new AttemptTracker({ repository, rollout: (id) => rollouts.get(id), events, logger: logger.child({ component: 'rollouts' }), pacer });
     const engine = new UpdateEngine({
-      repository, registry, catalog, attempts, rollouts, rejections, imageUrl, events, logger,
+      repository, registry, catalog, attempts, rollouts, rejections, imageUrl, events, logger, pacer,
       commands: { send: (deviceId, command) => broker.publish(topics.command(deviceId), encodeCommand(signed(deviceId, command)), { qos: 1 }) },
     });
     const lifecycle = new RolloutLifecycle({ repository, registry, catalog, attempts, rollouts, engine, events, logger, tickMs: config.rolloutTickMs });

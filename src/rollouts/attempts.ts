@@ -8,13 +8,14 @@
 // device this one hears from next: `applyCommitted` takes such committed rows (from the change
 // feed or read back), and a local change the database did not take (it held the attempt further
 // on) is replaced by the database's row.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AttemptEventRow, AttemptRow, FleetRepository } from '../db/fleet-repository.js';
 import type { FleetEvents } from '../events.js';
 import type { Logger } from '../logger.js';
 import type { ActiveRollout } from './active-rollout.js';
 import { ATTEMPT_RANK } from './attempt-state.js';
 import { isTerminal, type AttemptState } from './states.js';
+import { TurnPacer } from './turn-pacer.js';
 
 export interface Attempt extends AttemptRow {
   state: AttemptState;
@@ -33,6 +34,7 @@ export class AttemptTracker {
   private readonly byDevice = new Map<string, Attempt>();
   /** Ended in memory, not yet committed: a late duplicate of their last report is still recognised. */
   private readonly ending = new Map<string, Attempt>();
+  private readonly pacer: TurnPacer;
 
   constructor(private readonly deps: {
     repository: FleetRepository;
@@ -40,7 +42,11 @@ export class AttemptTracker {
     rollout: (id: string) => ActiveRollout | undefined;
     events: FleetEvents;
     logger: Logger;
-  }) {}
+    /** Shared with the update engine (turn-pacer.ts). */
+    pacer?: TurnPacer;
+  }) {
+    this.pacer = deps.pacer ?? new TurnPacer();
+  }
 
   get size(): number {
     return this.byId.size;
@@ -114,8 +120,9 @@ export class AttemptTracker {
     const event: AttemptEventRow = { attemptId: row.id, state: row.state, progress: row.progress, error: row.error, reason: row.reason, at: row.updatedAt };
     const committed = this.deps.repository.saveAttempt(row, event);
     // Batches commit in order, and changes of one batch resolve in the order they were queued, so
-    // committed states follow each other as the working states did.
-    return committed.then((applied) => applied ? this.committed(attempt, row, previous) : this.reload(attempt.id));
+    // committed states follow each other as the working states did. A fan-out's batch holds
+    // thousands: what follows each commit is paced, in the same order (turn-pacer.ts).
+    return committed.then((applied) => this.pacer.run(() => applied ? this.committed(attempt, row, previous) : this.reload(attempt.id)));
   }
 
   /**
@@ -171,7 +178,7 @@ export class AttemptTracker {
 
 /** An attempt's id, the same on every instance: `u_` and 32 hex digits, as before. */
 export function attemptId(rolloutId: string, deviceId: string, retry: number): string {
-  return `u_${createHash('sha256').update(`${rolloutId}\0${deviceId}\0${retry}`).digest('hex').slice(0, 32)}`;
+  return `u_${hash('sha256', `${rolloutId}\0${deviceId}\0${retry}`).slice(0, 32)}`;
 }
 
 function snapshot(a: Attempt): AttemptRow {

@@ -15,7 +15,7 @@ import type { ActiveRollout, Member } from './active-rollout.js';
 import { applyReport } from './attempt-state.js';
 import { isTerminal, type AttemptState } from './states.js';
 import type { Attempt, AttemptTracker } from './attempts.js';
-import { CommandPacer } from './command-pacer.js';
+import { TurnPacer } from './turn-pacer.js';
 import { Deferrals } from './deferral.js';
 import { alreadyThere, chooseUpdate, offer, type AnnouncedDevice } from './eligibility.js';
 import type { LiveRollouts } from './live-rollouts.js';
@@ -24,8 +24,6 @@ import { matchesTargeting } from './targeting.js';
 import { unhealthyReason } from '../fleet/health.js';
 import { waveForLateJoiner } from './waves.js';
 
-/** How long dispatchReady runs before it lets the event loop take a turn. */
-const DISPATCH_SLICE_MS = 5;
 /**
  * How long a committed attempt may stay pending before a tick publishes its command: the instance
  * that opened it publishes within moments, unless it stopped first. Shorter would send commands
@@ -39,7 +37,7 @@ export interface CommandChannel {
 }
 
 export class UpdateEngine {
-  private readonly pacer = new CommandPacer();
+  private readonly pacer: TurnPacer;
   private readonly log: Logger;
   /** Offers the devices deferred, and when each is due again (deferral.ts). */
   readonly deferrals = new Deferrals();
@@ -57,8 +55,11 @@ export class UpdateEngine {
     imageUrl: (sha256: string) => string;
     events: FleetEvents;
     logger: Logger;
+    /** Shared with the attempt tracker: one budget per turn of the event loop for both. */
+    pacer?: TurnPacer;
   }) {
     this.log = deps.logger.child({ component: 'rollouts' });
+    this.pacer = deps.pacer ?? new TurnPacer();
   }
 
   // ── device messages ─────────────────────────────────────────────────────────
@@ -169,14 +170,14 @@ export class UpdateEngine {
     const now = Date.now();
     const sends: Promise<void>[] = [];
     const windowOpen = withinWindow(new Date(now), r.policy.maintenanceWindow);
-    let sliceStart = performance.now();
     for (const [deviceId, member] of r.members) {
       // Opening 1,000 attempts in one go held the event loop for tens of ms during a fan-out
-      // (bench/README.md, "Loop delay during a fan-out"): the loop gets a turn every few ms.
-      if (performance.now() - sliceStart > DISPATCH_SLICE_MS) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
+      // (bench/README.md, "Loop delay during a fan-out"): the loop gets a turn every few ms, and
+      // the sends of the attempts opened so far go out in between.
+      const later = this.pacer.turn();
+      if (later) {
+        await later;
         if (r.state !== 'running') break;
-        sliceStart = performance.now();
       }
       // Cheap checks first: this runs for every member on every tick.
       if (member.wave > r.currentWave || member.latest?.state === 'succeeded') continue;

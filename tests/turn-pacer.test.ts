@@ -1,8 +1,8 @@
-// The command pacer (src/rollouts/command-pacer.ts): a burst of sends is spread over turns of the
+// The turn pacer (src/rollouts/turn-pacer.ts): a burst of sends is spread over turns of the
 // event loop by the time its sends take (an injected clock), a lone send does not wait.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CommandPacer } from '../src/rollouts/command-pacer.js';
+import { TurnPacer } from '../src/rollouts/turn-pacer.js';
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -14,7 +14,7 @@ function manualClock() {
 
 test('a burst runs while the turn has time left; the rest on later turns, in order', async () => {
   const clock = manualClock();
-  const pacer = new CommandPacer({ budgetMs: 5, now: clock.now });
+  const pacer = new TurnPacer({ budgetMs: 5, now: clock.now });
   const sent: number[] = [];
   // Each send takes 1 ms of the (manual) clock: five fit in a turn's 5 ms.
   const all = Array.from({ length: 23 }, (_, i) => pacer.run(async () => { clock.spend(1); sent.push(i); }));
@@ -36,7 +36,7 @@ test('a burst runs while the turn has time left; the rest on later turns, in ord
 
 test('a lone send, or a few quick ones per turn, run at once', async () => {
   const clock = manualClock();
-  const pacer = new CommandPacer({ budgetMs: 5, now: clock.now });
+  const pacer = new TurnPacer({ budgetMs: 5, now: clock.now });
   for (let turn = 0; turn < 3; turn++) {
     let done = 0;
     for (let i = 0; i < 10; i++) void pacer.run(async () => { done++; });
@@ -48,7 +48,7 @@ test('a lone send, or a few quick ones per turn, run at once', async () => {
 
 test('a send that throws is rejected, and the sends behind it still go', async () => {
   const clock = manualClock();
-  const pacer = new CommandPacer({ budgetMs: 1, now: clock.now });
+  const pacer = new TurnPacer({ budgetMs: 1, now: clock.now });
   const first = pacer.run(async () => { clock.spend(2); });
   const failing = pacer.run((): Promise<void> => { throw new Error('no key'); });
   const after = pacer.run(async () => 'sent');

@@ -79,8 +79,8 @@ interface Batch {
   devices: Map<string, DeviceRow>;
   targets: Array<{ r: string; d: string; w: number }>;
   attempts: Map<string, AttemptRow>;
-  /** Per attempt row, set by the commit: whether the database took it (see UPSERT_ATTEMPTS). */
-  applied: Set<string>;
+  /** Set by the commit: the attempt rows the database did not take (see UPSERT_ATTEMPTS). */
+  refused: Set<string>;
   events: AttemptEventRow[];
   /** Reports that came after a later one: history only, unless the same report is there already. */
   lateEvents: AttemptEventRow[];
@@ -108,16 +108,21 @@ ON CONFLICT DO NOTHING`;
 
 // A final attempt row never changes again, and an open one only moves forward: whatever arrives
 // later (a late report, a retried batch, another instance's older view of the same attempt)
-// cannot end it a second time or take it back. The ids returned are the rows that applied.
+// cannot end it a second time or take it back. The ids returned are the rows that did NOT apply:
+// almost always none, where returning the applied ones gave a fan-out's batch thousands of result
+// rows to map on the event loop.
 const UPSERT_ATTEMPTS = `
-INSERT INTO "UpdateAttempt" (id, "rolloutId", "deviceId", "firmwareId", "fromVersion", retry, state, progress, error, reason, "createdAt", "updatedAt", "finishedAt")
-SELECT id, "rolloutId", "deviceId", "firmwareId", "fromVersion", retry, state, progress, error, reason, "createdAt", "updatedAt", "finishedAt"
-FROM json_to_recordset($1::json) AS x(id text, "rolloutId" text, "deviceId" text, "firmwareId" text, "fromVersion" text, retry integer,
-  state text, progress integer, error text, reason text, "createdAt" timestamp, "updatedAt" timestamp, "finishedAt" timestamp)
-ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, progress = EXCLUDED.progress, error = EXCLUDED.error,
-  reason = EXCLUDED.reason, "updatedAt" = EXCLUDED."updatedAt", "finishedAt" = EXCLUDED."finishedAt"
-WHERE "UpdateAttempt"."finishedAt" IS NULL AND ${RANK_SQL('EXCLUDED.state')} >= ${RANK_SQL('"UpdateAttempt".state')}
-RETURNING id`;
+WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id text, "rolloutId" text, "deviceId" text, "firmwareId" text, "fromVersion" text,
+  retry integer, state text, progress integer, error text, reason text, "createdAt" timestamp, "updatedAt" timestamp, "finishedAt" timestamp)),
+up AS (
+  INSERT INTO "UpdateAttempt" (id, "rolloutId", "deviceId", "firmwareId", "fromVersion", retry, state, progress, error, reason, "createdAt", "updatedAt", "finishedAt")
+  SELECT id, "rolloutId", "deviceId", "firmwareId", "fromVersion", retry, state, progress, error, reason, "createdAt", "updatedAt", "finishedAt" FROM x
+  ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, progress = EXCLUDED.progress, error = EXCLUDED.error,
+    reason = EXCLUDED.reason, "updatedAt" = EXCLUDED."updatedAt", "finishedAt" = EXCLUDED."finishedAt"
+  WHERE "UpdateAttempt"."finishedAt" IS NULL AND ${RANK_SQL('EXCLUDED.state')} >= ${RANK_SQL('"UpdateAttempt".state')}
+  RETURNING id
+)
+SELECT x.id FROM x WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.id = x.id)`;
 
 // Idempotent: a history row already there (same attempt, state, progress and time) is not added
 // again. Rows keep the order they were queued in (ids follow it; the history is read by id): the
@@ -186,7 +191,7 @@ export class FleetRepository {
   constructor(private readonly prisma: PrismaClient, log: Logger, opts: GroupCommitOptions & { feed?: ChangeFeedWriter | null } = {}) {
     this.feed = opts.feed ?? null;
     const sink: BatchSink<Batch> = {
-      create: () => ({ devices: new Map(), targets: [], attempts: new Map(), applied: new Set(), events: [], lateEvents: [], transitions: [] }),
+      create: () => ({ devices: new Map(), targets: [], attempts: new Map(), refused: new Set(), events: [], lateEvents: [], transitions: [] }),
       rows: (b) => b.devices.size + b.targets.length + b.attempts.size + b.events.length + b.lateEvents.length + b.transitions.length,
       commit: (b) => this.commit(b),
     };
@@ -212,7 +217,7 @@ export class FleetRepository {
       b.attempts.set(row.id, copy);
       if (event) b.events.push({ ...event });
     });
-    return batch!.applied.has(row.id);
+    return !batch!.refused.has(row.id);
   }
 
   /**
@@ -280,9 +285,9 @@ export class FleetRepository {
     if (b.targets.length) steps.push(async (db) => { await db.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(b.targets)); });
     if (attempts.length) {
       steps.push(async (db) => {
-        const rows = await db.$queryRawUnsafe<Array<{ id: string }>>(UPSERT_ATTEMPTS, JSON.stringify(attempts));
-        b.applied.clear();
-        for (const r of rows) b.applied.add(r.id);
+        const refused = await db.$queryRawUnsafe<Array<{ id: string }>>(UPSERT_ATTEMPTS, JSON.stringify(attempts));
+        b.refused.clear();
+        for (const r of refused) b.refused.add(r.id);
       });
     }
     if (b.events.length || b.lateEvents.length) {
@@ -293,7 +298,7 @@ export class FleetRepository {
         const events: AttemptEventRow[] = [];
         const late = [...b.lateEvents];
         for (const e of b.events) {
-          if (b.applied.has(e.attemptId) || !b.attempts.has(e.attemptId)) events.push(e);
+          if (!b.refused.has(e.attemptId)) events.push(e);
           else if (!isTerminal(e.state as AttemptState)) late.push(e);
         }
         if (events.length) await db.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(events));
@@ -307,7 +312,7 @@ export class FleetRepository {
       steps.push(async (db) => {
         const change: FeedChange = {
           devices: [...b.devices.values()], targets: b.targets,
-          attempts: attempts.filter((a) => b.applied.has(a.id)), transitions: b.transitions.filter((t) => t.applied),
+          attempts: attempts.filter((a) => !b.refused.has(a.id)), transitions: b.transitions.filter((t) => t.applied),
         };
         const chunks = feed.encode(change);
         if (chunks.length) await db.$executeRawUnsafe(NOTIFY, feed.channel, JSON.stringify(chunks));

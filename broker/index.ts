@@ -91,6 +91,11 @@ export interface Broker {
   /** A device-role client connected (after its CONNECT was authorized) or disconnected. */
   onPresence(handler: (deviceId: string, online: boolean) => void): void;
   connectedDevices(): number;
+  /**
+   * Connected clients that may read the status topics (monitors). Device events there are QoS 0
+   * and not retained: with none connected, nobody can get them, and they need not be published.
+   */
+  statusTopicReaders(): number;
   /** Closes the connection of this client id if it authenticated with this certificate (normalized serial); says whether it did. */
   disconnectCertificate(clientId: string, serial: string): boolean;
   /** TLS handshakes running and waiting, for metrics. */
@@ -186,6 +191,8 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
 
   // Monitoring clients' connections, kept only so a revoked certificate can be cut off.
   const monitors = new Presence(() => undefined);
+  // Every monitoring connection (several may share a certificate, so not by id): who may read the status topics.
+  const statusReaders = new Set<Client>();
   // Claim connections by claim id: many devices of a batch share one certificate.
   const claims = new Map<string, Set<Client>>();
 
@@ -199,6 +206,7 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
       open.add(client);
       return;
     }
+    if (identity.role !== 'device') statusReaders.add(client);
     (identity.role === 'device' ? presence : monitors).connected(identity.id, client);
   });
 
@@ -212,6 +220,7 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
       if (open?.size === 0) claims.delete(identity.id);
       return;
     }
+    statusReaders.delete(client);
     (identity.role === 'device' ? presence : monitors).disconnected(identity.id, client);
   });
 
@@ -411,6 +420,10 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
 
     connectedDevices() {
       return presence.count();
+    },
+
+    statusTopicReaders() {
+      return statusReaders.size;
     },
 
     disconnectCertificate(clientId, serial) {

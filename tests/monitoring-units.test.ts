@@ -151,7 +151,7 @@ describe('rollout progress topics', () => {
     const stop = await startStatusTopics({
       events,
       rollouts: { progress: async (rolloutId: string) => ({ rolloutId, state: state.get(rolloutId) ?? 'running' }) } as unknown as StatusTopicsDeps['rollouts'],
-      broker: { publish: async (topic: string, payload: string | Buffer, opts?: { retain?: boolean }) => { if (topic.startsWith('rollouts/')) published.push({ at: Date.now(), topic, state: JSON.parse(String(payload)).state, retain: opts?.retain === true }); } } as StatusTopicsDeps['broker'],
+      broker: { statusTopicReaders: () => 1, publish: async (topic: string, payload: string | Buffer, opts?: { retain?: boolean }) => { if (topic.startsWith('rollouts/')) published.push({ at: Date.now(), topic, state: JSON.parse(String(payload)).state, retain: opts?.retain === true }); } } as StatusTopicsDeps['broker'],
       repository: { unfinishedRolloutIds: async () => [] },
       logger: pino({ level: 'silent' }),
       progressIntervalMs: 500,

@@ -300,6 +300,32 @@ describe('monitoring', () => {
       } finally { await endAll(dev); }
     });
 
+    test('device events are published only while a monitor is connected (none could receive them otherwise)', async () => {
+      const broker = server.mqota.services.broker as Broker; // embedded here
+      const aedes = broker.aedes as unknown as { on(e: 'publish', f: (p: { topic: string }) => void): void; off(e: 'publish', f: (p: { topic: string }) => void): void };
+      const published: string[] = [];
+      const onPublish = (p: { topic: string }) => { if (p.topic.startsWith('fleet/')) published.push(p.topic); };
+      aedes.on('publish', onPublish);
+      const alone = await server.device('unwatched-1');
+      let watched: MqttClient | undefined;
+      let mon: MqttClient | undefined;
+      try {
+        await eventually(() => broker.statusTopicReaders() === 0, 30_000, 'the other tests\' monitors gone');
+        await announce(alone, 'unwatched-1', { type: 'unwatched', version: '1.0.0' });
+        // Positive control: with a monitor connected, the same kind of announce is published; the
+        // first announce's events, had they been published, would have come before these.
+        mon = await monitor('mon-counted');
+        await eventually(() => broker.statusTopicReaders() === 1, 30_000, 'the monitor counted');
+        watched = await server.device('watched-1');
+        await announce(watched, 'watched-1', { type: 'unwatched', version: '1.0.0' });
+        await eventually(() => published.includes(topics.fleetEvents('watched-1')), 30_000, 'the watched device\'s events');
+        assert.ok(!published.includes(topics.fleetEvents('unwatched-1')), JSON.stringify(published));
+      } finally {
+        aedes.off('publish', onPublish);
+        await endAll(alone, ...(watched ? [watched] : []), ...(mon ? [mon] : []));
+      }
+    });
+
   });
 
   describe('server-sent events', () => {

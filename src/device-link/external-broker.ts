@@ -191,6 +191,8 @@ export function connectExternalBroker(opts: ExternalBrokerOptions): DeviceLink {
       logger.warn({ url: opts.url }, 'mqtt: provisioning by claim is served by the embedded broker only; claim connections to the external broker get no answer (docs/provisioning.md)');
     },
     connectedDevices() { return online.size; },
+    // The external broker's monitors are not known here: always published.
+    statusTopicReaders() { return Number.POSITIVE_INFINITY; },
 
     disconnectCertificate(clientId) {
       // The broker holds the connection; it refuses the certificate from its next handshake on (CRL).

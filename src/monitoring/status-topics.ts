@@ -19,7 +19,7 @@ export const PROGRESS_INTERVAL_MS = 500;
 export interface StatusTopicsDeps {
   events: FleetEvents;
   rollouts: Pick<RolloutLifecycle, 'progress'>;
-  broker: Pick<Broker, 'publish'>;
+  broker: Pick<Broker, 'publish' | 'statusTopicReaders'>;
   repository: Pick<FleetRepository, 'unfinishedRolloutIds'>;
   logger: Logger;
   progressIntervalMs?: number;
@@ -44,6 +44,8 @@ export async function startStatusTopics(deps: StatusTopicsDeps): Promise<() => P
   const unsubscribe = [
     ...DEVICE_EVENT_TYPES.map((type) => events.on(type, (event) => {
       if (deps.sharedBroker && events.remote) return;
+      // Thousands a second during a fan-out or a connect storm, usually with no monitor connected.
+      if (broker.statusTopicReaders() === 0) return;
       const message = toMonitorEvent(type, event);
       if (!message.deviceId) return; // a refusal of no one in particular has no device topic
       broker.publish(monitorTopics.fleetEvents(message.deviceId), JSON.stringify(message), { qos: 0 })

@@ -21,12 +21,24 @@ export function normaliseVersion(input: string): string | null {
   return canonical === bare ? canonical : null;
 }
 
+// A fleet runs a handful of versions, and a rollout's tick compares each member's with the
+// rollout's (thousands a second at 20,000 devices): results are kept, parsing is not repeated.
+const compared = new Map<string, -1 | 0 | 1>();
+const MAX_COMPARED = 4096;
+
 /**
  * Orders two semver strings by precedence: pre-release < release, build
- * metadata ignored. Both must be valid (see normaliseVersion).
+ * metadata ignored. Both must be valid (see normaliseVersion); an invalid one throws.
  */
 export function compareVersions(a: string, b: string): -1 | 0 | 1 {
-  return semver.compare(a, b, { loose: false });
+  const key = `${a} ${b}`; // no space in a version
+  let order = compared.get(key);
+  if (order === undefined) {
+    order = semver.compare(a, b, { loose: false });
+    if (compared.size >= MAX_COMPARED) compared.clear();
+    compared.set(key, order);
+  }
+  return order;
 }
 
 export type FirmwareIdentityError =

@@ -1,6 +1,6 @@
 // The one answer to "should this device get this firmware now, and if not, why". Pure: it reads
 // a rollout's committed standing, the device as announced and the time, and decides.
-import semver from 'semver';
+import { compareVersions } from '../firmware/version.js';
 import type { Device } from '../fleet/device-registry.js';
 import type { NoneReason } from '../protocol/messages.js';
 import type { ActiveRollout } from './active-rollout.js';
@@ -28,7 +28,7 @@ export function chipCompatible(firmwareChip: string | null, deviceChip: string |
 export function versionDecision(fw: FirmwareFacts, device: DeviceFacts, allowDowngrade: boolean): VersionDecision {
   if (fw.type !== device.type) return { ok: false, reason: 'not-targeted' };
   if (!chipCompatible(fw.chip, device.chip)) return { ok: false, reason: 'chip-mismatch' };
-  const order = semver.compare(fw.version, device.version);
+  const order = compareVersions(fw.version, device.version);
   if (order > 0) return { ok: true, downgrade: false };
   if (order === 0 || !allowDowngrade) return { ok: false, reason: 'up-to-date' };
   // Anti-rollback: the bootloader refuses an image whose secure_version is below the eFuse value;
@@ -40,7 +40,8 @@ export function versionDecision(fw: FirmwareFacts, device: DeviceFacts, allowDow
 /** The device already runs what the rollout would install. */
 export function alreadyThere(fwVersion: string, deviceVersion: string | null, downgrade: boolean): boolean {
   if (!deviceVersion) return false;
-  return downgrade ? semver.eq(deviceVersion, fwVersion) : semver.gte(deviceVersion, fwVersion);
+  const order = compareVersions(deviceVersion, fwVersion);
+  return downgrade ? order === 0 : order >= 0;
 }
 
 /**
@@ -88,5 +89,5 @@ export function chooseUpdate(device: AnnouncedDevice, rollouts: readonly ActiveR
 
 /** Prefer the newest firmware; between equal versions, the older rollout. */
 function newestFirst(a: ActiveRollout, b: ActiveRollout): number {
-  return semver.compare(b.firmware.version, a.firmware.version) || a.createdAt.getTime() - b.createdAt.getTime();
+  return compareVersions(b.firmware.version, a.firmware.version) || a.createdAt.getTime() - b.createdAt.getTime();
 }

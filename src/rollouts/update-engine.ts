@@ -3,10 +3,10 @@
 // only once what the message changed is committed: the broker acknowledges the message (PUBACK)
 // then, so an acknowledged message is never lost, and a device that got no acknowledgement sends
 // it again (the forward-only attempt states absorb the duplicate).
-import semver from 'semver';
 import type { FleetRepository } from '../db/fleet-repository.js';
 import type { FleetEvents } from '../events.js';
 import type { Firmware, FirmwareCatalog } from '../firmware/catalog.js';
+import { compareVersions } from '../firmware/version.js';
 import type { Device, DeviceRegistry } from '../fleet/device-registry.js';
 import type { Logger } from '../logger.js';
 import { parseAnnounce, parseStatus, type Command, type StatusReport } from '../protocol/messages.js';
@@ -293,7 +293,7 @@ export class UpdateEngine {
   /** An announce can finish an attempt: the target version running means success, the old one after a reboot means rollback. */
   private settleByAnnounce(attempt: Attempt, device: AnnouncedDevice): boolean {
     const target = this.firmwareOf(attempt).version;
-    if (semver.eq(device.version, target)) {
+    if (compareVersions(device.version, target) === 0) {
       void this.deps.attempts.move(attempt, 'succeeded', { reason: 'device announced the target version' });
       return true;
     }

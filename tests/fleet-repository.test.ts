@@ -81,6 +81,25 @@ for (const kind of ['pglite', 'postgres'] as const) {
       assert.deepEqual(history.map((e) => e.state), ['succeeded', 'rebooting'], 'the attempt ended once; every report is in the history, once');
     });
 
+    test('a batch larger than one statement takes every row, and tells which were refused, in whichever statement', async () => {
+      await opened;
+      await createRollout('ro-big');
+      const ids = Array.from({ length: 2_500 }, (_, i) => `big-${String(i).padStart(4, '0')}`);
+      await Promise.all(ids.map((id) => repo.saveDevice(device(id, '1.0.0'))));
+      const at = new Date();
+      // Already finished in the database: the second statement's row (index 1,700) is refused.
+      await repo.saveAttempt(attempt('u-big-1700', 'ro-big', ids[1700]!, 'succeeded', at));
+      const batch = ids.map((id, i) => {
+        const row = attempt(`u-big-${i}`, 'ro-big', id, 'pending', new Date(at.getTime() + 1));
+        return repo.saveAttempt(row, { attemptId: row.id, state: 'pending', progress: null, error: null, reason: null, at: row.updatedAt });
+      });
+      const applied = await Promise.all(batch);
+      assert.deepEqual(applied.flatMap((ok, i) => ok ? [] : [i]), [1700]);
+      assert.equal(await db.prisma.updateAttempt.count({ where: { rolloutId: 'ro-big', state: 'pending' } }), 2_499);
+      // A refused row's report that does not end it is kept as history all the same (a late report).
+      assert.equal(await db.prisma.attemptEvent.count({ where: { attempt: { rolloutId: 'ro-big' }, state: 'pending' } }), 2_500);
+    });
+
     test('a transition applies only from its state; completed only while no attempt is open', async () => {
       await opened;
       await createRollout('ro-guard');

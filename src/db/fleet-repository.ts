@@ -181,7 +181,19 @@ SELECT moved.id, t.state, t.wave, t.reason, t.actor, t.at FROM moved, t`;
 // The change feed (src/cluster/change-feed.ts): delivered to the other instances on commit, in commit order.
 const NOTIFY = `SELECT pg_notify($1, c) FROM json_array_elements_text($2::json) AS c`;
 
-const TARGET_INSERT_CHUNK = 20_000;
+/**
+ * Rows per batch statement. Prisma encodes a raw statement's parameters as JSON and decodes them
+ * again on the event loop: one statement for a 10,000-device fan-out's attempts held the loop
+ * ~100 ms (`npm run bench -- --devices 10000`); statements of this size take a few ms each, and the
+ * loop gets a turn between them while the database runs each.
+ */
+const ROWS_PER_STATEMENT = 1_000;
+
+function chunked<T>(rows: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) out.push(rows.slice(i, i + ROWS_PER_STATEMENT));
+  return out;
+}
 
 export class FleetRepository {
   private readonly queue: GroupCommit<Batch>;
@@ -280,14 +292,13 @@ export class FleetRepository {
   private async commit(b: Batch): Promise<void> {
     // Parents before children: devices, then rollout members and attempts, then their history.
     const attempts = [...b.attempts.values()];
+    b.refused.clear(); // a retried batch starts over
     const steps: Array<(db: Sql) => Promise<void>> = [];
-    if (b.devices.size) steps.push(async (db) => { await db.$executeRawUnsafe(UPSERT_DEVICES, JSON.stringify([...b.devices.values()])); });
-    if (b.targets.length) steps.push(async (db) => { await db.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(b.targets)); });
-    if (attempts.length) {
+    for (const rows of chunked([...b.devices.values()])) steps.push(async (db) => { await db.$executeRawUnsafe(UPSERT_DEVICES, JSON.stringify(rows)); });
+    for (const rows of chunked(b.targets)) steps.push(async (db) => { await db.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(rows)); });
+    for (const rows of chunked(attempts)) {
       steps.push(async (db) => {
-        const refused = await db.$queryRawUnsafe<Array<{ id: string }>>(UPSERT_ATTEMPTS, JSON.stringify(attempts));
-        b.refused.clear();
-        for (const r of refused) b.refused.add(r.id);
+        for (const r of await db.$queryRawUnsafe<Array<{ id: string }>>(UPSERT_ATTEMPTS, JSON.stringify(rows))) b.refused.add(r.id);
       });
     }
     if (b.events.length || b.lateEvents.length) {
@@ -301,8 +312,8 @@ export class FleetRepository {
           if (!b.refused.has(e.attemptId)) events.push(e);
           else if (!isTerminal(e.state as AttemptState)) late.push(e);
         }
-        if (events.length) await db.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(events));
-        if (late.length) await db.$executeRawUnsafe(INSERT_LATE_EVENTS, JSON.stringify(late));
+        for (const rows of chunked(events)) await db.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(rows));
+        for (const rows of chunked(late)) await db.$executeRawUnsafe(INSERT_LATE_EVENTS, JSON.stringify(rows));
       });
     }
     for (const t of b.transitions) steps.push(async (db) => { t.applied = Number(await db.$executeRawUnsafe(TRANSITION, JSON.stringify(transitionRecord(t)))) > 0; });
@@ -456,9 +467,7 @@ export class FleetRepository {
       });
       // One set-based statement per chunk: createMany costs ~0.1 ms per row, this a fraction of it.
       const rows = [...members].map(([deviceId, wave]) => ({ r: r.id, d: deviceId, w: wave }));
-      for (let i = 0; i < rows.length; i += TARGET_INSERT_CHUNK) {
-        await tx.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(rows.slice(i, i + TARGET_INSERT_CHUNK)));
-      }
+      for (const chunk of chunked(rows)) await tx.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(chunk));
       await tx.rolloutEvent.create({ data: { rolloutId: r.id, state: r.state, wave: 0, reason: r.reason, actor: r.createdBy, at: r.createdAt } });
       if (this.feed) await tx.$executeRawUnsafe(NOTIFY, this.feed.channel, JSON.stringify(this.feed.encode({ created: [r.id] })));
     }, { timeout: 60_000 });

@@ -104,7 +104,7 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
       repository, registry, catalog, attempts, rollouts, rejections, imageUrl, events, logger, pacer,
       commands: { send: (deviceId, command) => broker.publish(topics.command(deviceId), encodeCommand(signed(deviceId, command)), { qos: 1 }) },
     });
-    const lifecycle = new RolloutLifecycle({ repository, registry, catalog, attempts, rollouts, engine, events, logger, tickMs: config.rolloutTickMs });
+    const lifecycle = new RolloutLifecycle({ repository, registry, catalog, attempts, rollouts, engine, events, logger, tickMs: config.rolloutTickMs, pacer });
     // With others: listen to their changes before loading, apply them after (none missed), and let the leader tick.
     const cluster = clusterCode && feed && config.databaseUrl
       ? await clusterCode.startCluster({ instanceId: config.instanceId, connectionString: config.databaseUrl, registry, rollouts, attempts, lifecycle, caches, events, publish, logger }, ready)

@@ -44,6 +44,12 @@ export interface WaveStats {
   settled: number;
 }
 
+export type WaveVerdict = { action: 'wait' } | { action: 'promote' | 'complete' } | { action: 'pause'; reason: string };
+
+export function emptyWaveStats(index: number): WaveStats {
+  return { index, devices: 0, healthy: 0, failed: 0, skipped: 0, settled: 0 };
+}
+
 export class ActiveRollout {
   readonly members = new Map<string, Member>();
   readonly counts = zeroCounts();
@@ -127,17 +133,19 @@ export class ActiveRollout {
 
   /** Per-wave standing. `device` gives the live registry entry of a member. */
   waveStats(index: number, device: (id: string) => Device | undefined, now: number): WaveStats {
-    const stats: WaveStats = { index, devices: 0, healthy: 0, failed: 0, skipped: 0, settled: 0 };
-    for (const [id, m] of this.members) {
-      if (m.wave !== index) continue;
-      stats.devices++;
-      const outcome = this.outcome(m, device(id), now);
-      if (outcome === 'healthy') stats.healthy++;
-      if (outcome === 'failed') stats.failed++;
-      if (outcome === 'skipped') stats.skipped++;
-      if (outcome !== 'open') stats.settled++;
-    }
+    const stats = emptyWaveStats(index);
+    for (const [id, m] of this.members) if (m.wave === index) this.countMember(stats, m, device(id), now);
     return stats;
+  }
+
+  /** Adds a member of the wave to its standing (for a caller that spreads the count over turns). */
+  countMember(stats: WaveStats, m: Member, d: Device | undefined, now: number): void {
+    stats.devices++;
+    const outcome = this.outcome(m, d, now);
+    if (outcome === 'healthy') stats.healthy++;
+    if (outcome === 'failed') stats.failed++;
+    if (outcome === 'skipped') stats.skipped++;
+    if (outcome !== 'open') stats.settled++;
   }
 
   outcome(m: Member, d: Device | undefined, now: number): 'healthy' | 'failed' | 'skipped' | 'open' {
@@ -164,8 +172,12 @@ export class ActiveRollout {
   }
 
   /** What the current wave's standing means: carry on, promote, pause (ratio missed) or complete. */
-  evaluateWave(device: (id: string) => Device | undefined, now: number): { action: 'wait' } | { action: 'promote' | 'complete' } | { action: 'pause'; reason: string } {
-    const stats = this.waveStats(this.currentWave, device, now);
+  evaluateWave(device: (id: string) => Device | undefined, now: number): WaveVerdict {
+    return this.verdict(this.waveStats(this.currentWave, device, now));
+  }
+
+  /** What the current wave's standing (`stats`) means. */
+  verdict(stats: WaveStats): WaveVerdict {
     // Skipped devices (unreachable past the deadline) count neither way.
     const counted = stats.devices - stats.skipped;
     const needed = Math.ceil(this.policy.minSuccessRatio * counted - 1e-9);

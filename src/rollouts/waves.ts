@@ -24,9 +24,9 @@ function cumulativeCounts(plan: WavePlan, total: number): number[] {
     : Math.min(total, plan.unit === 'percent' ? Math.ceil((s / 100) * total) : s));
 }
 
-/** Wave of each initial target: rank by hash, cut at the cumulative sizes. */
-export function assignWaves(rolloutId: string, deviceIds: string[], plan: WavePlan): Map<string, number> {
-  const ranked = deviceIds.map((id) => ({ id, h: waveHash(rolloutId, id) })).sort((a, b) => a.h - b.h || (a.id < b.id ? -1 : 1));
+/** Wave of each initial target: rank by hash, cut at the cumulative sizes. `hashes[i]` is waveHash of deviceIds[i], if already computed. */
+export function assignWaves(rolloutId: string, deviceIds: string[], plan: WavePlan, hashes?: readonly number[]): Map<string, number> {
+  const ranked = deviceIds.map((id, i) => ({ id, h: hashes?.[i] ?? waveHash(rolloutId, id) })).sort((a, b) => a.h - b.h || (a.id < b.id ? -1 : 1));
   const cuts = cumulativeCounts(plan, ranked.length);
   const waves = new Map<string, number>();
   let wave = 0;

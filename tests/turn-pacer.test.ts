@@ -56,3 +56,26 @@ test('a send that throws is rejected, and the sends behind it still go', async (
   await assert.rejects(failing, /no key/);
   assert.equal(await after, 'sent');
 });
+
+test('a loop waiting in turn() gets the rest of a turn\'s budget when it resumes, before the work queued after it', async () => {
+  const clock = manualClock();
+  const pacer = new TurnPacer({ budgetMs: 5, now: clock.now });
+  void pacer.run(async () => { clock.spend(6); }); // this turn's budget is spent: the loop waits for a later one
+  const steps: number[] = [];
+  let turn = 0;
+  const loop = (async () => {
+    for (let i = 0; i < 12; i++) {
+      const later = pacer.turn();
+      if (later) await later;
+      clock.spend(1);
+      steps.push(turn);
+    }
+  })();
+  // Work queued behind the waiting loop (as commands resumed by a commit, behind dispatchReady).
+  const sends = Array.from({ length: 10 }, () => pacer.run(async () => { clock.spend(1); }));
+  while (steps.length < 12 && turn < 100) { await nextTurn(); turn++; }
+  await Promise.all([loop, ...sends]);
+  const perTurn = [...new Set(steps)].map((t) => steps.filter((x) => x === t).length);
+  assert.ok(perTurn.every((n) => n <= 5), `no turn ran more than its budget: ${perTurn}`);
+  assert.equal(perTurn[0], 5, `the loop resumed with the whole turn's budget, not one step: ${perTurn}`);
+});

@@ -10,8 +10,7 @@
 // signing alone took ~0.1 ms a command (bench/README.md, "Loop delay during a fan-out").
 // Work that comes alone never waits.
 export class TurnPacer {
-  /** `resumesLoop`: the item resumes a loop waiting in turn(), which gets the rest of this turn's budget. */
-  private readonly waiting: Array<{ run: () => void; resumesLoop: boolean }> = [];
+  private readonly waiting = new Fifo<{ run: () => void; resumesLoop: boolean }>();
   private turnStartedAt: number | null = null;
   private scheduled = false;
   /** A loop was just resumed in its turn: it may go on while the budget lasts, ahead of what waits. */
@@ -67,13 +66,43 @@ export class TurnPacer {
     this.turnStartedAt = null;
     this.loopResumed = false;
     while (this.waiting.length > 0 && this.hasBudget()) {
-      const item = this.waiting.shift()!;
+      const item = this.waiting.take();
       item.run();
       // The loop continues in the microtasks after this drain: it gets what is left of the budget
       // (one step a turn would make a 10,000-member loop take 10,000 turns).
       if (item.resumesLoop) { this.loopResumed = true; break; }
     }
     if (this.waiting.length > 0) this.schedule();
+  }
+}
+
+/**
+ * A queue whose take() is O(1): Array#shift moves every element once an array is large, and a
+ * 10,000-device fan-out queues ~20,000 items (9 % of the main thread's time in shift()).
+ */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  take(): T {
+    const item = this.items[this.head]!;
+    this.items[this.head++] = undefined as T; // let it be collected
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head >= 4096 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
   }
 }
 

@@ -72,7 +72,7 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
       if (chunks.length) await db.prisma.$executeRawUnsafe('SELECT pg_notify($1, c) FROM json_array_elements_text($2::json) AS c', feed!.channel, JSON.stringify(chunks));
     };
     const caches = new SharedCaches(feed ? (name) => publish({ caches: [name] }) : null);
-    const repository = new FleetRepository(db.prisma, logger.child({ component: 'db' }), { maxBacklogRows: config.dbBacklogRows, feed });
+    const repository = new FleetRepository(db, logger.child({ component: 'db' }), { maxBacklogRows: config.dbBacklogRows, feed });
     stack.push(() => repository.close()); // after the broker and the API stopped: what they queued lands
     const images = new ImageStore(path.join(config.dataDir, 'firmware'), config.maxImageBytes);
     await images.init();

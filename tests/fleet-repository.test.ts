@@ -34,7 +34,7 @@ for (const kind of ['pglite', 'postgres'] as const) {
     const opened = (async () => {
       dataDir = await mkdtemp(path.join(os.tmpdir(), 'mqota-repo-'));
       db = await openDatabase({ databaseUrl: kind === 'postgres' ? await freshPostgresDatabase() : null, dataDir, logger: log });
-      repo = new FleetRepository(db.prisma, log, { minIntervalMs: 0, retryDelayMs: { initial: 5, max: 20 } });
+      repo = new FleetRepository(db, log, { minIntervalMs: 0, retryDelayMs: { initial: 5, max: 20 } });
       await db.prisma.firmware.create({ data: { id: 'fw-lamp', type: 'lamp', version: '2.0.0', sha256: 'a'.repeat(64), size: 1 } });
     })();
 

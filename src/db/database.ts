@@ -7,12 +7,28 @@ import { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { migrate, type SqlDriver } from './migrate.js';
 import { openPgliteStore, pgliteDir, takeEarlyPglite } from './pglite-store.js';
+import type { PGliteThread } from './pglite-thread.js';
 
 export { PrismaClient };
+
+/** A statement of a write batch, run on the driver itself (Database.batch). */
+export interface BatchSql {
+  /** `count`: the rows the statement inserted, updated or deleted. */
+  query<T = Record<string, unknown>>(sql: string, params: unknown[]): Promise<{ rows: T[]; count: number }>;
+}
+
+export type BatchStep = (sql: BatchSql) => Promise<void>;
 
 export interface Database {
   readonly kind: 'pglite' | 'postgres';
   readonly prisma: PrismaClient;
+  /**
+   * Runs the steps in order in one transaction (one step alone: without BEGIN and COMMIT) on the
+   * driver itself. The group commit's batches take this path, not Prisma's raw queries: Prisma
+   * encodes a raw statement's parameters as JSON and decodes them again on the event loop, about
+   * 0.5 ms of CPU a statement and ~5 % of the main thread in a 10,000-device fan-out.
+   */
+  batch(steps: readonly BatchStep[]): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -59,6 +75,32 @@ async function openPostgres(url: string, log: Logger): Promise<Database> {
   return {
     kind: 'postgres',
     prisma,
+    batch: async (steps) => {
+      const client = await pool.connect();
+      let broken = false;
+      const sql: BatchSql = {
+        query: async <T>(text: string, params: unknown[]) => {
+          const r = await client.query(text, params);
+          return { rows: r.rows as T[], count: r.rowCount ?? 0 };
+        },
+      };
+      try {
+        if (steps.length === 1) { await steps[0]!(sql); return; }
+        await client.query('BEGIN');
+        try {
+          for (const step of steps) await step(sql);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => { broken = true; });
+          throw err;
+        }
+      } catch (err) {
+        if (isDatabaseUnavailable(err)) broken = true; // not back into the pool
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
     ping: () => withTimeout(pool.query('SELECT 1').then(() => undefined), 2_000, 'PostgreSQL did not answer within 2 s'),
     close: async () => { await prisma.$disconnect(); await pool.end(); },
   };
@@ -70,9 +112,19 @@ async function openPglite(dir: string, log: Logger): Promise<Database> {
   try {
     const prisma = new PrismaClient({ adapter: new PrismaPGlite(db as PGlite) });
     log.info({ dir }, 'PGlite ready');
+    const on = (q: Pick<PGliteThread, 'query'>): BatchSql => ({
+      query: async <T>(text: string, params: unknown[]) => {
+        const r = await q.query<T>(text, params);
+        return { rows: r.rows, count: r.affectedRows ?? 0 };
+      },
+    });
     return {
       kind: 'pglite',
       prisma,
+      batch: async (steps) => {
+        if (steps.length === 1) await steps[0]!(on(db));
+        else await db.transaction(async (tx) => { for (const step of steps) await step(on(tx)); });
+      },
       ping: async () => { await db.query('SELECT 1'); },
       close: async () => { await prisma.$disconnect(); await db.close(); await releaseLock(); },
     };

@@ -7,6 +7,7 @@
 // dropped during COMMIT) changes nothing twice: attempt rows never leave a final state, history
 // rows are inserted once, a rollout transition applies only from the state it was decided in.
 import type { PrismaClient } from '../generated/prisma/client.js';
+import type { BatchStep, Database } from './database.js';
 import type { StoredHealth } from '../fleet/health.js';
 import type { Logger } from '../logger.js';
 import { ATTEMPT_RANK } from '../rollouts/attempt-state.js';
@@ -200,7 +201,11 @@ export class FleetRepository {
   private readonly feed: ChangeFeedWriter | null;
 
   /** With `feed`, every commit tells the other instances what it changed (PostgreSQL only). */
-  constructor(private readonly prisma: PrismaClient, log: Logger, opts: GroupCommitOptions & { feed?: ChangeFeedWriter | null } = {}) {
+  private readonly prisma: PrismaClient;
+
+  /** Batches go through `db.batch` (the driver itself); reads and the rest through Prisma. */
+  constructor(private readonly db: Pick<Database, 'prisma' | 'batch'>, log: Logger, opts: GroupCommitOptions & { feed?: ChangeFeedWriter | null } = {}) {
+    this.prisma = db.prisma;
     this.feed = opts.feed ?? null;
     const sink: BatchSink<Batch> = {
       create: () => ({ devices: new Map(), targets: [], attempts: new Map(), refused: new Set(), events: [], lateEvents: [], transitions: [] }),
@@ -293,16 +298,16 @@ export class FleetRepository {
     // Parents before children: devices, then rollout members and attempts, then their history.
     const attempts = [...b.attempts.values()];
     b.refused.clear(); // a retried batch starts over
-    const steps: Array<(db: Sql) => Promise<void>> = [];
-    for (const rows of chunked([...b.devices.values()])) steps.push(async (db) => { await db.$executeRawUnsafe(UPSERT_DEVICES, JSON.stringify(rows)); });
-    for (const rows of chunked(b.targets)) steps.push(async (db) => { await db.$executeRawUnsafe(INSERT_TARGETS, JSON.stringify(rows)); });
+    const steps: BatchStep[] = [];
+    for (const rows of chunked([...b.devices.values()])) steps.push(async (sql) => { await sql.query(UPSERT_DEVICES, [JSON.stringify(rows)]); });
+    for (const rows of chunked(b.targets)) steps.push(async (sql) => { await sql.query(INSERT_TARGETS, [JSON.stringify(rows)]); });
     for (const rows of chunked(attempts)) {
-      steps.push(async (db) => {
-        for (const r of await db.$queryRawUnsafe<Array<{ id: string }>>(UPSERT_ATTEMPTS, JSON.stringify(rows))) b.refused.add(r.id);
+      steps.push(async (sql) => {
+        for (const r of (await sql.query<{ id: string }>(UPSERT_ATTEMPTS, [JSON.stringify(rows)])).rows) b.refused.add(r.id);
       });
     }
     if (b.events.length || b.lateEvents.length) {
-      steps.push(async (db) => {
+      steps.push(async (sql) => {
         // An event whose row did not apply (the database held the attempt further on: another
         // instance moved it, or ended it) is late: kept unless already there, and a final one is
         // dropped, since the attempt ends once.
@@ -312,26 +317,24 @@ export class FleetRepository {
           if (!b.refused.has(e.attemptId)) events.push(e);
           else if (!isTerminal(e.state as AttemptState)) late.push(e);
         }
-        for (const rows of chunked(events)) await db.$executeRawUnsafe(INSERT_EVENTS, JSON.stringify(rows));
-        for (const rows of chunked(late)) await db.$executeRawUnsafe(INSERT_LATE_EVENTS, JSON.stringify(rows));
+        for (const rows of chunked(events)) await sql.query(INSERT_EVENTS, [JSON.stringify(rows)]);
+        for (const rows of chunked(late)) await sql.query(INSERT_LATE_EVENTS, [JSON.stringify(rows)]);
       });
     }
-    for (const t of b.transitions) steps.push(async (db) => { t.applied = Number(await db.$executeRawUnsafe(TRANSITION, JSON.stringify(transitionRecord(t)))) > 0; });
+    for (const t of b.transitions) steps.push(async (sql) => { t.applied = (await sql.query(TRANSITION, [JSON.stringify(transitionRecord(t))])).count > 0; });
     const feed = this.feed;
     if (feed) {
       // Only what applied: another instance takes these as committed facts.
-      steps.push(async (db) => {
+      steps.push(async (sql) => {
         const change: FeedChange = {
           devices: [...b.devices.values()], targets: b.targets,
           attempts: attempts.filter((a) => !b.refused.has(a.id)), transitions: b.transitions.filter((t) => t.applied),
         };
         const chunks = feed.encode(change);
-        if (chunks.length) await db.$executeRawUnsafe(NOTIFY, feed.channel, JSON.stringify(chunks));
+        if (chunks.length) await sql.query(NOTIFY, [feed.channel, JSON.stringify(chunks)]);
       });
     }
-    // One statement needs no BEGIN/COMMIT: one round trip, not three.
-    if (steps.length === 1) await steps[0]!(this.prisma);
-    else await this.prisma.$transaction(async (tx) => { for (const step of steps) await step(tx); }, { timeout: 60_000, maxWait: 10_000 });
+    await this.db.batch(steps); // one statement alone needs no BEGIN/COMMIT: one round trip, not three
   }
 
   // ── direct statements ─────────────────────────────────────────────────────
@@ -474,8 +477,6 @@ export class FleetRepository {
   }
 }
 
-/** What a batch statement runs on: the client, or the batch's transaction. */
-type Sql = Pick<PrismaClient, '$executeRawUnsafe' | '$queryRawUnsafe'>;
 
 function transitionRecord(t: RolloutTransition) {
   const c = t.changes ?? {};

@@ -2,7 +2,7 @@
 // (Prisma 7 compiles queries in WebAssembly), but the CLI refuses to start without a schema-engine
 // path; where that binary cannot be downloaded, any placeholder file satisfies `generate`.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 const env = { ...process.env };
@@ -15,3 +15,23 @@ if (!env.PRISMA_SCHEMA_ENGINE_BINARY) {
 }
 env.PRISMA_HIDE_UPDATE_MESSAGE = '1';
 execFileSync(process.execPath, [join('node_modules', 'prisma', 'build', 'index.js'), 'generate'], { stdio: 'inherit', env });
+
+// Prisma's generated client imports its query compiler's WebAssembly as a 4.5 MB base64 string in
+// an ES module, which stays loaded for the life of the process: the module's source and the string
+// itself, ~9 MiB of the main thread's heap at rest (bench/README.md, "Start-up and memory"). Loaded
+// through require and dropped from its cache, both are garbage once the module is compiled.
+const client = join('src', 'generated', 'prisma', 'internal', 'class.ts');
+const imported = /const \{ wasm \} = await import\("(@prisma\/client\/runtime\/query_compiler_[a-z]+_bg\.[a-z]+\.wasm-base64)\.mjs"\)/;
+const source = readFileSync(client, 'utf8');
+const match = source.match(imported);
+if (match) {
+  writeFileSync(client, source.replace(imported, [
+    `const { createRequire } = await import('node:module')`,
+    `    const require = createRequire(import.meta.url)`,
+    `    const id = require.resolve(${JSON.stringify(`${match[1]}.js`)})`,
+    `    const { wasm } = require(id) as { wasm: string }`,
+    `    delete require.cache[id] // mqota: the base64 source and string are garbage once compiled (scripts/prisma-generate.mjs)`,
+  ].join('\n')));
+} else if (!source.includes('mqota: the base64 source')) {
+  process.stderr.write(`mqota: ${client} no longer imports the query compiler as expected; it keeps its base64 copy in memory\n`);
+}

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { collectLines, freePort, withoutMqotaSettings } from '../tests/support/child-process.js';
 import { processCpuMs } from './machine.js';
+import { START_NODE_ARGS } from '../src/heap-tuning.js';
 
 export interface ServerOptions {
   repoRoot: string;
@@ -116,7 +117,8 @@ export class ServerProcess {
       ...opts.env,
     };
     const profile = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [];
-    const child = spawn(process.execPath, [...profile, ...(opts.nodeArgs ?? []), '--expose-gc', '--import', PROBE, 'bin/start.js'], {
+    // As `npm start` (package.json): the young generation's size (src/heap-tuning.ts); a later --server-node-arg overrides it.
+    const child = spawn(process.execPath, [...profile, ...START_NODE_ARGS, ...(opts.nodeArgs ?? []), '--expose-gc', '--import', PROBE, 'bin/start.js'], {
       cwd: opts.repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new ServerProcess(child, publicUrl, mqttPort);

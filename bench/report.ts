@@ -146,6 +146,7 @@ export function printScenario(r: ScenarioResult, info: RunInfo): void {
   if (r.failure) console.log(`  FAILED: ${r.failure.replace(/\n/g, '\n          ')}`);
   const warnings = Object.entries(r.serverWarnings);
   line('server warnings', warnings.length ? warnings.map(([msg, n]) => `${n}× ${msg}`).join('; ') : 'none');
+  if (r.failure) for (const sample of Object.values(r.serverWarningSamples ?? {})) console.log(`    first: ${sample}`);
   const disturbed = disturbedPhases(r);
   if (disturbed.length) console.log(`  WARNING: other processes competed for the CPU during ${disturbed.join(', ')}; run again on a quiet machine`);
 }

@@ -105,6 +105,8 @@ export interface ScenarioResult {
   /** What went wrong in the rollout phases, with the server's last words if it died. */
   failure: string | null;
   serverWarnings: Record<string, number>;
+  /** The first log line of each warning. */
+  serverWarningSamples?: Record<string, string>;
 }
 
 const ADMIN_TOKEN = `bench-${process.pid}-${Math.random().toString(36).slice(2)}-token`;
@@ -206,6 +208,7 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
       },
       ...rollout,
       serverWarnings: server.log.warnings,
+      serverWarningSamples: server.log.warningSamples,
     };
   } catch (err) {
     const tail = server?.log.stderrTail.length ? `\nserver stderr:\n${server.log.stderrTail.join('\n')}` : '';

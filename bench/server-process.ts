@@ -63,6 +63,8 @@ interface ProbeLine {
 export interface ServerLog {
   /** Lines at warn or above, counted by message. */
   warnings: Record<string, number>;
+  /** The first log line of each warning, so a failed run says what failed. */
+  warningSamples: Record<string, string>;
   /** The last lines of stderr, for a server that failed. */
   stderrTail: string[];
 }
@@ -76,7 +78,7 @@ const PINO_WARN = 40;
 
 export class ServerProcess {
   private static readonly running = new Set<ServerProcess>();
-  readonly log: ServerLog = { warnings: {}, stderrTail: [] };
+  readonly log: ServerLog = { warnings: {}, warningSamples: {}, stderrTail: [] };
   private exited: Promise<number | null>;
   private probeWaiter: ((line: ProbeLine) => void) | null = null;
   private lastPeakRssBytes = 0;
@@ -225,6 +227,7 @@ export class ServerProcess {
       if ((entry.level ?? 0) < PINO_WARN) return;
       const key = entry.msg ?? '(no message)';
       this.log.warnings[key] = (this.log.warnings[key] ?? 0) + 1;
+      this.log.warningSamples[key] ??= line.slice(0, 4_000);
     });
     collectLines(this.child.stderr!, (line) => {
       if (line.includes(PROBE_TAG) && this.probeWaiter) {

@@ -13,6 +13,7 @@ import { identityOf } from './identity.js';
 import { guardPacketSize } from './packet-size.js';
 import { Presence } from './presence.js';
 import { Refusals, type RefusalReason } from './refusals.js';
+import { maxDeviceConnections, openFileLimit } from './connection-limit.js';
 import { storeOnlyAuthorizedSubscriptions } from './sessions.js';
 import { isClaim, type ClaimIdentity } from './acl.js';
 import type { ConnectionIdentity } from '../certs/identity.js';
@@ -46,6 +47,11 @@ export interface BrokerOptions {
    * is still waiting for a handshake slot, in its TLS handshake, or past it. Default 10 s.
    */
   connectTimeoutMs?: number;
+  /**
+   * Connections held at most (per listener); more are closed at accept. Default: the open-file
+   * limit minus a reserve (connection-limit.ts); null: no bound.
+   */
+  maxConnections?: number | null;
   /** Admission of TLS handshakes (see handshake-gate.ts); the defaults suit a fleet. */
   handshakes?: Partial<HandshakeGateOptions>;
   /** Asked at every CONNECT with the client certificate's serial; a revoked one gets CONNACK 5. */
@@ -130,6 +136,21 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   const { logger } = opts;
   const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
   const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const fileLimit = openFileLimit();
+  const maxConnections = opts.maxConnections === undefined ? maxDeviceConnections(null, fileLimit) : opts.maxConnections;
+  /** Applies the connection limit to a listener; a connection over it is closed by Node at accept. */
+  function limitConnections(listener: net.Server): void {
+    if (maxConnections === null) return;
+    listener.maxConnections = maxConnections;
+    listener.on('drop', (data?: { remoteAddress?: string }) => {
+      refusals.count('too-many-connections');
+      const refused = refusals.snapshot().get('too-many-connections')!;
+      if (refused % 1000 === 1) {
+        logger.warn({ remoteAddress: data?.remoteAddress, maxConnections, openFileLimit: fileLimit, refused },
+          'mqtt: connection limit reached, connection closed (raise the open-file limit or MQTT_MAX_CONNECTIONS)');
+      }
+    });
+  }
   const refusals = new Refusals();
 
   const messageHandlers: ((m: DeviceMessage) => Promise<void> | void)[] = [];
@@ -352,6 +373,7 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     gate.admit(raw);
   });
   server.on('error', (err) => logger.error({ err }, 'mqtt: TLS listener error'));
+  limitConnections(server);
 
   let plaintext: net.Server | undefined;
   let port = 0;
@@ -365,11 +387,12 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
         accept(socket);
       });
       plaintext.on('error', (err) => logger.error({ err }, 'mqtt: plaintext listener error'));
+      limitConnections(plaintext);
       await listen(plaintext, opts.plaintextPort, opts.host);
     }
     port = (server.address() as AddressInfo).port;
     plaintextPort = plaintext ? (plaintext.address() as AddressInfo).port : undefined;
-    logger.info({ port, maxPacketBytes }, 'mqtt: TLS listener ready');
+    logger.info({ port, maxPacketBytes, maxConnections, openFileLimit: fileLimit }, 'mqtt: TLS listener ready');
     if (plaintextPort !== undefined) {
       logger.warn({ port: plaintextPort }, 'mqtt: plaintext listener enabled; it authenticates no client (CONNACK 5 for all)');
     }

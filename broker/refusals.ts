@@ -21,6 +21,8 @@ export const REFUSAL_REASONS = [
   'packet-too-large',
   /** No CONNECT within the connect timeout of the connection's accept (closed). */
   'connect-timeout',
+  /** A connection over the broker's connection limit (connection-limit.ts): closed at accept. */
+  'too-many-connections',
 ] as const;
 
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];

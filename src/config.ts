@@ -15,6 +15,7 @@ const EnvSchema = Type.Object({
   MQTT_PLAINTEXT_PORT: Type.Optional(Port()),
   MQTT_MAX_PACKET_BYTES: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
   MQTT_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 300_000, default: 10_000 }),
+  MQTT_MAX_CONNECTIONS: Type.Optional(Type.Integer({ minimum: 1 })),
   HTTPS_PORT: Port(8443),
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https://[^/?#]+(/[^?#]*)?$' })),
   MQOTA_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
@@ -55,6 +56,8 @@ export interface Config {
   mqttMaxPacketBytes: number;
   /** A TLS connection that has not sent CONNECT this long after its accept is closed. */
   mqttConnectTimeoutMs: number;
+  /** Device connections held at most; null: the open-file limit minus a reserve (broker/connection-limit.ts). */
+  mqttMaxConnections: number | null;
   httpsPort: number;
   /** Base of image links sent to devices; derived from the host name and bound port when unset. */
   publicUrl: string | null;
@@ -131,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mqttPlaintextPort: raw.MQTT_PLAINTEXT_PORT ?? null,
     mqttMaxPacketBytes: raw.MQTT_MAX_PACKET_BYTES,
     mqttConnectTimeoutMs: raw.MQTT_CONNECT_TIMEOUT_MS,
+    mqttMaxConnections: raw.MQTT_MAX_CONNECTIONS ?? null,
     httpsPort: raw.HTTPS_PORT,
     publicUrl: raw.PUBLIC_URL ? raw.PUBLIC_URL.replace(/\/+$/, '') : null,
     adminToken: raw.MQOTA_ADMIN_TOKEN ?? null,

@@ -38,6 +38,7 @@ export async function createDeviceLink(config: Config, deps: DeviceLinkDeps): Pr
     return createBroker({
       port: config.mqttPort, host: config.host, tls: deps.tls,
       plaintextPort: config.mqttPlaintextPort ?? undefined, maxPacketBytes: config.mqttMaxPacketBytes, connectTimeoutMs: config.mqttConnectTimeoutMs, logger,
+      ...(config.mqttMaxConnections !== null ? { maxConnections: config.mqttMaxConnections } : {}),
       isRevoked: deps.certificates.isRevoked,
     });
   }

@@ -58,7 +58,7 @@ export class FleetMetrics {
       collect() { this.reset(); this.inc(deps.broker.handshakes().refused); },
     });
     new Counter({
-      name: 'mqota_mqtt_refusals_total', help: 'Clients and packets the broker turned away, by reason (tls-handshake, no-identity, client-id, revoked, publish, will, subscribe, packet-too-large)',
+      name: 'mqota_mqtt_refusals_total', help: 'Clients and packets the broker turned away, by reason (tls-handshake, no-identity, client-id, revoked, publish, will, subscribe, packet-too-large, connect-timeout, too-many-connections)',
       labelNames: ['reason'] as const, registers,
       collect() {
         this.reset();

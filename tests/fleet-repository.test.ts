@@ -100,6 +100,27 @@ for (const kind of ['pglite', 'postgres'] as const) {
       assert.equal(await db.prisma.attemptEvent.count({ where: { attempt: { rolloutId: 'ro-big' }, state: 'pending' } }), 2_500);
     });
 
+    if (kind === 'postgres') {
+      test('a batch whose connection is killed mid-way fails, the next batch works, and the process lives on', async () => {
+        await opened;
+        let pid = 0;
+        const killed = db.batch([
+          async (sql) => { pid = Number((await sql.query<{ pid: number }>('SELECT pg_backend_pid() AS pid', [])).rows[0]!.pid); },
+          // Between two statements, as when PostgreSQL is stopped: the batch's connection is idle
+          // and checked out of the pool, whose own error listener covers idle clients only.
+          async () => {
+            await db.prisma.$queryRawUnsafe(`SELECT pg_terminate_backend(${pid})`);
+            await eventually(async () => Number((await db.prisma.$queryRawUnsafe<Array<{ n: bigint }>>(`SELECT count(*) AS n FROM pg_stat_activity WHERE pid = ${pid}`))[0]!.n) === 0, 30_000, 'the backend gone');
+          },
+          async (sql) => { await sql.query('SELECT 1', []); },
+        ]);
+        await assert.rejects(killed);
+        await db.batch([async (sql) => { await sql.query('SELECT 1', []); }]);
+        await repo.saveDevice(device('r-after-kill', '1.0.0'));
+        assert.equal((await db.prisma.device.findUnique({ where: { id: 'r-after-kill' } }))?.version, '1.0.0');
+      });
+    }
+
     test('a transition applies only from its state; completed only while no attempt is open', async () => {
       await opened;
       await createRollout('ro-guard');

@@ -78,6 +78,10 @@ async function openPostgres(url: string, log: Logger): Promise<Database> {
     batch: async (steps) => {
       const client = await pool.connect();
       let broken = false;
+      // The pool listens for errors of idle clients only: one that loses its server while checked
+      // out emits 'error', and with no listener that would end the process (a stopped PostgreSQL).
+      const lost = (err: Error) => { broken = true; log.warn({ err }, 'PostgreSQL connection failed during a batch'); };
+      client.on('error', lost);
       const sql: BatchSql = {
         query: async <T>(text: string, params: unknown[]) => {
           const r = await client.query(text, params);
@@ -98,6 +102,7 @@ async function openPostgres(url: string, log: Logger): Promise<Database> {
         if (isDatabaseUnavailable(err)) broken = true; // not back into the pool
         throw err;
       } finally {
+        client.off('error', lost);
         client.release(broken);
       }
     },

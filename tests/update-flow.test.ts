@@ -120,12 +120,16 @@ for (const database of DATABASES) {
       const fw0 = await upload(server, 'valve', '2.0.0');
       assert.ok(fw0.id);
       await provision(server, 'valve-1', 'valve');
+      // A second target that never connects keeps the wave open: with valve-1 alone the wave would
+      // settle below its success ratio and the rollout pause at its next tick, and the announce's
+      // answer below would depend on whether the tick or the announce came first.
+      await provision(server, 'valve-absent', 'valve');
       const dev = await server.device('valve-1');
       try {
         await announce(dev, 'valve-1', { type: 'valve', version: '2.0.0' });
         const fw = await upload(server, 'valve', '2.1.0');
         const command = nextMessage(dev, topics.command('valve-1'));
-        await server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['valve-1'] });
+        await server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['valve-1', 'valve-absent'] });
         const cmd = JSON.parse((await command).payload.toString());
         for (const state of ['accepted', 'downloading', 'downloaded', 'rebooting']) await report(dev, 'valve-1', { updateId: cmd.updateId, state });
         await report(dev, 'valve-1', { updateId: cmd.updateId, state: 'rolled_back', error: 'self-test-failed', reason: 'broker not reached' });

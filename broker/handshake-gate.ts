@@ -21,6 +21,7 @@
 
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import type net from 'node:net';
+import { Fifo } from '../src/fifo.js';
 
 export interface HandshakeGateOptions {
   /** Bounds of the window (handshakes in progress at once). */
@@ -95,9 +96,7 @@ export class HandshakeGate {
   readonly #onRefused: (socket: net.Socket) => void;
   /** Handshakes running, with when each started (clock.now()). */
   readonly #inProgress = new Map<net.Socket, number>();
-  // FIFO with a moving head: shift() on a long array is O(n) per call.
-  #queue: (net.Socket | undefined)[] = [];
-  #head = 0;
+  readonly #queue = new Fifo<net.Socket>();
   #window: number;
   #fullSinceTick = false;
   #refused = 0;
@@ -141,7 +140,7 @@ export class HandshakeGate {
       this.#start(socket);
       return;
     }
-    if (this.#queue.length - this.#head >= this.#opts.maxQueued) {
+    if (this.#queue.length >= this.#opts.maxQueued) {
       this.#refused++;
       this.#onRefused(socket);
       return;
@@ -166,14 +165,13 @@ export class HandshakeGate {
   }
 
   stats(): HandshakeStats {
-    return { inProgress: this.#inProgress.size, queued: this.#queue.length - this.#head, window: this.#window, refused: this.#refused };
+    return { inProgress: this.#inProgress.size, queued: this.#queue.length, window: this.#window, refused: this.#refused };
   }
 
   close(): void {
     clearInterval(this.#timer);
     this.#delay.stop();
-    this.#queue = [];
-    this.#head = 0;
+    this.#queue.clear();
   }
 
   #start(socket: net.Socket): void {
@@ -186,13 +184,8 @@ export class HandshakeGate {
   }
 
   #pump(): void {
-    while (this.#inProgress.size < this.#window && this.#head < this.#queue.length) {
-      const next = this.#queue[this.#head];
-      this.#queue[this.#head++] = undefined;
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
-        this.#head = 0;
-      }
+    while (this.#inProgress.size < this.#window && this.#queue.length > 0) {
+      const next = this.#queue.take();
       // A device that gave up while queued: no handshake to run.
       if (next && !next.destroyed) this.#start(next);
     }
@@ -226,6 +219,6 @@ export class HandshakeGate {
       this.#window = Math.min(this.#opts.maxWindow, this.#window + Math.max(1, this.#window >> 2));
       this.#pump();
     }
-    this.#fullSinceTick = this.#inProgress.size >= this.#window && this.#head < this.#queue.length;
+    this.#fullSinceTick = this.#inProgress.size >= this.#window && this.#queue.length > 0;
   }
 }

@@ -26,7 +26,7 @@ export interface Database {
    * Runs the steps in order in one transaction (one step alone: without BEGIN and COMMIT) on the
    * driver itself. The group commit's batches take this path, not Prisma's raw queries: Prisma
    * encodes a raw statement's parameters as JSON and decodes them again on the event loop, about
-   * 0.5 ms of CPU a statement and ~5 % of the main thread in a 10,000-device fan-out.
+   * 0.5 ms of CPU a statement and ~8 % of the main thread in a 10,000-device fan-out.
    */
   batch(steps: readonly BatchStep[]): Promise<void>;
   ping(): Promise<void>;

@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { findBinary, versionOf } from './anchors.js';
 import type { RunInfo } from './report.js';
+import type { FleetBenchOptions } from './scenario.js';
 import { runBrokerScenario, type DeploymentResult, type MemoryPoint } from './broker-scenario.js';
 import type { Databases } from './database.js';
 import { deploymentName, startDeployment, type DeploymentSpec } from './deployment.js';
@@ -13,18 +14,8 @@ import { KiB, MiB, fixed, type Summary } from './stats.js';
 
 export const DEPLOYMENTS: DeploymentSpec[] = [{ broker: 'embedded' }, { broker: 'mosquitto', instances: 1 }, { broker: 'mosquitto', instances: 2 }];
 
-export interface BrokerComparisonOptions {
-  repoRoot: string;
-  workDir: string;
+export interface BrokerComparisonOptions extends FleetBenchOptions {
   resultsDir: string;
-  certsDir: string;
-  caPem: string;
-  credentialsFile: string;
-  deviceIds: string[];
-  warmupIds: string[];
-  concurrency: number;
-  serverEnv: Record<string, string>;
-  serverNodeArgs: string[];
 }
 
 /** Why the comparison cannot run here, or null. */

@@ -16,7 +16,8 @@ import { summarize, type Summary } from './stats.js';
 import { FIRMWARE_TYPE, uploadFirmware } from './firmware.js';
 import { sampleHandshakeWindow, type HandshakeWindow } from './gate-sampler.js';
 
-export interface ScenarioOptions {
+/** What every benchmark of the fleet against mqota is given: paths, identities, the storm's width, the server's settings. */
+export interface FleetBenchOptions {
   repoRoot: string;
   workDir: string;
   certsDir: string;
@@ -25,10 +26,13 @@ export interface ScenarioOptions {
   deviceIds: string[];
   warmupIds: string[];
   concurrency: number;
-  complete: boolean;
-  cpuProfileDir?: string;
   serverEnv: Record<string, string>;
   serverNodeArgs: string[];
+}
+
+export interface ScenarioOptions extends FleetBenchOptions {
+  complete: boolean;
+  cpuProfileDir?: string;
 }
 
 /** The server during a phase, and the machine around it. */

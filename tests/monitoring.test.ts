@@ -496,6 +496,11 @@ describe('monitoring', () => {
       assert.ok(after.has('nodejs_eventloop_lag_seconds'));
       assert.ok(after.get('nodejs_eventloop_lag_seconds')! >= 0);
       assert.ok(after.get('process_resident_memory_bytes')! > 0);
+      // Read off the event loop, and this process holds at least the listeners and the database.
+      assert.ok(after.get('process_open_fds')! > 3);
+      assert.ok(after.get('process_max_fds')! >= after.get('process_open_fds')!);
+      // The per-handle listings are gone: they cost O(connected devices) on the loop per scrape.
+      assert.ok(!after.has('nodejs_active_handles') && !after.has('nodejs_active_resources'));
     });
 
     test('counters move with a rollout: announces, commands, attempts, per-rollout progress, image bytes (Range included)', async () => {

@@ -31,4 +31,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
   CMD ["node", "-e", "require('https').get({host:'127.0.0.1',port:process.env.HTTPS_PORT||8443,path:'/healthz',ca:require('fs').readFileSync('/certs/ca.crt'),servername:'localhost'},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"]
 # The young generation's size is fixed when V8 starts: see src/heap-tuning.ts. Fewer malloc arenas: -8 MiB at rest.
 ENV MALLOC_ARENA_MAX=2
-CMD ["node", "--max-semi-space-size=2", "dist/src/main.js"]
+CMD ["node", "--max-semi-space-size=2", "--v8-pool-size=1", "dist/src/main.js"]

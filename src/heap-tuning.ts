@@ -15,10 +15,16 @@
 // process (bench/README.md, "Start-up and memory at rest"); with 2 MB, scavenges are ten times as
 // many and each is shorter: at 10,000 devices the fan-out's longest GC pause fell from 38-44 ms to
 // 18-22 ms and its time did not grow (3.8-3.9 s with 2 or 4 MB, 3.9-4.4 s with the default).
+//
+// And one V8 helper thread instead of Node's four: parallel scavenges (hundreds a second while
+// devices connect) wake every helper, and on a small machine four helpers only queue for the cores
+// the event loop, PGlite's worker and the TLS peers need. 5,000 devices connecting on 2 cores:
+// 16.5-16.8 s with one helper, 18.9-24.0 s with four, memory per device the same (bench/README.md,
+// "Connect, fourth round"). A bigger host may give more: `node --v8-pool-size=N`.
 import v8 from 'node:v8';
 
 /** What `npm start` passes to node (package.json; the Dockerfile's CMD and the bench's server do the same). */
-export const START_NODE_ARGS: readonly string[] = ['--max-semi-space-size=2'];
+export const START_NODE_ARGS: readonly string[] = ['--max-semi-space-size=2', '--v8-pool-size=1'];
 
 /** The old generation may grow by this much of its live size before the next full collection. */
 export const DEFAULT_HEAP_GROWING_PERCENT = 100;

@@ -13,7 +13,7 @@ test('an operator who sets --heap-growing-percent on the command line keeps it; 
 });
 
 
-test('npm start, the container and the bench\'s server all give node the young generation\'s size', async () => {
+test('npm start, the container and the bench\'s server all give node the young generation\'s size and one GC helper', async () => {
   const { readFile } = await import('node:fs/promises');
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
@@ -27,4 +27,9 @@ test('npm start, the container and the bench\'s server all give node the young g
   const script = "let a = []; for (let i = 0; i < 3e5; i++) a.push({ i }); a = null; console.log(require('v8').getHeapSpaceStatistics().find((x) => x.space_name === 'new_space').space_size)";
   const { stdout } = await promisify(execFile)(process.execPath, [...START_NODE_ARGS, '-e', script]);
   assert.ok(Number(stdout) <= 4 * 1024 * 1024, `new space ${stdout.trim()} bytes`);
+  // And Node starts fewer of V8's platform threads: 1 helper instead of 4.
+  if (process.platform === 'linux') {
+    const threads = async (args: readonly string[]) => Number((await promisify(execFile)(process.execPath, [...args, '-e', "console.log(require('fs').readdirSync('/proc/self/task').length)"])).stdout);
+    assert.equal(await threads([]) - await threads(START_NODE_ARGS), 3);
+  }
 });

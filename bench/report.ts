@@ -119,8 +119,9 @@ export function printScenario(r: ScenarioResult, info: RunInfo): void {
   line('connect + announce', `${c.answered}/${r.devices} answered in ${fixed(c.seconds, 2)} s = ${fixed(c.perSecond, 0)} devices/s`, connected);
   if (Object.keys(c.failures).length) line('  failures', JSON.stringify(c.failures));
   line('  TLS + CONNACK', percentiles(c.connectMs));
-  const { window, inProgress } = c.handshakeWindow;
+  const { window, inProgress, commits } = c.handshakeWindow;
   if (window) line('  handshake window', `p50 ${window.p50}, ${window.min}–${window.max}; in progress p50 ${inProgress?.p50 ?? '—'}, max ${inProgress?.max ?? '—'} (${window.count} samples of /metrics)`);
+  if (commits) line('  group commits', `${commits} while connecting, ${fixed(c.answered / commits, 1)} devices a commit`);
   line('  announce → command', percentiles(c.announceToCommandMs), latency);
   line('  load', announceLine(c));
   for (const a of [r.reannounce.oneAtATime, r.reannounce.concurrent]) {

@@ -24,6 +24,7 @@ import { markdownTable, printScenario, verdicts, writeResults, type RunInfo } fr
 import { runScenario, type ScenarioResult } from './scenario.js';
 import { ServerProcess } from './server-process.js';
 import { fixed } from './stats.js';
+import { runsCompiled } from '../bin/entry.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.dirname(BENCH_DIR);
@@ -123,6 +124,8 @@ async function main(): Promise<number> {
     const [load1] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
     console.log(`mqota ${commit}, node ${process.version}, ${os.availableParallelism()} CPUs, load average ${load1}`);
     if (load1 > 0.5) console.log('  the machine is busy: figures will be disturbed (each phase reports how much CPU other processes took)');
+    // The sources through tsx hold more memory and start slower than the service as shipped.
+    if (!runsCompiled()) console.log('  the server runs the sources through tsx (dist/ is older than them: npm run build): memory and start-up figures are not the compiled service\'s');
     const certsDir = path.join(workDir, 'certs');
     console.log(`Issuing ${opts.devices + opts.warmup} device certificates (ECDSA P-256)...`);
     const fleet = await issueFleetCredentials({ certsDir, file: path.join(workDir, 'devices.json'), devices: opts.devices, warmup: opts.warmup });

@@ -24,13 +24,19 @@ function newestSource() {
   return newest;
 }
 
-/** Imports `src/<module>.ts` or `dist/src/<module>.js`, e.g. runEntry('main'). */
-export async function runEntry(module) {
+/** Whether runEntry(module) runs the compiled build (true) or the sources through tsx. */
+export function runsCompiled(module = 'main') {
   const source = path.join(root, 'src', `${module}.ts`);
   const compiled = path.join(root, 'dist', 'src', `${module}.js`);
-  if (existsSync(compiled) && (!existsSync(source) || statSync(compiled).mtimeMs >= newestSource())) {
-    await import(pathToFileURL(compiled).href);
+  return existsSync(compiled) && (!existsSync(source) || statSync(compiled).mtimeMs >= newestSource());
+}
+
+/** Imports `src/<module>.ts` or `dist/src/<module>.js`, e.g. runEntry('main'). */
+export async function runEntry(module) {
+  if (runsCompiled(module)) {
+    await import(pathToFileURL(path.join(root, 'dist', 'src', `${module}.js`)).href);
   } else {
+    const source = path.join(root, 'src', `${module}.ts`);
     const { register } = await import('tsx/esm/api');
     register();
     await import(pathToFileURL(source).href);

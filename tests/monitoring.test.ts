@@ -558,6 +558,10 @@ describe('monitoring', () => {
         }, 30_000, 'both outcomes counted');
         const delta = (key: string) => value(after, key) - value(before, key);
         assert.equal(delta('mqota_announces_total'), 2);
+        // Two devices, their reports and their attempts were written: some commits, never more than the writes.
+        assert.ok(delta('mqota_db_commits_total') >= 1);
+        // A copy of the repository's count at the scrape (the rollout may commit more since).
+        assert.ok(after.get('mqota_db_commits_total')! <= server.mqota.services.repository.commits);
         assert.equal(delta('mqota_mqtt_rejections_total{kind="announce"}'), 1);
         assert.equal(delta('mqota_commands_sent_total{action="update"}'), 2);
         assert.equal(delta('mqota_commands_sent_total{action="none"}'), 3);

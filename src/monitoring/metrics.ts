@@ -17,7 +17,7 @@ export interface FleetMetricsDeps {
   broker: Pick<Broker, 'connectedDevices' | 'handshakes' | 'refusals'>;
   rollouts: Pick<RolloutLifecycle, 'progress'>;
   /** The group commit's standing: backlog, failures, held messages. */
-  writes: Pick<FleetRepository, 'health' | 'commitFailures' | 'messagesHeld' | 'openAttempts' | 'unfinishedRolloutIds'>;
+  writes: Pick<FleetRepository, 'health' | 'commits' | 'commitFailures' | 'messagesHeld' | 'openAttempts' | 'unfinishedRolloutIds'>;
   logger: Logger;
 }
 
@@ -87,6 +87,10 @@ export class FleetMetrics {
     new Gauge({
       name: 'mqota_db_writes_degraded', help: '1 while database writes fail or the write backlog is full, else 0', registers,
       collect() { this.set(deps.writes.health().ok ? 0 : 1); },
+    });
+    new Counter({
+      name: 'mqota_db_commits_total', help: 'Batches committed by the group commit (rows per commit = rows written / this)', registers,
+      collect() { this.reset(); this.inc(deps.writes.commits); },
     });
     new Counter({
       name: 'mqota_db_write_failures_total', help: 'Commits that failed and were retried (none is ever dropped)', registers,

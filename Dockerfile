@@ -13,6 +13,8 @@ COPY certs/*.ts ./certs/
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 FROM node:24-bookworm-slim
+# jemalloc: ~11 KiB less memory per connected device than glibc's malloc (bin/start.sh).
+RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
     MQOTA_DATA_DIR=/data \
     MQOTA_CERTS_DIR=/certs \
@@ -29,6 +31,5 @@ VOLUME ["/data", "/certs"]
 EXPOSE 8883 8443
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
   CMD ["node", "-e", "require('https').get({host:'127.0.0.1',port:process.env.HTTPS_PORT||8443,path:'/healthz',ca:require('fs').readFileSync('/certs/ca.crt'),servername:'localhost'},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"]
-# The young generation's size is fixed when V8 starts: see src/heap-tuning.ts. Fewer malloc arenas: -8 MiB at rest.
-ENV MALLOC_ARENA_MAX=2
-CMD ["node", "--max-semi-space-size=2", "--v8-pool-size=1", "dist/src/main.js"]
+# As npm start: node's flags (src/heap-tuning.ts) and jemalloc; exec, so node is the process that gets signals.
+CMD ["sh", "bin/start.sh"]

@@ -21,6 +21,8 @@ export interface RunInfo {
   concurrency: number;
   node: string;
   cpus: string;
+  /** The server's malloc (bin/start.sh's choice unless the run's environment overrides it). */
+  allocator: string;
   credentialsSeconds: number;
   skipped: string[];
   serverEnv: Record<string, string>;

@@ -124,6 +124,8 @@ async function main(): Promise<number> {
     const [load1] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
     console.log(`mqota ${commit}, node ${process.version}, ${os.availableParallelism()} CPUs, load average ${load1}`);
     if (load1 > 0.5) console.log('  the machine is busy: figures will be disturbed (each phase reports how much CPU other processes took)');
+    const allocator = ServerProcess.allocator(REPO_ROOT, opts.serverEnv).name;
+    console.log(`  server allocator: ${allocator}`);
     // The sources through tsx hold more memory and start slower than the service as shipped.
     if (!runsCompiled()) console.log('  the server runs the sources through tsx (dist/ is older than them: npm run build): memory and start-up figures are not the compiled service\'s');
     const certsDir = path.join(workDir, 'certs');
@@ -132,7 +134,7 @@ async function main(): Promise<number> {
     console.log(`  ${fleet.deviceIds.length + fleet.warmupIds.length} issued in ${fixed(fleet.seconds, 1)} s (${fixed((fleet.seconds * 1000) / (fleet.deviceIds.length + fleet.warmupIds.length), 2)} ms each), reused by every database's server`);
 
     const info: RunInfo = {
-      commit, devices: opts.devices, warmup: opts.warmup, concurrency: opts.concurrency, node: process.version,
+      commit, devices: opts.devices, warmup: opts.warmup, concurrency: opts.concurrency, node: process.version, allocator,
       cpus: `${os.availableParallelism()} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}`, credentialsSeconds: fleet.seconds, skipped: [], serverEnv: opts.serverEnv, serverNodeArgs: opts.serverNodeArgs,
     };
     if (opts.broker) {

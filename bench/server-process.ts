@@ -3,8 +3,9 @@
 // with its configuration in the environment. Its memory and CPU time are read from /proc, so
 // nothing of the benchmark is counted in them; server-probe.mjs, preloaded, reports its
 // event-loop delay and its memory after garbage collection when asked.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
@@ -100,6 +101,17 @@ export class ServerProcess {
     this.collectLogs();
   }
 
+  /**
+   * The allocator the server gets, as `npm start` chooses it (bin/start.sh): jemalloc where it is
+   * installed, unless the extra environment says MQOTA_ALLOCATOR=glibc or sets LD_PRELOAD itself.
+   */
+  static allocator(repoRoot: string, extraEnv: Record<string, string> = {}): { name: string; env: Record<string, string> } {
+    if (extraEnv.LD_PRELOAD !== undefined) return { name: `LD_PRELOAD=${extraEnv.LD_PRELOAD}`, env: {} };
+    if (extraEnv.MQOTA_ALLOCATOR === 'glibc') return { name: 'glibc malloc (MQOTA_ALLOCATOR=glibc)', env: {} };
+    const lib = execFileSync('sh', [path.join(repoRoot, 'bin', 'jemalloc.sh')], { encoding: 'utf8' }).trim();
+    return lib ? { name: `jemalloc (${lib}), as npm start`, env: { LD_PRELOAD: lib } } : { name: 'glibc malloc (libjemalloc2 is not installed)', env: {} };
+  }
+
   static async start(opts: ServerOptions): Promise<ServerProcess> {
     const [mqttPort, httpsPort] = [await freePort(), await freePort()];
     const publicUrl = `https://127.0.0.1:${httpsPort}`;
@@ -116,10 +128,11 @@ export class ServerProcess {
       LOG_LEVEL: 'warn',
       LOG_FORMAT: 'json',
       ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
+      ...ServerProcess.allocator(opts.repoRoot, opts.env).env,
       ...opts.env,
     };
     const profile = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [];
-    // As `npm start` (package.json): the young generation's size (src/heap-tuning.ts); a later --server-node-arg overrides it.
+    // As `npm start` (bin/start.sh): node's flags (src/heap-tuning.ts; a later --server-node-arg overrides them) and the allocator.
     const child = spawn(process.execPath, [...profile, ...START_NODE_ARGS, ...(opts.nodeArgs ?? []), '--expose-gc', '--import', PROBE, 'bin/start.js'], {
       cwd: opts.repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -23,7 +23,7 @@
 // "Connect, fourth round"). A bigger host may give more: `node --v8-pool-size=N`.
 import v8 from 'node:v8';
 
-/** What `npm start` passes to node (package.json; the Dockerfile's CMD and the bench's server do the same). */
+/** What `npm start` passes to node (bin/start.sh, which the container runs too; the bench's server does the same). */
 export const START_NODE_ARGS: readonly string[] = ['--max-semi-space-size=2', '--v8-pool-size=1'];
 
 /** The old generation may grow by this much of its live size before the next full collection. */

@@ -19,10 +19,12 @@ test('npm start, the container and the bench\'s server all give node the young g
   const { promisify } = await import('node:util');
   const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
   const dockerfile = await readFile(new URL('../Dockerfile', import.meta.url), 'utf8');
-  for (const arg of START_NODE_ARGS) {
-    assert.ok(pkg.scripts.start!.split(' ').includes(arg), `npm start: ${pkg.scripts.start}`);
-    assert.match(dockerfile, new RegExp(`^CMD \\[.*"${arg}"`, 'm'));
-  }
+  const launcher = await readFile(new URL('../bin/start.sh', import.meta.url), 'utf8');
+  // npm start and the container both run the launcher, and it gives node these flags.
+  assert.equal(pkg.scripts.start, 'sh bin/start.sh');
+  assert.match(dockerfile, /^CMD \["sh", "bin\/start\.sh"\]$/m);
+  const nodeLine = launcher.split('\n').find((l) => l.startsWith('exec node '));
+  for (const arg of START_NODE_ARGS) assert.ok(nodeLine?.split(' ').includes(arg), `bin/start.sh: ${nodeLine}`);
   // And V8 takes it: after the same allocations, 16 MiB of new space by default, 4 MiB so.
   const script = "let a = []; for (let i = 0; i < 3e5; i++) a.push({ i }); a = null; console.log(require('v8').getHeapSpaceStatistics().find((x) => x.space_name === 'new_space').space_size)";
   const { stdout } = await promisify(execFile)(process.execPath, [...START_NODE_ARGS, '-e', script]);
@@ -31,5 +33,28 @@ test('npm start, the container and the bench\'s server all give node the young g
   if (process.platform === 'linux') {
     const threads = async (args: readonly string[]) => Number((await promisify(execFile)(process.execPath, [...args, '-e', "console.log(require('fs').readdirSync('/proc/self/task').length)"])).stdout);
     assert.equal(await threads([]) - await threads(START_NODE_ARGS), 3);
+  }
+});
+
+test('the launcher preloads jemalloc when it is installed, and not when told MQOTA_ALLOCATOR=glibc or given an LD_PRELOAD', { skip: process.platform !== 'linux' }, async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { mkdtemp, writeFile, copyFile, rm } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  // The launcher with a stand-in start.js that prints what the allocator setting came to.
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-launcher-'));
+  try {
+    for (const f of ['start.sh', 'jemalloc.sh']) await copyFile(new URL(`../bin/${f}`, import.meta.url), path.join(dir, f));
+    await writeFile(path.join(dir, 'start.js'), "console.log(JSON.stringify({ preload: process.env.LD_PRELOAD ?? '', args: process.execArgv }))");
+    const run = async (env: Record<string, string>) => JSON.parse((await promisify(execFile)('sh', [path.join(dir, 'start.sh')], { env: { PATH: process.env.PATH!, ...env } })).stdout) as { preload: string; args: string[] };
+    const installed = (await promisify(execFile)('sh', [path.join(dir, 'jemalloc.sh')])).stdout.trim();
+    const chosen = await run({});
+    assert.equal(chosen.preload, installed); // '' where libjemalloc2 is not installed
+    assert.deepEqual(chosen.args, [...START_NODE_ARGS]);
+    assert.equal((await run({ MQOTA_ALLOCATOR: 'glibc' })).preload, '');
+    assert.equal((await run({ LD_PRELOAD: '/nonexistent-but-kept.so' })).preload, '/nonexistent-but-kept.so');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -108,8 +108,10 @@ export class ServerProcess {
   static allocator(repoRoot: string, extraEnv: Record<string, string> = {}): { name: string; env: Record<string, string> } {
     if (extraEnv.LD_PRELOAD !== undefined) return { name: `LD_PRELOAD=${extraEnv.LD_PRELOAD}`, env: {} };
     if (extraEnv.MQOTA_ALLOCATOR === 'glibc') return { name: 'glibc malloc (MQOTA_ALLOCATOR=glibc)', env: {} };
-    const lib = execFileSync('sh', [path.join(repoRoot, 'bin', 'jemalloc.sh')], { encoding: 'utf8' }).trim();
-    return lib ? { name: `jemalloc (${lib}), as npm start`, env: { LD_PRELOAD: lib } } : { name: 'glibc malloc (libjemalloc2 is not installed)', env: {} };
+    const [lib, conf = ''] = execFileSync('sh', [path.join(repoRoot, 'bin', 'jemalloc.sh')], { encoding: 'utf8' }).trim().split('\n');
+    if (!lib) return { name: 'glibc malloc (libjemalloc2 is not installed)', env: {} };
+    // As bin/start.sh: its settings unless the run gives its own.
+    return { name: `jemalloc (${lib}, ${extraEnv.MALLOC_CONF ?? conf}), as npm start`, env: { LD_PRELOAD: lib, MALLOC_CONF: conf } };
   }
 
   static async start(opts: ServerOptions): Promise<ServerProcess> {

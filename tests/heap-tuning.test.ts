@@ -46,14 +46,16 @@ test('the launcher preloads jemalloc when it is installed, and not when told MQO
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-launcher-'));
   try {
     for (const f of ['start.sh', 'jemalloc.sh']) await copyFile(new URL(`../bin/${f}`, import.meta.url), path.join(dir, f));
-    await writeFile(path.join(dir, 'start.js'), "console.log(JSON.stringify({ preload: process.env.LD_PRELOAD ?? '', args: process.execArgv }))");
-    const run = async (env: Record<string, string>) => JSON.parse((await promisify(execFile)('sh', [path.join(dir, 'start.sh')], { env: { PATH: process.env.PATH!, ...env } })).stdout) as { preload: string; args: string[] };
-    const installed = (await promisify(execFile)('sh', [path.join(dir, 'jemalloc.sh')])).stdout.trim();
+    await writeFile(path.join(dir, 'start.js'), "console.log(JSON.stringify({ preload: process.env.LD_PRELOAD ?? '', conf: process.env.MALLOC_CONF ?? '', args: process.execArgv }))");
+    const run = async (env: Record<string, string>) => JSON.parse((await promisify(execFile)('sh', [path.join(dir, 'start.sh')], { env: { PATH: process.env.PATH!, ...env } })).stdout) as { preload: string; conf: string; args: string[] };
+    const [installed = '', conf = ''] = (await promisify(execFile)('sh', [path.join(dir, 'jemalloc.sh')])).stdout.trim().split('\n');
     const chosen = await run({});
-    assert.equal(chosen.preload, installed); // '' where libjemalloc2 is not installed
+    assert.deepEqual([chosen.preload, chosen.conf], [installed, conf]); // both '' where libjemalloc2 is not installed
+    if (installed) assert.match(conf, /background_thread:true/);
     assert.deepEqual(chosen.args, [...START_NODE_ARGS]);
-    assert.equal((await run({ MQOTA_ALLOCATOR: 'glibc' })).preload, '');
+    assert.deepEqual(await run({ MQOTA_ALLOCATOR: 'glibc' }), { preload: '', conf: '', args: [...START_NODE_ARGS] });
     assert.equal((await run({ LD_PRELOAD: '/nonexistent-but-kept.so' })).preload, '/nonexistent-but-kept.so');
+    if (installed) assert.equal((await run({ MALLOC_CONF: 'narenas:1' })).conf, 'narenas:1');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -42,8 +42,8 @@ export class AnchorProcess {
     collectLines(child.stdout!, () => undefined);
   }
 
-  static async spawn(name: string, file: string, args: string[], port: number): Promise<AnchorProcess> {
-    const anchor = new AnchorProcess(name, spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] }), port);
+  static async spawn(name: string, file: string, args: string[], port: number, env?: NodeJS.ProcessEnv): Promise<AnchorProcess> {
+    const anchor = new AnchorProcess(name, spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env }), port);
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (!(await listening(port))) {
       if (anchor.child.exitCode !== null || Date.now() > deadline) {
@@ -119,6 +119,19 @@ export async function startMosquitto(opts: { binary: string; workDir: string; ce
     '',
   ].join('\n'));
   return AnchorProcess.spawn('mosquitto', opts.binary, ['-c', conf], port);
+}
+
+/**
+ * Plain Aedes behind a Node mutual-TLS server (bench/bare-aedes.mjs), with the node flags and the
+ * allocator mqota's bench server gets: the stack without mqota.
+ */
+export async function startBareAedes(opts: { repoRoot: string; certsDir: string; nodeArgs: readonly string[]; env: Record<string, string> }): Promise<AnchorProcess> {
+  const port = await freePort();
+  const pki = pkiPaths(opts.certsDir);
+  const script = path.join(opts.repoRoot, 'bench', 'bare-aedes.mjs');
+  return AnchorProcess.spawn('Aedes', process.execPath,
+    [...opts.nodeArgs, script, '--port', String(port), '--cert', pki.serverCert, '--key', pki.serverKey, '--ca', pki.deviceCaCert],
+    port, { ...process.env, ...opts.env });
 }
 
 /**

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { brokerComparisonUnavailable, runBrokerComparison } from './broker-comparison.js';
-import { comparisonTable, runMosquitto, type BrokerAnchorResult } from './compare.js';
+import { comparisonTable, runBareAedes, runMosquitto, type BrokerAnchorResult } from './compare.js';
 import { issueFleetCredentials } from './credentials.js';
 import { compareImages, printImageComparison } from './images.js';
 import { measureStartup, printStartup } from './startup.js';
@@ -23,6 +23,7 @@ import { DATABASE_KINDS, Databases, type DatabaseKind } from './database.js';
 import { markdownTable, printScenario, verdicts, writeResults, type RunInfo } from './report.js';
 import { runScenario, type ScenarioResult } from './scenario.js';
 import { ServerProcess } from './server-process.js';
+import { START_NODE_ARGS } from '../src/heap-tuning.js';
 import { fixed } from './stats.js';
 import { runsCompiled } from '../bin/entry.js';
 
@@ -145,13 +146,20 @@ async function main(): Promise<number> {
       console.log(`\n${table}\n\nResults: ${path.relative(process.cwd(), file)}`);
       return 0;
     }
-    let mosquitto: BrokerAnchorResult | string = 'not run';
+    const brokers: (BrokerAnchorResult | string)[] = [];
     if (opts.compare) {
       if (!fleet.warmupIds.length) throw new Error('--compare needs --warmup ≥ 1 (a warm-up identity publishes the anchor broker\'s commands)');
+      const run = { workDir, certsDir, credentialsFile: fleet.file, deviceIds: fleet.deviceIds, publisherId: fleet.warmupIds[0], concurrency: opts.concurrency };
       console.log('\nMosquitto, same fleet: connect + subscribe, then one command to every device...');
-      mosquitto = await runMosquitto({ workDir, certsDir, credentialsFile: fleet.file, deviceIds: fleet.deviceIds, publisherId: fleet.warmupIds[0], concurrency: opts.concurrency });
-      if (typeof mosquitto === 'string') console.log(`  ${mosquitto}`);
-      else console.log(`  ${mosquitto.version}: ${mosquitto.connected}/${mosquitto.devices} connected in ${fixed(mosquitto.connectSeconds, 2)} s, fan-out ${mosquitto.fanOutMs === null ? `INCOMPLETE (${mosquitto.fanOutReceived})` : `${fixed(mosquitto.fanOutMs, 0)} ms`}, ${fixed(mosquitto.perDeviceRssBytes / 1024)} KiB RSS per device${Object.keys(mosquitto.failures).length ? `, failures ${JSON.stringify(mosquitto.failures)}` : ''}`);
+      brokers.push(await runMosquitto(run));
+      // The stack without mqota: what Node's TLS and Aedes cost by themselves, with mqota's node flags and allocator.
+      console.log('\nBare Aedes behind Node TLS, same fleet and steps...');
+      brokers.push(await runBareAedes({ ...run, repoRoot: REPO_ROOT, nodeArgs: [...START_NODE_ARGS, ...opts.serverNodeArgs],
+        env: ServerProcess.allocator(REPO_ROOT, opts.serverEnv).env }));
+      for (const b of brokers) {
+        if (typeof b === 'string') console.log(`  ${b}`);
+        else console.log(`  ${b.name} (${b.version}): ${b.connected}/${b.devices} connected in ${fixed(b.connectSeconds, 2)} s (${fixed(b.connectCpuMs / Math.max(1, b.connected), 2)} ms CPU a device), fan-out ${b.fanOutMs === null ? `INCOMPLETE (${b.fanOutReceived})` : `${fixed(b.fanOutMs, 0)} ms`} (${fixed(b.fanOutCpuMs, 0)} ms CPU), ${fixed(b.perDeviceRssBytes / 1024)} KiB RSS per device${Object.keys(b.failures).length ? `, failures ${JSON.stringify(b.failures)}` : ''}`);
+      }
     }
     const results: ScenarioResult[] = [];
     for (const kind of opts.databases) {
@@ -177,7 +185,7 @@ async function main(): Promise<number> {
       printImageComparison(images);
       const startup = await measureStartup({ repoRoot: REPO_ROOT, workDir, restarts: 2, serverEnv: opts.serverEnv, serverNodeArgs: opts.serverNodeArgs });
       printStartup(startup);
-      console.log(`\nSide by side (one run, ${opts.devices} devices, ${opts.concurrency} connecting at a time):\n\n${comparisonTable(results, mosquitto, images, startup)}\n`);
+      console.log(`\nSide by side (one run, ${opts.devices} devices, ${opts.concurrency} connecting at a time):\n\n${comparisonTable(results, brokers, images, startup)}\n`);
     }
     console.log(`Results: ${path.relative(process.cwd(), await writeResults(RESULTS_DIR, info, results))}`);
     if (opts.profile) console.log(`CPU profiles: ${path.relative(process.cwd(), path.join(RESULTS_DIR, `profile-${stamp}`))} (open in Chrome DevTools, or: npx tsx bench/profile-summary.ts <file>)`);

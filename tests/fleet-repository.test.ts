@@ -121,6 +121,44 @@ for (const kind of ['pglite', 'postgres'] as const) {
       });
     }
 
+    if (kind === 'pglite') {
+      test('batch statements run prepared; a failing one leaves the session usable, and a dropped one is prepared again', async () => {
+        await opened;
+        const prepared = async () => (await db.prisma.$queryRawUnsafe<Array<{ statement: string; generic: bigint; custom: bigint }>>(
+          'SELECT statement, generic_plans AS generic, custom_plans AS custom FROM pg_prepared_statements'));
+        const upsert = async () => (await prepared()).find((p) => p.statement.includes('INSERT INTO "Device"'));
+        await repo.saveDevice(device('r-prep-0', '1.0.0'));
+        assert.ok(await upsert(), 'the device upsert is a prepared statement');
+        // Planned once and reused: past PostgreSQL's five custom plans it runs on the generic one.
+        for (let i = 1; i <= 8; i++) await repo.saveDevice(device(`r-prep-${i}`, '1.0.0'));
+        const used = await upsert();
+        assert.ok(Number(used!.generic) + Number(used!.custom) >= 9, `executions counted: ${JSON.stringify(used, (_, v) => (typeof v === 'bigint' ? Number(v) : v))}`);
+        assert.ok(Number(used!.generic) >= 1, 'a generic plan is reused');
+
+        // An error inside a prepared statement (a foreign key) ends that statement only.
+        await assert.rejects(db.batch([async (sql) => {
+          await sql.query('INSERT INTO "RolloutTarget" ("rolloutId", "deviceId", wave) SELECT $1, $2, 0', ['no-such-rollout', 'r-prep-0']);
+        }]), /foreign key/);
+        await repo.saveDevice(device('r-prep-after-error', '1.0.0'));
+        assert.equal((await db.prisma.device.findUnique({ where: { id: 'r-prep-after-error' } }))?.version, '1.0.0');
+
+        // Gone (a DEALLOCATE): the next statement prepares it again, alone or in a transaction (which the group commit retries).
+        await db.prisma.$executeRawUnsafe('DEALLOCATE ALL');
+        assert.equal((await prepared()).length, 0);
+        await repo.saveDevice(device('r-prep-redo', '2.0.0'));
+        assert.equal((await db.prisma.device.findUnique({ where: { id: 'r-prep-redo' } }))?.version, '2.0.0');
+        await createRollout('ro-prep');
+        await db.prisma.$executeRawUnsafe('DEALLOCATE ALL');
+        const failuresBefore = repo.commitFailures;
+        // Queued together: one batch, one transaction, which the missing statement aborts once.
+        await Promise.all([repo.saveDevice(device('r-prep-tx', '2.0.0')), repo.saveAttempt(attempt('u-prep-tx', 'ro-prep', 'r-prep-redo', 'pending'))]);
+        assert.equal((await db.prisma.updateAttempt.findUnique({ where: { id: 'u-prep-tx' } }))?.state, 'pending');
+        assert.equal((await db.prisma.device.findUnique({ where: { id: 'r-prep-tx' } }))?.version, '2.0.0');
+        assert.ok(repo.commitFailures > failuresBefore, 'the aborted transaction was retried');
+        assert.ok((await upsert()), 'prepared again');
+      });
+    }
+
     test('a transition applies only from its state; completed only while no attempt is open', async () => {
       await opened;
       await createRollout('ro-guard');

@@ -7,7 +7,7 @@ import { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
 import { migrate, type SqlDriver } from './migrate.js';
 import { openPgliteStore, pgliteDir, takeEarlyPglite } from './pglite-store.js';
-import type { PGliteThread } from './pglite-thread.js';
+import type { PreparedQueries } from './pglite-thread.js';
 
 export { PrismaClient };
 
@@ -115,11 +115,12 @@ async function openPglite(dir: string, log: Logger): Promise<Database> {
   // Begun early by main.ts (pglite-store.ts) while the other modules load, or here.
   const { db, releaseLock } = await (takeEarlyPglite(dir) ?? openPgliteStore(dir, log));
   try {
-    const prisma = new PrismaClient({ adapter: new PrismaPGlite(db as PGlite) });
+    const prisma = new PrismaClient({ adapter: new PrismaPGlite(db as unknown as PGlite) });
     log.info({ dir }, 'PGlite ready');
-    const on = (q: Pick<PGliteThread, 'query'>): BatchSql => ({
+    // The batch statements are a few constants run thousands of times: prepared once (pglite-worker.ts).
+    const on = (q: PreparedQueries): BatchSql => ({
       query: async <T>(text: string, params: unknown[]) => {
-        const r = await q.query<T>(text, params);
+        const r = await q.queryPrepared<T>(text, params);
         return { rows: r.rows, count: r.affectedRows ?? 0 };
       },
     });

@@ -10,6 +10,8 @@ export interface WireResult { fields: { name: string; dataTypeID: number }[]; ro
 export interface WireError { message: string; database: boolean; fields: Record<string, unknown> }
 export type ThreadRequest =
   | { id: number; op: 'query'; sql: string; params?: unknown[]; tx?: number }
+  /** As query, as a named statement prepared on first use (pglite-worker.ts, queryPrepared). */
+  | { id: number; op: 'prepared'; sql: string; params: unknown[]; tx?: number }
   | { id: number; op: 'exec'; sql: string; tx?: number }
   | { id: number; op: 'begin' }
   | { id: number; op: 'rollback'; tx: number }
@@ -19,8 +21,15 @@ export type ThreadResponse = { id: number; ok: true; result: unknown } | { id: n
 
 type Request = ThreadRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
-/** The subset of PGlite mqota uses, answered by a worker thread. */
-export type PGliteThread = Pick<PGlite, 'query' | 'exec' | 'transaction' | 'close'>;
+/** A statement run as a named, prepared statement: parsed and planned once (pglite-worker.ts). */
+export interface PreparedQueries {
+  queryPrepared<T>(sql: string, params: unknown[], options?: QueryOptions): Promise<Results<T>>;
+}
+
+/** The subset of PGlite mqota uses, answered by a worker thread; transactions' objects prepare too. */
+export type PGliteThread = Pick<PGlite, 'query' | 'exec' | 'close'> & PreparedQueries & {
+  transaction<T>(callback: (tx: Transaction & PreparedQueries) => Promise<T>): Promise<T>;
+};
 
 export async function openPgliteThread(dir: string): Promise<PGliteThread> {
   // Compiled, the worker is a .js file next to this one; from the sources it is a .ts file, and
@@ -61,21 +70,25 @@ export async function openPgliteThread(dir: string): Promise<PGliteThread> {
 
   const query = async <T>(sql: string, params?: unknown[], options?: QueryOptions, tx?: number): Promise<Results<T>> =>
     parse<T>(await call<WireResult>({ op: 'query', sql, params, tx }), options);
+  const queryPrepared = async <T>(sql: string, params: unknown[], options?: QueryOptions, tx?: number): Promise<Results<T>> =>
+    parse<T>(await call<WireResult>({ op: 'prepared', sql, params, tx }), options);
   const exec = async (sql: string, options?: QueryOptions, tx?: number): Promise<Results[]> =>
     (await call<WireResult[]>({ op: 'exec', sql, tx })).map((r) => parse(r, options));
 
   return {
     query: (sql, params, options) => query(sql, params, options),
+    queryPrepared: (sql, params, options) => queryPrepared(sql, params, options),
     exec: (sql, options) => exec(sql, options),
-    async transaction<T>(callback: (tx: Transaction) => Promise<T>): Promise<T> {
+    async transaction<T>(callback: (tx: Transaction & PreparedQueries) => Promise<T>): Promise<T> {
       const id = await call<number>({ op: 'begin' });
       let closed = false;
       const tx = {
         query: <R>(sql: string, params?: unknown[], options?: QueryOptions) => query<R>(sql, params, options, id),
+        queryPrepared: <R>(sql: string, params: unknown[], options?: QueryOptions) => queryPrepared<R>(sql, params, options, id),
         exec: (sql: string, options?: QueryOptions) => exec(sql, options, id),
         rollback: async () => { closed = true; await call({ op: 'rollback', tx: id }); },
         get closed() { return closed; },
-      } as unknown as Transaction;
+      } as unknown as Transaction & PreparedQueries;
       let result: T;
       try {
         result = await callback(tx);

@@ -13,7 +13,7 @@ import type { ThreadRequest, ThreadResponse, WireError, WireResult } from './pgl
 // ~10 % slower, off the main thread. A V8 flag is process-wide: it is set before PGlite's module is
 // compiled, and Prisma's query compiler (compiled later on the main thread) gets it too.
 v8.setFlagsFromString('--liftoff-only');
-const { PGlite, types } = await import('@electric-sql/pglite');
+const { PGlite, types, protocol, parse: wireParse } = await import('@electric-sql/pglite');
 
 const port = parentPort!;
 /** Values leave this thread as PostgreSQL's text; the main thread parses them with its caller's parsers. */
@@ -25,6 +25,64 @@ let nextTx = 1;
 
 const dir = (workerData as { dir: string }).dir;
 const db = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...firstStartTemplate(dir) });
+
+/**
+ * The group commit's statements, prepared once (named statements of the wire protocol, as pg's
+ * `{ name, text }` queries are): PGlite's query() parses and plans its statement again on every
+ * call, and planning the attempt upsert or the history insert took 1.3–1.6 ms of WebAssembly each,
+ * more than running them for a few rows (bench/README.md, "Prepared statements"). By SQL text;
+ * the repository's batch statements are a handful of constants, and past the cap the others run
+ * unnamed, as before.
+ */
+const MAX_PREPARED = 64;
+const prepared = new Map<string, { name: string; paramTypes: number[] }>();
+let preparedCount = 0;
+/** SQLSTATE invalid_sql_statement_name: the statement is gone (a DEALLOCATE, a new session). */
+const STATEMENT_GONE = '26000';
+
+type Messages = Awaited<ReturnType<typeof db.execProtocolStream>>;
+
+/** `tx`: the open transaction the statement belongs to, if any. */
+async function queryPrepared(sql: string, params: unknown[], tx: Transaction | undefined): Promise<WireResult> {
+  const inTransaction = tx !== undefined;
+  let entry = prepared.get(sql);
+  if (!entry && prepared.size >= MAX_PREPARED) return wire(await (tx ?? db).query(sql, params, { rowMode: 'array', parsers: RAW }));
+  // As PGlite's own query(): one statement at a time (the query lock), and outside a transaction
+  // also not within one (the transaction lock); the file system is synced after a statement
+  // outside a transaction, and by COMMIT within one.
+  const run = () => db._runExclusiveQuery(async () => {
+    const send = (message: Uint8Array) => db.execProtocolStream(message, { syncToFs: false });
+    const results: Messages = [];
+    try {
+      if (!entry) {
+        const name = `mqota_${++preparedCount}`;
+        await send(protocol.serialize.parse({ name, text: sql }));
+        entry = { name, paramTypes: wireParse.parseDescribeStatementResults(await send(protocol.serialize.describe({ type: 'S', name }))) };
+        prepared.set(sql, entry);
+      }
+      const { name, paramTypes } = entry;
+      const values = params.map((p, i) => (p === null || p === undefined ? null : (db.serializers[paramTypes[i]!] ?? String)(p) as string));
+      results.push(...await send(protocol.serialize.bind({ statement: name, values })));
+      results.push(...await send(protocol.serialize.describe({ type: 'P' })));
+      results.push(...await send(protocol.serialize.execute({})));
+    } finally {
+      // After an error the server skips everything up to the Sync; it ends the statement either way.
+      results.push(...await send(protocol.serialize.sync()));
+    }
+    if (!inTransaction) await db.syncToFs();
+    return wire(wireParse.parseResults(results, RAW, { rowMode: 'array', parsers: RAW })[0]!);
+  });
+  try {
+    return await (inTransaction ? run() : db._runExclusiveTransaction(run));
+  } catch (err) {
+    if ((err as { code?: string }).code !== STATEMENT_GONE) throw err;
+    // Prepared again on the next call. A transaction is aborted by the error: its caller retries it.
+    prepared.delete(sql);
+    entry = undefined;
+    if (inTransaction) throw err;
+    return db._runExclusiveTransaction(run);
+  }
+}
 
 function wire(r: { fields: { name: string; dataTypeID: number }[]; rows: unknown[]; affectedRows?: number }): WireResult {
   return { fields: r.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID })), rows: r.rows as (string | null)[][], affectedRows: r.affectedRows };
@@ -43,6 +101,11 @@ async function handle(req: ThreadRequest): Promise<unknown> {
       const target = req.tx ? transactions.get(req.tx)?.tx : db;
       if (!target) throw new Error(`transaction ${req.tx} is not open`);
       return wire(await target.query(req.sql, req.params, { rowMode: 'array', parsers: RAW }));
+    }
+    case 'prepared': {
+      const open = req.tx ? transactions.get(req.tx) : undefined;
+      if (req.tx && !open) throw new Error(`transaction ${req.tx} is not open`);
+      return queryPrepared(req.sql, req.params, open?.tx);
     }
     case 'exec': {
       const target = req.tx ? transactions.get(req.tx)?.tx : db;

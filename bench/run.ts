@@ -151,11 +151,13 @@ async function main(): Promise<number> {
       if (!fleet.warmupIds.length) throw new Error('--compare needs --warmup ≥ 1 (a warm-up identity publishes the anchor broker\'s commands)');
       const run = { workDir, certsDir, credentialsFile: fleet.file, deviceIds: fleet.deviceIds, publisherId: fleet.warmupIds[0], concurrency: opts.concurrency };
       console.log('\nMosquitto, same fleet: connect + subscribe, then one command to every device...');
-      brokers.push(await runMosquitto(run));
+      // An anchor that fails is reported in its column; mqota's own run still happens.
+      const failed = (name: string) => (err: unknown) => `${name} failed: ${err instanceof Error ? err.message : String(err)}`;
+      brokers.push(await runMosquitto(run).catch(failed('Mosquitto')));
       // The stack without mqota: what Node's TLS and Aedes cost by themselves, with mqota's node flags and allocator.
       console.log('\nBare Aedes behind Node TLS, same fleet and steps...');
       brokers.push(await runBareAedes({ ...run, repoRoot: REPO_ROOT, nodeArgs: [...START_NODE_ARGS, ...opts.serverNodeArgs],
-        env: ServerProcess.allocator(REPO_ROOT, opts.serverEnv).env }));
+        env: ServerProcess.allocator(REPO_ROOT, opts.serverEnv).env }).catch(failed('Aedes + Node TLS')));
       for (const b of brokers) {
         if (typeof b === 'string') console.log(`  ${b}`);
         else console.log(`  ${b.name} (${b.version}): ${b.connected}/${b.devices} connected in ${fixed(b.connectSeconds, 2)} s (${fixed(b.connectCpuMs / Math.max(1, b.connected), 2)} ms CPU a device), fan-out ${b.fanOutMs === null ? `INCOMPLETE (${b.fanOutReceived})` : `${fixed(b.fanOutMs, 0)} ms`} (${fixed(b.fanOutCpuMs, 0)} ms CPU), ${fixed(b.perDeviceRssBytes / 1024)} KiB RSS per device${Object.keys(b.failures).length ? `, failures ${JSON.stringify(b.failures)}` : ''}`);

@@ -95,23 +95,22 @@ function wireError(err: unknown): WireError {
   return { message: e?.message ?? String(err), database: e instanceof Error && e.constructor?.name === 'DatabaseError', fields };
 }
 
+/** The transaction a statement names (none: it runs on its own); one that is not open is an error. */
+function openTransaction(id: number | undefined): Transaction | undefined {
+  if (!id) return undefined;
+  const open = transactions.get(id);
+  if (!open) throw new Error(`transaction ${id} is not open`);
+  return open.tx;
+}
+
 async function handle(req: ThreadRequest): Promise<unknown> {
   switch (req.op) {
-    case 'query': {
-      const target = req.tx ? transactions.get(req.tx)?.tx : db;
-      if (!target) throw new Error(`transaction ${req.tx} is not open`);
-      return wire(await target.query(req.sql, req.params, { rowMode: 'array', parsers: RAW }));
-    }
-    case 'prepared': {
-      const open = req.tx ? transactions.get(req.tx) : undefined;
-      if (req.tx && !open) throw new Error(`transaction ${req.tx} is not open`);
-      return queryPrepared(req.sql, req.params, open?.tx);
-    }
-    case 'exec': {
-      const target = req.tx ? transactions.get(req.tx)?.tx : db;
-      if (!target) throw new Error(`transaction ${req.tx} is not open`);
-      return (await target.exec(req.sql, { rowMode: 'array', parsers: RAW })).map(wire);
-    }
+    case 'query':
+      return wire(await (openTransaction(req.tx) ?? db).query(req.sql, req.params, { rowMode: 'array', parsers: RAW }));
+    case 'prepared':
+      return queryPrepared(req.sql, req.params, openTransaction(req.tx));
+    case 'exec':
+      return (await (openTransaction(req.tx) ?? db).exec(req.sql, { rowMode: 'array', parsers: RAW })).map(wire);
     case 'begin':
       return new Promise<number>((resolve, reject) => {
         const id = nextTx++;

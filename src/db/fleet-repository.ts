@@ -112,7 +112,7 @@ ON CONFLICT DO NOTHING`;
 // cannot end it a second time or take it back. The ids returned are the rows that did NOT apply:
 // almost always none, where returning the applied ones gave a fan-out's batch thousands of result
 // rows to map on the event loop.
-const UPSERT_ATTEMPTS = `
+export const UPSERT_ATTEMPTS = `
 WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(id text, "rolloutId" text, "deviceId" text, "firmwareId" text, "fromVersion" text,
   retry integer, state text, progress integer, error text, reason text, "createdAt" timestamp, "updatedAt" timestamp, "finishedAt" timestamp)),
 up AS (

@@ -30,7 +30,7 @@ const db = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...first
  * The group commit's statements, prepared once (named statements of the wire protocol, as pg's
  * `{ name, text }` queries are): PGlite's query() parses and plans its statement again on every
  * call, and planning the attempt upsert or the history insert took 1.3–1.6 ms of WebAssembly each,
- * more than running them for a few rows (bench/README.md, "Prepared statements"). By SQL text;
+ * more than running them for a few rows (bench/prepared-statements.ts; bench/README.md, "Fifth round"). By SQL text;
  * the repository's batch statements are a handful of constants, and past the cap the others run
  * unnamed, as before.
  */

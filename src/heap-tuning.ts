@@ -21,6 +21,13 @@
 // the event loop, PGlite's worker and the TLS peers need. 5,000 devices connecting on 2 cores:
 // 16.5-16.8 s with one helper, 18.9-24.0 s with four, memory per device the same (bench/README.md,
 // "Connect, fourth round"). A bigger host may give more: `node --v8-pool-size=N`.
+//
+// And where V8 can (13 and later: Node 24), the external memory Node reports counts in V8's global
+// limit, which grows with the heap. Node reports every TLS connection as ~49 KiB of external memory
+// (TLSWrap's estimate) plus its BIO buffers, and V8 before that counts external growth against a
+// fixed 64 MB step: a full collection every few hundred connecting devices, however big the heap,
+// each marking every device's objects, so connecting cost grew faster than the fleet (bench/README.md,
+// "Connect, sixth round": 31 full collections for 18,500 devices). Node 20 and 22 have no such flag.
 import v8 from 'node:v8';
 
 /** What `npm start` passes to node (bin/start.sh, which the container runs too; the bench's server does the same). */
@@ -35,6 +42,19 @@ const FLAG = /^--heap[-_]growing[-_]percent(=|$)/;
  * Applies `percent` (0 leaves V8's heuristics) unless the operator gave the V8 flag on the
  * command line; says which setting holds.
  */
+/** V8's switch for counting external memory in its global limit; V8 13 (Node 24) has it, 11 and 12 do not. */
+export const EXTERNAL_MEMORY_FLAG = '--external-memory-accounted-in-global-limit';
+
+/**
+ * Counts external memory in V8's global limit where V8 has the switch, unless `percent` is 0 (V8's
+ * own heuristics throughout); says whether it did.
+ */
+export function accountExternalMemory(percent = DEFAULT_HEAP_GROWING_PERCENT, v8Version = process.versions.v8): boolean {
+  if (percent === 0 || Number(v8Version.split('.')[0]) < 13) return false;
+  v8.setFlagsFromString(EXTERNAL_MEMORY_FLAG);
+  return true;
+}
+
 export function tuneHeap(percent = DEFAULT_HEAP_GROWING_PERCENT, execArgv: readonly string[] = process.execArgv): 'mqota' | 'command line' | 'v8' {
   if (execArgv.some((arg) => FLAG.test(arg))) return 'command line';
   if (percent === 0) return 'v8';

@@ -1,6 +1,6 @@
 // `npm start`: run mqota with the configuration from the environment.
 import { ConfigError, loadConfig } from './config.js';
-import { tuneHeap } from './heap-tuning.js';
+import { accountExternalMemory, tuneHeap } from './heap-tuning.js';
 import { createLogger } from './logger.js';
 import { openPgliteEarly, pgliteDir } from './db/pglite-store.js';
 
@@ -16,6 +16,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const heap = tuneHeap(config.heapGrowingPercent);
+  const externalMemoryInGlobalLimit = accountExternalMemory(config.heapGrowingPercent);
   const logger = createLogger(config);
   // The embedded database starts in its worker thread while the rest of mqota loads here.
   if (!config.databaseUrl) openPgliteEarly(pgliteDir(config.dataDir), logger);
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
     listening: { https: listen(mqota.httpsPort), mqtt: listen(mqota.mqttPort) },
     database: mqota.services.db.kind, dataDir: config.dataDir,
     certsDir: config.certsDir, fingerprints: mqota.fingerprints,
-    heapGrowingPercent: heap === 'mqota' ? config.heapGrowingPercent : heap,
+    heapGrowingPercent: heap === 'mqota' ? config.heapGrowingPercent : heap, externalMemoryInGlobalLimit,
   }, mqota.pkiCreated ? 'mqota started with newly generated development certificates' : 'mqota started');
   if (!config.publicUrl) logger.warn({ publicUrl: mqota.publicUrl }, 'PUBLIC_URL is not set: image links use this host name; set it to the address devices reach');
   if (mqota.adminToken.generated) {

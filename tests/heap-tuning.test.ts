@@ -2,7 +2,7 @@
 // Its effect is measured where it shows, in `npm run bench`: full collections per phase.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { START_NODE_ARGS, tuneHeap } from '../src/heap-tuning.js';
+import { accountExternalMemory, EXTERNAL_MEMORY_FLAG, START_NODE_ARGS, tuneHeap } from '../src/heap-tuning.js';
 
 test('an operator who sets --heap-growing-percent on the command line keeps it; 0 leaves V8 alone', () => {
   assert.equal(tuneHeap(100, ['--heap-growing-percent=50']), 'command line');
@@ -12,6 +12,17 @@ test('an operator who sets --heap-growing-percent on the command line keeps it; 
   assert.equal(tuneHeap(0, []), 'v8');
 });
 
+test('external memory counts in V8\'s global limit where this V8 has the switch, and not with MQOTA_HEAP_GROWING_PERCENT=0', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  // Node 20 and 22 (V8 11, 12) lack the flag; 0 means V8's own heuristics, so nothing is set.
+  assert.equal(accountExternalMemory(100, '11.3.244.8-node.38'), false);
+  assert.equal(accountExternalMemory(100, '12.4.254.21-node.57'), false);
+  assert.equal(accountExternalMemory(0, '13.6.233.17-node.63'), false);
+  // On this runtime it is applied exactly when its V8 knows the flag (Node 24: yes; Node 20: no).
+  const known = (await promisify(execFile)(process.execPath, ['--v8-options'], { maxBuffer: 16 * 1024 * 1024 })).stdout.includes(EXTERNAL_MEMORY_FLAG);
+  assert.equal(accountExternalMemory(100), known);
+});
 
 test('npm start, the container and the bench\'s server all give node the young generation\'s size and one GC helper', async () => {
   const { readFile } = await import('node:fs/promises');

@@ -27,7 +27,8 @@
 // (TLSWrap's estimate) plus its BIO buffers, and V8 before that counts external growth against a
 // fixed 64 MB step: a full collection every few hundred connecting devices, however big the heap,
 // each marking every device's objects, so connecting cost grew faster than the fleet (bench/README.md,
-// "Connect, sixth round": 31 full collections for 18,500 devices). Node 20 and 22 have no such flag.
+// "Connect, sixth round": 32 full collections while 18,500 devices connect on Node 24, 6 with the
+// flag). Node 20 and 22 have no such flag.
 import v8 from 'node:v8';
 
 /** What `npm start` passes to node (bin/start.sh, which the container runs too; the bench's server does the same). */

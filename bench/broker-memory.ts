@@ -26,6 +26,7 @@ import pino from 'pino';
 import { startBroker } from '../broker/index.js';
 import { ensurePki, issueClientCertificate } from '../certs/pki.js';
 import { topics } from '../src/topics.js';
+import { DEVICE_KEY_EXCHANGE_GROUPS } from '../src/simulation/mqtt-device.js';
 
 interface Credentials {
   id: string;
@@ -153,7 +154,7 @@ async function runClients(): Promise<void> {
   const clients: (mqtt.MqttClient | tls.TLSSocket)[] = [];
   const handshakeOnly = (port: number, caPem: string, c: Credentials) =>
     new Promise<void>((resolve, reject) => {
-      const socket = tls.connect({ host: '127.0.0.1', port, ca: caPem, cert: c.cert, key: c.key, servername: 'localhost' }, () => resolve());
+      const socket = tls.connect({ host: '127.0.0.1', port, ca: caPem, cert: c.cert, key: c.key, servername: 'localhost', ecdhCurve: DEVICE_KEY_EXCHANGE_GROUPS }, () => resolve());
       clients.push(socket);
       socket.once('error', reject);
     });
@@ -169,6 +170,8 @@ async function runClients(): Promise<void> {
         ca: caPem,
         cert: c.cert,
         key: c.key,
+        // mqtt.js hands its options to tls.connect; its types do not list this one.
+        ...({ ecdhCurve: DEVICE_KEY_EXCHANGE_GROUPS } as object),
         reconnectPeriod: 0,
         keepalive: 120,
       });

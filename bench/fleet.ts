@@ -7,9 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import tls, { type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import { tuneHeap } from '../src/heap-tuning.js';
-import { MqttDevice } from '../src/simulation/mqtt-device.js';
+import { deviceSecureContext, MqttDevice } from '../src/simulation/mqtt-device.js';
 import { now } from './clock.js';
 import { mapLimit } from '../src/simulation/concurrency.js';
 import type {
@@ -102,7 +102,7 @@ const { caPem, devices: identities } = JSON.parse(readFileSync(process.argv[2], 
  * simulating process over a second (it used to happen inside the connect phase's window, though
  * before its clock, and diluted the server's CPU share printed for that phase).
  */
-const contexts = new Map<string, SecureContext>(identities.map((c: DeviceCredentials) => [c.id, tls.createSecureContext({ ca: caPem, cert: c.certPem, key: c.keyPem })]));
+const contexts = new Map<string, SecureContext>(identities.map((c: DeviceCredentials) => [c.id, deviceSecureContext({ ca: caPem, cert: c.certPem, key: c.keyPem })]));
 const fleet = new Map<string, SimulatedDevice>();
 
 function deadlineAfter(ms: number): Promise<never> {

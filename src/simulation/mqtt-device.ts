@@ -9,6 +9,20 @@ import { PRESENCE_PAYLOAD, topics } from '../topics.js';
 export interface BrokerAddress { host: string; port: number }
 
 /**
+ * The key-exchange groups a simulated device offers: what ESP-IDF's mbedTLS offers (X25519, then
+ * the NIST curves) and no post-quantum hybrid, which mbedTLS does not have. With Node 24 (OpenSSL
+ * 3.5) a client offers X25519MLKEM768 first, and the server then holds ~7 KiB more per connection
+ * (`bench/broker-memory.ts --tls-only`, bench/README.md "Connect, sixth round"): a simulated fleet
+ * must cost the server what devices cost it.
+ */
+export const DEVICE_KEY_EXCHANGE_GROUPS = 'X25519:P-256:P-384';
+
+/** A simulated device's TLS material as a context, with the groups a device offers. */
+export function deviceSecureContext(material: { ca: string; cert: string; key: string }): SecureContext {
+  return tls.createSecureContext({ ...material, ecdhCurve: DEVICE_KEY_EXCHANGE_GROUPS });
+}
+
+/**
  * A TLS connection to the broker, verified like mqtt.js's own (chain against the CA, then the
  * server's name) but cheaper for a process that simulates a thousand devices. Node checks the
  * name with getPeerCertificate(true), which turns the whole chain into JS objects with three

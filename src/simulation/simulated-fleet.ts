@@ -9,7 +9,7 @@ import tls, { type SecureContext } from 'node:tls';
 import { Agent, request } from 'undici';
 import { ApiError, type ApiClient } from '../cli/api-client.js';
 import { mapLimit } from './concurrency.js';
-import { MqttDevice, type BrokerAddress } from './mqtt-device.js';
+import { deviceSecureContext, MqttDevice, type BrokerAddress } from './mqtt-device.js';
 
 export interface SimulatedFleetOptions {
   devices: number;
@@ -179,7 +179,7 @@ export class SimulatedFleet {
       try {
         const bundle = await provision(api, id, this.opts.type);
         const broker = new URL(bundle.brokerUrl);
-        const device = new FleetDevice(id, this, tls.createSecureContext({ ca: bundle.caPem, cert: bundle.certPem, key: bundle.keyPem }),
+        const device = new FleetDevice(id, this, deviceSecureContext({ ca: bundle.caPem, cert: bundle.certPem, key: bundle.keyPem }),
           { host: broker.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(broker.port || 8883) });
         this.devices.push(device);
         this.changed();

@@ -39,23 +39,29 @@ export const DEFAULT_HEAP_GROWING_PERCENT = 100;
 
 const FLAG = /^--heap[-_]growing[-_]percent(=|$)/;
 
+/** V8's switch for counting external memory in its global limit; V8 13 (Node 24) has it, 11 and 12 do not. */
+export const EXTERNAL_MEMORY_FLAG = '--external-memory-accounted-in-global-limit';
+
+const EXTERNAL_MEMORY_ARG = /^--(no-)?external[-_]memory[-_]accounted[-_]in[-_]global[-_]limit$/;
+
+/**
+ * Counts external memory in V8's global limit where V8 has the switch, unless `percent` is 0 (V8's
+ * own heuristics throughout) or the operator set it either way on the command line; says which
+ * setting holds ('unsupported': this V8 has no such switch).
+ */
+export function accountExternalMemory(percent = DEFAULT_HEAP_GROWING_PERCENT, v8Version = process.versions.v8,
+  execArgv: readonly string[] = process.execArgv): 'mqota' | 'command line' | 'v8' | 'unsupported' {
+  if (Number(v8Version.split('.')[0]) < 13) return 'unsupported';
+  if (execArgv.some((arg) => EXTERNAL_MEMORY_ARG.test(arg))) return 'command line';
+  if (percent === 0) return 'v8';
+  v8.setFlagsFromString(EXTERNAL_MEMORY_FLAG);
+  return 'mqota';
+}
+
 /**
  * Applies `percent` (0 leaves V8's heuristics) unless the operator gave the V8 flag on the
  * command line; says which setting holds.
  */
-/** V8's switch for counting external memory in its global limit; V8 13 (Node 24) has it, 11 and 12 do not. */
-export const EXTERNAL_MEMORY_FLAG = '--external-memory-accounted-in-global-limit';
-
-/**
- * Counts external memory in V8's global limit where V8 has the switch, unless `percent` is 0 (V8's
- * own heuristics throughout); says whether it did.
- */
-export function accountExternalMemory(percent = DEFAULT_HEAP_GROWING_PERCENT, v8Version = process.versions.v8): boolean {
-  if (percent === 0 || Number(v8Version.split('.')[0]) < 13) return false;
-  v8.setFlagsFromString(EXTERNAL_MEMORY_FLAG);
-  return true;
-}
-
 export function tuneHeap(percent = DEFAULT_HEAP_GROWING_PERCENT, execArgv: readonly string[] = process.execArgv): 'mqota' | 'command line' | 'v8' {
   if (execArgv.some((arg) => FLAG.test(arg))) return 'command line';
   if (percent === 0) return 'v8';

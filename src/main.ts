@@ -16,7 +16,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const heap = tuneHeap(config.heapGrowingPercent);
-  const externalMemoryInGlobalLimit = accountExternalMemory(config.heapGrowingPercent);
+  const externalMemory = accountExternalMemory(config.heapGrowingPercent);
   const logger = createLogger(config);
   // The embedded database starts in its worker thread while the rest of mqota loads here.
   if (!config.databaseUrl) openPgliteEarly(pgliteDir(config.dataDir), logger);
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     listening: { https: listen(mqota.httpsPort), mqtt: listen(mqota.mqttPort) },
     database: mqota.services.db.kind, dataDir: config.dataDir,
     certsDir: config.certsDir, fingerprints: mqota.fingerprints,
-    heapGrowingPercent: heap === 'mqota' ? config.heapGrowingPercent : heap, externalMemoryInGlobalLimit,
+    heapGrowingPercent: heap === 'mqota' ? config.heapGrowingPercent : heap, externalMemoryInGlobalLimit: externalMemory,
   }, mqota.pkiCreated ? 'mqota started with newly generated development certificates' : 'mqota started');
   if (!config.publicUrl) logger.warn({ publicUrl: mqota.publicUrl }, 'PUBLIC_URL is not set: image links use this host name; set it to the address devices reach');
   if (mqota.adminToken.generated) {

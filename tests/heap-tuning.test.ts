@@ -12,16 +12,19 @@ test('an operator who sets --heap-growing-percent on the command line keeps it; 
   assert.equal(tuneHeap(0, []), 'v8');
 });
 
-test('external memory counts in V8\'s global limit where this V8 has the switch, and not with MQOTA_HEAP_GROWING_PERCENT=0', async () => {
+test('external memory counts in V8\'s global limit where this V8 has the switch, not with MQOTA_HEAP_GROWING_PERCENT=0 nor over the operator\'s own flag', async () => {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
   // Node 20 and 22 (V8 11, 12) lack the flag; 0 means V8's own heuristics, so nothing is set.
-  assert.equal(accountExternalMemory(100, '11.3.244.8-node.38'), false);
-  assert.equal(accountExternalMemory(100, '12.4.254.21-node.57'), false);
-  assert.equal(accountExternalMemory(0, '13.6.233.17-node.63'), false);
+  assert.equal(accountExternalMemory(100, '11.3.244.8-node.38', []), 'unsupported');
+  assert.equal(accountExternalMemory(100, '12.4.254.21-node.57', []), 'unsupported');
+  assert.equal(accountExternalMemory(0, '13.6.233.17-node.63', []), 'v8');
+  // The operator's own setting on the command line, either way, is kept.
+  assert.equal(accountExternalMemory(100, '13.6.233.17-node.63', ['--no-external-memory-accounted-in-global-limit']), 'command line');
+  assert.equal(accountExternalMemory(100, '13.6.233.17-node.63', ['--external_memory_accounted_in_global_limit']), 'command line');
   // On this runtime it is applied exactly when its V8 knows the flag (Node 24: yes; Node 20: no).
   const known = (await promisify(execFile)(process.execPath, ['--v8-options'], { maxBuffer: 16 * 1024 * 1024 })).stdout.includes(EXTERNAL_MEMORY_FLAG);
-  assert.equal(accountExternalMemory(100), known);
+  assert.equal(accountExternalMemory(100, process.versions.v8, []), known ? 'mqota' : 'unsupported');
 });
 
 test('npm start, the container and the bench\'s server all give node the young generation\'s size and one GC helper', async () => {

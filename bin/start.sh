@@ -14,4 +14,4 @@ if [ "${MQOTA_ALLOCATOR:-jemalloc}" != glibc ] && [ -z "${LD_PRELOAD:-}" ]; then
     export LD_PRELOAD MALLOC_CONF
   fi
 fi
-exec node --max-semi-space-size=2 --v8-pool-size=1 "$dir/start.js" "$@"
+exec node --max-semi-space-size=2 --v8-pool-size=1 --liftoff-only "$dir/start.js" "$@"

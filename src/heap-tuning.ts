@@ -32,7 +32,11 @@
 import v8 from 'node:v8';
 
 /** What `npm start` passes to node (bin/start.sh, which the container runs too; the bench's server does the same). */
-export const START_NODE_ARGS: readonly string[] = ['--max-semi-space-size=2', '--v8-pool-size=1'];
+// --liftoff-only: PGlite's WebAssembly stays on V8's baseline compiler (src/db/pglite-worker.ts
+// says why). The worker also sets it at run time, which Node 20 honours and Node 24 did not: there a
+// restart compiled PGlite with TurboFan, peaked at 693 MiB and took 3.5 s; with the flag on the
+// command line, 221 MiB and 1.8 s (bench/README.md, "Connect, sixth round").
+export const START_NODE_ARGS: readonly string[] = ['--max-semi-space-size=2', '--v8-pool-size=1', '--liftoff-only'];
 
 /** The old generation may grow by this much of its live size before the next full collection. */
 export const DEFAULT_HEAP_GROWING_PERCENT = 100;

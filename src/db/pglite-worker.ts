@@ -10,8 +10,10 @@ import type { ThreadRequest, ThreadResponse, WireError, WireResult } from './pgl
 
 // PostgreSQL's 8.7 MB of WebAssembly compiled by Liftoff only, never tiered up to TurboFan: the
 // process idles ~50 MiB lower after a restart (bench/README.md, "Start-up and memory"); SQL runs
-// ~10 % slower, off the main thread. A V8 flag is process-wide: it is set before PGlite's module is
-// compiled, and Prisma's query compiler (compiled later on the main thread) gets it too.
+// ~10 % slower, off the main thread. `npm start` and the container give node the flag on its command
+// line (START_NODE_ARGS in src/heap-tuning.ts), since Node 24 ignores it set here; this covers a
+// process started otherwise on Node 20, where it is set before PGlite's module is compiled and
+// Prisma's query compiler (compiled later on the main thread) gets it too.
 v8.setFlagsFromString('--liftoff-only');
 const { PGlite, types, protocol, parse: wireParse } = await import('@electric-sql/pglite');
 

@@ -21,6 +21,7 @@ import { ImageStore } from './firmware/image-store.js';
 import { SigningKeys } from './firmware/signing-keys.js';
 import { DeviceRegistry } from './fleet/device-registry.js';
 import { createDeviceLink } from './device-link/index.js';
+import { oneAtATimePerDevice } from './device-link/device-order.js';
 import { buildApp } from './http/app.js';
 import type { Logger } from './logger.js';
 import { startStatusTopics } from './monitoring/status-topics.js';
@@ -115,11 +116,12 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
     stack.push(() => lifecycle.close());
 
     // Devices are heard from here on. A message waits for room in the write backlog (the device
-    // keeps it unacknowledged meanwhile), and is acknowledged once what it changed is committed.
-    broker.onDeviceMessage(async ({ deviceId, kind, payload }) => {
+    // keeps it unacknowledged meanwhile), and is acknowledged once what it changed is committed;
+    // a device's next message is handled only then (device-order.ts).
+    broker.onDeviceMessage(oneAtATimePerDevice(async ({ deviceId, kind, payload }) => {
       await repository.room();
       await (kind === 'announce' ? engine.handleAnnounce(deviceId, payload) : engine.handleStatus(deviceId, payload));
-    });
+    }));
     broker.onPresence((deviceId, online) => engine.handlePresence(deviceId, online));
     await broker.listen();
     const brokerHost = new URL(publicUrl).hostname;

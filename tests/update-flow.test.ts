@@ -150,6 +150,43 @@ for (const database of DATABASES) {
       } finally { await endAll(dev); }
     });
 
+    test('messages of one device that arrive in one read are handled one at a time and acknowledged in order', async () => {
+      await upload(server, 'siren', '1.0.0');
+      const fw = await upload(server, 'siren', '1.1.0');
+      await provision(server, 'siren-absent', 'siren'); // keeps the wave open (see the rolled-back test)
+      const dev = await server.device('siren-1');
+      try {
+        await announce(dev, 'siren-1', { type: 'siren', version: '1.0.0' });
+        const update = nextMessage(dev, topics.command('siren-1'));
+        await server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: ['siren-1', 'siren-absent'] });
+        const cmd = JSON.parse((await update).payload.toString());
+        for (const state of ['accepted', 'downloading', 'downloaded']) await report(dev, 'siren-1', { updateId: cmd.updateId, state });
+        // A reconnecting device's announce (still the old version) and its next report, written
+        // together so the broker reads them in one batch. Handled side by side, the report was
+        // committed and acknowledged before the announce: a kill -9 in between left the announce
+        // to be sent again after the restart, where it read as a rollback (tests/fault-injection.test.ts).
+        const acks: number[] = [];
+        dev.on('packetreceive', (p) => { if (p.cmd === 'puback') acks.push(p.messageId!); });
+        const answer = nextMessage(dev, topics.command('siren-1'));
+        const stream = dev.stream as unknown as { cork(): void; uncork(): void };
+        stream.cork();
+        const sent = [
+          dev.publishAsync(topics.announce('siren-1'), JSON.stringify({ type: 'siren', version: '1.0.0' }), { qos: 1 }),
+          dev.publishAsync(topics.status('siren-1'), JSON.stringify({ updateId: cmd.updateId, state: 'rebooting' }), { qos: 1 }),
+        ];
+        stream.uncork();
+        const ids = (await Promise.all(sent)).map((p) => p!.messageId!);
+        // [MQTT-4.6.0-2]: PUBACKs in the order of the PUBLISHes.
+        assert.deepEqual(acks, ids);
+        // The announce came first: it was answered with the same update, and did not end the attempt.
+        assert.equal(JSON.parse((await answer).payload.toString()).updateId, cmd.updateId);
+        await report(dev, 'siren-1', { updateId: cmd.updateId, state: 'succeeded', version: '1.1.0' });
+        const d = await server.api.call<Json>('GET', '/api/devices/siren-1');
+        assert.equal(d.attempts[0].state, 'succeeded');
+        assert.deepEqual(d.attempts[0].history.map((h: Json) => h.state).slice(-2), ['rebooting', 'succeeded']);
+      } finally { await endAll(dev); }
+    });
+
     test('status for an unknown or another device\'s updateId is rejected', async () => {
       const fw = await upload(server, 'fan', '1.1.0');
       const a = await server.device('fan-a');

@@ -206,9 +206,21 @@ export class ReportingDevice {
     await this.announce();
   }
 
-  /** Publishes a status report and resolves on its PUBACK (whenever that comes, across reconnects). */
+  /**
+   * Publishes a status report and resolves on its PUBACK (whenever that comes, across reconnects).
+   * mqtt.js fails a publish it queued while resending its session (never sent, never stored) when
+   * that connection drops, a kill during the resend: a device's outbox keeps it, so this sends it
+   * again. Only a fleet being closed gives up.
+   */
   private async report(updateId: string, body: Record<string, unknown>): Promise<void> {
-    await this.publish('status', { updateId, ...body });
+    for (;;) {
+      try {
+        await this.publish('status', { updateId, ...body });
+        break;
+      } catch (err) {
+        if (!/Connection closed/.test((err as Error).message) || this.client.disconnecting || this.client.disconnected) throw err;
+      }
+    }
     this.fleet.recordAcknowledged({
       deviceId: this.id, updateId, state: String(body.state), ...(typeof body.progress === 'number' ? { progress: body.progress } : {}),
     });

@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import tls, { type SecureContext } from 'node:tls';
 import { MqttClient, type IClientOptions } from 'mqtt';
 import semver from 'semver';
+import { deviceSecureContext } from '../../src/simulation/mqtt-device.js';
 import { topics } from '../../src/topics.js';
 import type { TestPki } from './pki.js';
 
@@ -234,14 +235,17 @@ export class ReportingDevice {
   }
 }
 
-/** Each device's TLS material, parsed once per PKI and id and reused by every fleet and reconnect. */
+/**
+ * Each device's TLS material, parsed once per PKI and id and reused by every fleet and reconnect,
+ * offering the key exchanges an ESP32 does (not Node 22/24's post-quantum hybrid).
+ */
 const contexts = new WeakMap<TestPki, Map<string, Promise<SecureContext>>>();
 
 function secureContext(pki: TestPki, id: string): Promise<SecureContext> {
   if (!contexts.has(pki)) contexts.set(pki, new Map());
   const byId = contexts.get(pki)!;
   if (!byId.has(id)) {
-    byId.set(id, pki.issue(id, 'device').then((creds) => tls.createSecureContext({ ca: creds.caPem, cert: creds.certPem, key: creds.keyPem })));
+    byId.set(id, pki.issue(id, 'device').then((creds) => deviceSecureContext({ ca: creds.caPem, cert: creds.certPem, key: creds.keyPem })));
   }
   return byId.get(id)!;
 }

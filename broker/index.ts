@@ -14,7 +14,7 @@ import { guardPacketSize } from './packet-size.js';
 import { Presence } from './presence.js';
 import { Refusals, type RefusalReason } from './refusals.js';
 import { maxDeviceConnections, openFileLimit } from './connection-limit.js';
-import { storeOnlyAuthorizedSubscriptions } from './sessions.js';
+import { sessionStore } from './sessions.js';
 import { isClaim, type ClaimIdentity } from './acl.js';
 import type { ConnectionIdentity } from '../certs/identity.js';
 import { MAX_CLIENT_ID_LENGTH, parseDeviceTopic, provisionTopics } from './topics.js';
@@ -194,11 +194,8 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     // rollout wave of a few thousand commands plus their fleet events overflowed the stack.
     // Back-pressure comes from the sockets and QoS 1 inflight windows instead.
     concurrency: 0,
+    persistence: sessionStore(storableSubscription),
   });
-  storeOnlyAuthorizedSubscriptions(
-    (aedes as unknown as { persistence: Parameters<typeof storeOnlyAuthorizedSubscriptions>[0] }).persistence,
-    storableSubscription,
-  );
 
   const presence = new Presence((deviceId, online) => {
     for (const handler of presenceHandlers) {

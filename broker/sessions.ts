@@ -6,6 +6,7 @@
 // itself applies the ACL.
 
 import type { Subscription } from 'aedes';
+import MemoryPersistence from 'aedes-persistence/asyncPersistence.js';
 
 interface SubscriptionStore {
   addSubscriptions(client: { id: string }, subs: Subscription[], cb?: (err: Error | null) => void): unknown;
@@ -23,4 +24,17 @@ export function storeOnlyAuthorizedSubscriptions(
       subs.filter((sub) => allowed(client, sub)),
       cb,
     );
+}
+
+/**
+ * Aedes' in-memory persistence, as Aedes 1.x calls it: through its promise API. The package's
+ * default export wraps it in a callback layer for older Aedes versions, and that layer hands out
+ * every stream twice wrapped (`Readable.from` of the inner `Readable.from`): the queued messages
+ * read on every CONNECT, the retained ones on every SUBSCRIBE, an async iterator a device each
+ * time (bench/README.md, "Eighth round"). Subscriptions are stored only where `allowed` says so.
+ */
+export function sessionStore(allowed: (client: { id: string }, sub: Subscription) => boolean): MemoryPersistence {
+  const store = new MemoryPersistence();
+  storeOnlyAuthorizedSubscriptions(store, allowed);
+  return store;
 }

@@ -15,6 +15,7 @@ import { Presence } from './presence.js';
 import { Refusals, type RefusalReason } from './refusals.js';
 import { maxDeviceConnections, openFileLimit } from './connection-limit.js';
 import { sessionStore } from './sessions.js';
+import { dropClusterAnnouncements } from './cluster-announcements.js';
 import { isClaim, type ClaimIdentity } from './acl.js';
 import type { ConnectionIdentity } from '../certs/identity.js';
 import { MAX_CLIENT_ID_LENGTH, parseDeviceTopic, provisionTopics } from './topics.js';
@@ -196,6 +197,7 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     concurrency: 0,
     persistence: sessionStore(storableSubscription),
   });
+  dropClusterAnnouncements(aedes);
 
   const presence = new Presence((deviceId, online) => {
     for (const handler of presenceHandlers) {

@@ -160,6 +160,28 @@ describe('broker over mutual TLS', () => {
     }
   });
 
+  test("Aedes' per-client $SYS announcements are not published; its heartbeat still is", async () => {
+    // In-process, where nothing in the ACL applies: what the message router carries on $SYS.
+    const { aedes } = broker;
+    const seen: string[] = [];
+    const listener = (packet: { topic: string }, done: () => void) => { seen.push(packet.topic); done(); };
+    const filter = `$SYS/${aedes.id}/#`;
+    await new Promise<void>((resolve) => aedes.subscribe(filter, listener, resolve));
+    const device = await connectDevice('dev-sys-events', conn());
+    try {
+      assert.deepEqual(await subscribeCodes(device, topics.command('dev-sys-events')), [1]);
+      // The router delivers in publish order: once this marker is through, the device's connect
+      // and subscribe announcements, published before it, would have been too.
+      const heartbeat = `$SYS/${aedes.id}/heartbeat`;
+      await new Promise<void>((resolve, reject) => aedes.publish({ topic: heartbeat, payload: Buffer.from(aedes.id), cmd: 'publish', qos: 0, dup: false, retain: false }, (err) => (err ? reject(err) : resolve())));
+      await eventually(() => seen.includes(heartbeat), 30_000, 'the heartbeat through the router');
+      assert.deepEqual(seen.filter((t) => /\/(new|disconnect)\//.test(t)), []);
+    } finally {
+      await endAll(device);
+      await new Promise<void>((resolve) => aedes.unsubscribe(filter, listener, resolve));
+    }
+  });
+
   test('forbidden subscriptions get SUBACK 0x80, the connection stays up', async () => {
     const device = await connectDevice('dev-sub', conn());
     try {

@@ -406,6 +406,20 @@ export class FleetRepository {
     return counts;
   }
 
+  /**
+   * The rollout API's reads, once, for an id that matches nothing. Prisma's query compiler plans
+   * a query shape on its first use (several milliseconds of WebAssembly on the event loop) and
+   * keeps the plan for that shape; the first `POST /api/rollouts` after a start otherwise plans
+   * its answer's reads while the rollout's commands go out.
+   */
+  async planRolloutReads(): Promise<void> {
+    const none = '';
+    await this.findRollout(none);
+    await this.attemptCounts(none);
+    await this.rolloutDetail(none);
+    await this.deferrals(none);
+  }
+
   /** A rollout with its firmware and member count, as the API shows it. */
   findRollout(id: string) {
     return this.prisma.rollout.findUnique({ where: { id }, include: { firmware: { select: { type: true, version: true, sha256: true } }, _count: { select: { targets: true } } } });

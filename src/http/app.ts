@@ -71,9 +71,13 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
   app.addHook('onResponse', async (req, reply) => {
     req.log.debug({ req, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   });
-  // WARM_ROUTES' schemas are compiled one per turn once the app listens.
+  // WARM_ROUTES' schemas are compiled one per turn once the app listens, and the rollout
+  // answers' queries planned (fleet-repository.ts, planRolloutReads).
   let stopWarmUp = () => {};
-  app.addHook('onListen', async () => { stopWarmUp = schemas.warmUp(); });
+  app.addHook('onListen', async () => {
+    stopWarmUp = schemas.warmUp();
+    services.repository.planRolloutReads().catch((err: unknown) => app.log.debug({ err }, 'planning the rollout reads failed'));
+  });
   app.addHook('onClose', async () => stopWarmUp());
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `${req.method} ${req.url.split('?')[0]} not found` }));
 

@@ -21,12 +21,12 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Aedes } from 'aedes';
-import mqtt from 'mqtt';
+import { MqttClient } from 'mqtt';
 import pino from 'pino';
 import { startBroker } from '../broker/index.js';
 import { ensurePki, issueClientCertificate } from '../certs/pki.js';
 import { topics } from '../src/topics.js';
-import { DEVICE_KEY_EXCHANGE_GROUPS } from '../src/simulation/mqtt-device.js';
+import { connectTls, deviceSecureContext } from '../src/simulation/mqtt-device.js';
 
 interface Credentials {
   id: string;
@@ -151,27 +151,22 @@ async function runServer(): Promise<void> {
 }
 
 async function runClients(): Promise<void> {
-  const clients: (mqtt.MqttClient | tls.TLSSocket)[] = [];
+  const clients: (MqttClient | tls.TLSSocket)[] = [];
   const handshakeOnly = (port: number, caPem: string, c: Credentials) =>
     new Promise<void>((resolve, reject) => {
-      const socket = tls.connect({ host: '127.0.0.1', port, ca: caPem, cert: c.cert, key: c.key, servername: 'localhost', ecdhCurve: DEVICE_KEY_EXCHANGE_GROUPS }, () => resolve());
+      const socket = connectTls({ host: '127.0.0.1', port }, deviceSecureContext({ ca: caPem, cert: c.cert, key: c.key }));
+      socket.once('secureConnect', () => resolve());
       clients.push(socket);
       socket.once('error', reject);
     });
   const connectOne = (port: number, caPem: string, c: Credentials) =>
     new Promise<void>((resolve, reject) => {
-      const client = mqtt.connect({
-        protocol: 'mqtts',
-        host: '127.0.0.1',
-        port,
+      // As the bench's fleet connects: mqtt.js over a socket with a device's key-exchange groups.
+      const context = deviceSecureContext({ ca: caPem, cert: c.cert, key: c.key });
+      const client = new MqttClient(() => connectTls({ host: '127.0.0.1', port }, context), {
         clientId: c.id,
         clean: false,
         protocolVersion: 4,
-        ca: caPem,
-        cert: c.cert,
-        key: c.key,
-        // mqtt.js hands its options to tls.connect; its types do not list this one.
-        ...({ ecdhCurve: DEVICE_KEY_EXCHANGE_GROUPS } as object),
         reconnectPeriod: 0,
         keepalive: 120,
       });

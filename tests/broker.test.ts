@@ -160,7 +160,7 @@ describe('broker over mutual TLS', () => {
     }
   });
 
-  test("Aedes' per-client $SYS announcements are not published; its heartbeat still is", async () => {
+  test("Aedes' per-client $SYS announcements are not published; a heartbeat still passes", async () => {
     // In-process, where nothing in the ACL applies: what the message router carries on $SYS.
     const { aedes } = broker;
     const seen: string[] = [];

@@ -45,7 +45,7 @@ for line in ${MQOTA_TEST_NODE_LINES-24}; do
   fi
   echo "── Node $line ($("$bin/node" --version)): runtime-sensitive tests and the core flows"
   PATH="$bin:$PATH" node --import tsx --test --test-concurrency=1 \
-    tests/heap-tuning.test.ts tests/simulated-device-tls.test.ts tests/query-compiler-memory.test.ts \
+    tests/heap-tuning.test.ts tests/heap-release.test.ts tests/simulated-device-tls.test.ts tests/query-compiler-memory.test.ts \
     tests/device-order.test.ts tests/update-flow.test.ts tests/broker.test.ts
   PATH="$bin:$PATH" node --import tsx --test --test-concurrency=1 --test-name-pattern "pglite: .* kills" tests/fault-injection.test.ts
 done

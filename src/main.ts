@@ -1,6 +1,7 @@
 // `npm start`: run mqota with the configuration from the environment.
 import { ConfigError, loadConfig } from './config.js';
 import { accountExternalMemory, tuneHeap } from './heap-tuning.js';
+import { releaseHeap } from './heap-release.js';
 import { createLogger } from './logger.js';
 import { openPgliteEarly, pgliteDir } from './db/pglite-store.js';
 
@@ -35,6 +36,17 @@ async function main(): Promise<void> {
     // Printed once, outside the log stream, so it is not shipped with the logs.
     process.stdout.write(`\nOperator API token (stored in ${mqota.adminToken.file}, shown only now):\n\n    ${mqota.adminToken.token}\n\n`);
   }
+
+  // Start-up's leftovers in both isolates, once the warm-ups after listening are done
+  // (heap-release.ts). Not with devices connected by then: the collection holds each thread for
+  // tens of milliseconds, and V8 gives the memory back by itself later.
+  void mqota.warmedUp.then(async () => {
+    if (mqota.services.broker.connectedDevices() > 0) return;
+    const rssBefore = process.memoryUsage.rss();
+    const main = releaseHeap();
+    const database = await mqota.services.db.releaseHeap();
+    logger.debug({ rssBefore, main, database }, 'start-up memory released');
+  }).catch((err: unknown) => logger.warn({ err }, 'releasing start-up memory failed'));
 
   let stopping = false;
   const stop = (signal: string) => {

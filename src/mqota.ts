@@ -47,6 +47,8 @@ export interface Mqota {
   adminToken: { token: string; generated: boolean; file: string | null };
   pkiCreated: boolean;
   fingerprints: { ca: string; server: string; deviceCa: string };
+  /** Resolves once the warm-ups that follow listening are done (http/app.ts). */
+  warmedUp: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -148,11 +150,13 @@ export async function startMqota(config: Config, logger: Logger, opts: MqotaOpti
       config, logger, db, repository, catalog, registry, engine, rollouts: lifecycle, rejections, events, broker, pki: pki.paths, certificates,
       provisioning, claims, adminToken: adminToken.token, links, webhooks, history, signingKeys, commandKeyPem: commandKey?.publicPem ?? null, sharedCaches: caches, cluster,
     };
-    const app = await buildApp(services, { key, cert, clientCa });
+    let warm = () => {};
+    const warmedUp = new Promise<void>((resolve) => { warm = resolve; });
+    const app = await buildApp(services, { key, cert, clientCa }, { warmedUp: warm });
     await app.listen({ port: httpsPort, host: config.host });
     stack.push(() => app.close()); // the API stops first, then the broker, then the writes drain
     if (!cluster) lifecycle.start(); // with a cluster, the leader's
-    return { services, httpsPort, mqttPort: broker.port, publicUrl, adminToken, pkiCreated: pki.created, fingerprints: pki.fingerprints, close };
+    return { services, httpsPort, mqttPort: broker.port, publicUrl, adminToken, pkiCreated: pki.created, fingerprints: pki.fingerprints, warmedUp, close };
   } catch (err) {
     await close().catch(() => undefined);
     throw err;

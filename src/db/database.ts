@@ -4,6 +4,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.js';
+import type { HeapReleased } from '../heap-release.js';
 import type { Logger } from '../logger.js';
 import { migrate, type SqlDriver } from './migrate.js';
 import { openPgliteStore, pgliteDir, takeEarlyPglite } from './pglite-store.js';
@@ -30,6 +31,11 @@ export interface Database {
    */
   batch(steps: readonly BatchStep[]): Promise<void>;
   ping(): Promise<void>;
+  /**
+   * Start-up's leftovers in the database's own isolate (PGlite's worker), collected once
+   * (heap-release.ts); PostgreSQL runs in its own process and has none here.
+   */
+  releaseHeap(): Promise<HeapReleased | null>;
   close(): Promise<void>;
 }
 
@@ -107,6 +113,7 @@ async function openPostgres(url: string, log: Logger): Promise<Database> {
       }
     },
     ping: () => withTimeout(pool.query('SELECT 1').then(() => undefined), 2_000, 'PostgreSQL did not answer within 2 s'),
+    releaseHeap: async () => null,
     close: async () => { await prisma.$disconnect(); await pool.end(); },
   };
 }
@@ -132,6 +139,7 @@ async function openPglite(dir: string, log: Logger): Promise<Database> {
         else await db.transaction(async (tx) => { for (const step of steps) await step(on(tx)); });
       },
       ping: async () => { await db.query('SELECT 1'); },
+      releaseHeap: () => db.releaseHeap(),
       close: async () => { await prisma.$disconnect(); await db.close(); await releaseLock(); },
     };
   } catch (err) {

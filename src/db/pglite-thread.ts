@@ -4,6 +4,7 @@
 // with the caller's parsers, as PGlite would; database errors come back as PGlite's DatabaseError,
 // so the adapter maps them to Prisma's errors as before.
 import { Worker } from 'node:worker_threads';
+import type { HeapReleased } from '../heap-release.js';
 import { messages, types, type PGlite, type QueryOptions, type Results, type Transaction } from '@electric-sql/pglite';
 
 export interface WireResult { fields: { name: string; dataTypeID: number }[]; rows: (string | null)[][]; affectedRows?: number }
@@ -16,6 +17,7 @@ export type ThreadRequest =
   | { id: number; op: 'begin' }
   | { id: number; op: 'rollback'; tx: number }
   | { id: number; op: 'end'; tx: number }
+  | { id: number; op: 'release-heap' }
   | { id: number; op: 'close' };
 export type ThreadResponse = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: WireError };
 
@@ -29,6 +31,8 @@ export interface PreparedQueries {
 /** The subset of PGlite mqota uses, answered by a worker thread; transactions' objects prepare too. */
 export type PGliteThread = Pick<PGlite, 'query' | 'exec' | 'close'> & PreparedQueries & {
   transaction<T>(callback: (tx: Transaction & PreparedQueries) => Promise<T>): Promise<T>;
+  /** One memory-reducing collection in the worker (heap-release.ts). */
+  releaseHeap(): Promise<HeapReleased>;
 };
 
 export async function openPgliteThread(dir: string): Promise<PGliteThread> {
@@ -100,6 +104,7 @@ export async function openPgliteThread(dir: string): Promise<PGliteThread> {
       await call({ op: 'end', tx: id });
       return result;
     },
+    releaseHeap: () => call<HeapReleased>({ op: 'release-heap' }),
     async close() {
       if (!failure) await call({ op: 'close' });
       await worker.terminate();

@@ -5,6 +5,7 @@
 import v8 from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Transaction } from '@electric-sql/pglite';
+import { releaseHeap } from '../heap-release.js';
 import { firstStartTemplate, PGLITE_START_PARAMS } from './pglite-settings.js';
 import type { ThreadRequest, ThreadResponse, WireError, WireResult } from './pglite-thread.js';
 
@@ -140,6 +141,8 @@ async function handle(req: ThreadRequest): Promise<unknown> {
       await open.settled;
       return null;
     }
+    case 'release-heap':
+      return releaseHeap();
     case 'close':
       await db.close();
       return null;

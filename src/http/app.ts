@@ -26,7 +26,11 @@ const WARM_ROUTES = new Set([
   'GET /api/devices', 'GET /api/devices/:id', 'GET /api/events',
 ]);
 
-export async function buildApp(services: Services, tls: { key: string; cert: string; clientCa: string }): Promise<App> {
+/**
+ * `warmedUp` is called once the warm-ups that follow listening are done (WARM_ROUTES' schemas, the
+ * rollout reads' query plans): what start-up does is over by then.
+ */
+export async function buildApp(services: Services, tls: { key: string; cert: string; clientCa: string }, opts: { warmedUp?: () => void } = {}): Promise<App> {
   const schemas = lazySchemaCompilers((route) => WARM_ROUTES.has(`${route.method} ${route.url}`));
   const app = Fastify({
     // A client certificate is asked for and verified against the device CA, never required here:
@@ -75,8 +79,9 @@ export async function buildApp(services: Services, tls: { key: string; cert: str
   // answers' queries planned (fleet-repository.ts, planRolloutReads).
   let stopWarmUp = () => {};
   app.addHook('onListen', async () => {
-    stopWarmUp = schemas.warmUp();
-    services.repository.planRolloutReads().catch((err: unknown) => app.log.debug({ err }, 'planning the rollout reads failed'));
+    const schemasCompiled = new Promise<void>((resolve) => { stopWarmUp = schemas.warmUp(resolve); });
+    const readsPlanned = services.repository.planRolloutReads().catch((err: unknown) => app.log.debug({ err }, 'planning the rollout reads failed'));
+    void Promise.all([schemasCompiled, readsPlanned]).then(() => opts.warmedUp?.());
   });
   app.addHook('onClose', async () => stopWarmUp());
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `${req.method} ${req.url.split('?')[0]} not found` }));

@@ -25,7 +25,7 @@ interface RouteSchema { schema: unknown; method: string; url: string }
  * first request, so an installation that never calls them never holds their code.
  */
 export function lazySchemaCompilers(warm: (route: { method: string; url: string }) => boolean): {
-  schemaController: NonNullable<FastifyServerOptions['schemaController']>; warmUp(): () => void;
+  schemaController: NonNullable<FastifyServerOptions['schemaController']>; warmUp(onDone?: () => void): () => void;
 } {
   const pending = new Set<() => unknown>();
 
@@ -63,12 +63,12 @@ export function lazySchemaCompilers(warm: (route: { method: string; url: string 
       // Compiled, then run twice (each step in its own turn: up to ~60 ms of Ajv for a rollout's answer).
       buildSerializer: lazily(buildSerializer, [() => {}, exercise('last'), exercise('container')]) as never,
     } },
-    warmUp() {
+    warmUp(onDone) {
       let stopped = false;
       const next = () => {
         if (stopped) return;
         const [task] = pending;
-        if (!task) return;
+        if (!task) { onDone?.(); return; }
         pending.delete(task);
         try { task(); } catch { /* its route's first request reports it */ }
         setImmediate(next);

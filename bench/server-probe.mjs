@@ -14,7 +14,11 @@ const TAG = 'mqota-bench-probe'; // server-process.ts looks for it
 const gc = globalThis.gc;
 if (!gc) throw new Error('server-probe needs node --expose-gc');
 
-const loop = monitorEventLoopDelay({ resolution: 5 });
+// monitorEventLoopDelay records the interval between its timer's runs, the resolution included: an
+// idle loop reads the resolution, not 0. The delay a ready message meets is what exceeds it (as
+// @fastify/under-pressure computes it).
+const RESOLUTION_MS = 1;
+const loop = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
 loop.enable();
 
 /** @returns {{ count: number, totalMs: number, maxMs: number }} */
@@ -35,7 +39,7 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 
 process.on('SIGUSR2', () => {
-  const ms = (ns) => Math.round(ns / 1e4) / 100;
+  const ms = (ns) => Math.max(0, Math.round((ns / 1e6 - RESOLUTION_MS) * 100) / 100);
   const loopDelay = { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max), mean: ms(loop.mean) };
   const gcPauses = pauses;
   pauses = { minor: none(), major: none() };

@@ -183,12 +183,14 @@ SELECT moved.id, t.state, t.wave, t.reason, t.actor, t.at FROM moved, t`;
 const NOTIFY = `SELECT pg_notify($1, c) FROM json_array_elements_text($2::json) AS c`;
 
 /**
- * Rows per batch statement. Each statement's rows are encoded as one JSON parameter on the event
- * loop: one statement for a 10,000-device fan-out's attempts held the loop ~100 ms (`npm run bench
- * -- --devices 10000`), 1,000 attempts still 3–10 ms (their dates' toJSON). At 250 it is 1–3 ms,
- * and the loop gets a turn between statements while the database runs each.
+ * Rows per batch statement. Prisma encodes a raw statement's parameters as JSON and decodes them
+ * again on the event loop: one statement for a 10,000-device fan-out's attempts held the loop
+ * ~100 ms (`npm run bench -- --devices 10000`); statements of this size take a few ms each, and the
+ * loop gets a turn between them while the database runs each. Smaller and larger statements both
+ * cost more in all: a 5,000-device fan-out took 2.9–3.0 s (4.4–4.5 s of server CPU) at 250 rows,
+ * 2.5–3.0 s (3.7–4.5 s) at 2,500, and 2.0–2.2 s (3.0–3.3 s) at 1,000 (bench/README.md, "Ninth round").
  */
-const ROWS_PER_STATEMENT = 250;
+const ROWS_PER_STATEMENT = 1_000;
 
 function chunked<T>(rows: readonly T[]): T[][] {
   const out: T[][] = [];

@@ -16,6 +16,7 @@ import { FleetProcess } from './fleet-process.js';
 import type { FleetCredentials } from './fleet-protocol.js';
 import type { ImageComparison } from './images.js';
 import type { ScenarioResult } from './scenario.js';
+import { memoryPerDevice } from './report.js';
 import type { StartSample } from './startup.js';
 import { fixed, summarize, type Summary } from './stats.js';
 
@@ -128,8 +129,10 @@ export function comparisonTable(mqota: ScenarioResult[], brokers: (BrokerAnchorR
       (a) => ratio(r.fanOut?.ms, a.fanOutMs));
     row('server CPU in the fan-out, per device', (a) => perDevice(a.fanOutCpuMs, a.fanOutReceived), r.fanOut ? perDevice(r.fanOut.server.cpuMs, r.fanOut.received) : '—',
       (a) => (r.fanOut ? ratio(r.fanOut.server.cpuMs / Math.max(1, r.fanOut.received), a.fanOutCpuMs / Math.max(1, a.fanOutReceived)) : '—'));
+    const memory = memoryPerDevice(r);
+    const how = memory === r.memory.perDevice ? 'from idle' : `one more device; from idle ${fixed(r.memory.perDevice.rss / KiB)}`;
     row('server memory per connected device (RSS; mqota after full GC)', (a) => `${fixed(a.perDeviceRssBytes / KiB)} KiB`,
-      `${fixed(r.memory.perDevice.rss / KiB)} KiB (JS objects ${fixed(r.memory.perDevice.jsObjects / KiB)})`, (a) => ratio(r.memory.perDevice.rss, a.perDeviceRssBytes));
+      `${fixed(memory.rss / KiB)} KiB (JS objects ${fixed(memory.jsObjects / KiB)}; ${how})`, (a) => ratio(memory.rss, a.perDeviceRssBytes));
   }
   // Broker anchors after the first have no image or start-up figure.
   const others = brokers.slice(1).map(() => '—').join(' | ');

@@ -15,17 +15,20 @@ export interface IssuedFleet {
   caPem: string;
   deviceIds: string[];
   warmupIds: string[];
+  /** Devices that connect last, to measure what one more device costs (scenario.ts). */
+  laterIds: string[];
   seconds: number;
 }
 
-export async function issueFleetCredentials(opts: { certsDir: string; file: string; devices: number; warmup: number }): Promise<IssuedFleet> {
+export async function issueFleetCredentials(opts: { certsDir: string; file: string; devices: number; warmup: number; later?: number }): Promise<IssuedFleet> {
   const { paths } = await ensurePki({ dir: opts.certsDir, hostnames: ['127.0.0.1'] });
   const deviceIds = Array.from({ length: opts.devices }, (_, i) => `bench-${String(i).padStart(5, '0')}`);
   const warmupIds = Array.from({ length: opts.warmup }, (_, i) => `warmup-${String(i).padStart(4, '0')}`);
+  const laterIds = Array.from({ length: opts.later ?? 0 }, (_, i) => `later-${String(i).padStart(5, '0')}`);
   const started = now();
   let caPem = '';
   // WebCrypto key generation and signing run on libuv's thread pool: a few in flight use every core.
-  const devices = await mapLimit([...warmupIds, ...deviceIds], Math.max(4, availableParallelism() * 2), async (id): Promise<DeviceCredentials> => {
+  const devices = await mapLimit([...warmupIds, ...deviceIds, ...laterIds], Math.max(4, availableParallelism() * 2), async (id): Promise<DeviceCredentials> => {
     const issued = await issueClientCertificate(paths, { id, role: 'device' });
     caPem = issued.caPem;
     return { id, certPem: issued.certPem, keyPem: issued.keyPem };
@@ -33,5 +36,5 @@ export async function issueFleetCredentials(opts: { certsDir: string; file: stri
   const seconds = (now() - started) / 1000;
   const credentials: FleetCredentials = { caPem, devices };
   await writeFile(opts.file, JSON.stringify(credentials), { mode: 0o600 });
-  return { file: opts.file, caPem, deviceIds, warmupIds, seconds };
+  return { file: opts.file, caPem, deviceIds, warmupIds, laterIds, seconds };
 }

@@ -43,6 +43,8 @@ export type FleetRequest =
   /** What auto-complete did so far. */
   | { op: 'auto-complete-stats' }
   | { op: 'clock' }
+  /** These devices disconnect and leave the fleet. */
+  | { op: 'disconnect'; ids: string[] }
   | { op: 'close' };
 
 export interface AnnounceResult {

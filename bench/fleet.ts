@@ -333,6 +333,9 @@ async function handle(req: FleetMessage): Promise<FleetResult> {
       return {};
     case 'auto-complete-stats': return autoCompleteStats();
     case 'clock': return { now: now() };
+    case 'disconnect':
+      await Promise.all(req.ids.map(async (id) => { await fleet.get(id)?.end(); fleet.delete(id); }));
+      return {};
     case 'close':
       await Promise.all([...fleet.values()].map((d) => d.end()));
       fleet.clear();

@@ -32,6 +32,8 @@ export interface FleetBenchOptions {
 
 export interface ScenarioOptions extends FleetBenchOptions {
   complete: boolean;
+  /** Devices that connect after everything else, to read what one more device costs. */
+  laterIds?: string[];
   cpuProfileDir?: string;
 }
 
@@ -91,8 +93,18 @@ export interface ScenarioResult {
     /** After full garbage collections. */
     idle: MemorySample;
     connected: MemorySample;
-    /** (connected − idle) / devices, bytes. */
+    /**
+     * (connected − idle) / devices, bytes. Includes whatever the idle reading did not hold: since
+     * mqota gives start-up's garbage back at start, pages the fleet fills again (bench/README.md,
+     * "Ninth round").
+     */
     perDevice: PerDeviceMemory;
+    /**
+     * What one more device costs: a further batch of devices connects with the fleet online, and
+     * leaves again before the phases after it; (after − before) / its devices, each reading after
+     * full collections. Null when the run has no such batch; `why` when it failed.
+     */
+    marginal: { devices: number; online: number; before: MemorySample; after: MemorySample; perDevice: PerDeviceMemory } | { why: string } | null;
     peakRssBytes: number;
   };
   /** Null when the rollout phase failed (see `failure`). */
@@ -178,6 +190,11 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
     const connectedRawRssBytes = server.rssBytes();
     const { memory: online } = await server.probe();
 
+    // 3a. One more batch with everyone online, then gone again: what one more device costs. Read
+    // here, not after the fan-out, whose garbage leaves room the batch would fill unseen.
+    step = 'memory, one more batch';
+    const marginal = opts.laterIds?.length ? await oneMoreBatch(server, fleet, opts.laterIds, online, { devices, concurrency: opts.concurrency, timeoutMs }) : null;
+
     // 3b. The same announce again, everyone online, so no TLS handshake competes: one device at a
     // time gives the server's own answer time, `concurrency` at a time its announce throughput.
     step = 're-announce';
@@ -208,6 +225,7 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
       memory: {
         idleRawRssBytes, connectedRawRssBytes, idle, connected: online,
         perDevice: perDeviceMemory(idle, online, devices),
+        marginal,
         peakRssBytes: server.peakRssBytes(),
       },
       ...rollout,
@@ -292,6 +310,28 @@ async function measured<T>(server: ServerProcess, phases: PhaseWindow[], name: s
   const othersMs = machineBusyMs() - before.machine - (treeCpuMs(process.pid) - before.ours);
   const { loopDelay, gcPauses } = await server.probe();
   return { value, server: { cpuMs, cpuPercent: (cpuMs / wallMs) * 100, loopDelay, gcPauses, othersCpuPercent: Math.max(0, (othersMs / wallMs) * 100) } };
+}
+
+/**
+ * Connects `ids` as devices of a type with no firmware, reads the server's memory after full
+ * collections, and disconnects them again (settled), so the phases after it see the fleet they did.
+ */
+async function oneMoreBatch(
+  server: ServerProcess, fleet: FleetProcess, ids: string[], before: MemorySample, opts: { devices: number; concurrency: number; timeoutMs: number },
+): Promise<ScenarioResult['memory']['marginal']> {
+  const r = await fleet.request({
+    op: 'connect', brokerPort: server.mqttPort, ids, announce: WARMUP_ANNOUNCE, expectReason: 'unknown-type',
+    concurrency: opts.concurrency, timeoutMs: opts.timeoutMs, disconnectAfter: false,
+  }).catch((err: unknown) => ({ answered: 0, requested: ids.length, failures: { [(err as Error).message]: ids.length } }));
+  let after: MemorySample | undefined;
+  if (r.answered === r.requested) {
+    await sleep(SETTLE_MS);
+    ({ memory: after } = await server.probe());
+  }
+  await fleet.request({ op: 'disconnect', ids });
+  await sleep(SETTLE_MS);
+  if (!after) return { why: `${r.answered}/${r.requested} of the last batch answered: ${JSON.stringify(r.failures)}` };
+  return { devices: ids.length, online: opts.devices + ids.length, before, after, perDevice: perDeviceMemory(before, after, ids.length) };
 }
 
 function perDeviceMemory(idle: MemorySample, online: MemorySample, devices: number): PerDeviceMemory {

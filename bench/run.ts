@@ -138,7 +138,7 @@ async function main(): Promise<number> {
     // The sources through tsx hold more memory and start slower than the service as shipped.
     if (!runsCompiled()) console.log('  the server runs the sources through tsx (dist/ is older than them: npm run build): memory and start-up figures are not the compiled service\'s');
     const certsDir = path.join(workDir, 'certs');
-    // What one more device costs is read from a last batch of devices, connected after the rest.
+    // What one more device costs is read from a further batch, connected with the fleet online.
     const later = opts.broker ? 0 : laterDevices(opts.devices);
     const issuing = opts.devices + opts.warmup + later;
     console.log(`Issuing ${issuing} device certificates (ECDSA P-256)...`);

@@ -32,7 +32,7 @@ export interface FleetBenchOptions {
 
 export interface ScenarioOptions extends FleetBenchOptions {
   complete: boolean;
-  /** Devices that connect after everything else, to read what one more device costs. */
+  /** A further batch, connected with the fleet online and gone again, to read what one more device costs. */
   laterIds?: string[];
   cpuProfileDir?: string;
 }
@@ -330,7 +330,7 @@ async function oneMoreBatch(
   }
   await fleet.request({ op: 'disconnect', ids });
   await sleep(SETTLE_MS);
-  if (!after) return { why: `${r.answered}/${r.requested} of the last batch answered: ${JSON.stringify(r.failures)}` };
+  if (!after) return { why: `${r.answered}/${r.requested} of the further batch answered: ${JSON.stringify(r.failures)}` };
   return { devices: ids.length, online: opts.devices + ids.length, before, after, perDevice: perDeviceMemory(before, after, ids.length) };
 }
 

@@ -157,6 +157,24 @@ for (const kind of ['pglite', 'postgres'] as const) {
         assert.ok(repo.commitFailures > failuresBefore, 'the aborted transaction was retried');
         assert.ok((await upsert()), 'prepared again');
       });
+
+      test('the history insert is planned at each run, not prepared once for the history of its first runs', async () => {
+        await opened;
+        await createRollout('ro-plan');
+        await repo.saveDevice(device('r-plan', '1.0.0'));
+        // More runs than PostgreSQL's five custom plans, after which a prepared statement keeps its generic one.
+        for (let i = 0; i < 8; i++) {
+          const at = new Date(Date.UTC(2026, 0, 1, 0, 0, i));
+          await repo.saveAttempt(attempt('u-plan', 'ro-plan', 'r-plan', 'downloading', at),
+            { attemptId: 'u-plan', state: 'downloading', progress: i * 10, error: null, reason: null, at });
+        }
+        await repo.saveLateEvent({ attemptId: 'u-plan', state: 'accepted', progress: null, error: null, reason: null, at: new Date(Date.UTC(2026, 0, 1)) });
+        const statements = (await db.prisma.$queryRawUnsafe<Array<{ statement: string }>>('SELECT statement FROM pg_prepared_statements')).map((p) => p.statement);
+        assert.ok(statements.some((s) => s.includes('INSERT INTO "UpdateAttempt"')), 'the attempt upsert is prepared');
+        assert.deepEqual(statements.filter((s) => s.includes('INSERT INTO "AttemptEvent"')), [], 'no history insert is kept prepared');
+        const history = await db.prisma.attemptEvent.findMany({ where: { attemptId: 'u-plan' }, orderBy: { id: 'asc' } });
+        assert.deepEqual(history.map((e) => `${e.state} ${e.progress}`), [0, 10, 20, 30, 40, 50, 60, 70].map((p) => `downloading ${p}`).concat('accepted null'));
+      });
     }
 
     test('a transition applies only from its state; completed only while no attempt is open', async () => {

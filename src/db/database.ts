@@ -14,8 +14,14 @@ export { PrismaClient };
 
 /** A statement of a write batch, run on the driver itself (Database.batch). */
 export interface BatchSql {
-  /** `count`: the rows the statement inserted, updated or deleted. */
-  query<T = Record<string, unknown>>(sql: string, params: unknown[]): Promise<{ rows: T[]; count: number }>;
+  /**
+   * `count`: the rows the statement inserted, updated or deleted. `planEachRun`: planned for the
+   * tables as they are at each run. On PGlite batch statements are otherwise prepared once, and
+   * PostgreSQL keeps the generic plan it made for the table sizes of their first runs; PGlite runs
+   * no autovacuum, whose statistics would make it plan again. (PostgreSQL's statements here are
+   * unnamed, planned at each run anyway.)
+   */
+  query<T = Record<string, unknown>>(sql: string, params: unknown[], opts?: { planEachRun?: boolean }): Promise<{ rows: T[]; count: number }>;
 }
 
 export type BatchStep = (sql: BatchSql) => Promise<void>;
@@ -125,9 +131,9 @@ async function openPglite(dir: string, log: Logger): Promise<Database> {
     const prisma = new PrismaClient({ adapter: new PrismaPGlite(db as unknown as PGlite) });
     log.info({ dir }, 'PGlite ready');
     // The batch statements are a few constants run thousands of times: prepared once (pglite-worker.ts).
-    const on = (q: PreparedQueries): BatchSql => ({
-      query: async <T>(text: string, params: unknown[]) => {
-        const r = await q.queryPrepared<T>(text, params);
+    const on = (q: PreparedQueries & Pick<PGlite, 'query'>): BatchSql => ({
+      query: async <T>(text: string, params: unknown[], opts?: { planEachRun?: boolean }) => {
+        const r = opts?.planEachRun ? await q.query<T>(text, params) : await q.queryPrepared<T>(text, params);
         return { rows: r.rows, count: r.affectedRows ?? 0 };
       },
     });

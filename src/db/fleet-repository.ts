@@ -319,8 +319,11 @@ export class FleetRepository {
           if (!b.refused.has(e.attemptId)) events.push(e);
           else if (!isTerminal(e.state as AttemptState)) late.push(e);
         }
-        for (const rows of chunked(events)) await sql.query(INSERT_EVENTS, [JSON.stringify(rows)]);
-        for (const rows of chunked(late)) await sql.query(INSERT_LATE_EVENTS, [JSON.stringify(rows)]);
+        // The history's anti-join, planned for the history's size at each run: a plan kept from
+        // a small history scans the whole table (a 1,000-row insert took 40 ms with 6,800 history
+        // rows and 149 ms with 213,000; planned at each run, 34 and 56 ms, by its index).
+        for (const rows of chunked(events)) await sql.query(INSERT_EVENTS, [JSON.stringify(rows)], { planEachRun: true });
+        for (const rows of chunked(late)) await sql.query(INSERT_LATE_EVENTS, [JSON.stringify(rows)], { planEachRun: true });
       });
     }
     for (const t of b.transitions) steps.push(async (sql) => { t.applied = (await sql.query(TRANSITION, [JSON.stringify(transitionRecord(t))])).count > 0; });

@@ -158,7 +158,7 @@ for (const kind of ['pglite', 'postgres'] as const) {
         assert.ok((await upsert()), 'prepared again');
       });
 
-      test('the history insert is planned at each run, not prepared once for the history of its first runs', async () => {
+      test('the history insert and the transition are planned at each run, not prepared once for the tables of their first runs', async () => {
         await opened;
         await createRollout('ro-plan');
         await repo.saveDevice(device('r-plan', '1.0.0'));
@@ -169,9 +169,15 @@ for (const kind of ['pglite', 'postgres'] as const) {
             { attemptId: 'u-plan', state: 'downloading', progress: i * 10, error: null, reason: null, at });
         }
         await repo.saveLateEvent({ attemptId: 'u-plan', state: 'accepted', progress: null, error: null, reason: null, at: new Date(Date.UTC(2026, 0, 1)) });
+        for (let wave = 0; wave < 8; wave++) {
+          assert.equal(await repo.transition({ rolloutId: 'ro-plan', from: { state: 'running', wave }, to: { state: 'running', wave: wave + 1 },
+            reason: 'next wave', actor: null, at: new Date(Date.UTC(2026, 0, 1, 1, wave)), final: false }), true);
+        }
         const statements = (await db.prisma.$queryRawUnsafe<Array<{ statement: string }>>('SELECT statement FROM pg_prepared_statements')).map((p) => p.statement);
         assert.ok(statements.some((s) => s.includes('INSERT INTO "UpdateAttempt"')), 'the attempt upsert is prepared');
-        assert.deepEqual(statements.filter((s) => s.includes('INSERT INTO "AttemptEvent"')), [], 'no history insert is kept prepared');
+        assert.deepEqual(statements.filter((s) => s.includes('INSERT INTO "AttemptEvent"') || s.includes('UPDATE "Rollout"')), [],
+          'no history insert or transition is kept prepared');
+        assert.equal((await db.prisma.rollout.findUnique({ where: { id: 'ro-plan' } }))?.currentWave, 8);
         const history = await db.prisma.attemptEvent.findMany({ where: { attemptId: 'u-plan' }, orderBy: { id: 'asc' } });
         assert.deepEqual(history.map((e) => `${e.state} ${e.progress}`), [0, 10, 20, 30, 40, 50, 60, 70].map((p) => `downloading ${p}`).concat('accepted null'));
       });

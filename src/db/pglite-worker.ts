@@ -35,7 +35,8 @@ const db = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...first
  * call, and planning the attempt upsert or the history insert took 1.3–1.6 ms of WebAssembly each,
  * more than running them for a few rows (bench/prepared-statements.ts; bench/README.md, "Fifth round"). By SQL text;
  * the repository's batch statements are a handful of constants, and past the cap the others run
- * unnamed, as before.
+ * unnamed, as before. Those whose best plan depends on a table's size run unnamed by choice
+ * (BatchSql's `planEachRun`): a kept plan is the one made for the tables of their first runs.
  */
 const MAX_PREPARED = 64;
 const prepared = new Map<string, { name: string; paramTypes: number[] }>();

@@ -61,7 +61,7 @@ export function lazySchemaCompilers(warm: (route: { method: string; url: string 
     schemaController: { compilersFactory: {
       // Compiled, then run once on a value of its schema: V8 compiles the generated function on its
       // first call, ~5 ms for a rollout's body, which was otherwise the first POST's during a fan-out.
-      buildValidator: lazily(buildValidator, [() => {}, validate]) as never,
+      buildValidator: lazily(buildValidator, [() => {}, exercise('container')]) as never,
       // Compiled, then run twice (each step in its own turn: up to ~60 ms of Ajv for a rollout's answer).
       buildSerializer: lazily(buildSerializer, [() => {}, exercise('last'), exercise('container')]) as never,
     } },
@@ -82,19 +82,15 @@ export function lazySchemaCompilers(warm: (route: { method: string; url: string 
 }
 
 /**
- * fast-json-stringify compiles an `anyOf` branch's Ajv validator when a value first reaches it
- * (`validator.getSchemaValidator` → Ajv's compile), so a compiled serializer still compiled ~40 ms
- * of Ajv in the first answer of a rollout's POST during a fan-out. Serializing values that reach
- * every branch does it now.
+ * Runs a compiled validator or serializer on a throwaway value of its schema (Ajv may coerce it in
+ * place). fast-json-stringify compiles an `anyOf` branch's Ajv validator when a value first reaches
+ * it (`validator.getSchemaValidator` → Ajv's compile), so a compiled serializer still compiled
+ * ~40 ms of Ajv in the first answer of a rollout's POST during a fan-out. Serializing values that
+ * reach every branch does it now.
  */
-/** Runs a validator on a value of its schema, a throwaway one (Ajv may coerce it in place). */
-function validate(validator: Compiled, route: RouteSchema): void {
-  try { validator(exemplar(route.schema, 'container')); } catch { /* a validator that throws does so on its first request too */ }
-}
-
 function exercise(pick: 'last' | 'container') {
-  return (serialize: Compiled, route: RouteSchema) => {
-    try { serialize(exemplar(route.schema, pick)); } catch { /* a shape the exemplar misses compiles on first use */ }
+  return (compiled: Compiled, route: RouteSchema) => {
+    try { compiled(exemplar(route.schema, pick)); } catch { /* a shape the exemplar misses compiles on first use */ }
   };
 }
 

@@ -40,10 +40,15 @@ export function fanOutBudgetMs(devices: number): number {
   return Math.max(1000, devices);
 }
 
+/** The run's one-more-device reading, when it has one that succeeded. */
+function marginalMemory(r: ScenarioResult) {
+  const m = r.memory.marginal;
+  return m && 'perDevice' in m ? m : null;
+}
+
 /** What one more device costs when the run measured it, else the growth from idle. */
 export function memoryPerDevice(r: ScenarioResult): PerDeviceMemory {
-  const m = r.memory.marginal;
-  return m && 'perDevice' in m ? m.perDevice : r.memory.perDevice;
+  return marginalMemory(r)?.perDevice ?? r.memory.perDevice;
 }
 
 export function verdicts(r: ScenarioResult): Verdict[] {
@@ -140,7 +145,7 @@ export function printScenario(r: ScenarioResult, info: RunInfo): void {
   }
   line('server RSS', `${fixed(m.idle.rss / MiB)} MiB idle → ${fixed(m.connected.rss / MiB)} MiB with ${r.devices} online, after GC (as found: ${fixed(m.idleRawRssBytes / MiB)} → ${fixed(m.connectedRawRssBytes / MiB)}; peak ${fixed(m.peakRssBytes / MiB)} MiB)`);
   const d = m.perDevice;
-  const marginal = m.marginal && 'perDevice' in m.marginal ? m.marginal : null;
+  const marginal = marginalMemory(r);
   line('  per device, from idle', `${fixed(d.rss / KiB)} KiB: live JS objects ${fixed(d.jsObjects / KiB)}, native and heap slack ${fixed(d.native / KiB)}`, marginal ? undefined : memory);
   if (marginal) {
     const e = marginal.perDevice;

@@ -29,7 +29,7 @@ try {
   }));
 
   const plan = await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE) ${UPSERT_ATTEMPTS}`, [batch()]);
-  console.log(`attempt upsert, ${rowsPerStatement} rows: ${plan.rows.map((r) => r['QUERY PLAN']).filter((l) => /^(Planning|Execution) Time/.test(l)).join(', ')}`);
+  console.log(`attempt upsert, ${rowsPerStatement} rows: ${plan.rows.map((r) => r['QUERY PLAN']).filter((l) => /^(Planning|Execution) Time|^Trigger for constraint/.test(l)).join(', ')}`);
 
   for (const round of [1, 2]) {
     for (const mode of ['unnamed', 'prepared'] as const) {

@@ -107,6 +107,8 @@ export interface Broker {
   disconnectCertificate(clientId: string, serial: string): boolean;
   /** TLS handshakes running and waiting, for metrics. */
   handshakes(): HandshakeStats;
+  /** TLS connections accepted that have not sent CONNECT yet (in or after their handshake), each under the connect deadline. */
+  awaitingConnect(): number;
   /** Clients and packets turned away so far, by reason, for metrics. */
   refusals(): ReadonlyMap<RefusalReason, number>;
   /** Opens the TLS listener (and the plaintext one, when configured). */
@@ -217,6 +219,10 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
   const claims = new Map<string, Set<Client>>();
 
   aedes.on('client', (client) => {
+    // CONNECT arrived: the keep-alive governs from here [MQTT-3.1.2-24]. Ended now rather than
+    // left to fire: every device would otherwise hold its deadline's timer for 10 s after connecting.
+    const raw = rawSocketOf(client.conn as tls.TLSSocket);
+    if (raw) endConnectDeadline(raw);
     const identity = identityOf(client);
     if (!identity) return;
     logger.info({ deviceId: identity.id, role: identity.role, clean: client.clean }, 'mqtt: client connected');
@@ -284,11 +290,15 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
     sockets.delete(this);
     const key = connectionKey(this); // net caches the peer address, so it is still known here
     if (handshaking.get(key) === this) handshaking.delete(key);
-    const deadline = connectDeadlines.get(this);
+    endConnectDeadline(this);
+  }
+  function endConnectDeadline(raw: net.Socket) {
+    const deadline = connectDeadlines.get(raw);
     if (deadline) {
       clearTimeout(deadline);
-      connectDeadlines.delete(this);
+      connectDeadlines.delete(raw);
     }
+    tlsOf.delete(raw);
   }
   const track = (socket: net.Socket) => {
     sockets.add(socket);
@@ -465,6 +475,10 @@ export async function createBroker(opts: BrokerOptions): Promise<Broker> {
 
     handshakes() {
       return gate.stats();
+    },
+
+    awaitingConnect() {
+      return connectDeadlines.size;
     },
 
     healthy() {

@@ -70,9 +70,12 @@ describe('connect timeout', { timeout: 60_000 }, () => {
       // Every handshake done on the broker's side too: the idle sessions wait past it.
       await until(() => broker.handshakes().inProgress === 0 && broker.handshakes().queued === 0, 'the handshakes to finish');
       assert.equal(idle.filter((s) => s.closed).length, 0);
+      // Only the silent ones are under the deadline: the device's ended with its CONNECT.
+      assert.equal(broker.awaitingConnect(), 20);
       mock.timers.tick(CONNECT_TIMEOUT_MS);
       await Promise.all(idle.map(closed));
       assert.equal(broker.refusals().get('connect-timeout')! - before, 20);
+      assert.equal(broker.awaitingConnect(), 0);
       // The device's deadline passed at the same tick.
       assert.equal(device.connected, true);
       assert.deepEqual(await subscribeCodes(device, topics.command('ct-device')), [1]);
@@ -105,6 +108,7 @@ describe('connect timeout', { timeout: 60_000 }, () => {
     assert.ok(delta('connect-timeout') >= queued, 'the queued ones at least, by the deadline');
     await until(() => accepted() === 0, 'the broker to forget the closed connections');
     assert.equal(broker.handshakes().refused, 0);
+    assert.equal(broker.awaitingConnect(), 0);
 
     // The broker still accepts devices.
     const device = await connectDevice('ct-after', { port: broker.port, pki });

@@ -530,6 +530,8 @@ describe('monitoring', () => {
         assert.equal(during.get('mqota_tls_handshakes{kind="window"}'), handshakes.window);
         assert.equal(during.get('mqota_tls_handshakes{kind="queued"}'), 0);
         assert.equal(during.get('mqota_tls_handshakes_refused_total'), 0);
+        // Every device here has sent CONNECT: none is under the connect deadline.
+        assert.equal(during.get('mqota_mqtt_awaiting_connect'), 0);
 
         // The image, whole, from byte 1000, and answers without a body, fetched as valve-1 would.
         const image = url(`/firmware/${fw.sha256}.bin`);

@@ -201,6 +201,7 @@ export function connectExternalBroker(opts: ExternalBrokerOptions): DeviceLink {
     },
 
     handshakes() { return { inProgress: 0, queued: 0, window: 0, refused: 0 }; },
+    awaitingConnect() { return 0; },
     refusals() { return new Map(); },
     healthy() { return client?.connected ?? false; },
 

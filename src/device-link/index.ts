@@ -15,7 +15,7 @@ import { certificateState, readBrokerConfigRequest, writeBrokerConfig } from './
 export type { ClaimRequest, DeviceMessage } from '../../broker/index.js';
 
 export interface DeviceLink extends Pick<Broker, 'publish' | 'onDeviceMessage' | 'onClaimRequest' | 'onPresence' | 'connectedDevices' | 'statusTopicReaders' | 'disconnectCertificate'
-  | 'handshakes' | 'refusals' | 'listen' | 'close' | 'healthy'> {
+  | 'handshakes' | 'awaitingConnect' | 'refusals' | 'listen' | 'close' | 'healthy'> {
   /** The MQTT port devices connect to. */
   readonly port: number;
   /** The mqtts:// URL devices are given, when it is not mqota's own host and port. */

@@ -14,7 +14,7 @@ import { ActiveRollouts } from './active-rollouts.js';
 
 export interface FleetMetricsDeps {
   events: FleetEvents;
-  broker: Pick<Broker, 'connectedDevices' | 'handshakes' | 'refusals'>;
+  broker: Pick<Broker, 'connectedDevices' | 'handshakes' | 'awaitingConnect' | 'refusals'>;
   rollouts: Pick<RolloutLifecycle, 'progress'>;
   /** The group commit's standing: backlog, failures, held messages. */
   writes: Pick<FleetRepository, 'health' | 'commits' | 'commitFailures' | 'messagesHeld' | 'openAttempts' | 'unfinishedRolloutIds'>;
@@ -66,6 +66,10 @@ export class FleetMetrics {
         this.set({ kind: 'queued' }, h.queued);
         this.set({ kind: 'window' }, h.window);
       },
+    });
+    new Gauge({
+      name: 'mqota_mqtt_awaiting_connect', help: 'TLS connections accepted that have not sent CONNECT yet; each is closed at MQTT_CONNECT_TIMEOUT_MS', registers,
+      collect() { this.set(deps.broker.awaitingConnect()); },
     });
     new Counter({
       name: 'mqota_tls_handshakes_refused_total', help: 'Connections closed unhandled because too many TLS handshakes were waiting', registers,

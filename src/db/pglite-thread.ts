@@ -35,13 +35,18 @@ export type PGliteThread = Pick<PGlite, 'query' | 'exec' | 'close'> & PreparedQu
   releaseHeap(): Promise<HeapReleased>;
 };
 
+/** Whether V8's --liftoff-only is set in this process: on node's command line, or by a first worker (pglite-worker.ts). */
+let liftoffOnly = process.execArgv.includes('--liftoff-only');
+
 export async function openPgliteThread(dir: string): Promise<PGliteThread> {
+  const workerData = { dir, setLiftoffOnly: !liftoffOnly };
+  liftoffOnly = true;
   // Compiled, the worker is a .js file next to this one; from the sources it is a .ts file, and
   // the worker registers tsx's loader first (a worker does not inherit the main thread's loader).
   const script = new URL(`./pglite-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
   const worker = script.pathname.endsWith('.js')
-    ? new Worker(script, { workerData: { dir } })
-    : new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`, { eval: true, workerData: { dir } });
+    ? new Worker(script, { workerData })
+    : new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`, { eval: true, workerData });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
   let failure: Error | null = null;

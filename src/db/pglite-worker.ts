@@ -14,8 +14,10 @@ import type { ThreadRequest, ThreadResponse, WireError, WireResult } from './pgl
 // ~10 % slower, off the main thread. `npm start` and the container give node the flag on its command
 // line (START_NODE_ARGS in src/heap-tuning.ts), since Node 24 ignores it set here; this covers a
 // process started otherwise on Node 20, where it is set before PGlite's module is compiled and
-// Prisma's query compiler (compiled later on the main thread) gets it too.
-v8.setFlagsFromString('--liftoff-only');
+// Prisma's query compiler (compiled later on the main thread) gets it too. V8's flags are the
+// process's, not the thread's: only the process's first worker sets it (pglite-thread.ts), so a
+// worker started while an earlier one is torn down (a restart in-process) leaves them alone.
+if ((workerData as { setLiftoffOnly: boolean }).setLiftoffOnly) v8.setFlagsFromString('--liftoff-only');
 const { PGlite, types, protocol, parse: wireParse } = await import('@electric-sql/pglite');
 
 const port = parentPort!;

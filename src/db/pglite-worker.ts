@@ -4,7 +4,6 @@
 // writes as in-process: a statement has reached the file system when its answer is sent.
 import v8 from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Transaction } from '@electric-sql/pglite';
 import { releaseHeap } from '../heap-release.js';
 import { firstStartTemplate, PGLITE_START_PARAMS } from './pglite-settings.js';
 import type { ThreadRequest, ThreadResponse, WireError, WireResult } from './pglite-thread.js';
@@ -21,10 +20,14 @@ if ((workerData as { setLiftoffOnly: boolean }).setLiftoffOnly) v8.setFlagsFromS
 const { PGlite, types, protocol, parse: wireParse } = await import('@electric-sql/pglite');
 
 const port = parentPort!;
-/** Values leave this thread as PostgreSQL's text; the main thread parses them with its caller's parsers. */
+/**
+ * Scalars leave this thread as PostgreSQL's text; the main thread parses them with its caller's
+ * parsers. Arrays, which have no entry here, are parsed here by PGlite's parsers for array types.
+ */
 const RAW = Object.fromEntries(Object.keys(types.parsers).map((oid) => [oid, (text: string) => text]));
 
-interface OpenTransaction { tx: Transaction; chain: Promise<unknown>; end: () => void; settled: Promise<unknown> }
+/** A transaction a caller opened ('begin'), held open until its 'end'. */
+interface OpenTransaction { chain: Promise<unknown>; end: () => void; settled: Promise<unknown>; rolledBack: boolean }
 const transactions = new Map<number, OpenTransaction>();
 let nextTx = 1;
 
@@ -32,62 +35,115 @@ const dir = (workerData as { dir: string }).dir;
 const db = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...firstStartTemplate(dir) });
 
 /**
- * The group commit's statements, prepared once (named statements of the wire protocol, as pg's
- * `{ name, text }` queries are): PGlite's query() parses and plans its statement again on every
- * call, and planning the attempt upsert or the history insert took 1.3–1.6 ms of WebAssembly each,
- * more than running them for a few rows (bench/prepared-statements.ts; bench/README.md, "Fifth round"). By SQL text;
- * the repository's batch statements are a handful of constants, and past the cap the others run
- * unnamed, as before. Those whose best plan depends on a table's size run unnamed by choice
- * (BatchSql's `planEachRun`): a kept plan is the one made for the tables of their first runs.
+ * Statements run on PostgreSQL's extended protocol in two calls into the WebAssembly: Parse with
+ * Describe (the parameters' types, which say how to write each value), then Bind, Describe,
+ * Execute and Sync. PGlite's own query() makes a call for each of those six messages and wraps
+ * each, which cost several times the SQL itself for the short statements most calls are
+ * (bench/pglite-calls.ts; bench/README.md, "Tenth round").
+ *
+ * The group commit's statements are prepared once (named statements, as pg's `{ name, text }`
+ * queries are): planning the attempt upsert or the history insert took 1.3–1.6 ms of WebAssembly
+ * each, more than running them for a few rows (bench/prepared-statements.ts; bench/README.md,
+ * "Fifth round"). By SQL text; the repository's batch statements are a handful of constants, and
+ * past the cap the others run unnamed. Those whose best plan depends on a table's size run
+ * unnamed by choice (BatchSql's `planEachRun`): a kept plan is the one made for the tables of
+ * their first runs. Everything else (Prisma's queries) runs unnamed, planned at each run, as
+ * PGlite's query() ran it.
  */
 const MAX_PREPARED = 64;
-const prepared = new Map<string, { name: string; paramTypes: number[] }>();
+const prepared = new Map<string, Described>();
 let preparedCount = 0;
 /** SQLSTATE invalid_sql_statement_name: the statement is gone (a DEALLOCATE, a new session). */
 const STATEMENT_GONE = '26000';
 
+interface Described { name: string; paramTypes: number[] }
 type Messages = Awaited<ReturnType<typeof db.execProtocolStream>>;
 
-/** `tx`: the open transaction the statement belongs to, if any. */
-async function queryPrepared(sql: string, params: unknown[], tx: Transaction | undefined): Promise<WireResult> {
-  const inTransaction = tx !== undefined;
-  let entry = prepared.get(sql);
-  if (!entry && prepared.size >= MAX_PREPARED) return wire(await (tx ?? db).query(sql, params, { rowMode: 'array', parsers: RAW }));
-  // As PGlite's own query(): one statement at a time (the query lock), and outside a transaction
-  // also not within one (the transaction lock); the file system is synced after a statement
-  // outside a transaction, and by COMMIT within one.
+/** One call into PostgreSQL with these protocol messages; a database error is thrown once all of them ran. */
+function send(...messages: Uint8Array[]): Promise<Messages> {
+  let message = messages[0]!;
+  if (messages.length > 1) {
+    message = new Uint8Array(messages.reduce((n, m) => n + m.length, 0));
+    let at = 0;
+    for (const m of messages) { message.set(m, at); at += m.length; }
+  }
+  return db.execProtocolStream(message, { syncToFs: false });
+}
+
+/**
+ * As PGlite's own query(): one statement at a time (the query lock), and outside a transaction
+ * also not within one (the transaction lock); the file system is synced after a statement
+ * outside a transaction, and after COMMIT within one.
+ */
+function exclusive<T>(inTransaction: boolean, work: () => Promise<T>): Promise<T> {
   const run = () => db._runExclusiveQuery(async () => {
-    const send = (message: Uint8Array) => db.execProtocolStream(message, { syncToFs: false });
+    const result = await work();
+    if (!inTransaction) await db.syncToFs();
+    return result;
+  });
+  return inTransaction ? run() : db._runExclusiveTransaction(run);
+}
+
+/** `prepare`: keep it as a named statement (up to MAX_PREPARED), else unnamed, planned at this run. */
+async function statement(sql: string, params: unknown[], inTransaction: boolean, prepare: boolean): Promise<WireResult> {
+  const run = () => exclusive(inTransaction, async () => {
+    let described = prepare ? prepared.get(sql) : undefined;
+    let synced = false;
     const results: Messages = [];
     try {
-      if (!entry) {
-        const name = `mqota_${++preparedCount}`;
-        await send(protocol.serialize.parse({ name, text: sql }));
-        entry = { name, paramTypes: wireParse.parseDescribeStatementResults(await send(protocol.serialize.describe({ type: 'S', name }))) };
-        prepared.set(sql, entry);
+      if (!described) {
+        const name = prepare && prepared.size < MAX_PREPARED ? `mqota_${++preparedCount}` : '';
+        const answer = await send(protocol.serialize.parse({ name, text: sql }), protocol.serialize.describe({ type: 'S', name }));
+        described = { name, paramTypes: wireParse.parseDescribeStatementResults(answer) };
+        if (name) prepared.set(sql, described);
       }
-      const { name, paramTypes } = entry;
+      const { name, paramTypes } = described;
       const values = params.map((p, i) => (p === null || p === undefined ? null : (db.serializers[paramTypes[i]!] ?? String)(p) as string));
-      results.push(...await send(protocol.serialize.bind({ statement: name, values })));
-      results.push(...await send(protocol.serialize.describe({ type: 'P' })));
-      results.push(...await send(protocol.serialize.execute({})));
+      // The Sync goes in the same call: after an error the server skips to it, which ends the statement.
+      synced = true;
+      results.push(...await send(protocol.serialize.bind({ statement: name, values }), protocol.serialize.describe({ type: 'P' }),
+        protocol.serialize.execute({}), protocol.serialize.sync()));
     } finally {
-      // After an error the server skips everything up to the Sync; it ends the statement either way.
-      results.push(...await send(protocol.serialize.sync()));
+      if (!synced) await send(protocol.serialize.sync());
     }
-    if (!inTransaction) await db.syncToFs();
-    return wire(wireParse.parseResults(results, RAW, { rowMode: 'array', parsers: RAW })[0]!);
+    return wire(wireParse.parseResults(results, db.parsers, { rowMode: 'array', parsers: RAW })[0]!);
   });
   try {
-    return await (inTransaction ? run() : db._runExclusiveTransaction(run));
+    return await run();
   } catch (err) {
-    if ((err as { code?: string }).code !== STATEMENT_GONE) throw err;
+    if ((err as { code?: string }).code !== STATEMENT_GONE || !prepared.has(sql)) throw err;
     // Prepared again on the next call. A transaction is aborted by the error: its caller retries it.
     prepared.delete(sql);
-    entry = undefined;
     if (inTransaction) throw err;
-    return db._runExclusiveTransaction(run);
+    return run();
   }
+}
+
+/** SQL on the simple protocol (several statements allowed), a result each. */
+function simple(sql: string, inTransaction: boolean): Promise<WireResult[]> {
+  return exclusive(inTransaction, async () => wireParse.parseResults(await send(protocol.serialize.query(sql)), db.parsers, { rowMode: 'array', parsers: RAW }).map(wire));
+}
+
+/** Opens a transaction and holds PGlite's transaction lock until its 'end'. */
+function begin(): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const id = nextTx++;
+    let end!: () => void;
+    const ended = new Promise<void>((r) => { end = r; });
+    const open: OpenTransaction = { chain: Promise.resolve(), end, settled: Promise.resolve(), rolledBack: false };
+    let begun = false;
+    open.settled = db._runExclusiveTransaction(async () => {
+      await db._runExclusiveQuery(() => send(protocol.serialize.query('BEGIN')));
+      begun = true;
+      transactions.set(id, open);
+      resolve(id);
+      await ended;
+      // A COMMIT after a failed statement rolls back (PostgreSQL answers ROLLBACK); a failed COMMIT
+      // is the caller's error.
+      if (!open.rolledBack) await db._runExclusiveQuery(async () => { await send(protocol.serialize.query('COMMIT')); await db.syncToFs(); });
+    }).finally(() => transactions.delete(id));
+    open.settled.catch((err: unknown) => { if (!begun) reject(err); });
+  });
 }
 
 function wire(r: { fields: { name: string; dataTypeID: number }[]; rows: unknown[]; affectedRows?: number }): WireResult {
@@ -101,43 +157,32 @@ function wireError(err: unknown): WireError {
   return { message: e?.message ?? String(err), database: e instanceof Error && e.constructor?.name === 'DatabaseError', fields };
 }
 
-/** The transaction a statement names (none: it runs on its own); one that is not open is an error. */
-function openTransaction(id: number | undefined): Transaction | undefined {
-  if (!id) return undefined;
-  const open = transactions.get(id);
-  if (!open) throw new Error(`transaction ${id} is not open`);
-  return open.tx;
+/** Whether a statement runs in a caller's transaction (one that is not open is an error). */
+function inTransaction(id: number | undefined): boolean {
+  if (!id) return false;
+  if (!transactions.has(id)) throw new Error(`transaction ${id} is not open`);
+  return true;
 }
 
 async function handle(req: ThreadRequest): Promise<unknown> {
   switch (req.op) {
     case 'query':
-      return wire(await (openTransaction(req.tx) ?? db).query(req.sql, req.params, { rowMode: 'array', parsers: RAW }));
+      return statement(req.sql, req.params ?? [], inTransaction(req.tx), false);
     case 'prepared':
-      return queryPrepared(req.sql, req.params, openTransaction(req.tx));
+      return statement(req.sql, req.params, inTransaction(req.tx), true);
     case 'exec':
-      return (await (openTransaction(req.tx) ?? db).exec(req.sql, { rowMode: 'array', parsers: RAW })).map(wire);
+      return simple(req.sql, inTransaction(req.tx));
     case 'begin':
-      return new Promise<number>((resolve, reject) => {
-        const id = nextTx++;
-        let end!: () => void;
-        const ended = new Promise<void>((r) => { end = r; });
-        let opened = false;
-        const settled = db.transaction(async (tx) => {
-          opened = true;
-          transactions.set(id, { tx, chain: Promise.resolve(), end, settled });
-          resolve(id);
-          await ended;
-        }).finally(() => transactions.delete(id));
-        settled.catch((err: unknown) => { if (!opened) reject(err); });
-      });
+      return begin();
     case 'rollback': {
       const open = transactions.get(req.tx);
-      if (open) await open.tx.rollback();
+      if (open && !open.rolledBack) {
+        open.rolledBack = true;
+        await db._runExclusiveQuery(() => send(protocol.serialize.query('ROLLBACK')));
+      }
       return null;
     }
     case 'end': {
-      // The callback returns; PGlite commits (unless rolled back); a failed COMMIT is the caller's error.
       const open = transactions.get(req.tx);
       if (!open) return null;
       open.end();

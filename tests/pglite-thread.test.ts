@@ -2,7 +2,7 @@
 // calls, transactions by BEGIN/COMMIT messages under PGlite's locks. What that must keep: values
 // written and read by their types, a failed statement ending only itself, a failed transaction
 // keeping nothing, a failed COMMIT reported, and a statement from outside a transaction waiting
-// for it to end.
+// for it to end; and a COMMIT synced to disk.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -75,6 +75,24 @@ describe('PGlite worker', () => {
     assert.deepEqual(await ids(), [1, 2, 3, 11, 22]);
   });
 
+  test('a COMMIT reaches the disk: PostgreSQL runs with fsync, and syncs the WAL at each commit', async () => {
+    const settings = await db.query<{ fsync: string }>('SHOW fsync');
+    assert.deepEqual(settings.rows, [{ fsync: 'on' }]);
+    assert.deepEqual((await db.query('SHOW wal_sync_method')).rows, [{ wal_sync_method: 'fsync' }]);
+    for (const commit of [
+      () => db.queryPrepared('INSERT INTO item (id) VALUES ($1)', [40]),
+      () => db.transaction(async (tx) => { await tx.query('INSERT INTO item (id) VALUES ($1)', [41]); }),
+    ]) {
+      const before = await db.fsyncs();
+      await commit();
+      assert.ok(await db.fsyncs() > before, 'the commit synced the WAL');
+    }
+    // A statement that writes nothing commits nothing to sync.
+    const before = await db.fsyncs();
+    await db.query('SELECT count(*) FROM item');
+    assert.equal(await db.fsyncs(), before);
+  });
+
   test('a statement from outside waits for an open transaction to end, and then sees what it committed', async () => {
     let outside: Promise<number[]> | undefined;
     await db.transaction(async (tx) => {
@@ -83,6 +101,6 @@ describe('PGlite worker', () => {
       // Another statement of the transaction still runs while the outside one waits.
       await tx.query('INSERT INTO item (id) VALUES ($1)', [31]);
     });
-    assert.deepEqual(await outside, [1, 2, 3, 11, 22, 30, 31]);
+    assert.deepEqual(await outside, [1, 2, 3, 11, 22, 30, 31, 40, 41]);
   });
 });

@@ -18,6 +18,7 @@ export type ThreadRequest =
   | { id: number; op: 'rollback'; tx: number }
   | { id: number; op: 'end'; tx: number }
   | { id: number; op: 'release-heap' }
+  | { id: number; op: 'fsyncs' }
   | { id: number; op: 'close' };
 export type ThreadResponse = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: WireError };
 
@@ -33,6 +34,8 @@ export type PGliteThread = Pick<PGlite, 'query' | 'exec' | 'close'> & PreparedQu
   transaction<T>(callback: (tx: Transaction & PreparedQueries) => Promise<T>): Promise<T>;
   /** One memory-reducing collection in the worker (heap-release.ts). */
   releaseHeap(): Promise<HeapReleased>;
+  /** How many times PostgreSQL's writes have been synced to disk so far (pglite-durability.ts). */
+  fsyncs(): Promise<number>;
 };
 
 /** Whether V8's --liftoff-only is set in this process: on node's command line, or by a first worker (pglite-worker.ts). */
@@ -110,6 +113,7 @@ export async function openPgliteThread(dir: string): Promise<PGliteThread> {
       return result;
     },
     releaseHeap: () => call<HeapReleased>({ op: 'release-heap' }),
+    fsyncs: () => call<number>({ op: 'fsyncs' }),
     async close() {
       if (!failure) await call({ op: 'close' });
       await worker.terminate();

@@ -5,6 +5,7 @@
 import v8 from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { releaseHeap } from '../heap-release.js';
+import { syncFileSystem, syncTree } from './pglite-durability.js';
 import { firstStartTemplate, PGLITE_START_PARAMS } from './pglite-settings.js';
 import type { ThreadRequest, ThreadResponse, WireError, WireResult } from './pglite-thread.js';
 
@@ -32,7 +33,13 @@ const transactions = new Map<number, OpenTransaction>();
 let nextTx = 1;
 
 const dir = (workerData as { dir: string }).dir;
-const db = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...firstStartTemplate(dir) });
+const template = firstStartTemplate(dir);
+const db = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...template });
+const fsyncs = syncFileSystem(db);
+// What reached the files before they could be synced reaches the disk now: a first start's
+// unpacked template, and PostgreSQL's own start-up writes (its next checkpoint syncs those).
+if (template.loadDataDir) syncTree(dir);
+await db.exec('CHECKPOINT');
 
 /**
  * Statements run on PostgreSQL's extended protocol in two calls into the WebAssembly: Parse with
@@ -191,6 +198,8 @@ async function handle(req: ThreadRequest): Promise<unknown> {
     }
     case 'release-heap':
       return releaseHeap();
+    case 'fsyncs':
+      return fsyncs();
     case 'close':
       await db.close();
       return null;

@@ -1,7 +1,7 @@
 // The embedded PGlite in a worker thread (pglite-thread.ts is the main thread's side): its
 // PostgreSQL runs as WebAssembly on this thread's stack, so a long batch of SQL no longer holds up
-// device traffic on the main event loop. Same data folder, same settings, same synchronous file
-// writes as in-process: a statement has reached the file system when its answer is sent.
+// device traffic on the main event loop. A statement has reached the file system when its answer
+// is sent, and a COMMIT has been synced to disk (pglite-durability.ts).
 import v8 from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { releaseHeap } from '../heap-release.js';

@@ -17,7 +17,7 @@ import type { FleetCredentials } from './fleet-protocol.js';
 import type { ImageComparison } from './images.js';
 import type { ScenarioResult } from './scenario.js';
 import { memoryPerDevice } from './report.js';
-import type { StartSample } from './startup.js';
+import { FROM_SOURCES, type StartSample } from './startup.js';
 import { fixed, summarize, type Summary } from './stats.js';
 
 export interface BrokerAnchorResult {
@@ -146,7 +146,7 @@ export function comparisonTable(mqota: ScenarioResult[], brokers: (BrokerAnchorR
     rows.push(`| 1.5 MB image, wrk -t1 -c100 over TLS, token checked (median of ${images.runs.length} alternating runs) | ${mb(med(images.runs.map((r) => r.nginx.bytesPerSecond)))} (nginx, ${images.nginxWorkers} workers) | ${others} | ${mb(med(images.runs.map((r) => r.mqota.bytesPerSecond)))} | ${fixed(med(ratios), 2)}× (runs ${fixed(ratios[0], 2)}–${fixed(ratios[ratios.length - 1], 2)}×); per CPU-second ${fixed(med(cpu), 2)}× (${fixed(cpu[0], 2)}–${fixed(cpu[cpu.length - 1], 2)}×) | ${tail} |`);
   }
   for (const s of startup) {
-    rows.push(`| ${s.kind} to healthy, idle RSS after full GC (PGlite) | — | ${others} | ${fixed(s.seconds, 2)} s, ${fixed(s.idleRssBytes / 1024 / 1024, 0)} MiB (peak ${fixed(s.peakRssBytes / 1024 / 1024, 0)} MiB) | | ${tail} |`);
+    rows.push(`| ${s.kind} to healthy, idle RSS after full GC (PGlite) | — | ${others} | ${fixed(s.seconds, 2)} s, ${fixed(s.idleRssBytes / 1024 / 1024, 0)} MiB (peak ${fixed(s.peakRssBytes / 1024 / 1024, 0)} MiB)${s.compiled ? '' : `; ${FROM_SOURCES}`} | | ${tail} |`);
   }
   return rows.join('\n');
 }

@@ -104,3 +104,23 @@ describe('PGlite worker', () => {
     assert.deepEqual(await outside, [1, 2, 3, 11, 22, 30, 31, 40, 41]);
   });
 });
+
+describe('PGlite worker on a disk whose fsync fails', { timeout: 60_000 }, () => {
+  let dir: string;
+  let db: PGliteThread | undefined;
+  after(async () => {
+    await db?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('the commit that meets it fails, and every request after fails at once, saying why, instead of waiting', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-pglite-fsync-'));
+    db = await openPgliteThread(dir, { failFsyncAfter: 1 });
+    await db.exec('CREATE TABLE item (id int PRIMARY KEY)'); // the one fsync that succeeds
+    await assert.rejects(db.query('INSERT INTO item (id) VALUES ($1)', [1]), /could not fsync/);
+    // PostgreSQL PANICked: PGlite would wait forever on the next call.
+    for (const request of [() => db!.query('SELECT 1'), () => db!.transaction(async () => undefined), () => db!.exec('SELECT 1')]) {
+      await assert.rejects(request(), /embedded PostgreSQL stopped \(PANIC: could not fsync.*restart mqota/);
+    }
+  });
+});

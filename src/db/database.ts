@@ -144,7 +144,7 @@ async function openPglite(dir: string, log: Logger): Promise<Database> {
         if (steps.length === 1) await steps[0]!(on(db));
         else await db.transaction(async (tx) => { for (const step of steps) await step(on(tx)); });
       },
-      ping: async () => { await db.query('SELECT 1'); },
+      ping: () => withTimeout(db.query('SELECT 1').then(() => undefined), 2_000, 'PGlite did not answer within 2 s'),
       releaseHeap: () => db.releaseHeap(),
       close: async () => { await prisma.$disconnect(); await db.close(); await releaseLock(); },
     };

@@ -10,23 +10,37 @@ import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 
 interface NodeFsStream { nfd?: number }
+/** Emscripten's errno for EIO. */
+const EIO = 29;
+
 interface EmscriptenFs {
+  ErrnoError: new (errno: number) => Error;
   filesystems: { NODEFS?: { stream_ops: { fsync?: (stream: NodeFsStream) => number }; tryFSOperation<T>(f: () => T): T } };
 }
 
-/** Gives PGlite's NODEFS an fsync; returns how many it has made so far. */
-export function syncFileSystem(db: PGlite): () => number {
-  const nodefs = (db as unknown as { Module: { FS: EmscriptenFs } }).Module.FS.filesystems.NODEFS;
+export interface FileSync {
+  /** How many fsyncs so far. */
+  count(): number;
+  /** Fault injection, for tests only: from the nth fsync on (counted from 1), each fails as a failing disk's would (EIO). */
+  failFrom(n: number): void;
+}
+
+/** Gives PGlite's NODEFS an fsync. */
+export function syncFileSystem(db: PGlite): FileSync {
+  const fs = (db as unknown as { Module: { FS: EmscriptenFs } }).Module.FS;
+  const nodefs = fs.filesystems.NODEFS;
   if (!nodefs) throw new Error('PGlite has no NODEFS file system: its commits could not be made durable');
   let syncs = 0;
+  let failFrom = Number.POSITIVE_INFINITY;
   nodefs.stream_ops.fsync = (stream) => {
     // A directory's stream has no file descriptor of its own; its entries are synced by syncTree.
     if (stream.nfd === undefined) return 0;
-    nodefs.tryFSOperation(() => fsyncSync(stream.nfd!)); // an error becomes PostgreSQL's (a PANIC, as on PostgreSQL)
+    if (syncs + 1 >= failFrom) throw new fs.ErrnoError(EIO);
+    nodefs.tryFSOperation(() => fsyncSync(stream.nfd!)); // an error becomes PostgreSQL's, which PANICs (pglite-worker.ts)
     syncs++;
     return 0;
   };
-  return () => syncs;
+  return { count: () => syncs, failFrom: (n) => { failFrom = n; } };
 }
 
 /**

@@ -41,8 +41,9 @@ export type PGliteThread = Pick<PGlite, 'query' | 'exec' | 'close'> & PreparedQu
 /** Whether V8's --liftoff-only is set in this process: on node's command line, or by a first worker (pglite-worker.ts). */
 let liftoffOnly = process.execArgv.includes('--liftoff-only');
 
-export async function openPgliteThread(dir: string): Promise<PGliteThread> {
-  const workerData = { dir, setLiftoffOnly: !liftoffOnly };
+/** `failFsyncAfter`, fault injection for tests: after that many fsyncs past start-up, each fails (pglite-durability.ts). */
+export async function openPgliteThread(dir: string, faults: { failFsyncAfter?: number } = {}): Promise<PGliteThread> {
+  const workerData = { dir, setLiftoffOnly: !liftoffOnly, ...faults };
   liftoffOnly = true;
   // Compiled, the worker is a .js file next to this one; from the sources it is a .ts file, and
   // the worker registers tsx's loader first (a worker does not inherit the main thread's loader).

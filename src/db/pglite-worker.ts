@@ -35,11 +35,13 @@ let nextTx = 1;
 const dir = (workerData as { dir: string }).dir;
 const template = firstStartTemplate(dir);
 const db = await PGlite.create(dir, { startParams: PGLITE_START_PARAMS, ...template });
-const fsyncs = syncFileSystem(db);
+const fileSync = syncFileSystem(db);
 // What reached the files before they could be synced reaches the disk now: a first start's
 // unpacked template, and PostgreSQL's own start-up writes (its next checkpoint syncs those).
 if (template.loadDataDir) syncTree(dir);
 await db.exec('CHECKPOINT');
+const { failFsyncAfter } = workerData as { failFsyncAfter?: number };
+if (failFsyncAfter !== undefined) fileSync.failFrom(fileSync.count() + failFsyncAfter + 1);
 
 /**
  * Statements run on PostgreSQL's extended protocol in two calls into the WebAssembly: Parse with
@@ -199,17 +201,33 @@ async function handle(req: ThreadRequest): Promise<unknown> {
     case 'release-heap':
       return releaseHeap();
     case 'fsyncs':
-      return fsyncs();
+      return fileSync.count();
     case 'close':
       await db.close();
       return null;
   }
 }
 
+/**
+ * After a PANIC (a WAL write or an fsync that failed) or a FATAL, PostgreSQL's session is gone, and
+ * PGlite would wait forever on the next call. From then on every request fails at once with why:
+ * nothing more is committed or acknowledged, and a restart recovers from the WAL.
+ */
+let stopped: Error | null = null;
+function stopAfter(err: unknown): void {
+  const severity = (err as { severity?: string }).severity;
+  if (stopped || (severity !== 'PANIC' && severity !== 'FATAL')) return;
+  stopped = new Error(`the embedded PostgreSQL stopped (${severity}: ${(err as Error).message}); nothing after it is committed; restart mqota to recover from its WAL`);
+}
+
 port.on('message', (req: ThreadRequest) => {
   // A transaction's statements run in the order they were sent.
   const open = 'tx' in req && req.tx ? transactions.get(req.tx) : undefined;
-  const run = () => handle(req).then(
+  const attempt = (): Promise<unknown> => {
+    if (stopped) return req.op === 'close' ? Promise.resolve(null) : Promise.reject(stopped);
+    return handle(req).catch((err: unknown) => { stopAfter(err); throw err; });
+  };
+  const run = () => attempt().then(
     (result) => port.postMessage({ id: req.id, ok: true, result } satisfies ThreadResponse),
     (err: unknown) => port.postMessage({ id: req.id, ok: false, error: wireError(err) } satisfies ThreadResponse),
   );

@@ -9,13 +9,15 @@ import { closeSync, fsyncSync, openSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 
-interface NodeFsStream { nfd?: number }
+interface NodeFsStream { nfd?: number; node: unknown }
 /** Emscripten's errno for EIO. */
 const EIO = 29;
 
 interface EmscriptenFs {
   ErrnoError: new (errno: number) => Error;
-  filesystems: { NODEFS?: { stream_ops: { fsync?: (stream: NodeFsStream) => number }; tryFSOperation<T>(f: () => T): T } };
+  filesystems: {
+    NODEFS?: { stream_ops: { fsync?: (stream: NodeFsStream) => number }; tryFSOperation<T>(f: () => T): T; realPath(node: unknown): string };
+  };
 }
 
 export interface FileSync {
@@ -33,10 +35,10 @@ export function syncFileSystem(db: PGlite): FileSync {
   let syncs = 0;
   let failFrom = Number.POSITIVE_INFINITY;
   nodefs.stream_ops.fsync = (stream) => {
-    // A directory's stream has no file descriptor of its own; its entries are synced by syncTree.
-    if (stream.nfd === undefined) return 0;
     if (syncs + 1 >= failFrom) throw new fs.ErrnoError(EIO);
-    nodefs.tryFSOperation(() => fsyncSync(stream.nfd!)); // an error becomes PostgreSQL's, which PANICs (pglite-worker.ts)
+    // An error becomes PostgreSQL's, which PANICs (pglite-worker.ts). NODEFS opens no descriptor for
+    // a directory, which PostgreSQL syncs after creating or renaming a file in it: opened here.
+    nodefs.tryFSOperation(() => (stream.nfd === undefined ? syncPath(nodefs.realPath(stream.node)) : fsyncSync(stream.nfd)));
     syncs++;
     return 0;
   };

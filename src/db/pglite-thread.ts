@@ -19,6 +19,7 @@ export type ThreadRequest =
   | { id: number; op: 'end'; tx: number }
   | { id: number; op: 'release-heap' }
   | { id: number; op: 'fsyncs' }
+  | { id: number; op: 'fail-fsyncs' }
   | { id: number; op: 'close' };
 export type ThreadResponse = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: WireError };
 
@@ -34,43 +35,80 @@ export type PGliteThread = Pick<PGlite, 'query' | 'exec' | 'close'> & PreparedQu
   transaction<T>(callback: (tx: Transaction & PreparedQueries) => Promise<T>): Promise<T>;
   /** One memory-reducing collection in the worker (heap-release.ts). */
   releaseHeap(): Promise<HeapReleased>;
-  /** How many times PostgreSQL's writes have been synced to disk so far (pglite-durability.ts). */
+  /** How many times PostgreSQL's writes have been synced to disk so far, by this worker (pglite-durability.ts). */
   fsyncs(): Promise<number>;
+  /** Fault injection, for tests only: from now on this worker's fsyncs fail, as a failing disk's would. */
+  failFsyncs(): Promise<void>;
 };
 
 /** Whether V8's --liftoff-only is set in this process: on node's command line, or by a first worker (pglite-worker.ts). */
 let liftoffOnly = process.execArgv.includes('--liftoff-only');
 
-/** `failFsyncAfter`, fault injection for tests: after that many fsyncs past start-up, each fails (pglite-durability.ts). */
-export async function openPgliteThread(dir: string, faults: { failFsyncAfter?: number } = {}): Promise<PGliteThread> {
-  const workerData = { dir, setLiftoffOnly: !liftoffOnly, ...faults };
-  liftoffOnly = true;
+export async function openPgliteThread(dir: string): Promise<PGliteThread> {
   // Compiled, the worker is a .js file next to this one; from the sources it is a .ts file, and
   // the worker registers tsx's loader first (a worker does not inherit the main thread's loader).
   const script = new URL(`./pglite-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
-  const worker = script.pathname.endsWith('.js')
-    ? new Worker(script, { workerData })
-    : new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`, { eval: true, workerData });
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
+  /** Why calls fail now: the worker is gone and not yet replaced. */
   let failure: Error | null = null;
-  const ready = new Promise<void>((resolve, reject) => {
-    pending.set(0, { resolve: () => resolve(), reject });
-  });
-  worker.on('message', (m: ThreadResponse) => {
-    const waiter = pending.get(m.id);
-    if (!waiter) return;
-    pending.delete(m.id);
-    if (m.ok) waiter.resolve(m.result);
-    else waiter.reject(toError(m.error));
-  });
-  const fail = (err: Error) => {
-    failure = err;
+  let closing = false;
+  let replacing: Promise<void> | null = null;
+  /** A replacement worker being started (not the wait between two tries). */
+  let starting: Promise<Worker> | null = null;
+
+  const rejectPending = (err: Error) => {
     for (const w of pending.values()) w.reject(err);
     pending.clear();
   };
-  worker.on('error', fail);
-  worker.on('exit', (code) => fail(new Error(`the PGlite worker exited (${code})`)));
+  /** A worker, resolved once its PGlite is open (its message 0). */
+  const start = () => new Promise<Worker>((resolve, reject) => {
+    const workerData = { dir, setLiftoffOnly: !liftoffOnly };
+    liftoffOnly = true;
+    const w = script.pathname.endsWith('.js')
+      ? new Worker(script, { workerData })
+      : new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`, { eval: true, workerData });
+    let up = false;
+    /** Why the worker is about to exit (its message -1), if it said. */
+    let why: string | null = null;
+    w.on('message', (m: ThreadResponse) => {
+      if (m.id === 0) { up = true; resolve(w); return; }
+      if (m.id === -1 && !m.ok) { why = m.error.message; return; }
+      const waiter = pending.get(m.id);
+      if (!waiter) return;
+      pending.delete(m.id);
+      if (m.ok) waiter.resolve(m.result);
+      else waiter.reject(toError(m.error));
+    });
+    const gone = (err: Error) => (up ? lost(w, why ? new Error(why) : err) : reject(err));
+    w.on('error', gone);
+    w.on('exit', (code) => gone(new Error(`the PGlite worker exited (${code})`)));
+  });
+  /**
+   * The worker is gone: after PostgreSQL's PANIC it exits by itself (pglite-worker.ts). A new one
+   * opens the same data folder, and PostgreSQL recovers from its WAL, as its postmaster restarts
+   * after a crash. Meanwhile calls fail at once with the cause, and the group commit retries.
+   */
+  const lost = (w: Worker, err: Error) => {
+    if (w !== worker) return;
+    failure = closing ? err : new Error(`the embedded PostgreSQL stopped (${err.message}); starting it again`);
+    rejectPending(failure);
+    if (!closing) replacing ??= replace().finally(() => { replacing = null; });
+  };
+  const replace = async () => {
+    for (let delay = 1_000; !closing; delay = Math.min(delay * 2, 30_000)) {
+      try {
+        const next = await (starting = start()).finally(() => { starting = null; });
+        if (closing) { await next.terminate(); return; }
+        worker = next;
+        failure = null;
+        return;
+      } catch (err) {
+        failure = new Error(`the embedded PostgreSQL could not be started again: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, delay).unref()); // close() does not wait for it
+      }
+    }
+  };
   const call = <T>(req: Request): Promise<T> => {
     if (failure) return Promise.reject(failure);
     const id = nextId++;
@@ -79,7 +117,7 @@ export async function openPgliteThread(dir: string, faults: { failFsyncAfter?: n
       worker.postMessage({ ...req, id });
     });
   };
-  await ready;
+  let worker: Worker = await start();
 
   const query = async <T>(sql: string, params?: unknown[], options?: QueryOptions, tx?: number): Promise<Results<T>> =>
     parse<T>(await call<WireResult>({ op: 'query', sql, params, tx }), options);
@@ -115,8 +153,12 @@ export async function openPgliteThread(dir: string, faults: { failFsyncAfter?: n
     },
     releaseHeap: () => call<HeapReleased>({ op: 'release-heap' }),
     fsyncs: () => call<number>({ op: 'fsyncs' }),
+    failFsyncs: () => call<null>({ op: 'fail-fsyncs' }).then(() => undefined),
     async close() {
+      closing = true;
       if (!failure) await call({ op: 'close' });
+      // A replacement under way would open the folder after its lock is released: it ends first.
+      await starting?.catch(() => undefined);
       await worker.terminate();
     },
   } as PGliteThread;

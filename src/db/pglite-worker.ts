@@ -40,8 +40,6 @@ const fileSync = syncFileSystem(db);
 // unpacked template, and PostgreSQL's own start-up writes (its next checkpoint syncs those).
 if (template.loadDataDir) syncTree(dir);
 await db.exec('CHECKPOINT');
-const { failFsyncAfter } = workerData as { failFsyncAfter?: number };
-if (failFsyncAfter !== undefined) fileSync.failFrom(fileSync.count() + failFsyncAfter + 1);
 
 /**
  * Statements run on PostgreSQL's extended protocol in two calls into the WebAssembly: Parse with
@@ -202,6 +200,9 @@ async function handle(req: ThreadRequest): Promise<unknown> {
       return releaseHeap();
     case 'fsyncs':
       return fileSync.count();
+    case 'fail-fsyncs':
+      fileSync.failFrom(fileSync.count() + 1);
+      return null;
     case 'close':
       await db.close();
       return null;
@@ -210,14 +211,21 @@ async function handle(req: ThreadRequest): Promise<unknown> {
 
 /**
  * After a PANIC (a WAL write or an fsync that failed) or a FATAL, PostgreSQL's session is gone, and
- * PGlite would wait forever on the next call. From then on every request fails at once with why:
- * nothing more is committed or acknowledged, and a restart recovers from the WAL.
+ * PGlite would wait forever on the next call. Every request fails at once with why, nothing more
+ * is committed or acknowledged, and the worker exits: the main thread starts another on the same
+ * data, which recovers from the WAL (pglite-thread.ts).
  */
 let stopped: Error | null = null;
 function stopAfter(err: unknown): void {
   const severity = (err as { severity?: string }).severity;
   if (stopped || (severity !== 'PANIC' && severity !== 'FATAL')) return;
-  stopped = new Error(`the embedded PostgreSQL stopped (${severity}: ${(err as Error).message}); nothing after it is committed; restart mqota to recover from its WAL`);
+  stopped = new Error(`${severity}: ${(err as Error).message}`);
+  // After the answers already due (this request's error among them) have been posted; the main
+  // thread is told why first (message -1).
+  setImmediate(() => {
+    port.postMessage({ id: -1, ok: false, error: wireError(stopped) } satisfies ThreadResponse);
+    process.exit(1);
+  });
 }
 
 port.on('message', (req: ThreadRequest) => {

@@ -23,8 +23,8 @@ interface EmscriptenFs {
 export interface FileSync {
   /** How many fsyncs so far. */
   count(): number;
-  /** Fault injection, for tests only: from the nth fsync on (counted from 1), each fails as a failing disk's would (EIO). */
-  failFrom(n: number): void;
+  /** Fault injection, for tests only: from now on each fsync fails, as a failing disk's would (EIO). */
+  fail(): void;
 }
 
 /** Gives PGlite's NODEFS an fsync. */
@@ -33,16 +33,16 @@ export function syncFileSystem(db: PGlite): FileSync {
   const nodefs = fs.filesystems.NODEFS;
   if (!nodefs) throw new Error('PGlite has no NODEFS file system: its commits could not be made durable');
   let syncs = 0;
-  let failFrom = Number.POSITIVE_INFINITY;
+  let failing = false;
   nodefs.stream_ops.fsync = (stream) => {
-    if (syncs + 1 >= failFrom) throw new fs.ErrnoError(EIO);
+    if (failing) throw new fs.ErrnoError(EIO);
     // An error becomes PostgreSQL's, which PANICs (pglite-worker.ts). NODEFS opens no descriptor for
     // a directory, which PostgreSQL syncs after creating or renaming a file in it: opened here.
     nodefs.tryFSOperation(() => (stream.nfd === undefined ? syncPath(nodefs.realPath(stream.node)) : fsyncSync(stream.nfd)));
     syncs++;
     return 0;
   };
-  return { count: () => syncs, failFrom: (n) => { failFrom = n; } };
+  return { count: () => syncs, fail: () => { failing = true; } };
 }
 
 /**

@@ -10,9 +10,8 @@ import type { PGliteOptions } from '@electric-sql/pglite';
  * passing startParams replaces them) with PostgreSQL's fsync on, not off (`-F`), and the WAL
  * synced by fsync(), which PGlite's file layer is given (pglite-durability.ts; its fdatasync()
  * stays a no-op): a COMMIT, and so an acknowledgement, waits for the disk. Plus a smaller buffer
- * pool. PostgreSQL's default of 128 MB of
- * shared buffers sits in PGlite's WebAssembly memory in this process; mqota's catalog is a few MB
- * even at 20,000 devices. 16 MB took the idle process from 457 to ~330 MiB RSS after a restart;
+ * pool. PostgreSQL's default of 128 MB of shared buffers sits in PGlite's WebAssembly memory in
+ * this process; mqota's catalog is a few MB even at 20,000 devices. 16 MB took the idle process from 457 to ~330 MiB RSS after a restart;
  * 8 MB touches 10 MiB less of the WebAssembly memory (29.7 → 19.4 MiB resident), and a 1,000-device
  * fan-out took as long and as much CPU as with 16 MB (bench/README.md, "Start-up and memory").
  */

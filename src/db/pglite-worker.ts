@@ -140,14 +140,17 @@ function begin(): Promise<number> {
     const open: OpenTransaction = { chain: Promise.resolve(), end, settled: Promise.resolve(), rolledBack: false };
     let begun = false;
     open.settled = db._runExclusiveTransaction(async () => {
-      await db._runExclusiveQuery(() => send(protocol.serialize.query('BEGIN')));
+      await simple('BEGIN', true); // true: the transaction lock is already held, here
       begun = true;
       transactions.set(id, open);
       resolve(id);
       await ended;
       // A COMMIT after a failed statement rolls back (PostgreSQL answers ROLLBACK); a failed COMMIT
       // is the caller's error.
-      if (!open.rolledBack) await db._runExclusiveQuery(async () => { await send(protocol.serialize.query('COMMIT')); await db.syncToFs(); });
+      if (!open.rolledBack) {
+        await simple('COMMIT', true);
+        await db.syncToFs();
+      }
     }).finally(() => transactions.delete(id));
     open.settled.catch((err: unknown) => { if (!begun) reject(err); });
   });
@@ -185,7 +188,7 @@ async function handle(req: ThreadRequest): Promise<unknown> {
       const open = transactions.get(req.tx);
       if (open && !open.rolledBack) {
         open.rolledBack = true;
-        await db._runExclusiveQuery(() => send(protocol.serialize.query('ROLLBACK')));
+        await simple('ROLLBACK', true);
       }
       return null;
     }
@@ -201,7 +204,7 @@ async function handle(req: ThreadRequest): Promise<unknown> {
     case 'fsyncs':
       return fileSync.count();
     case 'fail-fsyncs':
-      fileSync.failFrom(fileSync.count() + 1);
+      fileSync.fail();
       return null;
     case 'close':
       await db.close();

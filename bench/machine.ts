@@ -10,8 +10,8 @@ const TICKS_PER_SECOND = (() => {
 
 const toMs = (ticks: number) => (ticks * 1000) / TICKS_PER_SECOND;
 
-/** The fields of /proc/<pid>/stat after the command name (which may contain spaces). */
-function statFields(pid: number): string[] | null {
+/** The fields of /proc/<pid>/stat (or a thread's, `<pid>/task/<tid>`) after the command name (which may contain spaces). */
+function statFields(pid: number | string): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -24,6 +24,16 @@ function statFields(pid: number): string[] | null {
 export function processCpuMs(pid: number): number {
   const f = statFields(pid);
   return f ? toMs(Number(f[11]) + Number(f[12])) : 0;
+}
+
+/** User + system CPU time of each thread of a process so far, ms, by thread id. */
+export function threadCpuMs(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const f = statFields(`${pid}/task/${tid}`);
+    if (f) out.set(Number(tid), toMs(Number(f[11]) + Number(f[12])));
+  }
+  return out;
 }
 
 /** CPU time of a process and all its living descendants, ms. */

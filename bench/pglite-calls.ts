@@ -5,29 +5,17 @@
 // /proc/self/task (so Linux only).
 //
 //   npx tsx bench/pglite-calls.ts [--runs 2000] [--rounds 2]
-import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { openDatabase, type BatchStep } from '../src/db/database.js';
+import { threadCpuMs } from './machine.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' } } });
 const runs = Number(values.runs);
 const rounds = Number(values.rounds);
-
-/** CPU time (ms) of each thread of this process, by thread id. */
-function threadCpu(): Map<string, number> {
-  const out = new Map<string, number>();
-  const tick = 1000 / 100; // USER_HZ
-  for (const tid of readdirSync('/proc/self/task')) {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.set(tid, (Number(f[11]) + Number(f[12])) * tick);
-  }
-  return out;
-}
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'mqota-pglite-calls-'));
 const db = await openDatabase({ databaseUrl: null, dataDir: dir, logger: pino({ level: 'silent' }) });
@@ -46,21 +34,20 @@ ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, online = EXCLUDED.onl
     'commit, two statements in a transaction': () => db.batch([upsert, upsert]),
   };
 
-  const main = String(process.pid);
   for (const run of Object.values(kinds)) for (let i = 0; i < 200; i++) await run(); // warm-up
   console.log(`PGlite in its worker thread, ${runs} calls a kind and round, Node ${process.versions.node}`);
   for (let round = 1; round <= rounds; round++) {
     for (const [name, run] of Object.entries(kinds)) {
-      const before = threadCpu();
+      const before = threadCpuMs(process.pid);
       const started = performance.now();
       for (let i = 0; i < runs; i++) await run();
       const wall = performance.now() - started;
-      const after = threadCpu();
+      const after = threadCpuMs(process.pid);
       let mainMs = 0;
       let busiestOther = 0;
       for (const [tid, ms] of after) {
         const used = ms - (before.get(tid) ?? 0);
-        if (tid === main) mainMs = used;
+        if (tid === process.pid) mainMs = used;
         else busiestOther = Math.max(busiestOther, used); // the PGlite worker: the only busy thread besides the main one
       }
       const us = (ms: number) => `${Math.round((ms * 1000) / runs)} µs`.padStart(8);

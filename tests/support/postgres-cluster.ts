@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 
 const BIN_ROOT = '/usr/lib/postgresql';
+const SETPRIV = '/usr/bin/setpriv';
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -48,14 +49,18 @@ export async function startPostgresCluster(opts: { fsync?: boolean } = {}): Prom
   let postmaster: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   const launch = () => {
-    const child = spawn(path.join(bin, 'postgres'), ['-D', dataDir, '-p', String(port), '-k', dir, ...settings], { stdio: 'ignore', ...owner });
+    const postgres = [path.join(bin, 'postgres'), '-D', dataDir, '-p', String(port), '-k', dir, ...settings];
+    // setpriv (util-linux) asks the kernel for SIGINT, a fast shutdown, when this process dies,
+    // killed included, where no exit hook runs; it then execs the postmaster in its own place.
+    const argv = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'INT', '--', ...postgres] : postgres;
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore', ...owner });
     child.unref(); // stop() or the exit hook ends it; it must not keep its parent alive
     exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     postmaster = child;
     return child;
   };
   const running = () => postmaster !== null && postmaster.exitCode === null && postmaster.signalCode === null;
-  // Should this process die without stop(), the cluster must not outlive it.
+  // Should this process exit without stop(), the cluster must not outlive it (killed: setpriv above).
   const onExit = () => { postmaster?.kill('SIGINT'); rmSync(dir, { recursive: true, force: true }); };
   process.once('exit', onExit);
   const halt = async () => {

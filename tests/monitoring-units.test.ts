@@ -1,6 +1,6 @@
 // The monitoring parts on their own: the progress throttle and the progress topics' wiring on
-// node:test mock timers, an event stream's framing, heartbeats and drop over a real HTTP connection, and the event route
-// letting the server close while a stream is open.
+// node:test mock timers, an event stream's framing, heartbeats and drop over a real HTTP connection, the event route
+// letting the server close while a stream is open, and the open-descriptor count.
 import { after, afterEach, beforeEach, describe, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -17,6 +17,8 @@ import { MONITOR_FILTERS, topics } from '../src/topics.js';
 import { startStatusTopics, type StatusTopicsDeps } from '../src/monitoring/status-topics.js';
 import type { Services } from '../src/services.js';
 import { eventually } from './support/eventually.js';
+import { openFileCount } from '../src/monitoring/metrics.js';
+import { closeSync, openSync, readdirSync } from 'node:fs';
 
 describe('status topics', () => {
   const monitor = { id: 'ops', role: 'monitor' } as const;
@@ -286,4 +288,21 @@ describe('GET /api/events route', () => {
     assert.ok(body.endsWith('event: presence\ndata: {"type":"presence","deviceId":"d-1","at":"1970-01-01T00:00:00.000Z","online":true}\n\n'), body);
     assert.ok(!body.includes('announce'));
   });
+});
+
+test('process_open_fds counts the descriptors /proc/self/fd lists, also after some open and close', async () => {
+  // Sockets of the tests before may still be closing: the two readings must agree once nothing moves.
+  const agree = () => eventually(async () => {
+    const counted = await openFileCount();
+    const listed = readdirSync('/proc/self/fd').length - 1; // less the one listing them
+    return counted === listed && listed;
+  }, 30_000, 'the count to agree with the listing');
+  await agree();
+  const opened = Array.from({ length: 50 }, () => openSync('/dev/null', 'r'));
+  try {
+    assert.ok((await agree()) > 50);
+  } finally {
+    for (const fd of opened) closeSync(fd);
+  }
+  await agree();
 });

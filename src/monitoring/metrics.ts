@@ -1,7 +1,7 @@
 // Prometheus metrics of the fleet (GET /metrics), fed by the fleet events and by the HTTP hooks
 // of src/http/plugins/app/metrics.ts. One registry per instance, so two servers in one process (tests)
 // never share a series.
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Broker } from '../../broker/index.js';
 import type { FleetEvents } from '../events.js';
@@ -48,8 +48,7 @@ export class FleetMetrics {
     if (process.platform === 'linux') {
       new Gauge({
         name: 'process_open_fds', help: 'Number of open file descriptors.', registers,
-        // Listed in libuv's thread pool rather than on the event loop.
-        async collect() { this.set((await readdir('/proc/self/fd')).length - 1); },
+        async collect() { this.set(await openFileCount()); },
       });
     }
     this.active = new ActiveRollouts(deps.events);
@@ -205,4 +204,14 @@ export class FleetMetrics {
       .finally(() => { this.rolloutsReading = null; });
     return this.rolloutsReading;
   }
+}
+
+/**
+ * The process's open descriptors. Linux 6.2 and later give their number as the size of
+ * /proc/self/fd, so a scrape need not list one name per connected device; older kernels say 0
+ * there, and the list is read in libuv's thread pool instead (less the descriptor reading it).
+ */
+export async function openFileCount(): Promise<number> {
+  const { size } = await stat('/proc/self/fd');
+  return size > 0 ? size : (await readdir('/proc/self/fd')).length - 1;
 }

@@ -36,6 +36,28 @@ export function threadCpuMs(pid: number): Map<number, number> {
   return out;
 }
 
+/**
+ * CPU time of a process so far by thread, ms, summed by what the thread is: 'main' (the thread
+ * whose id is the process's), else its name (Node 22 and later name theirs: V8Worker,
+ * libuv-worker, a worker's own name; Node 20 calls every thread 'node'). Threads that ended are
+ * 'ended threads': the process's total less the living ones'.
+ */
+export function threadCpuByName(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let living = 0;
+  for (const [tid, ms] of threadCpuMs(pid)) {
+    let name = 'main';
+    if (tid !== pid) {
+      try { name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(); } catch { continue; }
+    }
+    out.set(name, (out.get(name) ?? 0) + ms);
+    living += ms;
+  }
+  const ended = processCpuMs(pid) - living;
+  if (ended > 0) out.set('ended threads', ended);
+  return out;
+}
+
 /** CPU time of a process and all its living descendants, ms. */
 export function treeCpuMs(root: number): number {
   const children = new Map<number, number[]>();

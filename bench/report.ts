@@ -104,7 +104,14 @@ function load(l: ServerLoad): string {
   const disturbed = l.othersCpuPercent > DISTURBED_PERCENT ? ` — DISTURBED: other processes used ${fixed(l.othersCpuPercent, 0)} % of a core` : '';
   const { minor, major } = l.gcPauses;
   const gc = `GC pauses ${minor.count} minor ≤ ${ms(minor.maxMs)} ms, ${major.count} major ≤ ${ms(major.maxMs)} ms`;
-  return `server CPU ${fixed(l.cpuPercent, 0)} %, event-loop delay p99 ${ms(l.loopDelay.p99)} max ${ms(l.loopDelay.max)} ms, ${gc}${disturbed}`;
+  return `server CPU ${fixed(l.cpuPercent, 0)} %${threadSplit(l)}, event-loop delay p99 ${ms(l.loopDelay.p99)} max ${ms(l.loopDelay.max)} ms, ${gc}${disturbed}`;
+}
+
+/** ' (main 61, pglite 30, V8Worker 9)': the share of the server's CPU each kind of thread took, %, largest first. */
+function threadSplit(l: ServerLoad): string {
+  const entries = Object.entries(l.threads ?? {}).filter(([, ms]) => ms >= l.cpuMs / 200).sort((a, b) => b[1] - a[1]);
+  if (!entries.length || !l.cpuMs) return '';
+  return ` (${entries.map(([name, ms]) => `${name} ${fixed((ms / l.cpuMs) * 100, 0)}`).join(', ')})`;
 }
 
 function announceLine(a: AnnouncePhase): string {

@@ -42,6 +42,8 @@ export interface ServerLoad {
   cpuMs: number;
   /** Of one core; above 100 % with GC, libuv and PGlite threads. */
   cpuPercent: number;
+  /** cpuMs by kind of thread ('main', 'pglite', 'V8Worker', …; machine.ts threadCpuByName), ms. */
+  threads: Record<string, number>;
   loopDelay: LoopDelay;
   gcPauses: GcPauses;
   /**
@@ -300,16 +302,21 @@ const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 /** Runs a phase between two probes of the server: its CPU time and event-loop delay during the phase. */
 async function measured<T>(server: ServerProcess, phases: PhaseWindow[], name: string, phase: () => Promise<T>): Promise<{ value: T; server: ServerLoad }> {
   await server.probe(); // restarts the delay histogram, and collects garbage before the phase rather than during it
-  const before = { server: server.cpuMs(), ours: treeCpuMs(process.pid), machine: machineBusyMs() };
+  const before = { server: server.cpuMs(), threads: server.threadCpuMs(), ours: treeCpuMs(process.pid), machine: machineBusyMs() };
   const startedAt = now();
   const startUs = monotonicUs();
   const value = await phase();
   phases.push({ name, startUs, endUs: monotonicUs() });
   const wallMs = now() - startedAt;
   const cpuMs = server.cpuMs() - before.server;
+  const threads: Record<string, number> = {};
+  for (const [name, ms] of server.threadCpuMs()) {
+    const spent = ms - (before.threads.get(name) ?? 0);
+    if (spent > 0) threads[name] = spent;
+  }
   const othersMs = machineBusyMs() - before.machine - (treeCpuMs(process.pid) - before.ours);
   const { loopDelay, gcPauses } = await server.probe();
-  return { value, server: { cpuMs, cpuPercent: (cpuMs / wallMs) * 100, loopDelay, gcPauses, othersCpuPercent: Math.max(0, (othersMs / wallMs) * 100) } };
+  return { value, server: { cpuMs, cpuPercent: (cpuMs / wallMs) * 100, threads, loopDelay, gcPauses, othersCpuPercent: Math.max(0, (othersMs / wallMs) * 100) } };
 }
 
 /**

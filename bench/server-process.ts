@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { collectLines, freePort, withoutMqotaSettings } from '../tests/support/child-process.js';
-import { processCpuMs } from './machine.js';
+import { processCpuMs, threadCpuByName } from './machine.js';
 import { START_NODE_ARGS } from '../src/heap-tuning.js';
 
 export interface ServerOptions {
@@ -193,6 +193,11 @@ export class ServerProcess {
   }
 
   /** CPU time used so far, user + system, in milliseconds. */
+  /** Its CPU so far by kind of thread (machine.ts). */
+  threadCpuMs(): Map<string, number> {
+    return threadCpuByName(this.pid);
+  }
+
   cpuMs(): number {
     return processCpuMs(this.pid);
   }

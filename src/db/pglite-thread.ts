@@ -65,9 +65,10 @@ export async function openPgliteThread(dir: string): Promise<PGliteThread> {
   const start = () => new Promise<Worker>((resolve, reject) => {
     const workerData = { dir, setLiftoffOnly: !liftoffOnly };
     liftoffOnly = true;
+    // Named: Node 22 and later give the thread that name, which `top -H` and the bench show.
     const w = script.pathname.endsWith('.js')
-      ? new Worker(script, { workerData })
-      : new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`, { eval: true, workerData });
+      ? new Worker(script, { workerData, name: 'pglite' })
+      : new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`, { eval: true, workerData, name: 'pglite' });
     let up = false;
     /** Why the worker is about to exit (its message -1), if it said. */
     let why: string | null = null;

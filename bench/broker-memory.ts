@@ -10,6 +10,9 @@
 // --bare measures plain Aedes behind a Node TLS server with default options, for comparison.
 // --tls-only measures the floor: mutual-TLS sockets with the broker's TLS options (no session
 // tickets) and nothing on them, no MQTT at all; the clients only handshake.
+// --exchange (mqota's broker): each device also publishes an announce-sized message at QoS 1 and
+// gets a command-sized one back, as every device does once it is online; what that leaves behind
+// on each connection is counted with the rest.
 
 import { fork } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -36,6 +39,10 @@ interface Credentials {
 
 const self = fileURLToPath(import.meta.url);
 
+// The sizes of a device's announce with its health report and of a signed update command.
+const ANNOUNCE_PAYLOAD = Buffer.alloc(260, 'a');
+const COMMAND_PAYLOAD = Buffer.alloc(520, 'c');
+
 if (process.argv.includes('--client')) {
   await runClients();
 } else {
@@ -44,7 +51,7 @@ if (process.argv.includes('--client')) {
 
 async function runServer(): Promise<void> {
   const { values } = parseArgs({
-    options: { devices: { type: 'string', default: '2000' }, warmup: { type: 'string', default: '200' }, bare: { type: 'boolean', default: false }, 'tls-only': { type: 'boolean', default: false }, client: { type: 'boolean' } },
+    options: { devices: { type: 'string', default: '2000' }, warmup: { type: 'string', default: '200' }, bare: { type: 'boolean', default: false }, 'tls-only': { type: 'boolean', default: false }, exchange: { type: 'boolean', default: false }, client: { type: 'boolean' } },
   });
   const devices = Number(values.devices);
   const warmup = Number(values.warmup);
@@ -64,6 +71,7 @@ async function runServer(): Promise<void> {
 
     let port: number;
     let connected: () => number;
+    let sendCommand: ((id: string) => Promise<void>) | null = null;
     let close: () => Promise<void>;
     const tlsOnly = values['tls-only'];
     if (tlsOnly) {
@@ -97,6 +105,7 @@ async function runServer(): Promise<void> {
       port = broker.port;
       connected = () => broker.connectedDevices();
       close = () => broker.close();
+      if (values.exchange) sendCommand = (id) => broker.publish(topics.command(id), COMMAND_PAYLOAD, { qos: 1 });
     }
 
     const settle = async () => {
@@ -113,12 +122,19 @@ async function runServer(): Promise<void> {
     const connectMore = async (batch: Credentials[]) => {
       const target = connected() + batch.length;
       const started = Date.now();
-      const reply = new Promise<void>((resolve) => child.once('message', () => resolve()));
-      child.send({ port, caPem, credentials: batch, tlsOnly });
-      await reply;
+      const reply = () => new Promise<void>((resolve) => child.once('message', () => resolve()));
+      let replied = reply();
+      child.send({ port, caPem, credentials: batch, tlsOnly, exchange: sendCommand !== null });
+      await replied;
       while (connected() < target) {
         if (Date.now() - started > 120_000) throw new Error(`only ${connected()} of ${target} connected`);
         await sleep(100);
+      }
+      if (sendCommand) {
+        replied = reply();
+        child.send({ commands: batch.length });
+        for (const c of batch) await sendCommand(c.id);
+        await replied;
       }
       await sleep(500);
       return (Date.now() - started) / 1000;
@@ -134,7 +150,7 @@ async function runServer(): Promise<void> {
     const mib = (n: number) => (n / 2 ** 20).toFixed(1);
     console.log(
       JSON.stringify({
-        mode: tlsOnly ? 'mutual TLS only, no MQTT' : values.bare ? 'bare aedes + tls' : 'mqota broker',
+        mode: tlsOnly ? 'mutual TLS only, no MQTT' : values.bare ? 'bare aedes + tls' : sendCommand ? 'mqota broker, announce and command exchanged' : 'mqota broker',
         devices,
         warmup,
         connectSeconds: Number(seconds.toFixed(1)),
@@ -152,6 +168,13 @@ async function runServer(): Promise<void> {
 
 async function runClients(): Promise<void> {
   const clients: (MqttClient | tls.TLSSocket)[] = [];
+  // Commands received, and the parent's wait for a number of them (--exchange).
+  let commands = 0;
+  let awaited: { count: number; done: () => void } | null = null;
+  const commandArrived = () => {
+    commands++;
+    if (awaited && commands >= awaited.count) { awaited.done(); awaited = null; }
+  };
   const handshakeOnly = (port: number, caPem: string, c: Credentials) =>
     new Promise<void>((resolve, reject) => {
       const socket = connectTls({ host: '127.0.0.1', port }, deviceSecureContext({ ca: caPem, cert: c.cert, key: c.key }));
@@ -159,7 +182,7 @@ async function runClients(): Promise<void> {
       clients.push(socket);
       socket.once('error', reject);
     });
-  const connectOne = (port: number, caPem: string, c: Credentials) =>
+  const connectOne = (port: number, caPem: string, c: Credentials, exchange: boolean) =>
     new Promise<void>((resolve, reject) => {
       // As the bench's fleet connects: mqtt.js over a socket with a device's key-exchange groups.
       const context = deviceSecureContext({ ca: caPem, cert: c.cert, key: c.key });
@@ -171,16 +194,28 @@ async function runClients(): Promise<void> {
         keepalive: 120,
       });
       clients.push(client);
+      client.on('message', commandArrived);
       client.once('connect', () => {
-        client.subscribe(topics.command(c.id), { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+        client.subscribe(topics.command(c.id), { qos: 1 }, (err) => {
+          if (err) reject(err);
+          else if (!exchange) resolve();
+          else client.publish(topics.announce(c.id), ANNOUNCE_PAYLOAD, { qos: 1 }, (e) => (e ? reject(e) : resolve()));
+        });
       });
       client.once('error', reject);
     });
+  let expected = 0;
   process.on('message', async (m) => {
-    const { port, caPem, credentials, tlsOnly } = m as { port: number; caPem: string; credentials: Credentials[]; tlsOnly: boolean };
-    const one = tlsOnly ? handshakeOnly : connectOne;
+    if ('commands' in (m as object)) {
+      expected += (m as { commands: number }).commands;
+      if (commands >= expected) process.send!('received');
+      else awaited = { count: expected, done: () => process.send!('received') };
+      return;
+    }
+    const { port, caPem, credentials, tlsOnly, exchange } = m as { port: number; caPem: string; credentials: Credentials[]; tlsOnly: boolean; exchange: boolean };
+    const one = (c: Credentials) => (tlsOnly ? handshakeOnly(port, caPem, c) : connectOne(port, caPem, c, exchange));
     // A few at a time, like a fleet coming back after an outage, without a thundering herd.
-    for (let i = 0; i < credentials.length; i += 50) await Promise.all(credentials.slice(i, i + 50).map((c) => one(port, caPem, c)));
+    for (let i = 0; i < credentials.length; i += 50) await Promise.all(credentials.slice(i, i + 50).map(one));
     process.send!('connected');
   });
   await new Promise(() => undefined); // killed by the parent

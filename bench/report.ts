@@ -114,6 +114,11 @@ function threadSplit(l: ServerLoad): string {
   return ` (${entries.map(([name, ms]) => `${name} ${fixed((ms / l.cpuMs) * 100, 0)}`).join(', ')})`;
 }
 
+/** '; read at once after the collections: 41.2 KiB', when the run read both (scenario.ts MEMORY_SETTLE_MS). */
+function atOnce(m: PerDeviceMemory): string {
+  return m.rssAtOnce === undefined ? '' : `; read at once after the collections: ${fixed(m.rssAtOnce / KiB)} KiB`;
+}
+
 function announceLine(a: AnnouncePhase): string {
   return `${fixed(a.perSecond, 0)}/s; ${load(a.server)}; fleet CPU ${fixed(a.fleetCpuPercent, 0)} %, its loop delay p99 ${ms(a.fleetLoopDelayP99Ms)} ms`;
 }
@@ -153,10 +158,10 @@ export function printScenario(r: ScenarioResult, info: RunInfo): void {
   line('server RSS', `${fixed(m.idle.rss / MiB)} MiB idle → ${fixed(m.connected.rss / MiB)} MiB with ${r.devices} online, after GC (as found: ${fixed(m.idleRawRssBytes / MiB)} → ${fixed(m.connectedRawRssBytes / MiB)}; peak ${fixed(m.peakRssBytes / MiB)} MiB)`);
   const d = m.perDevice;
   const marginal = marginalMemory(r);
-  line('  per device, from idle', `${fixed(d.rss / KiB)} KiB: live JS objects ${fixed(d.jsObjects / KiB)}, native and heap slack ${fixed(d.native / KiB)}`, marginal ? undefined : memory);
+  line('  per device, from idle', `${fixed(d.rss / KiB)} KiB: live JS objects ${fixed(d.jsObjects / KiB)}, native and heap slack ${fixed(d.native / KiB)}${atOnce(d)}`, marginal ? undefined : memory);
   if (marginal) {
     const e = marginal.perDevice;
-    line('  one more device', `${fixed(e.rss / KiB)} KiB: live JS objects ${fixed(e.jsObjects / KiB)}, native and heap slack ${fixed(e.native / KiB)} (${marginal.devices} more devices: ${fixed(marginal.before.rss / MiB)} → ${fixed(marginal.after.rss / MiB)} MiB with ${marginal.online} online)`, memory);
+    line('  one more device', `${fixed(e.rss / KiB)} KiB: live JS objects ${fixed(e.jsObjects / KiB)}, native and heap slack ${fixed(e.native / KiB)} (${marginal.devices} more devices: ${fixed(marginal.before.rss / MiB)} → ${fixed(marginal.after.rss / MiB)} MiB with ${marginal.online} online)${atOnce(e)}`, memory);
   } else if (m.marginal && 'why' in m.marginal) {
     line('  one more device', `not measured: ${m.marginal.why}`);
   }

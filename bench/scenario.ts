@@ -78,6 +78,8 @@ export interface PerDeviceMemory {
    * buffers, malloc) and V8 heap pages committed but not filled.
    */
   native: number;
+  /** The RSS growth per device as read at once after the collections (see MEMORY_SETTLE_MS). */
+  rssAtOnce?: number;
 }
 
 export interface ScenarioResult {
@@ -129,6 +131,13 @@ export interface ScenarioResult {
 
 const ADMIN_TOKEN = `bench-${process.pid}-${Math.random().toString(36).slice(2)}-token`;
 const SETTLE_MS = 2_000;
+/**
+ * How long after its collections the server's RSS is read: jemalloc gives freed pages back over
+ * its decay time (1 s, bin/jemalloc.sh) and V8 unmaps freed pages in the background, so a reading
+ * taken at once still holds part of what the collections freed, more after a phase that left more
+ * garbage (bench/README.md, "Eleventh round"). The reading at once is kept beside it.
+ */
+const MEMORY_SETTLE_MS = 2_500;
 const ANNOUNCE: Announce = { type: FIRMWARE_TYPE, version: '1.0.0', chip: 'esp32' };
 /** Warm-up devices announce a type with no firmware, so they are never targets of the rollout. */
 const WARMUP_ANNOUNCE: Announce = { type: 'bench-warmup', version: '1.0.0', chip: 'esp32' };
@@ -174,7 +183,7 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
     }
     await sleep(SETTLE_MS);
     const idleRawRssBytes = server.rssBytes();
-    const { memory: idle } = await server.probe();
+    const { memory: idle } = await server.probe({ settleMs: MEMORY_SETTLE_MS });
 
     // 2. The fleet connects and announces, a bounded number of devices at a time.
     step = 'connect + announce';
@@ -190,7 +199,7 @@ export async function runScenario(db: BenchDatabase, opts: ScenarioOptions): Pro
     step = 'memory';
     await sleep(SETTLE_MS);
     const connectedRawRssBytes = server.rssBytes();
-    const { memory: online } = await server.probe();
+    const { memory: online } = await server.probe({ settleMs: MEMORY_SETTLE_MS });
 
     // 3a. One more batch with everyone online, then gone again: what one more device costs. Read
     // here, not after the fan-out, whose garbage leaves room the batch would fill unseen.
@@ -333,7 +342,7 @@ async function oneMoreBatch(
   let after: MemorySample | undefined;
   if (r.answered === r.requested) {
     await sleep(SETTLE_MS);
-    ({ memory: after } = await server.probe());
+    ({ memory: after } = await server.probe({ settleMs: MEMORY_SETTLE_MS }));
   }
   await fleet.request({ op: 'disconnect', ids });
   await sleep(SETTLE_MS);
@@ -342,8 +351,9 @@ async function oneMoreBatch(
 }
 
 function perDeviceMemory(idle: MemorySample, online: MemorySample, devices: number): PerDeviceMemory {
-  const delta = (k: keyof MemorySample) => (online[k] - idle[k]) / devices;
-  return { rss: delta('rss'), jsObjects: delta('heapUsed'), native: delta('rss') - delta('heapUsed') };
+  const delta = (k: 'rss' | 'heapUsed') => (online[k] - idle[k]) / devices;
+  const atOnce = online.rssAtOnce !== undefined && idle.rssAtOnce !== undefined ? (online.rssAtOnce - idle.rssAtOnce) / devices : undefined;
+  return { rss: delta('rss'), jsObjects: delta('heapUsed'), native: delta('rss') - delta('heapUsed'), ...(atOnce === undefined ? {} : { rssAtOnce: atOnce }) };
 }
 
 function announcePhase(r: AnnounceResult, concurrency: number, server: ServerLoad): AnnouncePhase {

@@ -48,6 +48,8 @@ export interface GcPauses {
 export interface MemorySample {
   /** VmRSS, bytes. */
   rss: number;
+  /** VmRSS read as soon as the collections ended, when `rss` was read after a settle. */
+  rssAtOnce?: number;
   heapUsed: number;
   heapTotal: number;
   /** C++ objects bound to JS (buffers, TLS sockets' native state, WASM memory). */
@@ -166,7 +168,12 @@ export class ServerProcess {
    * The server's event-loop delay since the previous probe, and its memory once it has collected
    * its garbage: what it really holds.
    */
-  async probe(): Promise<{ loopDelay: LoopDelay; gcPauses: GcPauses; memory: MemorySample }> {
+  /**
+   * Collects garbage in the server and reads it. `settleMs`: wait that long before reading RSS, so
+   * that what the collections freed has been given back (jemalloc returns freed pages over its
+   * decay time, V8 unmaps freed pages in the background); `rssAtOnce` keeps the reading before.
+   */
+  async probe(opts: { settleMs?: number } = {}): Promise<{ loopDelay: LoopDelay; gcPauses: GcPauses; memory: MemorySample }> {
     const line = new Promise<ProbeLine>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the server did not answer the probe')), PROBE_TIMEOUT_MS);
       this.probeWaiter = (m) => { clearTimeout(timer); resolve(m); };
@@ -174,7 +181,10 @@ export class ServerProcess {
     this.child.kill('SIGUSR2');
     const { loopDelay, gcPauses, memory: { heapUsed, heapTotal, external, arrayBuffers } } = await line;
     this.peakRssBytes();
-    return { loopDelay, gcPauses, memory: { rss: this.rssBytes(), heapUsed, heapTotal, external, arrayBuffers } };
+    if (!opts.settleMs) return { loopDelay, gcPauses, memory: { rss: this.rssBytes(), heapUsed, heapTotal, external, arrayBuffers } };
+    const rssAtOnce = this.rssBytes();
+    await sleep(opts.settleMs);
+    return { loopDelay, gcPauses, memory: { rss: this.rssBytes(), rssAtOnce, heapUsed, heapTotal, external, arrayBuffers } };
   }
 
   /** Resident set size now (VmRSS), in bytes. */
@@ -192,12 +202,12 @@ export class ServerProcess {
     return this.lastPeakRssBytes;
   }
 
-  /** CPU time used so far, user + system, in milliseconds. */
   /** Its CPU so far by kind of thread (machine.ts). */
   threadCpuMs(): Map<string, number> {
     return threadCpuByName(this.pid);
   }
 
+  /** CPU time used so far, user + system, in milliseconds. */
   cpuMs(): number {
     return processCpuMs(this.pid);
   }

@@ -10,9 +10,9 @@
 // --bare measures plain Aedes behind a Node TLS server with default options, for comparison.
 // --tls-only measures the floor: mutual-TLS sockets with the broker's TLS options (no session
 // tickets) and nothing on them, no MQTT at all; the clients only handshake.
-// --exchange (mqota's broker): each device also publishes an announce-sized message at QoS 1 and
-// gets a command-sized one back, as every device does once it is online; what that leaves behind
-// on each connection is counted with the rest.
+// --exchange: each device also publishes an announce-sized message at QoS 1 and gets a
+// command-sized one back, as every device does once it is online; what that leaves behind on each
+// connection is counted with the rest. With --tls-only the same sizes go over the bare TLS socket.
 
 import { fork } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -81,6 +81,8 @@ async function runServer(): Promise<void> {
         (socket) => {
           held.add(socket);
           socket.on('error', () => undefined);
+          // --exchange: a command-sized answer to the device's first bytes, as the broker's would be.
+          if (values.exchange) socket.once('data', () => socket.write(COMMAND_PAYLOAD));
         },
       );
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -96,6 +98,12 @@ async function runServer(): Promise<void> {
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       port = (server.address() as { port: number }).port;
       connected = () => aedes.connectedClients;
+      if (values.exchange) {
+        sendCommand = (id) => new Promise<void>((resolve, reject) => aedes.publish(
+          { cmd: 'publish', topic: topics.command(id), payload: COMMAND_PAYLOAD, qos: 1, retain: false, dup: false },
+          (err) => (err ? reject(err) : resolve()),
+        ));
+      }
       close = async () => {
         await new Promise<void>((resolve) => aedes.close(() => resolve()));
         await new Promise((resolve) => server.close(resolve));
@@ -108,12 +116,16 @@ async function runServer(): Promise<void> {
       if (values.exchange) sendCommand = (id) => broker.publish(topics.command(id), COMMAND_PAYLOAD, { qos: 1 });
     }
 
+    // Read once what the collections freed has been given back: jemalloc returns freed pages over
+    // its decay time (1 s, bin/jemalloc.sh), V8 unmaps in the background. `rssAtOnce`: 250 ms after.
     const settle = async () => {
       for (let i = 0; i < 4; i++) {
         gc();
         await sleep(250);
       }
-      return process.memoryUsage();
+      const rssAtOnce = process.memoryUsage().rss;
+      await sleep(2_500);
+      return { ...process.memoryUsage(), rssAtOnce };
     };
     const child = fork(self, ['--client'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     child.once('exit', (code) => {
@@ -122,9 +134,13 @@ async function runServer(): Promise<void> {
     const connectMore = async (batch: Credentials[]) => {
       const target = connected() + batch.length;
       const started = Date.now();
-      const reply = () => new Promise<void>((resolve) => child.once('message', () => resolve()));
+      // A device that never got through would leave the client process silent: fail, not hang.
+      const reply = () => new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the client process did not answer within 180 s')), 180_000);
+        child.once('message', () => { clearTimeout(timer); resolve(); });
+      });
       let replied = reply();
-      child.send({ port, caPem, credentials: batch, tlsOnly, exchange: sendCommand !== null });
+      child.send({ port, caPem, credentials: batch, tlsOnly, exchange: values.exchange });
       await replied;
       while (connected() < target) {
         if (Date.now() - started > 120_000) throw new Error(`only ${connected()} of ${target} connected`);
@@ -146,15 +162,15 @@ async function runServer(): Promise<void> {
     const seconds = await connectMore(credentials.slice(warmup));
     const loaded = await settle();
 
-    const perDevice = (k: 'rss' | 'heapUsed' | 'heapTotal' | 'external') => ((loaded[k] - warm[k]) / devices / 1024).toFixed(1);
+    const perDevice = (k: 'rss' | 'rssAtOnce' | 'heapUsed' | 'heapTotal' | 'external') => ((loaded[k] - warm[k]) / devices / 1024).toFixed(1);
     const mib = (n: number) => (n / 2 ** 20).toFixed(1);
     console.log(
       JSON.stringify({
-        mode: tlsOnly ? 'mutual TLS only, no MQTT' : values.bare ? 'bare aedes + tls' : sendCommand ? 'mqota broker, announce and command exchanged' : 'mqota broker',
+        mode: `${tlsOnly ? 'mutual TLS only, no MQTT' : values.bare ? 'bare aedes + tls' : 'mqota broker'}${values.exchange ? ', one message each way' : ''}`,
         devices,
         warmup,
         connectSeconds: Number(seconds.toFixed(1)),
-        perDeviceKiB: { rss: perDevice('rss'), heapUsed: perDevice('heapUsed'), heapTotal: perDevice('heapTotal'), external: perDevice('external') },
+        perDeviceKiB: { rss: perDevice('rss'), rssAtOnce: perDevice('rssAtOnce'), heapUsed: perDevice('heapUsed'), heapTotal: perDevice('heapTotal'), external: perDevice('external') },
         warmupMiB: { rss: mib(warm.rss - baseline.rss), heapUsed: mib(warm.heapUsed - baseline.heapUsed) },
         node: process.version,
       }),
@@ -175,10 +191,14 @@ async function runClients(): Promise<void> {
     commands++;
     if (awaited && commands >= awaited.count) { awaited.done(); awaited = null; }
   };
-  const handshakeOnly = (port: number, caPem: string, c: Credentials) =>
+  const handshakeOnly = (port: number, caPem: string, c: Credentials, exchange: boolean) =>
     new Promise<void>((resolve, reject) => {
       const socket = connectTls({ host: '127.0.0.1', port }, deviceSecureContext({ ca: caPem, cert: c.cert, key: c.key }));
-      socket.once('secureConnect', () => resolve());
+      socket.once('secureConnect', () => {
+        if (!exchange) return resolve();
+        socket.once('data', () => resolve());
+        socket.write(ANNOUNCE_PAYLOAD);
+      });
       clients.push(socket);
       socket.once('error', reject);
     });
@@ -195,6 +215,7 @@ async function runClients(): Promise<void> {
       });
       clients.push(client);
       client.on('message', commandArrived);
+      client.once('close', () => reject(new Error(`${c.id}: connection closed before it was subscribed`)));
       client.once('connect', () => {
         client.subscribe(topics.command(c.id), { qos: 1 }, (err) => {
           if (err) reject(err);
@@ -213,7 +234,7 @@ async function runClients(): Promise<void> {
       return;
     }
     const { port, caPem, credentials, tlsOnly, exchange } = m as { port: number; caPem: string; credentials: Credentials[]; tlsOnly: boolean; exchange: boolean };
-    const one = (c: Credentials) => (tlsOnly ? handshakeOnly(port, caPem, c) : connectOne(port, caPem, c, exchange));
+    const one = (c: Credentials) => (tlsOnly ? handshakeOnly(port, caPem, c, exchange) : connectOne(port, caPem, c, exchange));
     // A few at a time, like a fleet coming back after an outage, without a thundering herd.
     for (let i = 0; i < credentials.length; i += 50) await Promise.all(credentials.slice(i, i + 50).map(one));
     process.send!('connected');

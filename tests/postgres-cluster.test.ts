@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import pg from 'pg';
 import { collectLines } from './support/child-process.js';
 import { eventually } from './support/eventually.js';
@@ -12,6 +13,7 @@ const STARTER = `
 import { startPostgresCluster } from './tests/support/postgres-cluster.ts';
 const cluster = await startPostgresCluster({ fsync: false });
 console.log('URL ' + cluster.adminUrl);
+console.log('DIR ' + cluster.dir);
 setInterval(() => {}, 60_000);
 `;
 
@@ -31,10 +33,14 @@ async function accepts(url: string): Promise<boolean> {
 test('a killed process takes its throwaway PostgreSQL cluster with it', { timeout: 120_000 }, async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', STARTER], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise((resolve) => child.once('exit', resolve));
+  let url: string | undefined;
+  let dir: string | undefined;
   try {
-    let url: string | undefined;
-    collectLines(child.stdout!, (line) => { if (line.startsWith('URL ')) url = line.slice(4); });
-    await eventually(() => url ?? (child.exitCode !== null ? Promise.reject(new Error('the starter exited')) : null), 60_000, 'the cluster to start');
+    collectLines(child.stdout!, (line) => {
+      if (line.startsWith('URL ')) url = line.slice(4);
+      if (line.startsWith('DIR ')) dir = line.slice(4);
+    });
+    await eventually(() => (url && dir) ?? (child.exitCode !== null ? Promise.reject(new Error('the starter exited')) : null), 60_000, 'the cluster to start');
     assert.equal(await accepts(url!), true, 'the cluster serves while its owner runs');
 
     child.kill('SIGKILL'); // no exit hook runs
@@ -42,5 +48,7 @@ test('a killed process takes its throwaway PostgreSQL cluster with it', { timeou
     await eventually(async () => !(await accepts(url!)), 60_000, 'the postmaster to shut down after its owner was killed');
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // The killed owner could not delete its cluster's folder; the postmaster is gone by now.
+    if (dir) await rm(dir, { recursive: true, force: true });
   }
 });

@@ -21,6 +21,8 @@ const STOP_TIMEOUT_MS = 15_000;
 export interface PostgresCluster {
   /** Superuser URL of the `postgres` database. */
   adminUrl: string;
+  /** The temp folder that holds the cluster (deleted by stop() or the exit hook). */
+  dir: string;
   /** Shuts the server down and deletes the cluster. */
   stop(): Promise<void>;
   /** Shuts the server down (fast shutdown) and keeps its data, as an outage would. */
@@ -84,7 +86,7 @@ export async function startPostgresCluster(opts: { fsync?: boolean } = {}): Prom
     if (!(await accepting(adminUrl, () => child.exitCode !== null))) throw new Error('the throwaway PostgreSQL cluster did not start again');
   };
   const child = launch();
-  if (await accepting(adminUrl, () => child.exitCode !== null)) return { adminUrl, stop, halt, resume };
+  if (await accepting(adminUrl, () => child.exitCode !== null)) return { adminUrl, dir, stop, halt, resume };
   await stop();
   throw new Error('the throwaway PostgreSQL cluster did not start');
 }

@@ -38,8 +38,8 @@ export function threadCpuMs(pid: number): Map<number, number> {
 
 /**
  * CPU time of a process so far by thread, ms, summed by what the thread is: 'main' (the thread
- * whose id is the process's), else its name (Node 22 and later name theirs: V8Worker,
- * libuv-worker, a worker's own name; Node 20 calls every thread 'node'). Threads that ended are
+ * whose id is the process's), else its name (Node 24 names theirs: V8Worker,
+ * libuv-worker, a worker's own name; Node 20 and 22 call most threads 'node'). Threads that ended are
  * 'ended threads': the process's total less the living ones'.
  */
 export function threadCpuByName(pid: number): Map<string, number> {

@@ -65,7 +65,7 @@ export async function openPgliteThread(dir: string): Promise<PGliteThread> {
   const start = () => new Promise<Worker>((resolve, reject) => {
     const workerData = { dir, setLiftoffOnly: !liftoffOnly };
     liftoffOnly = true;
-    // Named: Node 22 and later give the thread that name, which `top -H` and the bench show.
+    // Named: Node 24 gives the thread that name, which `top -H` and the bench show (Node 20 and 22 do not).
     const w = script.pathname.endsWith('.js')
       ? new Worker(script, { workerData, name: 'pglite' })
       : new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`, { eval: true, workerData, name: 'pglite' });

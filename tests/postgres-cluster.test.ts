@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import pg from 'pg';
 import { collectLines } from './support/child-process.js';
 import { eventually } from './support/eventually.js';
+import { accepts } from './support/postgres-cluster.js';
 
 const STARTER = `
 import { startPostgresCluster } from './tests/support/postgres-cluster.ts';
@@ -16,19 +16,6 @@ console.log('URL ' + cluster.adminUrl);
 console.log('DIR ' + cluster.dir);
 setInterval(() => {}, 60_000);
 `;
-
-async function accepts(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 test('a killed process takes its throwaway PostgreSQL cluster with it', { timeout: 120_000 }, async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', STARTER], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });

@@ -91,19 +91,26 @@ export async function startPostgresCluster(opts: { fsync?: boolean } = {}): Prom
   throw new Error('the throwaway PostgreSQL cluster did not start');
 }
 
+/** Whether a server at `url` accepts a connection now. */
+export async function accepts(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** Waits until the server accepts a connection; false when it exited or did not within START_TIMEOUT_MS. */
 async function accepting(url: string, exited: () => boolean): Promise<boolean> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    try {
-      const client = new pg.Client(url);
-      await client.connect();
-      await client.end();
-      return true;
-    } catch {
-      if (exited()) return false;
-      await sleep(100);
-    }
+    if (await accepts(url)) return true;
+    if (exited()) return false;
+    await sleep(100);
   }
   return false;
 }

@@ -30,6 +30,7 @@ import { startBroker } from '../broker/index.js';
 import { ensurePki, issueClientCertificate } from '../certs/pki.js';
 import { topics } from '../src/topics.js';
 import { connectTls, deviceSecureContext } from '../src/simulation/mqtt-device.js';
+import { MEMORY_SETTLE_MS } from './machine.js';
 
 interface Credentials {
   id: string;
@@ -116,15 +117,14 @@ async function runServer(): Promise<void> {
       if (values.exchange) sendCommand = (id) => broker.publish(topics.command(id), COMMAND_PAYLOAD, { qos: 1 });
     }
 
-    // Read once what the collections freed has been given back: jemalloc returns freed pages over
-    // its decay time (1 s, bin/jemalloc.sh), V8 unmaps in the background. `rssAtOnce`: 250 ms after.
+    // RSS read MEMORY_SETTLE_MS after the collections (machine.ts); `rssAtOnce`: 250 ms after them.
     const settle = async () => {
       for (let i = 0; i < 4; i++) {
         gc();
         await sleep(250);
       }
       const rssAtOnce = process.memoryUsage().rss;
-      await sleep(2_500);
+      await sleep(MEMORY_SETTLE_MS);
       return { ...process.memoryUsage(), rssAtOnce };
     };
     const child = fork(self, ['--client'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });

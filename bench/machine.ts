@@ -10,6 +10,14 @@ const TICKS_PER_SECOND = (() => {
 
 const toMs = (ticks: number) => (ticks * 1000) / TICKS_PER_SECOND;
 
+/**
+ * How long after full collections a process's RSS is read: jemalloc gives freed pages back over
+ * its decay time (1 s, bin/jemalloc.sh) and V8 unmaps freed pages in the background, so a reading
+ * taken at once still holds part of what the collections freed, more after a phase that left more
+ * garbage (bench/README.md, "Eleventh round").
+ */
+export const MEMORY_SETTLE_MS = 2_500;
+
 /** The fields of /proc/<pid>/stat (or a thread's, `<pid>/task/<tid>`) after the command name (which may contain spaces). */
 function statFields(pid: number | string): string[] | null {
   try {

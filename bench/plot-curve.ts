@@ -11,7 +11,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import type { ScenarioResult } from './scenario.js';
-import { fixed } from './stats.js';
+import { CHROMIUM_PATH } from '../tests/support/browser.js';
+import { fixed, KiB } from './stats.js';
 
 interface RunFile {
   commit: string;
@@ -42,7 +43,7 @@ const { values, positionals } = parseArgs({
   options: {
     out: { type: 'string', default: 'bench/curve.png' },
     title: { type: 'string' },
-    chromium: { type: 'string', default: process.env.MQOTA_TEST_CHROMIUM ?? '/usr/bin/chromium' },
+    chromium: { type: 'string', default: CHROMIUM_PATH },
   },
 });
 if (!positionals.length) {
@@ -54,13 +55,13 @@ const points = positionals.flatMap((file): Point[] => {
   const run = JSON.parse(readFileSync(file, 'utf8')) as RunFile;
   return run.results.filter((r) => r.kind === 'pglite' && !r.failure && r.fanOut?.ms != null).map((r) => {
     const fanOut = r.fanOut!;
-    const marginal = r.memory.marginal && 'perDevice' in r.memory.marginal ? r.memory.marginal.perDevice.rss / 1024 : null;
+    const marginal = r.memory.marginal && 'perDevice' in r.memory.marginal ? r.memory.marginal.perDevice.rss / KiB : null;
     return {
       node: run.node.replace(/^v(\d+)\..*$/, 'Node $1'), commit: run.commit, devices: r.devices,
       connectWallMs: (r.connect.seconds * 1000) / r.devices, connectCpuMs: r.connect.server.cpuMs / r.devices,
       announceP99Ms: r.connect.announceToCommandMs?.p99 ?? NaN,
       fanOutWallMs: fanOut.ms! / r.devices, fanOutCpuMs: fanOut.server.cpuMs / r.devices,
-      memoryOneMoreKiB: marginal, memoryFromIdleKiB: r.memory.perDevice.rss / 1024, disturbed: r.disturbedPhases ?? [],
+      memoryOneMoreKiB: marginal, memoryFromIdleKiB: r.memory.perDevice.rss / KiB, disturbed: r.disturbedPhases ?? [],
     };
   });
 }).sort((a, b) => a.node.localeCompare(b.node) || a.devices - b.devices);
@@ -75,9 +76,11 @@ for (const p of points) {
 
 const nodes = [...new Set(points.map((p) => p.node))];
 const sizes = [...new Set(points.map((p) => p.devices))].sort((a, b) => a - b);
-/** uPlot's data: the x values, then one array per series, null where a Node line has no run at that size. */
-// Several runs of one size on one line are plotted as their mean (the table lists each), leaving
-// out runs the bench flagged as disturbed when an undisturbed one is there.
+/**
+ * uPlot's data: one array per series, null where a Node line has no run at that size. Several runs
+ * of one size on one line are plotted as their mean (the table lists each), leaving out runs the
+ * bench flagged as disturbed when an undisturbed one is there.
+ */
 function series(pick: (p: Point) => number | null): (number | null)[][] {
   return nodes.map((node) => sizes.map((n) => {
     const runs = points.filter((q) => q.node === node && q.devices === n);

@@ -114,7 +114,7 @@ function threadSplit(l: ServerLoad): string {
   return ` (${entries.map(([name, ms]) => `${name} ${fixed((ms / l.cpuMs) * 100, 0)}`).join(', ')})`;
 }
 
-/** '; read at once after the collections: 41.2 KiB', when the run read both (scenario.ts MEMORY_SETTLE_MS). */
+/** '; read at once after the collections: 41.2 KiB', when the run read both (machine.ts MEMORY_SETTLE_MS). */
 function atOnce(m: PerDeviceMemory): string {
   return m.rssAtOnce === undefined ? '' : `; read at once after the collections: ${fixed(m.rssAtOnce / KiB)} KiB`;
 }

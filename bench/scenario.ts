@@ -7,7 +7,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient } from '../src/cli/api-client.js';
 import { now } from './clock.js';
-import { machineBusyMs, treeCpuMs } from './machine.js';
+import { MEMORY_SETTLE_MS, machineBusyMs, treeCpuMs } from './machine.js';
 import type { BenchDatabase } from './database.js';
 import { FleetProcess } from './fleet-process.js';
 import type { Announce, AnnounceResult, ExpectedUpdate, UpdatesResult } from './fleet-protocol.js';
@@ -78,7 +78,7 @@ export interface PerDeviceMemory {
    * buffers, malloc) and V8 heap pages committed but not filled.
    */
   native: number;
-  /** The RSS growth per device as read at once after the collections (see MEMORY_SETTLE_MS). */
+  /** The RSS growth per device as read at once after the collections (machine.ts MEMORY_SETTLE_MS). */
   rssAtOnce?: number;
 }
 
@@ -131,13 +131,6 @@ export interface ScenarioResult {
 
 const ADMIN_TOKEN = `bench-${process.pid}-${Math.random().toString(36).slice(2)}-token`;
 const SETTLE_MS = 2_000;
-/**
- * How long after its collections the server's RSS is read: jemalloc gives freed pages back over
- * its decay time (1 s, bin/jemalloc.sh) and V8 unmaps freed pages in the background, so a reading
- * taken at once still holds part of what the collections freed, more after a phase that left more
- * garbage (bench/README.md, "Eleventh round"). The reading at once is kept beside it.
- */
-const MEMORY_SETTLE_MS = 2_500;
 const ANNOUNCE: Announce = { type: FIRMWARE_TYPE, version: '1.0.0', chip: 'esp32' };
 /** Warm-up devices announce a type with no firmware, so they are never targets of the rollout. */
 const WARMUP_ANNOUNCE: Announce = { type: 'bench-warmup', version: '1.0.0', chip: 'esp32' };

@@ -166,12 +166,8 @@ export class ServerProcess {
 
   /**
    * The server's event-loop delay since the previous probe, and its memory once it has collected
-   * its garbage: what it really holds.
-   */
-  /**
-   * Collects garbage in the server and reads it. `settleMs`: wait that long before reading RSS, so
-   * that what the collections freed has been given back (jemalloc returns freed pages over its
-   * decay time, V8 unmaps freed pages in the background); `rssAtOnce` keeps the reading before.
+   * its garbage: what it really holds. `settleMs`: RSS is read that much later, once what the
+   * collections freed has gone back (machine.ts MEMORY_SETTLE_MS); `rssAtOnce` is the reading before.
    */
   async probe(opts: { settleMs?: number } = {}): Promise<{ loopDelay: LoopDelay; gcPauses: GcPauses; memory: MemorySample }> {
     const line = new Promise<ProbeLine>((resolve, reject) => {
